@@ -1,0 +1,106 @@
+#pragma once
+// Plain configuration structs. Defaults here are the documented defaults of the CLI
+// (sim/cli/options.cpp registers each field with Boost.Program_options under the name given
+// in the trailing comment). Validation lives in config.cpp and throws ConfigError naming the
+// option and the fix.
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace statex {
+
+// A user error: bad option value, impossible setting, bad file. Message names the option.
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Shape of one layer's token mixer. Differs per layer after StateX expansion.
+struct MixerShape {
+  int heads = 2;    // GLA: heads H;          Mamba2: nheads Hm = d_inner / head_dim
+  int d_state = 0;  // GLA: unused (0);       Mamba2: state dim N
+};
+
+struct ModelConfig {
+  std::string model = "gla";  // model: gla | mamba2
+  int vocab_size = 256;       // model.vocab_size
+  int d_model = 64;           // model.d_model  (D)
+  int n_layers = 2;           // model.n_layers (L)
+  bool mlp = false;           // model.mlp: SwiGLU MLP after each mixer (Zoology MQAR: none)
+  int mlp_hidden = 0;         // model.mlp_hidden: 0 = 4*D*2/3 rounded up to a multiple of 8
+  bool tie_embeddings = true; // model.tie_embeddings: LM head = embedding^T
+  float norm_eps = 1e-5f;     // model.norm_eps
+
+  // GLA (fla GatedLinearAttention)
+  int heads = 2;                  // model.heads (H)
+  float expand_k = 0.5f;          // model.expand_k: Dk = expand_k * D
+  float expand_v = 1.0f;          // model.expand_v: Dv = expand_v * D
+  bool use_short_conv = true;     // model.use_short_conv: width-4 causal conv + SiLU on q/k/v
+  int conv_width = 4;             // model.conv_width (GLA short conv and Mamba2 conv)
+  int gate_low_rank = 16;         // model.gate_low_rank (r)
+  float gate_logit_normalizer = 16.0f;  // model.gate_logit_normalizer
+
+  // Mamba2 (mamba_ssm Mamba2)
+  int expand = 2;     // model.expand: d_inner = expand * D
+  int head_dim = 16;  // model.head_dim (P)
+  int ngroups = 1;    // model.ngroups (G)
+  int d_state = 16;   // model.d_state (N)
+
+  // Per-layer mixer shapes; empty means every layer uses the defaults above. StateX fills it.
+  std::vector<MixerShape> layers;  // (not a CLI option; stored in checkpoints)
+
+  int key_dim() const { return static_cast<int>(expand_k * d_model); }    // Dk
+  int value_dim() const { return static_cast<int>(expand_v * d_model); }  // Dv
+  int d_inner() const { return expand * d_model; }
+  int hidden_mlp() const { return mlp_hidden > 0 ? mlp_hidden : ((8 * d_model / 3 + 7) / 8) * 8; }
+  MixerShape default_shape() const;
+  MixerShape layer_shape(int layer) const;  // layers[layer] or the default
+};
+
+// One MQAR segment: `count` examples of length T with K key-value pairs.
+struct MqarSegment {
+  int seq_len = 64;   // T
+  int num_kv = 4;     // K
+  long count = 0;     // examples in this segment
+};
+
+struct MqarConfig {
+  int vocab_size = 256;          // = model.vocab_size (copied by the CLI)
+  float power_a = 0.01f;         // mqar.power_a: gap distribution p(g) ∝ a (g+1)^(a-1)
+  bool random_non_queries = false;  // mqar.random_non_queries
+  std::vector<MqarSegment> train;   // mqar.train  "T:K:count[,T:K:count...]"
+  std::vector<MqarSegment> test;    // mqar.test
+  unsigned long long train_seed = 1;  // mqar.seed (train seed space; test uses a disjoint one)
+};
+
+struct TrainConfig {
+  long steps = 1500;             // train.steps
+  int batch_size = 64;           // train.batch_size
+  float lr = 3e-3f;              // train.lr (peak)
+  float min_lr_ratio = 0.0f;     // train.min_lr_ratio: cosine floor as a fraction of lr
+  int warmup_steps = 100;        // train.warmup_steps
+  float beta1 = 0.9f;            // train.beta1
+  float beta2 = 0.95f;           // train.beta2
+  float adam_eps = 1e-8f;        // train.adam_eps
+  float weight_decay = 0.1f;     // train.weight_decay (2-D weights only unless decay_all)
+  bool decay_all = false;        // train.decay_all
+  float grad_clip = 1.0f;        // train.grad_clip (0 = off)
+  int eval_every = 100;          // train.eval_every (steps)
+  float target_accuracy = 0.0f;  // train.target_accuracy: early stop when test acc >= this (0 = off)
+  unsigned long long seed = 0;   // train.seed: parameter init (data seeds live in MqarConfig)
+  int threads = 0;               // train.threads: OpenMP threads (0 = OMP default)
+  int gla_chunk = 16;            // train.gla_chunk: chunk length of the chunked GLA
+  int ssd_chunk = 16;            // train.ssd_chunk: chunk length of the chunked SSD
+  int checkpoint_every = 0;      // train.checkpoint_every (0 = only at the end)
+  std::string device = "cpu";    // device: cpu | cuda
+};
+
+// Throws ConfigError naming the option on the first inconsistency.
+void validate(const ModelConfig& m);
+void validate(const MqarConfig& d);
+void validate(const TrainConfig& t);
+
+// "64:4:100000,128:8:2000" -> segments; throws ConfigError naming `option` on bad syntax.
+std::vector<MqarSegment> parse_segments(const std::string& text, const std::string& option);
+std::string format_segments(const std::vector<MqarSegment>& segs);
+
+}  // namespace statex
