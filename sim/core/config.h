@@ -3,6 +3,7 @@
 // (sim/cli/options.cpp registers each field with Boost.Program_options under the name given
 // in the trailing comment). Validation lives in config.cpp and throws ConfigError naming the
 // option and the fix.
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -93,6 +94,25 @@ struct TrainConfig {
   int checkpoint_every = 0;      // train.checkpoint_every (0 = only at the end)
   std::string device = "cpu";    // device: cpu | cuda
 };
+
+// StateX expansion (DESIGN.md §3, issue 4). Disabled when step < 0 and fraction < 0.
+struct StatexConfig {
+  long step = -1;              // statex.step: expand after this many training steps (-1 = off)
+  float fraction = -1.0f;      // statex.fraction: or at this fraction of train.steps (-1 = off)
+  int count = 1;               // statex.count: number of layers to expand (1..L)
+  std::string select = "evenly";  // statex.select: evenly | first | last | list
+  std::string layers;          // statex.layers: explicit list "0,2" when select = list
+  std::string mode = "reinit"; // statex.mode: reinit | inherit
+  int gla_heads = 1;           // statex.gla_heads: GLA target head count after merging
+  int state_mult = 4;          // statex.state_mult: Mamba2 N multiplier m
+  bool reset_optimizer = false;  // statex.reset_optimizer: zero ALL AdamW moments (new tensors always start at 0)
+  int warmup_steps = 100;      // statex.warmup_steps: warm-up of the restarted schedule
+  std::string arm;             // statex.arm: label recorded in results (statex | control | scratch)
+};
+
+// Model config <-> string map of "model.*" options (checkpoint attributes, results /config).
+std::map<std::string, std::string> to_map(const ModelConfig& m);
+ModelConfig model_config_from_map(const std::map<std::string, std::string>& kv);
 
 // Throws ConfigError naming the option on the first inconsistency.
 void validate(const ModelConfig& m);

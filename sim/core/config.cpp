@@ -1,0 +1,2 @@
+// STUB (being written): config validation and map conversion.
+#include "sim/core/config.h"
