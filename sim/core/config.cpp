@@ -1,2 +1,131 @@
-// STUB (being written): config validation and map conversion.
 #include "sim/core/config.h"
+
+#include <cmath>
+#include <string>
+
+#include "sim/core/options.h"
+
+namespace statex {
+
+namespace {
+void require(bool ok, const std::string& msg) {
+  if (!ok) throw ConfigError(msg);
+}
+std::string str(double v) { return format_float(v); }
+}  // namespace
+
+MixerShape ModelConfig::default_shape() const {
+  MixerShape s;
+  if (model == "mamba2") {
+    s.heads = head_dim > 0 ? d_inner() / head_dim : 0;
+    s.d_state = d_state;
+  } else {
+    s.heads = heads;
+    s.d_state = 0;
+  }
+  return s;
+}
+
+MixerShape ModelConfig::layer_shape(int layer) const {
+  return layers.empty() ? default_shape() : layers.at(layer);
+}
+
+void validate(const ModelConfig& m) {
+  require(m.model == "gla" || m.model == "mamba2",
+          "model.model: unknown model '" + m.model + "' (use gla or mamba2)");
+  require(m.vocab_size > 0, "model.vocab_size must be > 0 (got " + std::to_string(m.vocab_size) + ")");
+  require(m.d_model > 0, "model.d_model must be > 0 (got " + std::to_string(m.d_model) + ")");
+  require(m.n_layers > 0, "model.n_layers must be > 0 (got " + std::to_string(m.n_layers) + ")");
+  require(m.mlp_hidden >= 0, "model.mlp_hidden must be >= 0 (0 = default 8D/3)");
+  require(m.norm_eps > 0, "model.norm_eps must be > 0");
+  require(m.conv_width >= 1, "model.conv_width must be >= 1");
+  require(m.layers.empty() || int(m.layers.size()) == m.n_layers,
+          "per-layer shapes: expected " + std::to_string(m.n_layers) + " entries");
+  if (m.model == "gla") {
+    require(m.heads > 0, "model.heads must be > 0 (got " + std::to_string(m.heads) + ")");
+    double dk = m.expand_k * m.d_model, dv = m.expand_v * m.d_model;
+    require(dk >= 1 && std::fabs(dk - std::round(dk)) < 1e-6,
+            "model.expand_k * model.d_model must be a positive integer (got " + str(dk) + ")");
+    require(dv >= 1 && std::fabs(dv - std::round(dv)) < 1e-6,
+            "model.expand_v * model.d_model must be a positive integer (got " + str(dv) + ")");
+    require(m.gate_low_rank > 0, "model.gate_low_rank must be > 0");
+    require(m.gate_logit_normalizer > 0, "model.gate_logit_normalizer must be > 0");
+    for (int l = 0; l < m.n_layers; ++l) {
+      int h = m.layer_shape(l).heads;
+      std::string who = m.layers.empty() ? "model.heads" : "layer " + std::to_string(l) + " heads";
+      require(h > 0 && m.key_dim() % h == 0,
+              who + " = " + std::to_string(h) + " does not divide the key dim Dk = " +
+                  std::to_string(m.key_dim()) + " (model.expand_k * model.d_model); choose heads " +
+                  "that divide both Dk and Dv");
+      require(m.value_dim() % h == 0,
+              who + " = " + std::to_string(h) + " does not divide the value dim Dv = " +
+                  std::to_string(m.value_dim()) + " (model.expand_v * model.d_model)");
+    }
+  } else {
+    require(m.expand > 0, "model.expand must be > 0");
+    require(m.head_dim > 0, "model.head_dim must be > 0 (got " + std::to_string(m.head_dim) + ")");
+    require(m.d_inner() % m.head_dim == 0,
+            "model.head_dim = " + std::to_string(m.head_dim) + " does not divide d_inner = " +
+                std::to_string(m.d_inner()) + " (model.expand * model.d_model)");
+    require(m.ngroups > 0, "model.ngroups must be > 0");
+    int nheads = m.d_inner() / m.head_dim;
+    require(nheads % m.ngroups == 0,
+            "model.ngroups = " + std::to_string(m.ngroups) + " does not divide the " +
+                std::to_string(nheads) + " heads (d_inner / model.head_dim)");
+    for (int l = 0; l < m.n_layers; ++l) {
+      int n = m.layer_shape(l).d_state;
+      require(n >= 1, (m.layers.empty() ? std::string("model.d_state")
+                                        : "layer " + std::to_string(l) + " d_state") +
+                          " must be >= 1 (got " + std::to_string(n) + ")");
+    }
+  }
+}
+
+void validate(const TrainConfig& t) {
+  require(t.steps > 0, "train.steps must be > 0 (got " + std::to_string(t.steps) + ")");
+  require(t.batch_size > 0, "train.batch_size must be > 0 (got " + std::to_string(t.batch_size) + ")");
+  require(t.lr > 0 && std::isfinite(t.lr), "train.lr must be > 0");
+  require(t.min_lr_ratio >= 0 && t.min_lr_ratio <= 1, "train.min_lr_ratio must be in [0, 1]");
+  require(t.warmup_steps >= 0, "train.warmup_steps must be >= 0");
+  require(t.beta1 >= 0 && t.beta1 < 1, "train.beta1 must be in [0, 1)");
+  require(t.beta2 >= 0 && t.beta2 < 1, "train.beta2 must be in [0, 1)");
+  require(t.adam_eps > 0, "train.adam_eps must be > 0");
+  require(t.weight_decay >= 0, "train.weight_decay must be >= 0");
+  require(t.grad_clip >= 0, "train.grad_clip must be >= 0 (0 = off)");
+  require(t.eval_every > 0, "train.eval_every must be > 0 (got " + std::to_string(t.eval_every) + ")");
+  require(t.target_accuracy >= 0 && t.target_accuracy <= 1, "train.target_accuracy must be in [0, 1]");
+  require(t.threads >= 0, "train.threads must be >= 0 (0 = OpenMP default)");
+  require(t.gla_chunk > 0, "train.gla_chunk must be > 0");
+  require(t.ssd_chunk > 0, "train.ssd_chunk must be > 0");
+  require(t.checkpoint_every >= 0, "train.checkpoint_every must be >= 0");
+  require(t.device == "cpu" || t.device == "cuda",
+          "device: unknown device '" + t.device + "' (use cpu or cuda)");
+}
+
+std::map<std::string, std::string> to_map(const ModelConfig& m) {
+  ExperimentConfig c;
+  c.model = m;
+  std::map<std::string, std::string> out;
+  for (auto& [k, v] : OptionRegistry(c).values())
+    if (k.rfind("model.", 0) == 0) out[k] = v;
+  return out;
+}
+
+ModelConfig model_config_from_map(const std::map<std::string, std::string>& kv) {
+  ExperimentConfig c;
+  OptionRegistry reg(c);
+  std::vector<std::string> args;
+  for (auto& [k, v] : kv)
+    if (k.rfind("model.", 0) == 0) args.push_back("--" + k + "=" + v);
+  namespace po = boost::program_options;
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(reg.description()).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw ConfigError(std::string("model config: ") + e.what());
+  }
+  return c.model;
+}
+
+}  // namespace statex

@@ -110,6 +110,16 @@ struct StatexConfig {
   std::string arm;             // statex.arm: label recorded in results (statex | control | scratch)
 };
 
+// Everything one `statex train` run needs.
+struct ExperimentConfig {
+  ModelConfig model;
+  MqarConfig mqar;
+  std::string mqar_train = "64:4:100000";  // mqar.train (parsed into mqar.train)
+  std::string mqar_test = "64:4:1000";     // mqar.test
+  TrainConfig train;
+  StatexConfig statex;
+};
+
 // Model config <-> string map of "model.*" options (checkpoint attributes, results /config).
 std::map<std::string, std::string> to_map(const ModelConfig& m);
 ModelConfig model_config_from_map(const std::map<std::string, std::string>& kv);

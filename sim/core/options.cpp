@@ -1,0 +1,180 @@
+#include "sim/core/options.h"
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace po = boost::program_options;
+
+namespace statex {
+
+std::string format_float(double v) {
+  char buf[64];
+  for (int prec = 6; prec <= 17; ++prec) {
+    std::snprintf(buf, sizeof buf, "%.*g", prec, v);
+    if (static_cast<float>(std::strtod(buf, nullptr)) == static_cast<float>(v)) break;
+  }
+  return buf;
+}
+
+namespace {
+std::string to_text(const std::string& v) { return v; }
+std::string to_text(bool v) { return v ? "true" : "false"; }
+std::string to_text(float v) { return format_float(v); }
+template <class T>
+std::string to_text(T v) { return std::to_string(v); }
+}  // namespace
+
+template <class T>
+void OptionRegistry::add(const std::string& name, T* field, const std::string& help) {
+  desc_.add_options()(name.c_str(), po::value<T>(field)->default_value(*field, to_text(*field)),
+                      help.c_str());
+  getters_.emplace_back(name, [field] { return to_text(*field); });
+}
+
+OptionRegistry::OptionRegistry(ExperimentConfig& c) {
+  auto& m = c.model;
+  add("model.model", &m.model, "token mixer: gla | mamba2");
+  add("model.vocab_size", &m.vocab_size, "vocabulary size V (tokens)");
+  add("model.d_model", &m.d_model, "model width D (scalars)");
+  add("model.n_layers", &m.n_layers, "number of blocks L");
+  add("model.mlp", &m.mlp, "SwiGLU MLP after each mixer (Zoology MQAR default: false)");
+  add("model.mlp_hidden", &m.mlp_hidden, "MLP hidden width (0 = 8D/3 rounded up to 8)");
+  add("model.tie_embeddings", &m.tie_embeddings, "LM head tied to the embedding");
+  add("model.norm_eps", &m.norm_eps, "RMSNorm epsilon");
+  add("model.heads", &m.heads, "GLA: heads H");
+  add("model.expand_k", &m.expand_k, "GLA: key dim Dk = expand_k * D");
+  add("model.expand_v", &m.expand_v, "GLA: value dim Dv = expand_v * D");
+  add("model.use_short_conv", &m.use_short_conv,
+      "GLA: causal conv (width conv_width) + SiLU on q/k/v (off in the StateX paper; on by "
+      "default here because it learns MQAR ~5x faster, DESIGN.md §2)");
+  add("model.conv_width", &m.conv_width, "conv width (GLA short conv, Mamba2 conv1d)");
+  add("model.gate_low_rank", &m.gate_low_rank, "GLA: forget-gate low rank r");
+  add("model.gate_logit_normalizer", &m.gate_logit_normalizer, "GLA: gk = logsigmoid(.)/this");
+  add("model.expand", &m.expand, "Mamba2: d_inner = expand * D");
+  add("model.head_dim", &m.head_dim, "Mamba2: head dim P (d_inner must be divisible by it)");
+  add("model.ngroups", &m.ngroups, "Mamba2: B/C groups G (must divide the heads)");
+  add("model.d_state", &m.d_state, "Mamba2: state dim N (scalars per head channel)");
+
+  add("mqar.train", &c.mqar_train, "train segments T:K:count[,T:K:count...] (tokens:pairs:examples)");
+  add("mqar.test", &c.mqar_test, "test segments T:K:count[,...]");
+  add("mqar.power_a", &c.mqar.power_a, "query gap power law p(g) ~ a (g+1)^(a-1)");
+  add("mqar.random_non_queries", &c.mqar.random_non_queries,
+      "fill the non-query slots of the query region with random tokens");
+  add("mqar.seed", &c.mqar.train_seed, "data seed (train and test use disjoint seed spaces)");
+
+  auto& t = c.train;
+  add("train.steps", &t.steps, "optimizer steps");
+  add("train.batch_size", &t.batch_size, "examples per step");
+  add("train.lr", &t.lr, "peak learning rate");
+  add("train.min_lr_ratio", &t.min_lr_ratio, "cosine floor as a fraction of lr");
+  add("train.warmup_steps", &t.warmup_steps, "linear warm-up (steps)");
+  add("train.beta1", &t.beta1, "AdamW beta1");
+  add("train.beta2", &t.beta2, "AdamW beta2");
+  add("train.adam_eps", &t.adam_eps, "AdamW epsilon");
+  add("train.weight_decay", &t.weight_decay, "AdamW decoupled weight decay");
+  add("train.decay_all", &t.decay_all, "decay every tensor (default: 2-D weights only)");
+  add("train.grad_clip", &t.grad_clip, "clip global grad norm to this (0 = off)");
+  add("train.eval_every", &t.eval_every, "evaluate on the test set every N steps");
+  add("train.target_accuracy", &t.target_accuracy, "stop early at this test accuracy (0 = off)");
+  add("train.seed", &t.seed, "parameter init seed");
+  add("train.threads", &t.threads, "OpenMP threads (0 = OpenMP default)");
+  add("train.gla_chunk", &t.gla_chunk, "chunk length of the chunked GLA (tokens)");
+  add("train.ssd_chunk", &t.ssd_chunk, "chunk length of the chunked SSD (tokens)");
+  add("train.checkpoint_every", &t.checkpoint_every, "write the checkpoint every N steps (0 = end only)");
+  add("device", &t.device, "cpu | cuda");
+
+  auto& s = c.statex;
+  add("statex.step", &s.step, "expand after this many steps (-1 = off)");
+  add("statex.fraction", &s.fraction, "or at this fraction of train.steps (-1 = off)");
+  add("statex.count", &s.count, "number of layers to expand (1..L)");
+  add("statex.select", &s.select, "layer choice: evenly | first | last | list");
+  add("statex.layers", &s.layers, "explicit layer list \"0,2\" for select = list");
+  add("statex.mode", &s.mode, "reinit (paper) | inherit");
+  add("statex.gla_heads", &s.gla_heads, "GLA: heads after merging");
+  add("statex.state_mult", &s.state_mult, "Mamba2: d_state multiplier m");
+  add("statex.reset_optimizer", &s.reset_optimizer,
+      "zero all AdamW moments at expansion (new/reshaped tensors always start at zero)");
+  add("statex.warmup_steps", &s.warmup_steps, "warm-up of the schedule restarted at expansion");
+  add("statex.arm", &s.arm, "arm label recorded in results: statex | control | scratch");
+}
+
+std::vector<std::string> OptionRegistry::names() const {
+  std::vector<std::string> n;
+  for (auto& g : getters_) n.push_back(g.first);
+  return n;
+}
+
+std::map<std::string, std::string> OptionRegistry::values() const {
+  std::map<std::string, std::string> v;
+  for (auto& g : getters_) v[g.first] = g.second();
+  return v;
+}
+
+std::string OptionRegistry::to_ini() const {
+  // Group by the prefix before the first dot; "device" has none and goes first.
+  std::ostringstream top, body;
+  std::string section;
+  for (auto& [name, get] : getters_) {
+    auto dot = name.find('.');
+    if (dot == std::string::npos) {
+      top << name << " = " << get() << "\n";
+      continue;
+    }
+    std::string sec = name.substr(0, dot);
+    if (sec != section) {
+      body << "\n[" << sec << "]\n";
+      section = sec;
+    }
+    body << name.substr(dot + 1) << " = " << get() << "\n";
+  }
+  return top.str() + body.str();
+}
+
+std::vector<std::string> experiment_option_names() {
+  ExperimentConfig c;
+  return OptionRegistry(c).names();
+}
+
+po::variables_map parse_experiment(int argc, char** argv, ExperimentConfig& cfg,
+                                   const po::options_description& extra,
+                                   const std::string& usage) {
+  OptionRegistry reg(cfg);
+  po::options_description cli;
+  cli.add_options()("help,h", "show this help")(
+      "config", po::value<std::string>(), "INI experiment file (command-line options override it)");
+  cli.add(extra).add(reg.description());
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, cli), vm);
+    if (vm.count("help")) {
+      std::cout << usage << "\n" << cli << "\n";
+      return vm;
+    }
+    if (vm.count("config")) {
+      std::string path = vm["config"].as<std::string>();
+      std::ifstream in(path);
+      if (!in) throw ConfigError("--config: cannot open '" + path + "'");
+      po::store(po::parse_config_file(in, reg.description(), /*allow_unregistered=*/false), vm);
+    }
+    po::notify(vm);
+  } catch (const po::unknown_option& e) {
+    throw ConfigError("unknown option '" + e.get_option_name() +
+                      "' (statex <command> --help lists every option)");
+  } catch (const po::error& e) {
+    throw ConfigError(e.what());
+  }
+  return vm;
+}
+
+void finalize(ExperimentConfig& cfg) {
+  cfg.mqar.vocab_size = cfg.model.vocab_size;
+  cfg.mqar.train = parse_segments(cfg.mqar_train, "mqar.train");
+  cfg.mqar.test = parse_segments(cfg.mqar_test, "mqar.test");
+  validate(cfg.model);
+  validate(cfg.mqar);
+  validate(cfg.train);
+}
+
+}  // namespace statex

@@ -1,0 +1,51 @@
+#pragma once
+// The option registry: every experiment option (model.*, mqar.*, train.*, statex.*, device) is
+// declared once here with its default, unit and help text. It feeds Boost.Program_options for
+// the command line and INI files, and turns a config back into name -> value strings for
+// results files, checkpoints and sweep trial files.
+#include <boost/program_options.hpp>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "sim/core/config.h"
+
+namespace statex {
+
+class OptionRegistry {
+ public:
+  // Binds every option to a field of `cfg` (which must outlive the registry).
+  explicit OptionRegistry(ExperimentConfig& cfg);
+
+  // Boost description of all options ("--model.d_model" etc.), for the CLI and INI parsing.
+  const boost::program_options::options_description& description() const { return desc_; }
+  std::vector<std::string> names() const;
+  // Current values of every option as strings (the fully resolved config).
+  std::map<std::string, std::string> values() const;
+  // The same as INI text with [section] headers; parses back to the same config.
+  std::string to_ini() const;
+
+ private:
+  template <class T>
+  void add(const std::string& name, T* field, const std::string& help);
+  boost::program_options::options_description desc_{"Experiment options (CLI or INI file)"};
+  std::vector<std::pair<std::string, std::function<std::string()>>> getters_;
+};
+
+// Names of all experiment options (used by the sweep file checker).
+std::vector<std::string> experiment_option_names();
+
+// Parses argv (after the subcommand) plus an optional INI file named by --config into cfg.
+// Extra (command-specific) options go in `extra`. Unknown options raise ConfigError naming
+// the option. Returns the variables map. Command-line values override the INI file.
+boost::program_options::variables_map parse_experiment(
+    int argc, char** argv, ExperimentConfig& cfg,
+    const boost::program_options::options_description& extra, const std::string& usage);
+
+// Validates everything and fills derived fields (mqar segments, mqar vocab = model vocab).
+void finalize(ExperimentConfig& cfg);
+
+std::string format_float(double v);  // shortest round-trip text for a float option
+
+}  // namespace statex

@@ -1,0 +1,118 @@
+// Mamba2 token mixer, semantics of mamba_ssm Mamba2 (DESIGN.md §1):
+//   [z | xBC | dt_raw] = h · in_proj^T            z [N,di], xBC [N,di+2GN], dt_raw [N,Hm]
+//   xBC = silu(causal_conv1d(xBC) + conv1d.bias);  split into x [N,Hm,P], B [N,G,N], C [N,G,N]
+//   dt = softplus(dt_raw + dt_bias); A = -exp(A_log)
+//   y = SSD(x, dt, A, B, C) + D * x                [N, di]
+//   out = out_proj(RMSNorm_group(y * silu(z)) * norm.weight)
+#include <vector>
+
+#include "sim/model/arena.h"
+#include "sim/model/mamba2_mixer.h"
+
+namespace statex {
+
+namespace {
+
+class Mamba2Mixer final : public Mixer {
+ public:
+  Mamba2Mixer(const ModelConfig& c, int layer, Backend& be, const MixerBinding& bind,
+              int max_tokens, int chunk)
+      : be_(be), b_(bind), arena_(be), chunk_(chunk) {
+    D_ = c.d_model;
+    di_ = c.d_inner();
+    P_ = c.head_dim;
+    H_ = di_ / P_;
+    G_ = c.ngroups;
+    Ns_ = c.layer_shape(layer).d_state;
+    W_ = c.conv_width;
+    eps_ = c.norm_eps;
+    conv_dim_ = di_ + 2 * G_ * Ns_;
+    in_dim_ = di_ + conv_dim_ + H_;
+    size_t n = max_tokens;
+    zxbcdt_.alloc(arena_, n, in_dim_);
+    for (ActGrad* a : {&xbc_raw_, &xbc_pre_, &xbc_}) a->alloc(arena_, n, conv_dim_);
+    for (ActGrad* a : {&x_, &z_, &y_, &yn_}) a->alloc(arena_, n, di_);
+    Bm_.alloc(arena_, n, G_ * Ns_);
+    Cm_.alloc(arena_, n, G_ * Ns_);
+    for (ActGrad* a : {&dt_raw_, &dt_}) a->alloc(arena_, n, H_);
+    rstd_.alloc(arena_, n, G_);
+  }
+
+  void forward(float* out, const float* h, RunShape s) override {
+    const int N = s.N();
+    h_ = h;
+    be_.linear_forward(zxbcdt_.x, h, b_.p("in_proj.weight"), nullptr, N, D_, in_dim_);
+    // Contiguous copies of the three column blocks of the fused projection.
+    be_.strided_copy(z_.x, di_, zxbcdt_.x, in_dim_, N, di_, false);
+    be_.strided_copy(xbc_raw_.x, conv_dim_, zxbcdt_.x + di_, in_dim_, N, conv_dim_, false);
+    be_.strided_copy(dt_raw_.x, H_, zxbcdt_.x + di_ + conv_dim_, in_dim_, N, H_, false);
+    be_.conv1d_forward(xbc_pre_.x, xbc_raw_.x, b_.p("conv1d.weight"), b_.p("conv1d.bias"), s.B,
+                       s.T, conv_dim_, W_);
+    be_.silu_forward(xbc_.x, xbc_pre_.x, size_t(N) * conv_dim_);
+    be_.strided_copy(x_.x, di_, xbc_.x, conv_dim_, N, di_, false);
+    be_.strided_copy(Bm_.x, G_ * Ns_, xbc_.x + di_, conv_dim_, N, G_ * Ns_, false);
+    be_.strided_copy(Cm_.x, G_ * Ns_, xbc_.x + di_ + G_ * Ns_, conv_dim_, N, G_ * Ns_, false);
+    be_.softplus_bias_forward(dt_.x, dt_raw_.x, b_.p("dt_bias"), N, H_);
+    be_.ssd_forward(y_.x, nullptr, x_.x, dt_.x, b_.p("A_log"), Bm_.x, Cm_.x, s.B, s.T, H_, P_, G_,
+                    Ns_, chunk_);
+    be_.ssd_dskip_forward(y_.x, x_.x, b_.p("D"), N, H_, P_);
+    be_.gated_rmsnorm_forward(yn_.x, rstd_.x, y_.x, z_.x, b_.p("norm.weight"), N, di_, di_ / G_,
+                              eps_);
+    be_.linear_forward(out, yn_.x, b_.p("out_proj.weight"), nullptr, N, di_, D_);
+  }
+
+  void backward(float* dh, const float* dout, RunShape s) override {
+    const int N = s.N();
+    for (ActGrad* a : {&zxbcdt_, &xbc_raw_, &xbc_pre_, &xbc_, &x_, &z_, &y_, &yn_, &Bm_, &Cm_,
+                       &dt_raw_, &dt_, &rstd_})
+      a->zero_grad(be_, N);
+    be_.linear_backward(yn_.d, b_.g("out_proj.weight"), nullptr, dout, yn_.x,
+                        b_.p("out_proj.weight"), N, di_, D_);
+    be_.gated_rmsnorm_backward(y_.d, z_.d, b_.g("norm.weight"), yn_.d, y_.x, z_.x,
+                               b_.p("norm.weight"), rstd_.x, N, di_, di_ / G_);
+    be_.ssd_dskip_backward(x_.d, b_.g("D"), y_.d, x_.x, b_.p("D"), N, H_, P_);
+    be_.ssd_backward(x_.d, dt_.d, b_.g("A_log"), Bm_.d, Cm_.d, y_.d, nullptr, x_.x, dt_.x,
+                     b_.p("A_log"), Bm_.x, Cm_.x, s.B, s.T, H_, P_, G_, Ns_, chunk_);
+    be_.softplus_bias_backward(dt_raw_.d, b_.g("dt_bias"), dt_.d, dt_raw_.x, b_.p("dt_bias"), N,
+                               H_);
+    // Reassemble d(xBC) from its three parts, then back through silu and the conv.
+    be_.strided_copy(xbc_.d, conv_dim_, x_.d, di_, N, di_, true);
+    be_.strided_copy(xbc_.d + di_, conv_dim_, Bm_.d, G_ * Ns_, N, G_ * Ns_, true);
+    be_.strided_copy(xbc_.d + di_ + G_ * Ns_, conv_dim_, Cm_.d, G_ * Ns_, N, G_ * Ns_, true);
+    be_.silu_backward(xbc_pre_.d, xbc_.d, xbc_pre_.x, size_t(N) * conv_dim_);
+    be_.conv1d_backward(xbc_raw_.d, b_.g("conv1d.weight"), b_.g("conv1d.bias"), xbc_pre_.d,
+                        xbc_raw_.x, b_.p("conv1d.weight"), s.B, s.T, conv_dim_, W_);
+    be_.strided_copy(zxbcdt_.d, in_dim_, z_.d, di_, N, di_, true);
+    be_.strided_copy(zxbcdt_.d + di_, in_dim_, xbc_raw_.d, conv_dim_, N, conv_dim_, true);
+    be_.strided_copy(zxbcdt_.d + di_ + conv_dim_, in_dim_, dt_raw_.d, H_, N, H_, true);
+    be_.linear_backward(dh, b_.g("in_proj.weight"), nullptr, zxbcdt_.d, h_,
+                        b_.p("in_proj.weight"), N, D_, in_dim_);
+  }
+
+  double flops_per_token(int T) const override {
+    // in/out projections + conv + SSD recurrence (state update 2 P N and readout 2 P N per head).
+    double proj = 2.0 * D_ * in_dim_ + 2.0 * di_ * D_;
+    double conv = 2.0 * W_ * conv_dim_;
+    double scan = 4.0 * H_ * P_ * Ns_;
+    return proj + conv + scan;
+  }
+
+ private:
+  Backend& be_;
+  MixerBinding b_;
+  Arena arena_;
+  int chunk_;
+  int D_, di_, P_, H_, G_, Ns_, W_, conv_dim_, in_dim_;
+  float eps_;
+  const float* h_ = nullptr;  // input of the last forward
+  ActGrad zxbcdt_, xbc_raw_, xbc_pre_, xbc_, x_, z_, y_, yn_, Bm_, Cm_, dt_raw_, dt_, rstd_;
+};
+
+}  // namespace
+
+std::unique_ptr<Mixer> make_mamba2_mixer(const ModelConfig& cfg, int layer, Backend& be,
+                                         const MixerBinding& bind, int max_tokens, int chunk) {
+  return std::make_unique<Mamba2Mixer>(cfg, layer, be, bind, max_tokens, chunk);
+}
+
+}  // namespace statex

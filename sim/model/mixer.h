@@ -1,0 +1,44 @@
+#pragma once
+// A token mixer (GLA or Mamba2) of one layer. It reads its parameters and writes its parameter
+// gradients through pointers into the model's flat buffers, and keeps the activations of the
+// last forward for backward.
+#include <memory>
+#include <string>
+
+#include "sim/core/backend.h"
+#include "sim/core/config.h"
+#include "sim/core/params.h"
+
+namespace statex {
+
+// Where one layer's mixer finds its tensors: name (relative to the mixer prefix) -> pointer.
+struct MixerBinding {
+  const ParamTable* table = nullptr;
+  std::string prefix;       // e.g. "model.layers.0.attn."
+  float* params = nullptr;  // model flat buffers (backend memory)
+  float* grads = nullptr;
+  float* p(const std::string& name) const { return params + table->at(prefix + name).offset; }
+  float* g(const std::string& name) const { return grads + table->at(prefix + name).offset; }
+};
+
+struct RunShape {
+  int B = 0, T = 0;
+  int N() const { return B * T; }
+};
+
+class Mixer {
+ public:
+  virtual ~Mixer() = default;
+  // out [N, D] = mixer(in [N, D]); `in` must stay valid until backward.
+  virtual void forward(float* out, const float* in, RunShape s) = 0;
+  // din [N, D] += d mixer / d in · dout; parameter gradients accumulate into the flat buffer.
+  virtual void backward(float* din, const float* dout, RunShape s) = 0;
+  // Forward FLOPs per token (documented formula; used by bench).
+  virtual double flops_per_token(int T) const = 0;
+};
+
+// Builds the mixer of `layer`; buffers are allocated for up to max_tokens rows.
+std::unique_ptr<Mixer> make_mixer(const ModelConfig& cfg, int layer, Backend& be,
+                                  const MixerBinding& bind, int max_tokens, int chunk);
+
+}  // namespace statex

@@ -1,0 +1,185 @@
+#include "sim/model/model.h"
+
+#include "sim/model/param_layout.h"
+#include "sim/model/state_size.h"
+
+namespace statex {
+
+Model::Model(const ModelConfig& cfg, Backend& be, int max_tokens, int gla_chunk, int ssd_chunk)
+    : cfg_(cfg), be_(be), table_(build_param_table(cfg)), max_tokens_(max_tokens), arena_(be),
+      label_arena_(be) {
+  validate(cfg_);
+  params_ = arena_.floats(table_.total());
+  grads_ = arena_.floats(table_.total());
+  const size_t n = max_tokens, D = cfg.d_model, F = cfg.hidden_mlp();
+  ModelNames nm = model_names(cfg);
+  layers_.resize(cfg.n_layers);
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    Layer& L = layers_[l];
+    L.resid_in.alloc(arena_, n, D);
+    L.normed.alloc(arena_, n, D);
+    L.rstd.alloc(arena_, n, 1);
+    L.mixed.alloc(arena_, n, D);
+    L.resid_mid.alloc(arena_, n, D);
+    if (cfg.mlp) {
+      L.normed2.alloc(arena_, n, D);
+      L.rstd2.alloc(arena_, n, 1);
+      for (ActGrad* a : {&L.gate, &L.up, &L.act}) a->alloc(arena_, n, F);
+      L.mlp_out.alloc(arena_, n, D);
+    }
+    MixerBinding bind{&table_, nm.layer(l) + nm.mixer, params_, grads_};
+    mixers_.push_back(
+        make_mixer(cfg, l, be, bind, max_tokens, cfg.model == "mamba2" ? ssd_chunk : gla_chunk));
+  }
+  final_in_.alloc(arena_, n, D);
+  final_normed_.alloc(arena_, n, D);
+  final_rstd_.alloc(arena_, n, 1);
+  dresid_ = arena_.floats(n * D);
+}
+
+Model::~Model() {
+  mixers_.clear();  // mixers free their buffers before the arenas go
+}
+
+void Model::set_params(const std::vector<float>& host) {
+  if (int64_t(host.size()) != table_.total())
+    throw std::invalid_argument("set_params: size mismatch");
+  be_.to_device(params_, host.data(), host.size() * sizeof(float));
+}
+
+std::vector<float> Model::get_params() const {
+  std::vector<float> h(table_.total());
+  be_.to_host(h.data(), params_, h.size() * sizeof(float));
+  return h;
+}
+
+std::vector<float> Model::get_grads() const {
+  std::vector<float> h(table_.total());
+  be_.to_host(h.data(), grads_, h.size() * sizeof(float));
+  return h;
+}
+
+void Model::zero_grads() { be_.zero(grads_, table_.total() * sizeof(float)); }
+
+void Model::ensure_labels(int M) {
+  if (M <= label_capacity_) return;
+  label_arena_.release();
+  label_capacity_ = M;
+  const size_t D = cfg_.d_model, V = cfg_.vocab_size;
+  head_in_ = label_arena_.floats(size_t(M) * D);
+  dhead_in_ = label_arena_.floats(size_t(M) * D);
+  logits_ = label_arena_.floats(size_t(M) * V);
+  dlogits_ = label_arena_.floats(size_t(M) * V);
+  probs_ = label_arena_.floats(size_t(M) * V);
+  losses_ = label_arena_.floats(M);
+  preds_ = label_arena_.ints(M);
+}
+
+const float* Model::head_weight() const {
+  const std::string& name = cfg_.tie_embeddings ? model_names(cfg_).embedding : "lm_head.weight";
+  return params_ + table_.at(name).offset;
+}
+
+float* Model::head_grad() {
+  const std::string& name = cfg_.tie_embeddings ? model_names(cfg_).embedding : "lm_head.weight";
+  return grads_ + table_.at(name).offset;
+}
+
+float Model::forward(const DeviceBatch& b) {
+  const int N = b.B * b.T, D = cfg_.d_model, V = cfg_.vocab_size, F = cfg_.hidden_mlp();
+  if (N > max_tokens_) throw std::invalid_argument("batch larger than the model's buffers");
+  if (b.M < 1) throw std::invalid_argument("batch has no labelled positions");
+  ensure_labels(b.M);
+  ModelNames nm = model_names(cfg_);
+  auto P = [&](const std::string& name) { return params_ + table_.at(name).offset; };
+  const RunShape s{b.B, b.T};
+
+  be_.embedding_forward(layers_[0].resid_in.x, b.tokens, P(nm.embedding), N, D);
+  for (int l = 0; l < cfg_.n_layers; ++l) {
+    Layer& L = layers_[l];
+    std::string pre = nm.layer(l);
+    be_.rmsnorm_forward(L.normed.x, L.rstd.x, L.resid_in.x, P(pre + nm.pre_norm), N, D,
+                        cfg_.norm_eps);
+    mixers_[l]->forward(L.mixed.x, L.normed.x, s);
+    be_.strided_copy(L.resid_mid.x, D, L.resid_in.x, D, N, D, false);
+    be_.add_inplace(L.resid_mid.x, L.mixed.x, size_t(N) * D);
+    float* block_out = l + 1 < cfg_.n_layers ? layers_[l + 1].resid_in.x : final_in_.x;
+    be_.strided_copy(block_out, D, L.resid_mid.x, D, N, D, false);
+    if (cfg_.mlp) {
+      be_.rmsnorm_forward(L.normed2.x, L.rstd2.x, L.resid_mid.x, P(pre + nm.mlp_norm), N, D,
+                          cfg_.norm_eps);
+      be_.linear_forward(L.gate.x, L.normed2.x, P(pre + "mlp.gate_proj.weight"), nullptr, N, D, F);
+      be_.linear_forward(L.up.x, L.normed2.x, P(pre + "mlp.up_proj.weight"), nullptr, N, D, F);
+      be_.swiglu_forward(L.act.x, L.gate.x, L.up.x, size_t(N) * F);
+      be_.linear_forward(L.mlp_out.x, L.act.x, P(pre + "mlp.down_proj.weight"), nullptr, N, F, D);
+      be_.add_inplace(block_out, L.mlp_out.x, size_t(N) * D);
+    }
+  }
+  be_.rmsnorm_forward(final_normed_.x, final_rstd_.x, final_in_.x, P(nm.final_norm), N, D,
+                      cfg_.norm_eps);
+  // LM head only at the labelled positions: [M, D] · [V, D]^T.
+  be_.gather_rows(head_in_, final_normed_.x, b.label_rows, b.M, D);
+  be_.linear_forward(logits_, head_in_, head_weight(), nullptr, b.M, D, V);
+  be_.softmax_xent_forward(losses_, probs_, preds_, logits_, b.label_targets, b.M, V);
+
+  std::vector<float> losses(b.M);
+  be_.to_host(losses.data(), losses_, losses.size() * sizeof(float));
+  double sum = 0;
+  for (float x : losses) sum += x;
+  return float(sum / b.M);
+}
+
+void Model::backward(const DeviceBatch& b) {
+  const int N = b.B * b.T, D = cfg_.d_model, V = cfg_.vocab_size, F = cfg_.hidden_mlp();
+  ModelNames nm = model_names(cfg_);
+  auto P = [&](const std::string& name) { return params_ + table_.at(name).offset; };
+  auto G = [&](const std::string& name) { return grads_ + table_.at(name).offset; };
+  const RunShape s{b.B, b.T};
+
+  // Loss = mean over the M labelled positions.
+  be_.zero(dlogits_, size_t(b.M) * V * sizeof(float));
+  be_.zero(dhead_in_, size_t(b.M) * D * sizeof(float));
+  be_.softmax_xent_backward(dlogits_, probs_, b.label_targets, 1.0f / b.M, b.M, V);
+  be_.linear_backward(dhead_in_, head_grad(), nullptr, dlogits_, head_in_, head_weight(), b.M, D,
+                      V);
+  final_normed_.zero_grad(be_, N);
+  be_.scatter_add_rows(final_normed_.d, dhead_in_, b.label_rows, b.M, D);
+  be_.zero(dresid_, size_t(N) * D * sizeof(float));
+  be_.rmsnorm_backward(dresid_, G(nm.final_norm), final_normed_.d, final_in_.x, P(nm.final_norm),
+                       final_rstd_.x, N, D);
+
+  // dresid_ holds d(block output); each block adds its branches' input gradients into it.
+  for (int l = cfg_.n_layers - 1; l >= 0; --l) {
+    Layer& L = layers_[l];
+    std::string pre = nm.layer(l);
+    if (cfg_.mlp) {
+      for (ActGrad* a : {&L.normed2, &L.gate, &L.up, &L.act}) a->zero_grad(be_, N);
+      be_.linear_backward(L.act.d, G(pre + "mlp.down_proj.weight"), nullptr, dresid_, L.act.x,
+                          P(pre + "mlp.down_proj.weight"), N, F, D);
+      be_.swiglu_backward(L.gate.d, L.up.d, L.act.d, L.gate.x, L.up.x, size_t(N) * F);
+      be_.linear_backward(L.normed2.d, G(pre + "mlp.gate_proj.weight"), nullptr, L.gate.d,
+                          L.normed2.x, P(pre + "mlp.gate_proj.weight"), N, D, F);
+      be_.linear_backward(L.normed2.d, G(pre + "mlp.up_proj.weight"), nullptr, L.up.d,
+                          L.normed2.x, P(pre + "mlp.up_proj.weight"), N, D, F);
+      be_.rmsnorm_backward(dresid_, G(pre + nm.mlp_norm), L.normed2.d, L.resid_mid.x,
+                           P(pre + nm.mlp_norm), L.rstd2.x, N, D);
+    }
+    L.normed.zero_grad(be_, N);
+    mixers_[l]->backward(L.normed.d, dresid_, s);
+    be_.rmsnorm_backward(dresid_, G(pre + nm.pre_norm), L.normed.d, L.resid_in.x,
+                         P(pre + nm.pre_norm), L.rstd.x, N, D);
+  }
+  be_.embedding_backward(G(nm.embedding), dresid_, b.tokens, N, D);
+}
+
+StateSize Model::state_size() const { return compute_state_size(cfg_); }
+
+double Model::flops_per_token(int T) const {
+  const double D = cfg_.d_model, F = cfg_.hidden_mlp();
+  double f = 0;
+  for (auto& m : mixers_) f += m->flops_per_token(T);
+  if (cfg_.mlp) f += cfg_.n_layers * 2.0 * 3.0 * D * F;
+  return f;  // the LM head runs on labelled positions only; bench adds it per labelled token
+}
+
+}  // namespace statex
