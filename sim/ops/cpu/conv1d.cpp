@@ -1,5 +1,14 @@
-// STUB: to be implemented (see sim/core/backend.h for the contract).
-#include <stdexcept>
+// Causal depthwise conv1d on the CPU (Mamba2's xBC conv, GLA's ShortConvolution).
+// out[b,t,c] = bias[c] + sum_{j<W} weight[c,j] * inp[b, t-(W-1)+j, c], zero left padding.
+// inp/out [B, T, C], weight [C, W] (PyTorch conv1d.weight [C,1,W] squeezed), bias [C] or nullptr.
+//
+// Threading: forward and dinp over (b, t) rows. dweight/dbias are reductions over all B*T rows:
+// each batch element b gets its own partial buffer (one thread writes it) and the partials are
+// added in b order, so the result does not depend on the thread count.
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
 
 #include "sim/ops/cpu/cpu_backend.h"
 
@@ -7,13 +16,64 @@ namespace statex {
 
 void CpuBackend::conv1d_forward(float* out, const float* inp, const float* weight,
                                 const float* bias, int B, int T, int C, int W) {
-  throw std::logic_error("cpu op conv1d_forward not implemented");
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; ++b) {
+    for (int t = 0; t < T; ++t) {
+      float* o = out + (size_t(b) * T + t) * C;
+      for (int c = 0; c < C; ++c) o[c] = bias ? bias[c] : 0.f;
+      // Tap j reads time t-(W-1)+j; taps before t=0 read the zero padding and are skipped.
+      for (int j = std::max(0, W - 1 - t); j < W; ++j) {
+        const float* x = inp + (size_t(b) * T + t - (W - 1) + j) * C;
+        for (int c = 0; c < C; ++c) o[c] += weight[size_t(c) * W + j] * x[c];
+      }
+    }
+  }
 }
 
 void CpuBackend::conv1d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                                  const float* inp, const float* weight, int B, int T, int C,
                                  int W) {
-  throw std::logic_error("cpu op conv1d_backward not implemented");
+  if (dinp) {
+    // inp[b,s,c] feeds out[b, s+(W-1)-j, c] through tap j.
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; ++b) {
+      for (int s = 0; s < T; ++s) {
+        float* dx = dinp + (size_t(b) * T + s) * C;
+        for (int j = 0; j < W; ++j) {
+          const int t = s + (W - 1) - j;
+          if (t >= T) continue;
+          const float* dy = dout + (size_t(b) * T + t) * C;
+          for (int c = 0; c < C; ++c) dx[c] += weight[size_t(c) * W + j] * dy[c];
+        }
+      }
+    }
+  }
+  if (dweight || dbias) {
+    // Per-b partials: [B, C, W] for the weight, [B, C] for the bias.
+    std::vector<float> pw(dweight ? size_t(B) * C * W : 0, 0.f);
+    std::vector<float> pb(dbias ? size_t(B) * C : 0, 0.f);
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; ++b) {
+      for (int t = 0; t < T; ++t) {
+        const float* dy = dout + (size_t(b) * T + t) * C;
+        if (dbias)
+          for (int c = 0; c < C; ++c) pb[size_t(b) * C + c] += dy[c];
+        if (dweight) {
+          float* w = pw.data() + size_t(b) * C * W;
+          for (int j = std::max(0, W - 1 - t); j < W; ++j) {
+            const float* x = inp + (size_t(b) * T + t - (W - 1) + j) * C;
+            for (int c = 0; c < C; ++c) w[size_t(c) * W + j] += dy[c] * x[c];
+          }
+        }
+      }
+    }
+    for (int b = 0; b < B; ++b) {
+      if (dweight)
+        for (size_t i = 0; i < size_t(C) * W; ++i) dweight[i] += pw[size_t(b) * C * W + i];
+      if (dbias)
+        for (int c = 0; c < C; ++c) dbias[c] += pb[size_t(b) * C + c];
+    }
+  }
 }
 
 }  // namespace statex

@@ -1,30 +1,173 @@
-// STUB: to be implemented (see sim/core/backend.h for the contract).
-#include <stdexcept>
+// Mamba2 elementwise ops on the CPU: dt softplus (+ bias), the D skip, and the gated RMSNorm
+// (mamba_ssm RMSNormGated, norm_before_gate=False). Contract: sim/core/backend.h.
+//
+// Parameter gradients (ddt_bias, dD, dweight) are reductions over all N rows. To keep results
+// independent of the thread count, rows are cut into fixed blocks of kRowsPerBlock; each block's
+// partial sum (double) is computed by one thread and the partials are added in block order.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
 
 #include "sim/ops/cpu/cpu_backend.h"
 
 namespace statex {
+namespace {
 
+constexpr int kRowsPerBlock = 256;
+// PyTorch F.softplus(beta=1, threshold=20): identity above the threshold.
+constexpr float kSoftplusThreshold = 20.f;
+
+inline float sigmoidf(float v) { return 1.f / (1.f + std::exp(-v)); }
+
+// out[c] += sum_{r<N} row_term(r, c) for c < C, deterministic for any thread count.
+// row_term(r, partial) adds row r's contribution into partial[0..C).
+template <class RowTerm>
+void blocked_column_sum(float* out, int N, int C, RowTerm row_term) {
+  const int nblocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
+  std::vector<double> partial(size_t(nblocks) * C, 0.0);
+#pragma omp parallel for schedule(static)
+  for (int blk = 0; blk < nblocks; ++blk) {
+    double* p = partial.data() + size_t(blk) * C;
+    const int r_end = std::min(N, (blk + 1) * kRowsPerBlock);
+    for (int r = blk * kRowsPerBlock; r < r_end; ++r) row_term(r, p);
+  }
+  for (int c = 0; c < C; ++c) {
+    double s = 0;
+    for (int blk = 0; blk < nblocks; ++blk) s += partial[size_t(blk) * C + c];
+    out[c] += float(s);
+  }
+}
+
+}  // namespace
+
+// dt [N, H] = softplus(dt_raw [N, H] + dt_bias [H])
 void CpuBackend::softplus_bias_forward(float* dt, const float* dt_raw, const float* dt_bias, int N,
                                        int H) {
-  throw std::logic_error("cpu op softplus_bias_forward not implemented");
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < N; ++r) {
+    for (int h = 0; h < H; ++h) {
+      const float v = dt_raw[size_t(r) * H + h] + dt_bias[h];
+      dt[size_t(r) * H + h] = v > kSoftplusThreshold ? v : std::log1p(std::exp(v));
+    }
+  }
 }
 
 void CpuBackend::softplus_bias_backward(float* ddt_raw, float* ddt_bias, const float* ddt,
                                         const float* dt_raw, const float* dt_bias, int N, int H) {
-  throw std::logic_error("cpu op softplus_bias_backward not implemented");
+  // d softplus(v)/dv = sigmoid(v); exactly 1 above the threshold (identity branch).
+  auto slope = [&](int r, int h) {
+    const float v = dt_raw[size_t(r) * H + h] + dt_bias[h];
+    return v > kSoftplusThreshold ? 1.f : sigmoidf(v);
+  };
+  if (ddt_raw) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; ++r)
+      for (int h = 0; h < H; ++h) ddt_raw[size_t(r) * H + h] += ddt[size_t(r) * H + h] * slope(r, h);
+  }
+  if (ddt_bias) {
+    blocked_column_sum(ddt_bias, N, H, [&](int r, double* p) {
+      for (int h = 0; h < H; ++h) p[h] += double(ddt[size_t(r) * H + h]) * slope(r, h);
+    });
+  }
 }
 
+// y [N, H, P] += D[h] * x [N, H, P]
+void CpuBackend::ssd_dskip_forward(float* y, const float* x, const float* D, int N, int H, int P) {
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < N; ++r)
+    for (int h = 0; h < H; ++h) {
+      const size_t o = (size_t(r) * H + h) * P;
+      for (int p = 0; p < P; ++p) y[o + p] += D[h] * x[o + p];
+    }
+}
+
+void CpuBackend::ssd_dskip_backward(float* dx, float* dD, const float* dy, const float* x,
+                                    const float* D, int N, int H, int P) {
+  if (dx) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; ++r)
+      for (int h = 0; h < H; ++h) {
+        const size_t o = (size_t(r) * H + h) * P;
+        for (int p = 0; p < P; ++p) dx[o + p] += D[h] * dy[o + p];
+      }
+  }
+  if (dD) {
+    blocked_column_sum(dD, N, H, [&](int r, double* part) {
+      for (int h = 0; h < H; ++h) {
+        const size_t o = (size_t(r) * H + h) * P;
+        double s = 0;
+        for (int p = 0; p < P; ++p) s += double(dy[o + p]) * x[o + p];
+        part[h] += s;
+      }
+    });
+  }
+}
+
+// u = y * silu(z); out = u * rstd_group * weight. y, z, out [N, C]; rstd [N, C/group_size].
 void CpuBackend::gated_rmsnorm_forward(float* out, float* rstd, const float* y, const float* z,
                                        const float* weight, int N, int C, int group_size,
                                        float eps) {
-  throw std::logic_error("cpu op gated_rmsnorm_forward not implemented");
+  const int ngroups = C / group_size;
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < N; ++r) {
+    const size_t row = size_t(r) * C;
+    for (int g = 0; g < ngroups; ++g) {
+      const int c0 = g * group_size;
+      double ss = 0;
+      for (int c = c0; c < c0 + group_size; ++c) {
+        const float zc = z[row + c];
+        const float u = y[row + c] * zc * sigmoidf(zc);
+        out[row + c] = u;  // stash u, scaled below
+        ss += double(u) * u;
+      }
+      const float rs = float(1.0 / std::sqrt(ss / group_size + eps));
+      rstd[size_t(r) * ngroups + g] = rs;
+      for (int c = c0; c < c0 + group_size; ++c) out[row + c] *= rs * weight[c];
+    }
+  }
 }
 
 void CpuBackend::gated_rmsnorm_backward(float* dy, float* dz, float* dweight, const float* dout,
                                         const float* y, const float* z, const float* weight,
                                         const float* rstd, int N, int C, int group_size) {
-  throw std::logic_error("cpu op gated_rmsnorm_backward not implemented");
+  const int ngroups = C / group_size;
+  if (dy || dz) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; ++r) {
+      const size_t row = size_t(r) * C;
+      for (int g = 0; g < ngroups; ++g) {
+        const int c0 = g * group_size;
+        const float rs = rstd[size_t(r) * ngroups + g];
+        // out_c = u_c * rs * w_c with rs = (mean_g u^2 + eps)^-1/2, so
+        // du_c = rs * w_c dout_c - u_c * rs^3 / group_size * sum_g(dout * w * u).
+        double dot = 0;
+        for (int c = c0; c < c0 + group_size; ++c) {
+          const float zc = z[row + c];
+          dot += double(dout[row + c]) * weight[c] * (y[row + c] * zc * sigmoidf(zc));
+        }
+        const float k = float(dot) * rs * rs * rs / group_size;
+        for (int c = c0; c < c0 + group_size; ++c) {
+          const float zc = z[row + c], sz = sigmoidf(zc), silu = zc * sz;
+          const float u = y[row + c] * silu;
+          const float du = rs * weight[c] * dout[row + c] - u * k;
+          if (dy) dy[row + c] += du * silu;
+          if (dz) dz[row + c] += du * y[row + c] * sz * (1.f + zc * (1.f - sz));
+        }
+      }
+    }
+  }
+  if (dweight) {
+    blocked_column_sum(dweight, N, C, [&](int r, double* part) {
+      const size_t row = size_t(r) * C;
+      for (int c = 0; c < C; ++c) {
+        const float zc = z[row + c];
+        const float u = y[row + c] * zc * sigmoidf(zc);
+        part[c] += double(dout[row + c]) * u * rstd[size_t(r) * ngroups + c / group_size];
+      }
+    });
+  }
 }
 
 }  // namespace statex

@@ -1,0 +1,417 @@
+// Mamba2 CPU ops: conv1d, softplus_bias, gated_rmsnorm, ssd_dskip, the recurrent SSD reference
+// and the chunked SSD fast path.
+//
+// Tolerance policy:
+//  - finite differences use tests/support/fd_check.h defaults (atol 2e-3, rtol 2e-2, justified
+//    there: fp32 central differences with h = 1e-3 and |L| = O(10)).
+//  - chunked SSD vs the recurrent reference (which computes in double): relative RMS error
+//    < 1e-5 forward and < 1e-4 backward. The chunked path is fp32 with reductions of length
+//    <= chunk + N (~100 terms), so its rounding error is a few eps_f32 * sqrt(terms) ~ 1e-6
+//    relative; backward goes through more products (and the dt / A_log gradients through
+//    differences of such terms), hence 10x more room.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "sim/ops/cpu/cpu_backend.h"
+#include "sim/ops/cpu/ssd_reference.h"
+#include "tests/support/fd_check.h"
+
+namespace statex {
+namespace {
+
+using statex::testing::compare;
+using statex::testing::describe;
+using statex::testing::dot;
+using statex::testing::fd_check;
+using statex::testing::random_vector;
+using Vec = std::vector<float>;
+
+Vec zeros(size_t n) { return Vec(n, 0.f); }
+
+// ---------------------------------------------------------------- conv1d
+
+void conv1d_fd(bool with_bias) {
+  CpuBackend be;
+  const int B = 2, T = 13, C = 11, W = 4;
+  Vec inp = random_vector(size_t(B) * T * C, 1), weight = random_vector(size_t(C) * W, 2),
+      bias = random_vector(C, 3), wout = random_vector(size_t(B) * T * C, 4), out(inp.size());
+  auto loss = [&] {
+    be.conv1d_forward(out.data(), inp.data(), weight.data(), with_bias ? bias.data() : nullptr, B,
+                      T, C, W);
+    return dot(out, wout);
+  };
+  Vec dinp = zeros(inp.size()), dweight = zeros(weight.size()), dbias = zeros(C);
+  be.conv1d_backward(dinp.data(), dweight.data(), with_bias ? dbias.data() : nullptr, wout.data(),
+                     inp.data(), weight.data(), B, T, C, W);
+  EXPECT_FD_OK(fd_check(loss, inp, dinp), "conv1d dinp");
+  EXPECT_FD_OK(fd_check(loss, weight, dweight), "conv1d dweight");
+  if (with_bias) EXPECT_FD_OK(fd_check(loss, bias, dbias), "conv1d dbias");
+}
+
+TEST(Conv1d, FiniteDifferenceWithBias) { conv1d_fd(true); }
+TEST(Conv1d, FiniteDifferenceNoBias) { conv1d_fd(false); }
+
+TEST(Conv1d, ForwardMatchesDirectSumAndIsCausal) {
+  CpuBackend be;
+  const int B = 2, T = 9, C = 5, W = 4;
+  Vec inp = random_vector(size_t(B) * T * C, 5), weight = random_vector(size_t(C) * W, 6),
+      bias = random_vector(C, 7), out(inp.size());
+  be.conv1d_forward(out.data(), inp.data(), weight.data(), bias.data(), B, T, C, W);
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t)
+      for (int c = 0; c < C; ++c) {
+        double s = bias[c];
+        for (int j = 0; j < W; ++j) {
+          int src = t - (W - 1) + j;
+          if (src >= 0) s += weight[c * W + j] * inp[(size_t(b) * T + src) * C + c];
+        }
+        EXPECT_NEAR(out[(size_t(b) * T + t) * C + c], s, 1e-5) << b << " " << t << " " << c;
+      }
+}
+
+TEST(Conv1d, BackwardAccumulates) {
+  CpuBackend be;
+  const int B = 2, T = 13, C = 11, W = 4;
+  Vec inp = random_vector(size_t(B) * T * C, 1), weight = random_vector(size_t(C) * W, 2),
+      dout = random_vector(inp.size(), 4);
+  Vec d1 = zeros(inp.size()), w1 = zeros(weight.size()), b1 = zeros(C);
+  Vec d2 = zeros(inp.size()), w2 = zeros(weight.size()), b2 = zeros(C);
+  be.conv1d_backward(d1.data(), w1.data(), b1.data(), dout.data(), inp.data(), weight.data(), B,
+                     T, C, W);
+  for (int k = 0; k < 2; ++k)
+    be.conv1d_backward(d2.data(), w2.data(), b2.data(), dout.data(), inp.data(), weight.data(), B,
+                       T, C, W);
+  for (auto* v : {&d1, &w1, &b1})
+    for (auto& e : *v) e *= 2;
+  EXPECT_LT(compare(d2, d1).rel_rms, 1e-6);
+  EXPECT_LT(compare(w2, w1).rel_rms, 1e-6);
+  EXPECT_LT(compare(b2, b1).rel_rms, 1e-6);
+}
+
+// ---------------------------------------------------------------- elementwise
+
+TEST(SoftplusBias, ForwardValuesAndThreshold) {
+  CpuBackend be;
+  Vec raw = {0.f, 25.f, -30.f, 19.f}, bias = {0.f}, dt(4);
+  be.softplus_bias_forward(dt.data(), raw.data(), bias.data(), 4, 1);
+  EXPECT_NEAR(dt[0], std::log(2.0), 1e-6);
+  EXPECT_EQ(dt[1], 25.f);  // identity above threshold 20, as PyTorch
+  EXPECT_GT(dt[2], 0.f);
+  EXPECT_NEAR(dt[2], std::exp(-30.0), 1e-18);
+  EXPECT_NEAR(dt[3], std::log1p(std::exp(19.0)), 1e-5);
+}
+
+TEST(SoftplusBias, FiniteDifference) {
+  CpuBackend be;
+  const int N = 13, H = 3;
+  Vec raw = random_vector(size_t(N) * H, 11, -6.f, 6.f), bias = random_vector(H, 12, -2.f, 2.f);
+  raw[5] = 30.f;  // exercise the identity branch (far from the threshold kink)
+  Vec w = random_vector(raw.size(), 13), dt(raw.size());
+  auto loss = [&] {
+    be.softplus_bias_forward(dt.data(), raw.data(), bias.data(), N, H);
+    return dot(dt, w);
+  };
+  Vec draw = zeros(raw.size()), dbias = zeros(H);
+  be.softplus_bias_backward(draw.data(), dbias.data(), w.data(), raw.data(), bias.data(), N, H);
+  EXPECT_FD_OK(fd_check(loss, raw, draw), "softplus ddt_raw");
+  EXPECT_FD_OK(fd_check(loss, bias, dbias), "softplus ddt_bias");
+}
+
+TEST(GatedRmsNorm, FiniteDifferenceTwoGroups) {
+  CpuBackend be;
+  const int N = 7, C = 10, gs = 5;
+  const float eps = 1e-5f;
+  Vec y = random_vector(size_t(N) * C, 21, -2.f, 2.f), z = random_vector(y.size(), 22, -3.f, 3.f),
+      weight = random_vector(C, 23, 0.5f, 1.5f), w = random_vector(y.size(), 24);
+  Vec out(y.size()), rstd(size_t(N) * (C / gs));
+  auto loss = [&] {
+    be.gated_rmsnorm_forward(out.data(), rstd.data(), y.data(), z.data(), weight.data(), N, C, gs,
+                             eps);
+    return dot(out, w);
+  };
+  loss();
+  // Forward against the definition, row 3 group 1.
+  {
+    double ss = 0;
+    for (int c = 5; c < 10; ++c) {
+      double zc = z[3 * C + c], u = y[3 * C + c] * zc / (1 + std::exp(-zc));
+      ss += u * u;
+    }
+    double rs = 1 / std::sqrt(ss / gs + eps);
+    double zc = z[3 * C + 7], u = y[3 * C + 7] * zc / (1 + std::exp(-zc));
+    EXPECT_NEAR(rstd[3 * 2 + 1], rs, 1e-5 * rs);
+    EXPECT_NEAR(out[3 * C + 7], u * rs * weight[7], 1e-5);
+  }
+  Vec dy = zeros(y.size()), dz = zeros(z.size()), dw = zeros(C);
+  be.gated_rmsnorm_backward(dy.data(), dz.data(), dw.data(), w.data(), y.data(), z.data(),
+                            weight.data(), rstd.data(), N, C, gs);
+  EXPECT_FD_OK(fd_check(loss, y, dy), "gated_rmsnorm dy");
+  EXPECT_FD_OK(fd_check(loss, z, dz), "gated_rmsnorm dz");
+  EXPECT_FD_OK(fd_check(loss, weight, dw), "gated_rmsnorm dweight");
+}
+
+TEST(SsdDskip, FiniteDifference) {
+  CpuBackend be;
+  const int N = 13, H = 3, P = 5;
+  Vec x = random_vector(size_t(N) * H * P, 31), D = random_vector(H, 32),
+      y0 = random_vector(x.size(), 33), w = random_vector(x.size(), 34), y(x.size());
+  auto loss = [&] {
+    y = y0;
+    be.ssd_dskip_forward(y.data(), x.data(), D.data(), N, H, P);
+    return dot(y, w);
+  };
+  Vec dx = zeros(x.size()), dD = zeros(H);
+  be.ssd_dskip_backward(dx.data(), dD.data(), w.data(), x.data(), D.data(), N, H, P);
+  EXPECT_FD_OK(fd_check(loss, x, dx), "dskip dx");
+  EXPECT_FD_OK(fd_check(loss, D, dD), "dskip dD");
+}
+
+// ---------------------------------------------------------------- SSD
+
+struct SsdShape {
+  int B, T, H, P, G, N;
+};
+
+struct SsdInputs {
+  SsdShape s;
+  Vec x, dt, A_log, Bm, Cm;
+  size_t nx() const { return size_t(s.B) * s.T * s.H * s.P; }
+  size_t nstate() const { return size_t(s.B) * s.H * s.P * s.N; }
+};
+
+// dt ~ U[dt_lo, dt_hi], A = exp(A_log) ~ U[a_lo, a_hi] (so dt * A in [-dt_hi a_hi, -dt_lo a_lo]).
+SsdInputs make_ssd(SsdShape s, unsigned seed, float dt_lo, float dt_hi, float a_lo, float a_hi) {
+  SsdInputs in{s};
+  in.x = random_vector(in.nx(), seed + 1);
+  in.dt = random_vector(size_t(s.B) * s.T * s.H, seed + 2, dt_lo, dt_hi);
+  in.A_log = random_vector(s.H, seed + 3, a_lo, a_hi);
+  for (auto& a : in.A_log) a = std::log(a);
+  in.Bm = random_vector(size_t(s.B) * s.T * s.G * s.N, seed + 4);
+  in.Cm = random_vector(in.Bm.size(), seed + 5);
+  return in;
+}
+
+struct SsdGrads {
+  Vec dx, ddt, dA_log, dBm, dCm;
+  explicit SsdGrads(const SsdInputs& in)
+      : dx(in.x.size()), ddt(in.dt.size()), dA_log(in.A_log.size()), dBm(in.Bm.size()),
+        dCm(in.Cm.size()) {}
+};
+
+// chunk <= 0 selects the recurrent reference.
+void ssd_fwd(const SsdInputs& in, int chunk, Vec& y, Vec& fin) {
+  const auto& s = in.s;
+  y.assign(in.nx(), 0.f);
+  fin.assign(in.nstate(), 0.f);
+  if (chunk <= 0) {
+    reference::ssd_forward(y.data(), fin.data(), in.x.data(), in.dt.data(), in.A_log.data(),
+                           in.Bm.data(), in.Cm.data(), s.B, s.T, s.H, s.P, s.G, s.N);
+  } else {
+    CpuBackend be;
+    be.ssd_forward(y.data(), fin.data(), in.x.data(), in.dt.data(), in.A_log.data(), in.Bm.data(),
+                   in.Cm.data(), s.B, s.T, s.H, s.P, s.G, s.N, chunk);
+  }
+}
+
+void ssd_bwd(const SsdInputs& in, int chunk, const Vec& dy, const Vec* dfin, SsdGrads& g) {
+  const auto& s = in.s;
+  const float* df = dfin ? dfin->data() : nullptr;
+  if (chunk <= 0) {
+    reference::ssd_backward(g.dx.data(), g.ddt.data(), g.dA_log.data(), g.dBm.data(),
+                            g.dCm.data(), dy.data(), df, in.x.data(), in.dt.data(),
+                            in.A_log.data(), in.Bm.data(), in.Cm.data(), s.B, s.T, s.H, s.P, s.G,
+                            s.N);
+  } else {
+    CpuBackend be;
+    be.ssd_backward(g.dx.data(), g.ddt.data(), g.dA_log.data(), g.dBm.data(), g.dCm.data(),
+                    dy.data(), df, in.x.data(), in.dt.data(), in.A_log.data(), in.Bm.data(),
+                    in.Cm.data(), s.B, s.T, s.H, s.P, s.G, s.N, chunk);
+  }
+}
+
+// Finite differences of L = <y, wy> + <final_state, wf> w.r.t. every input.
+void ssd_fd(SsdShape s, int chunk, const char* label) {
+  SsdInputs in = make_ssd(s, 100 + s.G, 0.05f, 0.6f, 1.f, 4.f);
+  Vec wy = random_vector(in.nx(), 41), wf = random_vector(in.nstate(), 42), y, fin;
+  auto loss = [&] {
+    ssd_fwd(in, chunk, y, fin);
+    return dot(y, wy) + dot(fin, wf);
+  };
+  SsdGrads g(in);
+  ssd_bwd(in, chunk, wy, &wf, g);
+  std::string l = label;
+  EXPECT_FD_OK(fd_check(loss, in.x, g.dx), l + " dx");
+  EXPECT_FD_OK(fd_check(loss, in.dt, g.ddt), l + " ddt");
+  EXPECT_FD_OK(fd_check(loss, in.A_log, g.dA_log), l + " dA_log");
+  EXPECT_FD_OK(fd_check(loss, in.Bm, g.dBm), l + " dBm");
+  EXPECT_FD_OK(fd_check(loss, in.Cm, g.dCm), l + " dCm");
+}
+
+TEST(SsdReference, FiniteDifferenceOneGroup) { ssd_fd({2, 13, 3, 5, 1, 7}, 0, "ref G=1"); }
+TEST(SsdReference, FiniteDifferenceThreeGroups) { ssd_fd({2, 13, 3, 5, 3, 7}, 0, "ref G=3"); }
+TEST(SsdChunked, FiniteDifferenceOneGroup) { ssd_fd({2, 13, 3, 5, 1, 7}, 4, "chunked G=1"); }
+TEST(SsdChunked, FiniteDifferenceThreeGroups) { ssd_fd({2, 13, 3, 5, 3, 7}, 4, "chunked G=3"); }
+
+TEST(SsdReference, MatchesHandUnrolledScalarCase) {
+  // P = N = 1, one head: h_t = a_t h_{t-1} + dt_t x_t b_t, y_t = h_t c_t.
+  SsdInputs in = make_ssd({1, 3, 1, 1, 1, 1}, 7, 0.1f, 0.9f, 1.f, 3.f);
+  Vec y, fin;
+  ssd_fwd(in, 0, y, fin);
+  double A = -std::exp(double(in.A_log[0])), h = 0;
+  for (int t = 0; t < 3; ++t) {
+    h = std::exp(in.dt[t] * A) * h + double(in.dt[t]) * in.x[t] * in.Bm[t];
+    EXPECT_NEAR(y[t], h * in.Cm[t], 1e-6);
+  }
+  EXPECT_NEAR(fin[0], h, 1e-6);
+}
+
+// Chunked vs reference, forward and backward with random upstream gradients on y and the state.
+void ssd_compare(SsdShape s, int chunk, float dt_lo, float dt_hi, float a_lo, float a_hi,
+                 unsigned seed) {
+  SsdInputs in = make_ssd(s, seed, dt_lo, dt_hi, a_lo, a_hi);
+  Vec y_ref, f_ref, y, f;
+  ssd_fwd(in, 0, y_ref, f_ref);
+  ssd_fwd(in, chunk, y, f);
+  auto dyv = compare(y, y_ref), dfv = compare(f, f_ref);
+  EXPECT_LT(dyv.rel_rms, 1e-5) << "y worst " << dyv.worst << ": " << y[dyv.worst] << " vs "
+                               << y_ref[dyv.worst];
+  EXPECT_LT(dfv.rel_rms, 1e-5) << "final_state worst " << dfv.worst << ": " << f[dfv.worst]
+                               << " vs " << f_ref[dfv.worst];
+
+  Vec dy = random_vector(in.nx(), seed + 50), dfin = random_vector(in.nstate(), seed + 51);
+  SsdGrads g_ref(in), g(in);
+  ssd_bwd(in, 0, dy, &dfin, g_ref);
+  ssd_bwd(in, chunk, dy, &dfin, g);
+  auto check = [](const Vec& got, const Vec& ref, const char* what) {
+    auto d = compare(got, ref);
+    EXPECT_LT(d.rel_rms, 1e-4) << what << " rel_rms " << d.rel_rms << " worst " << d.worst << ": "
+                               << got[d.worst] << " vs " << ref[d.worst];
+  };
+  check(g.dx, g_ref.dx, "dx");
+  check(g.ddt, g_ref.ddt, "ddt");
+  check(g.dA_log, g_ref.dA_log, "dA_log");
+  check(g.dBm, g_ref.dBm, "dBm");
+  check(g.dCm, g_ref.dCm, "dCm");
+}
+
+// Mild decay: dt * A in [-0.8, -0.001].
+TEST(SsdChunkedVsReference, MildDecayT63Chunk16) {
+  ssd_compare({2, 63, 3, 5, 1, 7}, 16, 0.001f, 0.2f, 1.f, 4.f, 1);
+}
+// Strong decay: dt * A in [-80, -5]; a chunk's segment sums reach -1000s.
+TEST(SsdChunkedVsReference, StrongDecayT63Chunk16) {
+  ssd_compare({2, 63, 3, 5, 1, 7}, 16, 1.f, 5.f, 5.f, 16.f, 2);
+}
+// Mixed: per-step decays from ~0 to -80 in the same chunk (large |cs| next to small steps).
+TEST(SsdChunkedVsReference, MixedDecayT63Chunk16) {
+  ssd_compare({2, 63, 4, 5, 2, 7}, 16, 1e-3f, 5.f, 1.f, 16.f, 3);
+}
+TEST(SsdChunkedVsReference, TShorterThanChunk) {
+  ssd_compare({2, 13, 3, 5, 1, 7}, 32, 0.01f, 0.5f, 1.f, 8.f, 4);
+}
+TEST(SsdChunkedVsReference, GroupsAndChunkOne) {
+  ssd_compare({2, 21, 6, 4, 3, 5}, 1, 0.01f, 0.5f, 1.f, 8.f, 5);
+}
+TEST(SsdChunkedVsReference, GroupsLongerSequence) {
+  ssd_compare({3, 100, 4, 8, 2, 6}, 32, 0.001f, 0.3f, 1.f, 16.f, 6);
+}
+
+TEST(SsdChunked, ZeroFinalStateGradIsNullptrAndNullGradsSkipped) {
+  SsdInputs in = make_ssd({2, 13, 3, 5, 1, 7}, 8, 0.05f, 0.5f, 1.f, 4.f);
+  Vec dy = random_vector(in.nx(), 60), zero_fin(in.nstate(), 0.f);
+  SsdGrads a(in), b(in);
+  ssd_bwd(in, 4, dy, &zero_fin, a);
+  CpuBackend be;
+  const auto& s = in.s;
+  be.ssd_backward(b.dx.data(), nullptr, nullptr, nullptr, b.dCm.data(), dy.data(), nullptr,
+                  in.x.data(), in.dt.data(), in.A_log.data(), in.Bm.data(), in.Cm.data(), s.B, s.T,
+                  s.H, s.P, s.G, s.N, 4);
+  EXPECT_EQ(a.dx, b.dx);
+  EXPECT_EQ(a.dCm, b.dCm);
+  // final_state = nullptr forward gives the same y.
+  Vec y1, f1, y2(in.nx());
+  ssd_fwd(in, 4, y1, f1);
+  be.ssd_forward(y2.data(), nullptr, in.x.data(), in.dt.data(), in.A_log.data(), in.Bm.data(),
+                 in.Cm.data(), s.B, s.T, s.H, s.P, s.G, s.N, 4);
+  EXPECT_EQ(y1, y2);
+}
+
+TEST(SsdChunked, BackwardAccumulates) {
+  SsdInputs in = make_ssd({2, 29, 4, 5, 2, 7}, 9, 0.05f, 0.5f, 1.f, 4.f);
+  Vec dy = random_vector(in.nx(), 61), dfin = random_vector(in.nstate(), 62);
+  SsdGrads once(in), twice(in);
+  ssd_bwd(in, 8, dy, &dfin, once);
+  ssd_bwd(in, 8, dy, &dfin, twice);
+  ssd_bwd(in, 8, dy, &dfin, twice);
+  for (Vec* v : {&once.dx, &once.ddt, &once.dA_log, &once.dBm, &once.dCm})
+    for (auto& e : *v) e *= 2;
+  EXPECT_LT(compare(twice.dx, once.dx).rel_rms, 1e-6);
+  EXPECT_LT(compare(twice.ddt, once.ddt).rel_rms, 1e-6);
+  EXPECT_LT(compare(twice.dA_log, once.dA_log).rel_rms, 1e-6);
+  EXPECT_LT(compare(twice.dBm, once.dBm).rel_rms, 1e-6);
+  EXPECT_LT(compare(twice.dCm, once.dCm).rel_rms, 1e-6);
+  // Same for the reference.
+  SsdGrads r1(in), r2(in);
+  ssd_bwd(in, 0, dy, &dfin, r1);
+  ssd_bwd(in, 0, dy, &dfin, r2);
+  ssd_bwd(in, 0, dy, &dfin, r2);
+  for (auto& e : r1.dA_log) e *= 2;
+  EXPECT_LT(compare(r2.dA_log, r1.dA_log).rel_rms, 1e-6);
+}
+
+TEST(SsdChunked, BitwiseIdenticalForAnyThreadCount) {
+  SsdInputs in = make_ssd({3, 37, 4, 5, 2, 7}, 10, 0.05f, 0.5f, 1.f, 4.f);
+  Vec dy = random_vector(in.nx(), 63), dfin = random_vector(in.nstate(), 64);
+  const int saved = omp_get_max_threads();
+  SsdGrads g1(in), g3(in);
+  Vec y1, f1, y3, f3;
+  omp_set_num_threads(1);
+  ssd_fwd(in, 8, y1, f1);
+  ssd_bwd(in, 8, dy, &dfin, g1);
+  omp_set_num_threads(3);
+  ssd_fwd(in, 8, y3, f3);
+  ssd_bwd(in, 8, dy, &dfin, g3);
+  omp_set_num_threads(saved);
+  EXPECT_EQ(y1, y3);
+  EXPECT_EQ(f1, f3);
+  EXPECT_EQ(g1.dx, g3.dx);
+  EXPECT_EQ(g1.ddt, g3.ddt);
+  EXPECT_EQ(g1.dA_log, g3.dA_log);
+  EXPECT_EQ(g1.dBm, g3.dBm);
+  EXPECT_EQ(g1.dCm, g3.dCm);
+}
+
+// Timing (not run by default: --gtest_also_run_disabled_tests --gtest_filter=*Timing*).
+double time_fwd_bwd(const SsdInputs& in, int chunk, int reps) {
+  Vec y, f, dy = random_vector(in.nx(), 70), dfin = random_vector(in.nstate(), 71);
+  SsdGrads g(in);
+  ssd_fwd(in, chunk, y, f);  // warm-up
+  auto t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < reps; ++r) {
+    ssd_fwd(in, chunk, y, f);
+    ssd_bwd(in, chunk, dy, &dfin, g);
+  }
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+         reps;
+}
+
+TEST(SsdTiming, DISABLED_ChunkedVsReference) {
+  for (SsdShape s : {SsdShape{64, 64, 8, 16, 1, 16}, SsdShape{64, 256, 16, 16, 1, 16}}) {
+    SsdInputs in = make_ssd(s, 11, 0.001f, 0.1f, 1.f, 16.f);
+    for (int chunk : {16, 32, 64}) {
+      double ms = time_fwd_bwd(in, chunk, 3);
+      std::printf("B=%d T=%d H=%d P=%d N=%d threads=%d chunked(chunk=%d) fwd+bwd %.2f ms\n", s.B,
+                  s.T, s.H, s.P, s.N, omp_get_max_threads(), chunk, ms);
+    }
+    std::printf("B=%d T=%d H=%d P=%d N=%d threads=%d reference fwd+bwd %.2f ms\n", s.B, s.T, s.H,
+                s.P, s.N, omp_get_max_threads(), time_fwd_bwd(in, 0, 2));
+  }
+}
+
+}  // namespace
+}  // namespace statex
