@@ -1,0 +1,192 @@
+"""Reads one statex-sim results file (docs/results_format.md, format_version 1) into a RunData.
+
+Everything the package knows about the HDF5 layout lives here: which fields are required, how
+strings and arrays are decoded, and the FormatError raised (naming file and field) when a file
+is not one we can read.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import h5py
+import numpy as np
+
+RESULTS_FORMAT = "statex-sim results"
+CHECKPOINT_FORMAT = "statex-sim checkpoint"
+SUPPORTED_VERSIONS = (1,)
+BYTES_PER_SCALAR = 4  # fp32 state
+
+# Required in every results file, whatever its status.
+REQUIRED_ROOT_ATTRS = ("format", "format_version", "status")
+REQUIRED_MODEL_ATTRS = ("model", "state_scalars")
+# Required once a run says it completed (a failed or running run may stop before any eval).
+REQUIRED_WHEN_COMPLETED = ("/eval/step", "/eval/accuracy", "/curves/step", "/curves/loss")
+
+
+class FormatError(Exception):
+    """A file the package cannot read: not HDF5, foreign format, unknown version, missing field."""
+
+    def __init__(self, path: str, field_name: str | None, message: str):
+        self.path = str(path)
+        self.field = field_name
+        self.reason = message
+        where = f" field '{field_name}'" if field_name else ""
+        super().__init__(f"{self.path}:{where} {message}")
+
+
+@dataclass
+class RunData:
+    """Everything one results file holds that the analysis uses. Arrays are numpy, may be empty."""
+
+    path: str
+    summary: dict[str, Any]              # status, arm, model, state sizes, accuracies ...
+    config: dict[str, str]               # /config attrs, option name -> value string
+    curves: dict[str, np.ndarray]        # step, loss, lr, grad_norm, tokens_per_s  [S]
+    evals: dict[str, np.ndarray]         # step, loss, accuracy [E]; segment_accuracy [E, nseg];
+                                         # gap_accuracy, gap_count [E, nbucket]
+    gap_edges: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    segments: list[str] = field(default_factory=list)  # "T:K:count" per segment column
+    statex: dict[str, Any] | None = None  # /statex attrs when an expansion happened
+
+
+def _decode(value: Any) -> Any:
+    """h5py attribute value -> plain Python (str for strings, scalar for 0-d, list for 1-d)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return _decode(value[()])
+        return [_decode(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _attrs(obj: h5py.HLObject) -> dict[str, Any]:
+    return {k: _decode(v) for k, v in obj.attrs.items()}
+
+
+def _dataset(f: h5py.File, name: str) -> np.ndarray | None:
+    if name not in f:
+        return None
+    node = f[name]
+    if not isinstance(node, h5py.Dataset):
+        return None
+    return np.asarray(node[()])
+
+
+def _check_header(path: str, root: dict[str, Any]) -> None:
+    for name in REQUIRED_ROOT_ATTRS:
+        if name not in root:
+            raise FormatError(path, f"/@{name}", "missing required attribute")
+    fmt = root["format"]
+    if fmt == CHECKPOINT_FORMAT:
+        raise FormatError(path, "/@format", f"is a checkpoint ('{fmt}'), not a results file")
+    if fmt != RESULTS_FORMAT:
+        raise FormatError(path, "/@format", f"unknown format '{fmt}' (expected '{RESULTS_FORMAT}')")
+    version = root["format_version"]
+    if not isinstance(version, (int, np.integer)) or int(version) not in SUPPORTED_VERSIONS:
+        raise FormatError(path, "/@format_version",
+                          f"unsupported format_version {version!r} (this package reads "
+                          f"{', '.join(map(str, SUPPORTED_VERSIONS))})")
+
+
+def _read_statex(f: h5py.File) -> dict[str, Any] | None:
+    if "statex" not in f:
+        return None
+    attrs = _attrs(f["statex"])
+    layers = attrs.get("layers", [])
+    attrs["layers"] = [int(x) for x in (layers if isinstance(layers, list) else [layers])]
+    return attrs
+
+
+def read_run(path: str | os.PathLike) -> RunData:
+    """Reads a results file. Raises FormatError naming the file and field on anything unknown."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise FormatError(path, None, "no such file")
+    if not h5py.is_hdf5(path):
+        raise FormatError(path, None, "not an HDF5 file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:  # truncated or locked
+        raise FormatError(path, None, f"cannot open as HDF5: {err}") from err
+    with f:
+        root = _attrs(f)
+        _check_header(path, root)
+        if "config" not in f:
+            raise FormatError(path, "/config", "missing required group")
+        config = {k: str(v) for k, v in _attrs(f["config"]).items()}
+        if "model" not in f:
+            raise FormatError(path, "/model", "missing required group")
+        model = _attrs(f["model"])
+        for name in REQUIRED_MODEL_ATTRS:
+            if name not in model:
+                raise FormatError(path, f"/model/@{name}", "missing required attribute")
+        if root["status"] == "completed":
+            for name in REQUIRED_WHEN_COMPLETED:
+                if _dataset(f, name) is None:
+                    raise FormatError(path, name, "missing required dataset (status is completed)")
+
+        curves = {k: _dataset(f, f"/curves/{k}") for k in
+                  ("step", "loss", "lr", "grad_norm", "tokens_per_s")}
+        evals = {k: _dataset(f, f"/eval/{k}") for k in
+                 ("step", "loss", "accuracy", "segment_accuracy", "gap_accuracy", "gap_count")}
+        curves = {k: v for k, v in curves.items() if v is not None}
+        evals = {k: v for k, v in evals.items() if v is not None}
+        for arrays, group in ((evals, "/eval"), (curves, "/curves")):
+            if "step" not in arrays and arrays:
+                raise FormatError(path, f"{group}/step", "missing while other series exist")
+        segments: list[str] = []
+        if "/eval/segment_accuracy" in f:
+            seg_attr = _decode(f["/eval/segment_accuracy"].attrs.get("segments", ""))
+            segments = [s for s in str(seg_attr).split(",") if s]
+        edges = _dataset(f, "/eval/gap_bucket_edges")
+        layer_state = _dataset(f, "/model/layer_state_scalars")
+        if layer_state is not None:
+            model["n_layers"] = int(len(layer_state))
+        statex = _read_statex(f)
+
+    summary = _summary(root, model, evals, statex)
+    return RunData(path=path, summary=summary, config=config, curves=curves, evals=evals,
+                   gap_edges=np.zeros(0, np.int64) if edges is None else edges.astype(np.int64),
+                   segments=segments, statex=statex)
+
+
+def _summary(root: dict, model: dict, evals: dict, statex: dict | None) -> dict[str, Any]:
+    """One flat record of a run. Accuracies come from /eval when present (the summary attrs
+    on / are only a fallback): best = highest eval accuracy, final = last eval."""
+    out: dict[str, Any] = {
+        "status": root["status"],
+        "failure_reason": root.get("failure_reason", ""),
+        "arm": root.get("arm", ""),
+        "format_version": int(root["format_version"]),
+        "model": model["model"],
+        "n_params": model.get("n_params", np.nan),
+        "n_layers": model.get("n_layers", np.nan),
+        "state_scalars": int(model["state_scalars"]),
+        "conv_state_scalars": model.get("conv_state_scalars", np.nan),
+        "steps_done": root.get("steps_done", np.nan),
+        "tokens_seen": root.get("tokens_seen", np.nan),
+        "wall_time_s": root.get("wall_time_s", np.nan),
+    }
+    acc = evals.get("accuracy")
+    steps = evals.get("step")
+    if acc is not None and steps is not None and len(acc) and np.isfinite(acc).any():
+        best = int(np.nanargmax(acc))
+        out.update(final_accuracy=float(acc[-1]), final_step=int(steps[-1]),
+                   best_accuracy=float(acc[best]), best_step=int(steps[best]))
+    else:
+        out.update(final_accuracy=root.get("final_accuracy", np.nan), final_step=np.nan,
+                   best_accuracy=root.get("best_accuracy", np.nan),
+                   best_step=root.get("best_step", np.nan))
+    for key in ("step", "mode", "state_scalars_before", "state_scalars_after", "params_before",
+                "params_after", "accuracy_before", "accuracy_after", "accuracy_end"):
+        out[f"statex_{key}"] = (statex or {}).get(key, np.nan)
+    out["statex_layers"] = ",".join(map(str, statex["layers"])) if statex else ""
+    for key in ("statex_accuracy_before", "statex_accuracy_after", "statex_accuracy_end"):
+        if isinstance(out[key], (int, float)) and out[key] < 0:  # -1 = not measured
+            out[key] = np.nan
+    return out

@@ -1,0 +1,218 @@
+"""Figures. Each function takes tables from analysis.tables (or the long frames) and returns a
+matplotlib Figure whose legend labels name the series, so tests can inspect them. Nothing here
+reads files or picks runs; selection lives in tables.py."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: reports are files
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .tables import PHASES, state_label  # noqa: E402
+
+SPREAD_TEXT = {"minmax": "band = min-max over seeds", "std": "band = ±1 std over seeds (ddof=1)"}
+# Also used in index.md: "spread: <text>".
+MAX_CURVES_PER_MODEL = 12
+
+
+def _band(table: pd.DataFrame, spread: str) -> tuple[np.ndarray, np.ndarray]:
+    mean = table["mean"].to_numpy(float)
+    if spread == "std":
+        std = np.nan_to_num(table["std"].to_numpy(float))
+        return mean - std, mean + std
+    return table["min"].to_numpy(float), table["max"].to_numpy(float)
+
+
+def _state_text(value: float, unit: str) -> str:
+    return f"{int(value):,} {'B' if unit == 'bytes' else 'scalars'}"
+
+
+def accuracy_vs_state(points: pd.DataFrame, unit: str, spread: str = "minmax") -> plt.Figure:
+    """Best eval accuracy vs recurrent state size (log x), one series per model, mean over seeds
+    at the best LR with a spread band."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for model, series in points.groupby("model", sort=True):
+        series = series.sort_values("state")
+        x = series["state"].to_numpy(float)
+        (line,) = ax.plot(x, series["mean"], marker="o", label=str(model))
+        low, high = _band(series, spread)
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xscale("log")
+    ax.set_xlabel(state_label(unit))
+    ax.set_ylabel("best eval accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"MQAR accuracy vs state size (mean at best LR; {SPREAD_TEXT[spread]})",
+                 fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(title="model")
+    return fig
+
+
+def statex_arms(arms: pd.DataFrame, unit: str, spread: str = "minmax") -> plt.Figure:
+    """One panel per model: bars for StateX before/after expansion, StateX end, control end and
+    scratch end, each annotated with its state size."""
+    models = sorted(arms["model"].unique())
+    fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 4.2), squeeze=False)
+    colors = {p[0]: f"C{i}" for i, p in enumerate(PHASES)}
+    for ax, model in zip(axes[0], models):
+        table = arms[arms["model"] == model].reset_index(drop=True)
+        low, high = _band(table, spread)
+        mean = table["mean"].to_numpy(float)
+        yerr = np.vstack([np.nan_to_num(mean - low), np.nan_to_num(high - mean)])
+        for i, row in table.iterrows():
+            ax.bar(i, mean[i], yerr=yerr[:, i : i + 1], capsize=3, color=colors[row["phase"]],
+                   label=row["phase"])
+            if not np.isnan(row["state"]):
+                ax.text(i, min(np.nan_to_num(high[i]), 1.0) + 0.02,
+                        _state_text(row["state"], unit), ha="center", fontsize=7, rotation=90,
+                        va="bottom")
+        ax.set_xticks(range(len(table)))
+        ax.set_xticklabels([p.replace(" ", "\n", 1) for p in table["phase"]], fontsize=7)
+        ax.set_ylim(0, 1.45)
+        ax.set_ylabel("eval accuracy")
+        ax.set_title(f"{model}: StateX arms (state in {unit}; {SPREAD_TEXT[spread]})", fontsize=8)
+        ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def _curve_label(run: pd.Series) -> str:
+    parts = [str(run.get("arm") or "plain")]
+    if pd.notna(run.get("train.lr", np.nan)):
+        parts.append(f"lr={run['train.lr']:g}")
+    if pd.notna(run.get("train.seed", np.nan)):
+        parts.append(f"seed={int(run['train.seed'])}")
+    if run["status"] != "completed":
+        parts.append(run["status"])
+    return f"{run['run']} ({', '.join(parts)})"
+
+
+def learning_curves(runs: pd.DataFrame, evals: pd.DataFrame, curves: pd.DataFrame,
+                    keep: set[str] | None = None) -> plt.Figure:
+    """Rows = models; left: eval accuracy vs step, right: train loss vs step. One line per run
+    (only runs in `keep` when given), dashed for runs that did not complete; a vertical line
+    marks each StateX expansion step."""
+    shown = runs[runs["run"].isin(evals["run"].unique() if not evals.empty else [])]
+    if keep is not None:
+        shown = shown[shown["run"].isin(keep)]
+    models = sorted(shown["model"].unique())
+    fig, axes = plt.subplots(max(len(models), 1), 2, figsize=(11, 3.6 * max(len(models), 1)),
+                             squeeze=False)
+    for (ax_acc, ax_loss), model in zip(axes, models):
+        group = shown[shown["model"] == model].head(MAX_CURVES_PER_MODEL)
+        marked: set[float] = set()
+        for _, run in group.iterrows():
+            style = "-" if run["status"] == "completed" else "--"
+            e = evals[evals["run"] == run["run"]]
+            (line,) = ax_acc.plot(e["step"], e["accuracy"], style, marker=".",
+                                  label=_curve_label(run))
+            if not curves.empty:
+                c = curves[curves["run"] == run["run"]]
+                ax_loss.plot(c["step"], c["loss"], style, color=line.get_color(), linewidth=0.8)
+            step = run.get("statex_step", np.nan)
+            if pd.notna(step):
+                label = None if step in marked else f"StateX expansion (step {int(step)})"
+                marked.add(step)
+                for ax in (ax_acc, ax_loss):
+                    ax.axvline(step, color="k", linestyle=":", linewidth=1,
+                               label=label if ax is ax_acc else None)
+        ax_acc.set_title(f"{model}: eval accuracy", fontsize=9)
+        ax_acc.set_xlabel("training step")
+        ax_acc.set_ylabel("eval accuracy")
+        ax_acc.set_ylim(-0.02, 1.02)
+        ax_acc.legend(fontsize=6)
+        ax_loss.set_title(f"{model}: train loss", fontsize=9)
+        ax_loss.set_xlabel("training step")
+        ax_loss.set_ylabel("train loss (CE)")
+        for ax in (ax_acc, ax_loss):
+            ax.grid(True, alpha=0.3)
+    return fig
+
+
+def _series_label(row: pd.Series, unit: str) -> str:
+    arm = f", {row['arm']}" if row["arm"] else ""
+    return f"{_state_text(row['state'], unit)}{arm}"
+
+
+def _per_item(table: pd.DataFrame, unit: str, item: str, item_labels, xlabel: str,
+              title: str) -> plt.Figure:
+    """Shared layout of the gap and segment figures: panel per model, series per state size,
+    categorical x (one tick per bucket / segment)."""
+    models = sorted(table["model"].unique())
+    fig, axes = plt.subplots(1, len(models), figsize=(5.6 * len(models), 4), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        sub = table[table["model"] == model]
+        items = sorted(sub[item].unique(), key=item_labels[1])
+        pos = {v: i for i, v in enumerate(items)}
+        for _, series in sub.groupby(["arm", "state"], sort=True):
+            series = series.assign(_x=series[item].map(pos)).sort_values("_x")
+            x = series["_x"].to_numpy(float)
+            (line,) = ax.plot(x, series["mean"], marker="o",
+                              label=_series_label(series.iloc[0], unit))
+            ax.fill_between(x, series["min"], series["max"], color=line.get_color(), alpha=0.15,
+                            linewidth=0)
+        ax.set_xticks(range(len(items)))
+        ax.set_xticklabels([item_labels[0](sub, v) for v in items], fontsize=7, rotation=30)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("accuracy at best eval")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"{model}: {title}", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(title=f"state ({unit})", fontsize=7)
+    return fig
+
+
+def _gap_text(sub: pd.DataFrame, lo) -> str:
+    hi = sub.loc[sub["gap_lo"] == lo, "gap_hi"].iloc[0]
+    return f"≥{int(lo)}" if np.isinf(hi) else f"[{int(lo)},{int(hi)})"
+
+
+def gap_accuracy(gaps: pd.DataFrame, unit: str) -> plt.Figure:
+    """Accuracy vs key→query distance bucket, per model, one series per state size."""
+    return _per_item(gaps, unit, "gap_lo", (_gap_text, lambda v: v),
+                     "key→query gap (tokens; bucket [lo, hi))",
+                     "accuracy vs query gap (band = min-max over seeds)")
+
+
+def _segment_key(name: str):
+    parts = name.split(":")
+    return tuple(int(p) if p.isdigit() else 0 for p in parts) if len(parts) == 3 else (0, 0, 0)
+
+
+def segment_accuracy(segments: pd.DataFrame, unit: str) -> plt.Figure:
+    """Accuracy per MQAR test segment (T, K), per model, one series per state size."""
+    def text(_sub, name):
+        parts = name.split(":")
+        return f"T={parts[0]} K={parts[1]}" if len(parts) == 3 else name
+    return _per_item(segments, unit, "segment", (text, _segment_key), "MQAR test segment",
+                     "accuracy per test segment (band = min-max over seeds)")
+
+
+def ablation_heatmaps(ablation: pd.DataFrame) -> plt.Figure:
+    """One heatmap per (model, mode): expansion step (x) × expanded layers (y), colour = mean
+    final accuracy over seeds at the best LR; each cell annotated (blank = not run)."""
+    panels = sorted(ablation.groupby(["model", "statex_mode"]).groups)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.8), squeeze=False,
+                             layout="constrained")  # constrained: room for the shared colorbar
+    image = None
+    for ax, (model, mode) in zip(axes[0], panels):
+        sub = ablation[(ablation["model"] == model) & (ablation["statex_mode"] == mode)]
+        grid = sub.pivot_table(index="statex_layers", columns="statex_step", values="mean",
+                               aggfunc="mean")
+        image = ax.imshow(grid.to_numpy(float), vmin=0, vmax=1, cmap="viridis", aspect="auto",
+                          origin="lower")
+        for (i, j), value in np.ndenumerate(grid.to_numpy(float)):
+            if not np.isnan(value):
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                        color="w" if value < 0.6 else "k")
+        ax.set_xticks(range(grid.shape[1]))
+        ax.set_xticklabels([str(int(s)) for s in grid.columns])
+        ax.set_yticks(range(grid.shape[0]))
+        ax.set_yticklabels(list(grid.index))
+        ax.set_xlabel("expansion step")
+        ax.set_ylabel("expanded layers")
+        ax.set_title(f"{model} / {mode}", fontsize=9)
+    if image is not None:
+        fig.colorbar(image, ax=list(axes[0]), label="final accuracy (mean over seeds, best LR)")
+    return fig

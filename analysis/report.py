@@ -1,0 +1,129 @@
+"""`analysis report`: tables (CSV + Markdown), figures (PNG + SVG) and an index.md linking them."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from . import plots, tables
+from .frames import Record, curves_frame, evals_frame, gaps_frame, runs_frame, segments_frame
+
+
+@dataclass
+class Report:
+    """What a report holds before it is written: tables and figures by name, with captions."""
+
+    runs: pd.DataFrame
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, plt.Figure] = field(default_factory=dict)
+    captions: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # figure name -> why not drawn
+
+
+def build_report(records: list[Record], unit: str = "bytes", spread: str = "minmax") -> Report:
+    """Computes every table and figure the data allows; figures without data are listed in
+    `skipped` with the reason."""
+    if spread not in tables.SPREADS:
+        raise tables.TableError(f"--spread must be one of {', '.join(tables.SPREADS)}")
+    runs = runs_frame(records)
+    tables.state_column(runs, unit)  # validates the unit early
+    evals, curves = evals_frame(records), curves_frame(records)
+    rep = Report(runs=runs)
+    t = rep.tables
+    t["summary"] = tables.summary_table(runs, unit)
+    t["failures"] = tables.failures_table(runs)
+    t["accuracy_vs_state"] = tables.accuracy_vs_state_table(runs, unit)
+    t["statex_arms"] = tables.arms_table(runs, unit)
+    t["gap_accuracy"] = tables.gap_table(runs, gaps_frame(records), unit)
+    t["segment_accuracy"] = tables.segment_table(runs, segments_frame(records), unit)
+    t["statex_ablation"] = tables.ablation_table(runs)
+
+    def add(name, table_name, draw, caption, why_empty):
+        if t.get(table_name, runs).empty:
+            rep.skipped[name] = why_empty
+            return
+        rep.figures[name] = draw()
+        rep.captions[name] = caption
+
+    add("accuracy_vs_state", "accuracy_vs_state",
+        lambda: plots.accuracy_vs_state(t["accuracy_vs_state"], unit, spread),
+        f"Best eval accuracy vs recurrent state size ({unit}, log axis), one series per model; "
+        f"mean over seeds at the best LR per point, {plots.SPREAD_TEXT[spread]}.",
+        "no completed run without a StateX arm")
+    add("statex_arms", "statex_arms",
+        lambda: plots.statex_arms(t["statex_arms"], unit, spread),
+        "StateX arms per model: accuracy just before and after expansion (/statex), and at the "
+        "end of training for statex, control and scratch; bars annotated with state size.",
+        "no completed run with arm statex, control or scratch")
+    keep = set(tables._series_runs(runs)["run"]) | set(runs.loc[runs["status"] != "completed", "run"])
+    add("learning_curves", "summary",
+        lambda: plots.learning_curves(runs, evals, curves, keep),
+        "Eval accuracy and train loss vs step for the best-LR runs (and runs that did not "
+        "complete, dashed); dotted verticals mark StateX expansion steps.", "no runs")
+    if evals.empty and "learning_curves" in rep.figures:
+        plt.close(rep.figures.pop("learning_curves"))
+        rep.skipped["learning_curves"] = "no run has /eval data"
+    add("gap_accuracy", "gap_accuracy", lambda: plots.gap_accuracy(t["gap_accuracy"], unit),
+        "Accuracy vs key→query gap bucket at each run's best eval (best LR, mean over seeds).",
+        "no completed run has /eval/gap_accuracy")
+    add("segment_accuracy", "segment_accuracy",
+        lambda: plots.segment_accuracy(t["segment_accuracy"], unit),
+        "Accuracy per MQAR test segment at each run's best eval (best LR, mean over seeds).",
+        "no completed run has /eval/segment_accuracy")
+    add("statex_ablation", "statex_ablation",
+        lambda: plots.ablation_heatmaps(t["statex_ablation"]),
+        "StateX ablation: final accuracy by expansion step × expanded layers, one heatmap per "
+        "model and mode (mean over seeds at the best LR).", "no completed statex-arm run")
+    return rep
+
+
+def write_report(rep: Report, out_dir: str | os.PathLike, formats=("png", "svg"),
+                 sources: list[str] | None = None, unit: str = "bytes",
+                 spread: str = "minmax") -> Path:
+    """Writes figures/, tables/ and index.md under out_dir; returns the index path."""
+    out = Path(out_dir)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    for name, table in rep.tables.items():
+        table.to_csv(out / "tables" / f"{name}.csv", index=False)
+        (out / "tables" / f"{name}.md").write_text(tables.to_markdown(table))
+    for name, fig in rep.figures.items():
+        if fig.get_layout_engine() is None:
+            fig.tight_layout()  # once per figure; each savefig below is then a single draw
+        with plt.rc_context({"svg.fonttype": "none"}):  # SVG text stays text (editable, fast)
+            for ext in formats:
+                fig.savefig(out / "figures" / f"{name}.{ext}", dpi=110)
+        plt.close(fig)
+
+    runs = rep.runs
+    counts = runs["status"].value_counts().to_dict() if not runs.empty else {}
+    lines = ["# statex-sim report", ""]
+    if sources:
+        lines += ["Sources: " + ", ".join(f"`{s}`" for s in sources), ""]
+    lines += [f"Runs: {len(runs)} (" + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+              + ")", "",
+              "Conventions: accuracy of a run = its best eval accuracy; per point the learning "
+              "rate with the highest mean best accuracy over seeds is chosen (column `lr`); "
+              f"{plots.SPREAD_TEXT[spread]}; state size = recurrent state only, in "
+              f"{unit} (bytes = 4 × scalars, fp32). StateX arms and ablation show final "
+              "(end-of-training) accuracy.", ""]
+    lines += ["## Runs that did not complete", ""]
+    lines += [tables.to_markdown(rep.tables["failures"]) if not rep.tables["failures"].empty
+              else "None.", ""]
+    lines += ["## Figures", ""]
+    for name, caption in rep.captions.items():
+        links = " · ".join(f"[{ext.upper()}](figures/{name}.{ext})" for ext in formats)
+        lines += [f"### {name.replace('_', ' ')}", "", caption, "",
+                  f"![{name}](figures/{name}.{formats[0]})", "", links, ""]
+    for name, why in rep.skipped.items():
+        lines += [f"- {name.replace('_', ' ')}: not drawn ({why})"]
+    lines += ["", "## Tables", ""]
+    for name in rep.tables:
+        lines += [f"- {name.replace('_', ' ')}: [CSV](tables/{name}.csv) · "
+                  f"[Markdown](tables/{name}.md) ({len(rep.tables[name])} rows)"]
+    index = out / "index.md"
+    index.write_text("\n".join(lines) + "\n")
+    return index

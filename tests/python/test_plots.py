@@ -1,0 +1,121 @@
+"""Each figure has the expected series: inspect artists and legend labels, not just files."""
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.collections import PolyCollection
+
+from analysis import plots, tables
+from analysis.frames import curves_frame, evals_frame, gaps_frame, segments_frame
+from analysis.report import build_report, write_report
+from conftest import EXPECTED, ablation_value
+
+
+def legend_labels(ax):
+    legend = ax.get_legend()
+    return [t.get_text() for t in legend.get_texts()] if legend else []
+
+
+@pytest.mark.parametrize("unit, factor", [("bytes", 4), ("scalars", 1)])
+@pytest.mark.parametrize("spread", ["minmax", "std"])
+def test_accuracy_vs_state(scaling_runs, unit, factor, spread):
+    points = tables.accuracy_vs_state_table(scaling_runs, unit)
+    fig = plots.accuracy_vs_state(points, unit, spread)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert f"({unit}" in ax.get_xlabel()
+    assert legend_labels(ax) == ["gla", "mamba2"]
+    lines = {l.get_label(): l for l in ax.get_lines()}
+    gla = lines["gla"]
+    assert gla.get_xdata().tolist() == [512 * factor, 2048 * factor]
+    assert gla.get_ydata().tolist() == pytest.approx(
+        [EXPECTED[("gla", 512)][1], EXPECTED[("gla", 2048)][1]])
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == 2  # one spread band per model
+    # gla band at the first point: min-max 0.7..0.8, or mean ± std
+    ys = bands[0].get_paths()[0].vertices[:, 1]
+    lo, hi = (0.7, 0.8) if spread == "minmax" else (0.75 - 0.0707107, 0.75 + 0.0707107)
+    assert ys.min() == pytest.approx(lo, rel=1e-5) and ys.max() == pytest.approx(0.95 if
+                                                                              spread == "minmax" else 0.925 + 0.0353553, rel=1e-5)
+    assert ("min-max" if spread == "minmax" else "std") in ax.get_title()
+    plt.close(fig)
+
+
+def test_statex_arms_figure(statex_runs):
+    arms = tables.arms_table(statex_runs, "bytes")
+    fig = plots.statex_arms(arms, "bytes")
+    ax = fig.axes[0]
+    assert legend_labels(ax) == [p[0] for p in tables.PHASES]
+    heights = [p.get_height() for p in ax.patches]
+    assert heights == pytest.approx(arms["mean"].tolist())
+    texts = [t.get_text() for t in ax.texts]
+    assert "2,048 B" in texts and "4,096 B" in texts  # state before / after expansion
+    assert "gla" in ax.get_title()
+    plt.close(fig)
+
+
+def test_learning_curves_mark_expansion(statex_runs, statex_records):
+    keep = {"sx100_0_reinit_0", "sx200_01_inherit_1", "control0"}
+    fig = plots.learning_curves(statex_runs, evals_frame(statex_records),
+                                curves_frame(statex_records), keep)
+    ax_acc, ax_loss = fig.axes[:2]
+    labels = legend_labels(ax_acc)
+    assert "StateX expansion (step 100)" in labels and "StateX expansion (step 200)" in labels
+    assert sum(l.startswith("sx") for l in labels) == 2 and any(l.startswith("control0") for l in labels)
+    vlines = [l for l in ax_acc.get_lines() if list(l.get_xdata()) in ([100, 100], [200, 200])]
+    assert len(vlines) == 2
+    acc = [l for l in ax_acc.get_lines() if l.get_label().startswith("sx100_0_reinit_0")][0]
+    assert acc.get_xdata().tolist() == [0, 100, 200, 300]
+    assert len(ax_loss.get_lines()) >= 3
+    plt.close(fig)
+
+
+def test_gap_and_segment_figures(scaling_runs, scaling_records):
+    gaps = tables.gap_table(scaling_runs, gaps_frame(scaling_records), "bytes")
+    fig = plots.gap_accuracy(gaps, "bytes")
+    gla_ax = fig.axes[0]
+    assert "gla" in gla_ax.get_title() and "mamba2" in fig.axes[1].get_title()
+    assert legend_labels(gla_ax) == ["2,048 B", "8,192 B"]
+    assert [t.get_text() for t in gla_ax.get_xticklabels()] == ["[0,4)", "[4,16)", "≥16"]
+    line = gla_ax.get_lines()[0]
+    assert line.get_ydata().tolist() == pytest.approx([0.75, 0.6, 0.45])
+    plt.close(fig)
+    segs = tables.segment_table(scaling_runs, segments_frame(scaling_records), "scalars")
+    fig = plots.segment_accuracy(segs, "scalars")
+    assert legend_labels(fig.axes[1]) == ["2,048 scalars"]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["T=64 K=4", "T=128 K=8"]
+    plt.close(fig)
+
+
+def test_ablation_heatmaps(statex_runs):
+    abl = tables.ablation_table(statex_runs)
+    fig = plots.ablation_heatmaps(abl)
+    heat_axes = [ax for ax in fig.axes if ax.images]
+    assert sorted(ax.get_title() for ax in heat_axes) == ["gla / inherit", "gla / reinit"]
+    for ax in heat_axes:
+        mode = ax.get_title().split(" / ")[1]
+        grid = np.asarray(ax.images[0].get_array())
+        assert grid.shape == (2, 2)
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "200"]
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "0,1"]
+        for i, layers in enumerate(([0], [0, 1])):
+            for j, step in enumerate((100, 200)):
+                assert grid[i, j] == pytest.approx(ablation_value(step, layers, mode, 0) + 0.01)
+    plt.close(fig)
+
+
+def test_report_writes_everything(scaling_records, statex_records, tmp_path):
+    rep = build_report(scaling_records + statex_records, "bytes", "minmax")
+    assert set(rep.figures) == {"accuracy_vs_state", "statex_arms", "learning_curves",
+                                "gap_accuracy", "segment_accuracy", "statex_ablation"}
+    assert not rep.skipped
+    index = write_report(rep, tmp_path, ("png", "svg"))
+    text = index.read_text()
+    for name in rep.captions:
+        for ext in ("png", "svg"):
+            assert f"figures/{name}.{ext}" in text
+            assert (tmp_path / "figures" / f"{name}.{ext}").stat().st_size > 1000
+    for name in rep.tables:
+        assert f"tables/{name}.csv" in text and (tmp_path / "tables" / f"{name}.md").exists()
+    assert "out of memory" in text and "non-finite loss at step 150" in text  # failures table
+    chosen = (tmp_path / "tables" / "accuracy_vs_state.csv").read_text()
+    assert "lr" in chosen.splitlines()[0]
