@@ -1,34 +1,108 @@
-// STUB: to be implemented (see sim/core/backend.h for the contract).
-#include <stdexcept>
+// Elementwise activations: SiLU, scaled log-sigmoid (GLA forget gate) and SwiGLU.
+// Each op splits [0, n) into fixed chunks run by OpenMP threads and evaluates a chunk with
+// Eigen arrays (vectorised exp/log1p). Elementwise results never depend on the thread count.
+//
+// Numerical stability: everything is written in terms of e = exp(-|x|) <= 1, so nothing
+// overflows for large |x|:
+//   sigmoid(x)    = x >= 0 ? 1/(1+e) : e/(1+e)
+//   logsigmoid(x) = min(x, 0) - log1p(e)
+//   d logsigmoid / dx = sigmoid(-x) = x >= 0 ? e/(1+e) : 1/(1+e)
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstddef>
 
 #include "sim/ops/cpu/cpu_backend.h"
 
 namespace statex {
 
+namespace {
+
+using Arr = Eigen::ArrayXf;
+using ArrMap = Eigen::Map<Eigen::ArrayXf>;
+using ConstArrMap = Eigen::Map<const Eigen::ArrayXf>;
+
+constexpr std::ptrdiff_t kChunk = 8192;  // elements per task: big enough to amortise threads
+
+// Calls body(begin, count) for fixed chunks of [0, n), in parallel when there is more than one.
+template <class Body>
+void for_each_chunk(size_t n, Body body) {
+  const std::ptrdiff_t len = (std::ptrdiff_t)n;
+  const std::ptrdiff_t chunks = (len + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (std::ptrdiff_t c = 0; c < chunks; ++c) {
+    const std::ptrdiff_t begin = c * kChunk;
+    body(begin, std::min(kChunk, len - begin));
+  }
+}
+
+// sigmoid(x) for a chunk, without overflow for any finite x.
+Arr stable_sigmoid(const ConstArrMap& x) {
+  Arr e = (-x.abs()).exp();
+  Arr s_pos = (1.f + e).inverse();
+  return (x >= 0.f).select(s_pos, e * s_pos);
+}
+
+}  // namespace
+
+// out = x * sigmoid(x)
 void CpuBackend::silu_forward(float* out, const float* inp, size_t n) {
-  throw std::logic_error("cpu op silu_forward not implemented");
+  for_each_chunk(n, [&](std::ptrdiff_t b, std::ptrdiff_t k) {
+    ConstArrMap x(inp + b, k);
+    ArrMap(out + b, k) = x * stable_sigmoid(x);
+  });
 }
 
+// dinp += dout * s (1 + x (1 - s)),  s = sigmoid(x)
 void CpuBackend::silu_backward(float* dinp, const float* dout, const float* inp, size_t n) {
-  throw std::logic_error("cpu op silu_backward not implemented");
+  if (!dinp) return;
+  for_each_chunk(n, [&](std::ptrdiff_t b, std::ptrdiff_t k) {
+    ConstArrMap x(inp + b, k);
+    Arr s = stable_sigmoid(x);
+    ArrMap(dinp + b, k) += ConstArrMap(dout + b, k) * s * (1.f + x * (1.f - s));
+  });
 }
 
+// out = scale * logsigmoid(x)
 void CpuBackend::logsigmoid_forward(float* out, const float* inp, float scale, size_t n) {
-  throw std::logic_error("cpu op logsigmoid_forward not implemented");
+  for_each_chunk(n, [&](std::ptrdiff_t b, std::ptrdiff_t k) {
+    ConstArrMap x(inp + b, k);
+    Arr e = (-x.abs()).exp();
+    ArrMap(out + b, k) = scale * (x.min(0.f) - e.log1p());
+  });
 }
 
+// dinp += dout * scale * sigmoid(-x)
 void CpuBackend::logsigmoid_backward(float* dinp, const float* dout, const float* inp, float scale,
                                      size_t n) {
-  throw std::logic_error("cpu op logsigmoid_backward not implemented");
+  if (!dinp) return;
+  for_each_chunk(n, [&](std::ptrdiff_t b, std::ptrdiff_t k) {
+    ConstArrMap x(inp + b, k);
+    Arr e = (-x.abs()).exp();
+    Arr r = (1.f + e).inverse();
+    Arr sig_neg = (x >= 0.f).select(e * r, r);
+    ArrMap(dinp + b, k) += scale * ConstArrMap(dout + b, k) * sig_neg;
+  });
 }
 
+// out = silu(gate) * up
 void CpuBackend::swiglu_forward(float* out, const float* gate, const float* up, size_t n) {
-  throw std::logic_error("cpu op swiglu_forward not implemented");
+  for_each_chunk(n, [&](std::ptrdiff_t b, std::ptrdiff_t k) {
+    ConstArrMap g(gate + b, k);
+    ArrMap(out + b, k) = g * stable_sigmoid(g) * ConstArrMap(up + b, k);
+  });
 }
 
+// dgate += dout * up * silu'(gate), dup += dout * silu(gate)
 void CpuBackend::swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
                                  const float* up, size_t n) {
-  throw std::logic_error("cpu op swiglu_backward not implemented");
+  if (!dgate && !dup) return;
+  for_each_chunk(n, [&](std::ptrdiff_t b, std::ptrdiff_t k) {
+    ConstArrMap g(gate + b, k);
+    ConstArrMap dy(dout + b, k);
+    Arr s = stable_sigmoid(g);
+    if (dgate) ArrMap(dgate + b, k) += dy * ConstArrMap(up + b, k) * s * (1.f + g * (1.f - s));
+    if (dup) ArrMap(dup + b, k) += dy * g * s;
+  });
 }
 
 }  // namespace statex

@@ -1,18 +1,61 @@
-// STUB: to be implemented (see sim/core/backend.h for the contract).
+// Softmax cross-entropy over rows of logits [M, V] with targets [M].
+// Stable log-softmax: with mx = max_j z_j and S = sum_j exp(z_j - mx),
+//   probs = exp(z - mx) / S,  loss = log(S) - (z_target - mx).
+// Rows are independent (OpenMP over rows); S is accumulated in double.
+#include <cmath>
 #include <stdexcept>
+#include <string>
 
 #include "sim/ops/cpu/cpu_backend.h"
 
 namespace statex {
 
+namespace {
+void check_targets(const int* targets, int M, int V) {
+  for (int i = 0; i < M; ++i)
+    if (targets[i] < 0 || targets[i] >= V)
+      throw std::out_of_range("softmax_xent: target " + std::to_string(targets[i]) + " at row " +
+                              std::to_string(i) + " outside [0, " + std::to_string(V) + ")");
+}
+}  // namespace
+
 void CpuBackend::softmax_xent_forward(float* losses, float* probs, int* pred, const float* logits,
                                       const int* targets, int M, int V) {
-  throw std::logic_error("cpu op softmax_xent_forward not implemented");
+  check_targets(targets, M, V);
+  const bool parallel = (long long)M * V >= (1 << 14);
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int i = 0; i < M; ++i) {
+    const float* z = logits + (size_t)i * V;
+    float* p = probs + (size_t)i * V;
+    int best = 0;  // strict '>' keeps the lowest index on ties
+    for (int j = 1; j < V; ++j)
+      if (z[j] > z[best]) best = j;
+    const float mx = z[best];
+    double sum = 0;
+    for (int j = 0; j < V; ++j) {
+      p[j] = std::exp(z[j] - mx);
+      sum += p[j];
+    }
+    const float inv = float(1.0 / sum);
+    for (int j = 0; j < V; ++j) p[j] *= inv;
+    losses[i] = float(std::log(sum) - double(z[targets[i]] - mx));
+    if (pred) pred[i] = best;
+  }
 }
 
+// dlogits += (probs - onehot(target)) * dloss_scale
 void CpuBackend::softmax_xent_backward(float* dlogits, const float* probs, const int* targets,
                                        float dloss_scale, int M, int V) {
-  throw std::logic_error("cpu op softmax_xent_backward not implemented");
+  if (!dlogits) return;
+  check_targets(targets, M, V);
+  const bool parallel = (long long)M * V >= (1 << 14);
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int i = 0; i < M; ++i) {
+    float* d = dlogits + (size_t)i * V;
+    const float* p = probs + (size_t)i * V;
+    for (int j = 0; j < V; ++j) d[j] += p[j] * dloss_scale;
+    d[targets[i]] -= dloss_scale;
+  }
 }
 
 }  // namespace statex
