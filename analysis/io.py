@@ -179,9 +179,10 @@ def _summary(root: dict, model: dict, evals: dict, statex: dict | None) -> dict[
         out.update(final_accuracy=float(acc[-1]), final_step=int(steps[-1]),
                    best_accuracy=float(acc[best]), best_step=int(steps[best]))
     else:
+        best_step = root.get("best_step", np.nan)
         out.update(final_accuracy=root.get("final_accuracy", np.nan), final_step=np.nan,
                    best_accuracy=root.get("best_accuracy", np.nan),
-                   best_step=root.get("best_step", np.nan))
+                   best_step=np.nan if best_step is None or best_step < 0 else best_step)
     for key in ("step", "mode", "state_scalars_before", "state_scalars_after", "params_before",
                 "params_after", "accuracy_before", "accuracy_after", "accuracy_end"):
         out[f"statex_{key}"] = (statex or {}).get(key, np.nan)

@@ -1,0 +1,77 @@
+"""The command line: summary table contents, filters, grouping, report, exit codes."""
+import csv
+import io
+import subprocess
+import sys
+
+from analysis.cli import main
+from conftest import REPO
+
+
+def summary(capsys, *args):
+    code = main(["summary", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_summary_rows_and_failed_marked(scaling_sweep, capsys):
+    code, out, _ = summary(capsys, scaling_sweep)
+    assert code == 0
+    header = out.splitlines()[0].split()
+    assert header == ["run", "model", "d_model", "layers", "params", "state", "(bytes)", "lr",
+                      "seed", "arm", "final_acc", "best_acc", "best_step", "status"]
+    rows = {line.split()[0]: line for line in out.splitlines()[2:] if line.strip()}
+    assert "failed: out of memory" in rows["m32c"]
+    assert "failed: non-finite loss at step 150" in rows["g64c"]
+    assert rows["g32c"].split()[5] == "2,048"  # 512 scalars × 4 bytes
+    assert "11 runs, 2 not completed" in out
+
+
+def test_summary_csv_where_and_units(scaling_sweep, capsys):
+    code, out, _ = summary(capsys, scaling_sweep, "--csv", "--where", "model.model=mamba2",
+                           "--state-unit", "scalars")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert sorted(r["run"] for r in rows) == ["m32a", "m32b", "m32c"]
+    assert {r["state (scalars)"] for r in rows if r["run"] != "m32c"} == {"2048.0"}
+    assert [r["status"] for r in rows if r["run"] == "m32c"] == ["failed: out of memory"]
+
+
+def test_summary_group_by(scaling_sweep, capsys):
+    code, out, _ = summary(capsys, scaling_sweep, "--group-by", "model.model,train.lr")
+    assert code == 0
+    grouped = out.split("Grouped by model.model, train.lr:")[1].splitlines()
+    lines = [l.split() for l in grouped if l.strip()][2:]
+    # model, lr, runs, completed, failed, other, ...
+    assert [l[:6] for l in lines] == [["gla", "0.001", "4", "4", "0", "0"],
+                                     ["gla", "0.003", "4", "3", "1", "0"],
+                                     ["mamba2", "0.001", "2", "2", "0", "0"],
+                                     ["mamba2", "0.003", "1", "0", "1", "0"]]
+
+
+def test_bad_where_key_is_a_clear_error(scaling_sweep, capsys):
+    code, _, err = summary(capsys, scaling_sweep, "--where", "model.modl=gla")
+    assert code == 1 and "unknown column 'model.modl'" in err and "model.model" in err
+
+
+def test_report_cli(scaling_sweep, statex_sweep, tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert main(["report", str(scaling_sweep), str(statex_sweep / "index.csv"), "--out",
+                 str(out), "--state-unit", "scalars", "--spread", "std", "--formats", "png",
+                 "--where", "model.model=gla"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    index = (out / "index.md").read_text()
+    assert "±1 std" in index and "in scalars" in index
+    assert "non-finite loss at step 150" in index and "out of memory" not in index  # filtered
+    points = list(csv.DictReader(open(out / "tables" / "accuracy_vs_state.csv")))
+    assert {p["model"] for p in points} == {"gla"}
+    assert sorted(float(p["state"]) for p in points) == [512, 2048]
+
+
+def test_module_entry_point_exit_code(tmp_path):
+    bad = tmp_path / "bad.h5"
+    bad.write_text("not hdf5")
+    proc = subprocess.run([sys.executable, "-m", "analysis", "summary", str(bad)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert f"error: {bad}: not an HDF5 file" in proc.stderr

@@ -1,0 +1,56 @@
+"""Files written by the C++ simulator: the C++ writer's own output (tests/python/data/cpp_writer)
+and, when present, data/fixtures/ and $STATEX_ANALYSIS_FIXTURES (directories of .h5 files or
+sweep directories). Checks invariants that must hold for any real file."""
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import analysis
+from analysis.cli import main
+from conftest import HERE, fixture_dirs
+
+CPP_DIR = HERE / "data" / "cpp_writer"
+DIRS = [CPP_DIR] + fixture_dirs()
+
+
+def test_cpp_writer_files_read_as_documented():
+    runs = analysis.load_runs([CPP_DIR]).set_index("run")
+    ok = runs.loc["real_statex"]
+    assert ok["status"] == "completed" and ok["arm"] == "statex" and ok["model"] == "gla"
+    assert ok["state_scalars"] == 5120 and ok["state_bytes"] == 20480
+    assert ok["best_accuracy"] == pytest.approx(0.9) and ok["best_step"] == 100
+    assert ok["final_accuracy"] == pytest.approx(0.5)
+    assert ok["statex_layers"] == "1" and ok["statex_mode"] == "inherit"
+    assert ok["statex_state_scalars_before"] == 2048 and ok["statex_accuracy_after"] == \
+        pytest.approx(0.35)
+    assert ok["train.lr"] == pytest.approx(3e-3) and ok["model.d_model"] == 64
+    bad = runs.loc["real_failed"]
+    assert bad["status"] == "failed" and bad["failure_reason"] == "non-finite loss at step 312"
+    assert np.isnan(bad["best_accuracy"]) and np.isnan(bad["best_step"])
+    gaps = analysis.load_gaps([CPP_DIR / "real_statex.h5"])
+    assert gaps[gaps["step"] == 0]["accuracy"].isna().tolist() == [False, True, False]
+
+
+@pytest.mark.parametrize("directory", DIRS, ids=lambda d: d.name)
+def test_fixture_directory_invariants(directory: Path, tmp_path, capsys):
+    runs = analysis.load_runs([directory])
+    assert len(runs) > 0 and runs["status"].isin(["completed", "failed", "running"]).all()
+    for _, row in runs.iterrows():
+        if not row["path"]:
+            continue
+        with h5py.File(row["path"], "r") as f:
+            assert row["state_bytes"] == f["model"].attrs["state_bytes"] == 4 * row["state_scalars"]
+            acc = f["eval/accuracy"][()] if "eval/accuracy" in f else np.zeros(0)
+        if len(acc) and np.isfinite(acc).any():
+            assert row["best_accuracy"] == pytest.approx(float(np.nanmax(acc)))
+            assert row["final_accuracy"] == pytest.approx(float(acc[-1]), nan_ok=True)
+        if row["status"] == "failed":
+            assert row["failure_reason"], row["run"]
+    assert main(["summary", str(directory)]) == 0
+    out = capsys.readouterr().out
+    for run in runs["run"]:
+        assert run in out  # no run silently dropped
+    assert main(["report", str(directory), "--out", str(tmp_path), "--formats", "png"]) == 0
+    assert (tmp_path / "index.md").exists()
