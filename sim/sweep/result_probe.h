@@ -1,0 +1,20 @@
+#pragma once
+// Reads just enough of a trial's results file (docs/results_format.md) to decide whether the
+// trial is done: root attributes status, failure_reason and best_accuracy. Never throws: a
+// missing, truncated, non-HDF5 or foreign file is reported as such, so the sweep reruns it.
+#include <string>
+
+namespace statex::sweep {
+
+struct ResultProbe {
+  enum class State { missing, unreadable, running, completed, failed };
+  State state = State::missing;
+  std::string failure_reason;  // trainer's reason when failed
+  std::string detail;          // why unreadable
+  double best_accuracy = -1;   // root attr best_accuracy, else max of /eval/accuracy; -1 = none
+};
+
+ResultProbe probe_result(const std::string& path);
+const char* state_name(ResultProbe::State s);
+
+}  // namespace statex::sweep

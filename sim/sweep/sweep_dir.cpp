@@ -1,0 +1,136 @@
+#include "sim/sweep/sweep_dir.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace statex::sweep {
+
+bool file_exists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+void make_dirs(const std::string& path) {
+  std::string cur;
+  std::istringstream in(path);
+  std::string part;
+  if (!path.empty() && path[0] == '/') cur = "/";
+  while (std::getline(in, part, '/')) {
+    if (part.empty()) continue;
+    cur += part + "/";
+    if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
+      throw ConfigError("cannot create directory '" + cur + "': " + std::strerror(errno));
+  }
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_file_atomically(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot write '" + tmp + "': " + std::strerror(errno));
+  size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = write(fd, content.data() + done, content.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      close(fd);
+      throw std::runtime_error("cannot write '" + tmp + "': " + std::strerror(errno));
+    }
+    done += static_cast<size_t>(n);
+  }
+  fsync(fd);
+  close(fd);
+  if (rename(tmp.c_str(), path.c_str()) != 0)
+    throw std::runtime_error("cannot rename '" + tmp + "': " + std::strerror(errno));
+}
+
+std::string last_line(const std::string& path) {
+  std::string text = read_file(path);
+  std::istringstream in(text);
+  std::string line, last;
+  while (std::getline(in, line)) {
+    auto e = line.find_last_not_of(" \t\r");
+    if (e != std::string::npos) last = line.substr(0, e + 1);
+  }
+  if (last.size() > 200) last = last.substr(0, 197) + "...";
+  return last;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c == '\n' || c == '\r' ? ' ' : c;
+  }
+  return out + "\"";
+}
+
+TrialStatus status_from_probe(const ResultProbe& p) {
+  TrialStatus s;
+  using S = ResultProbe::State;
+  if (p.state == S::completed) s.status = "completed";
+  if (p.state == S::failed) {
+    s.status = "failed";
+    s.error = p.failure_reason.empty() ? "trainer reported failure" : p.failure_reason;
+  }
+  return s;
+}
+
+SweepDir::SweepDir(const std::string& out) {
+  make_dirs(out);
+  char buf[PATH_MAX];
+  if (!realpath(out.c_str(), buf)) throw ConfigError("cannot resolve '" + out + "'");
+  root_ = buf;
+  make_dirs(root_ + "/trials");
+}
+
+void SweepDir::prepare(const std::string& sweep_file, const std::vector<Trial>& trials) const {
+  std::string text = read_file(sweep_file);
+  if (read_file(root_ + "/sweep.ini") != text) write_file_atomically(root_ + "/sweep.ini", text);
+  for (auto& t : trials) {
+    std::string ini_text = "# statex sweep trial " + t.id + "\n" + to_ini(t.config);
+    if (read_file(ini(t.id)) != ini_text) write_file_atomically(ini(t.id), ini_text);
+  }
+}
+
+void SweepDir::lock() const {
+  std::string path = root_ + "/.lock";
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot open '" + path + "': " + std::strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+    throw ConfigError("another statex sweep is running on '" + root_ + "' (lock " + path + ")");
+  // fd intentionally left open: the lock lives as long as the process.
+}
+
+void SweepDir::write_index(const std::vector<Trial>& trials, const std::vector<std::string>& swept,
+                           const std::vector<TrialStatus>& status) const {
+  std::string out = "trial_id,status,result_path,error";
+  for (auto& o : swept) out += "," + csv_field(o);
+  out += "\n";
+  for (size_t i = 0; i < trials.size(); ++i) {
+    out += trials[i].id + "," + status[i].status + "," + result_relpath(trials[i].id) + "," +
+           csv_field(status[i].error);
+    for (auto& sw : trials[i].swept) out += "," + csv_field(sw.second);
+    out += "\n";
+  }
+  write_file_atomically(root_ + "/index.csv", out);
+}
+
+}  // namespace statex::sweep
