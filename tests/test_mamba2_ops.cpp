@@ -13,6 +13,7 @@
 #include <omp.h>
 
 #include <chrono>
+#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <vector>
@@ -287,8 +288,10 @@ void ssd_compare(SsdShape s, int chunk, float dt_lo, float dt_hi, float a_lo, fl
   SsdGrads g_ref(in), g(in);
   ssd_bwd(in, 0, dy, &dfin, g_ref);
   ssd_bwd(in, chunk, dy, &dfin, g);
+  std::printf("  chunked vs reference rel_rms: y %.2e final %.2e |", dyv.rel_rms, dfv.rel_rms);
   auto check = [](const Vec& got, const Vec& ref, const char* what) {
     auto d = compare(got, ref);
+    std::printf(" %s %.2e", what, d.rel_rms);
     EXPECT_LT(d.rel_rms, 1e-4) << what << " rel_rms " << d.rel_rms << " worst " << d.worst << ": "
                                << got[d.worst] << " vs " << ref[d.worst];
   };
@@ -297,6 +300,7 @@ void ssd_compare(SsdShape s, int chunk, float dt_lo, float dt_hi, float a_lo, fl
   check(g.dA_log, g_ref.dA_log, "dA_log");
   check(g.dBm, g_ref.dBm, "dBm");
   check(g.dCm, g_ref.dCm, "dCm");
+  std::printf("\n");
 }
 
 // Mild decay: dt * A in [-0.8, -0.001].
@@ -387,29 +391,37 @@ TEST(SsdChunked, BitwiseIdenticalForAnyThreadCount) {
 }
 
 // Timing (not run by default: --gtest_also_run_disabled_tests --gtest_filter=*Timing*).
-double time_fwd_bwd(const SsdInputs& in, int chunk, int reps) {
+// Reports process CPU time (all threads) as well as wall time: on a shared machine the wall time
+// mostly measures the other processes.
+struct Timing {
+  double wall_ms, cpu_ms;
+};
+Timing time_fwd_bwd(const SsdInputs& in, int chunk, int reps) {
   Vec y, f, dy = random_vector(in.nx(), 70), dfin = random_vector(in.nstate(), 71);
   SsdGrads g(in);
   ssd_fwd(in, chunk, y, f);  // warm-up
   auto t0 = std::chrono::steady_clock::now();
+  std::clock_t c0 = std::clock();
   for (int r = 0; r < reps; ++r) {
     ssd_fwd(in, chunk, y, f);
     ssd_bwd(in, chunk, dy, &dfin, g);
   }
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
-         reps;
+  const double cpu = 1000.0 * double(std::clock() - c0) / CLOCKS_PER_SEC / reps;
+  const double wall =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+      reps;
+  return {wall, cpu};
 }
 
 TEST(SsdTiming, DISABLED_ChunkedVsReference) {
   for (SsdShape s : {SsdShape{64, 64, 8, 16, 1, 16}, SsdShape{64, 256, 16, 16, 1, 16}}) {
     SsdInputs in = make_ssd(s, 11, 0.001f, 0.1f, 1.f, 16.f);
-    for (int chunk : {16, 32, 64}) {
-      double ms = time_fwd_bwd(in, chunk, 3);
-      std::printf("B=%d T=%d H=%d P=%d N=%d threads=%d chunked(chunk=%d) fwd+bwd %.2f ms\n", s.B,
-                  s.T, s.H, s.P, s.N, omp_get_max_threads(), chunk, ms);
+    for (int chunk : {0, 16, 32, 64}) {
+      Timing t = time_fwd_bwd(in, chunk, 2);
+      std::printf("B=%d T=%d H=%d P=%d N=%d threads=%d %s chunk=%d: fwd+bwd wall %.1f ms, cpu %.1f ms\n",
+                  s.B, s.T, s.H, s.P, s.N, omp_get_max_threads(), chunk ? "chunked" : "reference",
+                  chunk, t.wall_ms, t.cpu_ms);
     }
-    std::printf("B=%d T=%d H=%d P=%d N=%d threads=%d reference fwd+bwd %.2f ms\n", s.B, s.T, s.H,
-                s.P, s.N, omp_get_max_threads(), time_fwd_bwd(in, 0, 2));
   }
 }
 

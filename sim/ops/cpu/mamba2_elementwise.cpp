@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 #include "sim/ops/cpu/cpu_backend.h"
@@ -109,6 +110,8 @@ void CpuBackend::ssd_dskip_backward(float* dx, float* dD, const float* dy, const
 void CpuBackend::gated_rmsnorm_forward(float* out, float* rstd, const float* y, const float* z,
                                        const float* weight, int N, int C, int group_size,
                                        float eps) {
+  if (group_size <= 0 || C % group_size != 0)
+    throw std::invalid_argument("gated_rmsnorm: C must be a multiple of group_size");
   const int ngroups = C / group_size;
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < N; ++r) {
