@@ -209,6 +209,17 @@ TEST(SweepSpec, PipeSeparatesValuesThatContainCommas) {
   EXPECT_EQ(trials[1].config.at("mqar.test"), "256:16:10");
 }
 
+TEST(SweepSpec, ZipMembersMayRepeatValues) {
+  auto trials = expand(parse_sweep_text("[sweep]\nzip.s.model.d_model = 16,32\nzip.s.model.heads = 1,1\n",
+                                        "x.ini", experiment_option_names()));
+  ASSERT_EQ(trials.size(), 2u);
+  EXPECT_EQ(trials[1].config.at("model.heads"), "1");
+  // ...but a zip group whose rows coincide is an error, not two copies of one trial.
+  EXPECT_THROW(expand(parse_sweep_text("[sweep]\nzip.s.model.d_model = 16,16\nzip.s.model.heads = 1,1\n",
+                                       "x.ini", {})),
+               ConfigError);
+}
+
 TEST(SweepSpec, StableIds) {
   auto a = expand(parse_sweep_text(kGridZip, "a.ini", {}));
   // Same configs written in another order (sections, lines, axis order) give the same ids.
@@ -532,4 +543,21 @@ TEST_F(SweepTest, SlurmJobArrayEndToEnd) {
   std::map<std::string, int> count;
   for (auto& id : fake.runs()) count[id]++;
   for (auto& t : trials) EXPECT_EQ(count[t.id], expected.count(t.id) ? 2 : 1) << t.id;
+}
+
+// Every shipped sweep file parses against the real option list and expands.
+TEST(SweepSpec, ShippedExperimentFilesAreValid) {
+  const char* src = std::getenv("STATEX_SOURCE_DIR");
+  if (!src) GTEST_SKIP() << "STATEX_SOURCE_DIR not set (run through ctest)";
+  std::string dir = std::string(src) + "/experiments/sweeps";
+  std::string list = dir + "/.files_for_test";
+  ASSERT_EQ(std::system(("ls '" + dir + "'/*.ini > '" + list + "'").c_str()), 0);
+  auto files = lines_of(list);
+  std::remove(list.c_str());
+  EXPECT_GE(files.size(), 4u);
+  for (auto& f : files) {
+    SCOPED_TRACE(f);
+    auto spec = parse_sweep_file(f, experiment_option_names());
+    EXPECT_GT(expand(spec).size(), 1u);
+  }
 }

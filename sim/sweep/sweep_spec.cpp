@@ -37,9 +37,6 @@ std::vector<std::string> split_values(const std::string& text, const std::string
     if (out[i].empty())
       fail(source, line, "axis '" + key + "' has an empty value (item " + std::to_string(i + 1) +
                              "); separate values with '" + std::string(1, sep) + "'");
-  std::set<std::string> seen;
-  for (auto& v : out)
-    if (!seen.insert(v).second) fail(source, line, "axis '" + key + "' lists '" + v + "' twice");
   return out;
 }
 
@@ -125,6 +122,12 @@ SweepSpec parse_sweep_text(const std::string& text, const std::string& source,
       fail(source, line, "option '" + axis.option + "' already swept on line " + std::to_string(axis_line[axis.option]));
     axis_line[axis.option] = line;
     axis.values = split_values(value, source, line, key);
+    // A grid axis with a repeated value would give identical trials; in a zip group a repeat
+    // is fine (e.g. heads = 1,1,1 beside d_model = 16,32,64).
+    std::set<std::string> seen;
+    for (auto& v : axis.values)
+      if (axis.zip_group.empty() && !seen.insert(v).second)
+        fail(source, line, "axis '" + key + "' lists '" + v + "' twice");
     spec.axes.push_back(axis);
   }
   // Zip groups: every member must have the same number of values as the group's first member.
