@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .tables import PHASES, state_label  # noqa: E402
+from .tables import ARMS, PHASES, state_label  # noqa: E402
 
 SPREAD_TEXT = {"minmax": "band = min-max over seeds", "std": "band = ±1 std over seeds (ddof=1)"}
 # Also used in index.md: "spread: <text>".
@@ -69,10 +69,14 @@ def statex_arms(arms: pd.DataFrame, unit: str, spread: str = "minmax") -> plt.Fi
                         _state_text(row["state"], unit), ha="center", fontsize=7, rotation=90,
                         va="bottom")
         ax.set_xticks(range(len(table)))
-        ax.set_xticklabels([p.replace(" ", "\n", 1) for p in table["phase"]], fontsize=7)
-        ax.set_ylim(0, 1.45)
+        ax.set_xticklabels([p.replace(" ", "\n") for p in table["phase"]], fontsize=7)
+        ax.set_ylim(0, 1.4)
+        ax.set_yticks(np.linspace(0, 1, 6))
         ax.set_ylabel("eval accuracy")
-        ax.set_title(f"{model}: StateX arms (state in {unit}; {SPREAD_TEXT[spread]})", fontsize=8)
+        config = next((c for c in table.get("statex_config", []) if c), "")  # statex arm's choice
+        ax.set_title(f"{model}: StateX arms (state in {unit}; "
+                     f"{SPREAD_TEXT[spread].replace('band', 'bars')})"
+                     + (f"\nStateX: {config}" if config else ""), fontsize=8)
         ax.legend(fontsize=7, loc="upper left")
     return fig
 
@@ -88,25 +92,32 @@ def _curve_label(run: pd.Series) -> str:
     return f"{run['run']} ({', '.join(parts)})"
 
 
+def _family(arm: str) -> str:
+    return "StateX arms" if arm in ARMS else "plain runs"
+
+
 def learning_curves(runs: pd.DataFrame, evals: pd.DataFrame, curves: pd.DataFrame,
                     keep: set[str] | None = None) -> plt.Figure:
-    """Rows = models; left: eval accuracy vs step, right: train loss vs step. One line per run
-    (only runs in `keep` when given), dashed for runs that did not complete; a vertical line
+    """One row per (model, plain runs | StateX arms); left: eval accuracy vs step, right: train
+    loss vs step, legend at the right. One line per run (only runs in `keep` when given; at most
+    MAX_CURVES_PER_MODEL per row), dashed for runs that did not complete; a dotted vertical
     marks each StateX expansion step."""
     shown = runs[runs["run"].isin(evals["run"].unique() if not evals.empty else [])]
     if keep is not None:
         shown = shown[shown["run"].isin(keep)]
-    models = sorted(shown["model"].unique())
-    fig, axes = plt.subplots(max(len(models), 1), 2, figsize=(11, 3.6 * max(len(models), 1)),
-                             squeeze=False)
-    for (ax_acc, ax_loss), model in zip(axes, models):
-        group = shown[shown["model"] == model].head(MAX_CURVES_PER_MODEL)
+    shown = shown.assign(_family=shown["arm"].map(_family))
+    panels = sorted(shown.groupby(["model", "_family"]).groups)
+    n = max(len(panels), 1)
+    fig, axes = plt.subplots(n, 2, figsize=(13, 3.6 * n), squeeze=False)
+    colors = plt.get_cmap("tab20").colors
+    for (ax_acc, ax_loss), (model, family) in zip(axes, panels):
+        group = shown[(shown["model"] == model) & (shown["_family"] == family)]
         marked: set[float] = set()
-        for _, run in group.iterrows():
+        for i, (_, run) in enumerate(group.head(MAX_CURVES_PER_MODEL).iterrows()):
             style = "-" if run["status"] == "completed" else "--"
             e = evals[evals["run"] == run["run"]]
             (line,) = ax_acc.plot(e["step"], e["accuracy"], style, marker=".",
-                                  label=_curve_label(run))
+                                  color=colors[i % len(colors)], label=_curve_label(run))
             if not curves.empty:
                 c = curves[curves["run"] == run["run"]]
                 ax_loss.plot(c["step"], c["loss"], style, color=line.get_color(), linewidth=0.8)
@@ -117,14 +128,15 @@ def learning_curves(runs: pd.DataFrame, evals: pd.DataFrame, curves: pd.DataFram
                 for ax in (ax_acc, ax_loss):
                     ax.axvline(step, color="k", linestyle=":", linewidth=1,
                                label=label if ax is ax_acc else None)
-        ax_acc.set_title(f"{model}: eval accuracy", fontsize=9)
+        ax_acc.set_title(f"{model}, {family}: eval accuracy", fontsize=9)
         ax_acc.set_xlabel("training step")
         ax_acc.set_ylabel("eval accuracy")
         ax_acc.set_ylim(-0.02, 1.02)
-        ax_acc.legend(fontsize=6)
-        ax_loss.set_title(f"{model}: train loss", fontsize=9)
+        ax_loss.set_title(f"{model}, {family}: train loss", fontsize=9)
         ax_loss.set_xlabel("training step")
         ax_loss.set_ylabel("train loss (CE)")
+        handles, labels = ax_acc.get_legend_handles_labels()
+        ax_loss.legend(handles, labels, fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         for ax in (ax_acc, ax_loss):
             ax.grid(True, alpha=0.3)
     return fig

@@ -54,12 +54,14 @@ def test_bad_where_key_is_a_clear_error(scaling_sweep, capsys):
     assert code == 1 and "unknown column 'model.modl'" in err and "model.model" in err
 
 
-def test_report_cli(scaling_sweep, statex_sweep, tmp_path, capsys):
+def test_report_cli(scaling_sweep, tmp_path, capsys):
     out = tmp_path / "rep"
-    assert main(["report", str(scaling_sweep), str(statex_sweep / "index.csv"), "--out",
-                 str(out), "--state-unit", "scalars", "--spread", "std", "--formats", "png",
+    assert main(["report", str(scaling_sweep / "index.csv"), "--out",
+                 str(out), "--state-unit", "scalars", "--spread", "std", "--formats", "svg",
                  "--where", "model.model=gla"]) == 0
     assert "wrote" in capsys.readouterr().out
+    assert (out / "figures" / "accuracy_vs_state.svg").exists()
+    assert not (out / "figures" / "accuracy_vs_state.png").exists()  # --formats svg
     index = (out / "index.md").read_text()
     assert "±1 std" in index and "in scalars" in index
     assert "non-finite loss at step 150" in index and "out of memory" not in index  # filtered

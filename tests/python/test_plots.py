@@ -49,7 +49,7 @@ def test_statex_arms_figure(statex_runs):
     assert heights == pytest.approx(arms["mean"].tolist())
     texts = [t.get_text() for t in ax.texts]
     assert "2,048 B" in texts and "4,096 B" in texts  # state before / after expansion
-    assert "gla" in ax.get_title()
+    assert "gla" in ax.get_title() and "StateX: inherit, step 200, layers 0,1" in ax.get_title()
     plt.close(fig)
 
 
@@ -58,7 +58,8 @@ def test_learning_curves_mark_expansion(statex_runs, statex_records):
     fig = plots.learning_curves(statex_runs, evals_frame(statex_records),
                                 curves_frame(statex_records), keep)
     ax_acc, ax_loss = fig.axes[:2]
-    labels = legend_labels(ax_acc)
+    assert ax_acc.get_title() == "gla, StateX arms: eval accuracy"
+    labels = legend_labels(ax_loss)  # legend sits right of the loss panel
     assert "StateX expansion (step 100)" in labels and "StateX expansion (step 200)" in labels
     assert sum(l.startswith("sx") for l in labels) == 2 and any(l.startswith("control0") for l in labels)
     vlines = [l for l in ax_acc.get_lines() if list(l.get_xdata()) in ([100, 100], [200, 200])]
