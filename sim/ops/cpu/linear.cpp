@@ -1,8 +1,19 @@
 // Linear layer: out [N, OC] = inp [N, C] · weight [OC, C]^T + bias [OC].
-// The three products are Eigen GEMMs on row-major maps; Eigen parallelises them over output
-// blocks with OpenMP (the reduction dimension is never split across threads), so results are
-// deterministic for a fixed thread count.
+//
+// Threading. The products are Eigen GEMMs on row-major maps, but we split the work into tasks
+// ourselves instead of using Eigen's internal OpenMP GEMM: that one synchronises its threads
+// several times per product (spin-waiting on each other's packed panels) and collapses when the
+// cores are shared (measured 10-50x slower than serial on a loaded 2-core machine). Here each
+// task is an independent serial Eigen GEMM on a fixed block (Eigen runs serially inside our
+// parallel region), with one join per op. Block boundaries depend only on the shapes, so every
+// result is bit-identical for any thread count.
+//   forward, dinp : blocks of rows of N.
+//   dweight       : blocks of rows of OC; when that gives too few tasks, the depth N is also cut
+//                   into fixed chunks whose partial products are added in chunk order.
+//   dbias         : per-row-block partial column sums, added in block order.
 #include <Eigen/Core>
+#include <algorithm>
+#include <vector>
 
 #include "sim/ops/cpu/cpu_backend.h"
 
@@ -12,8 +23,25 @@ namespace {
 using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using MatMap = Eigen::Map<Mat>;
 using ConstMatMap = Eigen::Map<const Mat>;
-using ConstVecMap = Eigen::Map<const Eigen::RowVectorXf>;
-using VecMap = Eigen::Map<Eigen::RowVectorXf>;
+using RowVec = Eigen::Matrix<float, 1, Eigen::Dynamic>;
+using RowVecMap = Eigen::Map<RowVec>;
+using ConstRowVecMap = Eigen::Map<const RowVec>;
+
+constexpr int kMinTasks = 8;         // aim for at least this many tasks per op
+constexpr int kMaxRowBlock = 256;    // rows of N per forward / dinp task
+constexpr int kMinRowBlock = 16;
+constexpr int kOcBlock = 64;         // rows of dweight per task
+constexpr int kDepthChunk = 512;     // rows of N per dweight partial product (split depth)
+// Below this a fork/join costs more than it saves. It is also where Eigen would start to
+// parallelise a product by itself (50k multiply-adds per thread), so above it we always split.
+constexpr double kParallelMinFlops = 2e5;
+
+int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+// Rows of N per task: about N / kMinTasks, clamped; a function of N only.
+int row_block(int N) { return std::clamp(ceil_div(N, kMinTasks), kMinRowBlock, kMaxRowBlock); }
+
+bool worth_parallel(int tasks, double flops) { return tasks > 1 && flops >= kParallelMinFlops; }
 }  // namespace
 
 void CpuBackend::linear_forward(float* out, const float* inp, const float* weight,
@@ -21,12 +49,14 @@ void CpuBackend::linear_forward(float* out, const float* inp, const float* weigh
   MatMap y(out, N, OC);
   ConstMatMap x(inp, N, C);
   ConstMatMap w(weight, OC, C);
-  y.noalias() = x * w.transpose();
-  if (bias) {
-    ConstVecMap b(bias, OC);
-    const bool parallel = (long long)N * OC >= (1 << 15);
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int i = 0; i < N; ++i) y.row(i) += b;
+  const int rb = row_block(N), blocks = ceil_div(N, rb);
+  const bool parallel = worth_parallel(blocks, 2.0 * N * C * OC);
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+  for (int blk = 0; blk < blocks; ++blk) {
+    const int r0 = blk * rb, n = std::min(rb, N - r0);
+    auto yb = y.middleRows(r0, n);
+    yb.noalias() = x.middleRows(r0, n) * w.transpose();
+    if (bias) yb.rowwise() += ConstRowVecMap(bias, OC);
   }
 }
 
@@ -34,20 +64,66 @@ void CpuBackend::linear_forward(float* out, const float* inp, const float* weigh
 void CpuBackend::linear_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                                  const float* inp, const float* weight, int N, int C, int OC) {
   ConstMatMap dy(dout, N, OC);
-  if (dinp) MatMap(dinp, N, C).noalias() += dy * ConstMatMap(weight, OC, C);
-  if (dweight) MatMap(dweight, OC, C).noalias() += dy.transpose() * ConstMatMap(inp, N, C);
-  if (dbias) {
-    // Column sums: threads own column blocks and sum rows in order (thread-count independent).
-    constexpr int kColBlock = 256;
-    const int blocks = (OC + kColBlock - 1) / kColBlock;
-    const bool parallel = blocks > 1 && (long long)N * OC >= (1 << 16);
-#pragma omp parallel for schedule(static) if (parallel)
+  ConstMatMap x(inp, N, C);
+  const double gemm_flops = 2.0 * N * C * OC;
+
+  // ---- dinp and dbias: blocks of rows of N ----
+  if (dinp || dbias) {
+    const int rb = row_block(N), blocks = ceil_div(N, rb);
+    std::vector<float> db_partial(dbias ? (size_t)blocks * OC : 0);  // [blocks, OC]
+    ConstMatMap w(weight, OC, C);
+    const bool parallel = worth_parallel(blocks, dinp ? gemm_flops : double(N) * OC);
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
     for (int blk = 0; blk < blocks; ++blk) {
-      const int c0 = blk * kColBlock;
-      const int width = c0 + kColBlock < OC ? kColBlock : OC - c0;
-      Eigen::RowVectorXf acc = Eigen::RowVectorXf::Zero(width);
-      for (int i = 0; i < N; ++i) acc += dy.row(i).segment(c0, width);
-      VecMap(dbias + c0, width) += acc;
+      const int r0 = blk * rb, n = std::min(rb, N - r0);
+      if (dinp) MatMap(dinp, N, C).middleRows(r0, n).noalias() += dy.middleRows(r0, n) * w;
+      if (dbias) {
+        RowVecMap acc(db_partial.data() + (size_t)blk * OC, OC);
+        acc = dy.row(r0);
+        for (int i = r0 + 1; i < r0 + n; ++i) acc += dy.row(i);
+      }
+    }
+    if (dbias) {
+      RowVecMap db(dbias, OC);
+      for (int blk = 0; blk < blocks; ++blk)
+        db += ConstRowVecMap(db_partial.data() + (size_t)blk * OC, OC);
+    }
+  }
+
+  // ---- dweight: tiles (rows of OC) x (chunks of the depth N) ----
+  if (dweight) {
+    MatMap dw(dweight, OC, C);
+    const int oc_blocks = ceil_div(OC, kOcBlock);
+    // Split the depth only when rows of OC alone give too few tasks (a function of shapes only).
+    const int depth_chunks =
+        oc_blocks >= kMinTasks ? 1 : std::min(ceil_div(N, kDepthChunk), ceil_div(kMinTasks, oc_blocks));
+    const int dc = ceil_div(N, depth_chunks);
+    const int tasks = oc_blocks * depth_chunks;
+    // partial[k] [OC, C] holds chunk k's product when the depth is split.
+    std::vector<float> partial(depth_chunks > 1 ? (size_t)depth_chunks * OC * C : 0);
+    const bool parallel = worth_parallel(tasks, gemm_flops);
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+    for (int t = 0; t < tasks; ++t) {
+      const int ob = t % oc_blocks, k = t / oc_blocks;
+      const int o0 = ob * kOcBlock, on = std::min(kOcBlock, OC - o0);
+      const int k0 = k * dc, kn = std::min(dc, N - k0);
+      if (kn <= 0) continue;
+      auto prod = dy.block(k0, o0, kn, on).transpose() * x.middleRows(k0, kn);
+      if (depth_chunks == 1) {
+        dw.middleRows(o0, on).noalias() += prod;
+      } else {
+        MatMap(partial.data() + (size_t)k * OC * C, OC, C).middleRows(o0, on).noalias() = prod;
+      }
+    }
+    if (depth_chunks > 1) {
+      // dw += sum_k partial[k], k in order for every element (elements split across threads).
+      const long long total = (long long)OC * C;
+#pragma omp parallel for schedule(static) if (total >= (1 << 15))
+      for (long long e = 0; e < total; ++e) {
+        float s = dweight[e];
+        for (int k = 0; k < depth_chunks; ++k) s += partial[(size_t)k * total + e];
+        dweight[e] = s;
+      }
     }
   }
 }
