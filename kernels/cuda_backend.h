@@ -6,6 +6,21 @@ namespace statex {
 
 class CudaBackend final : public Backend {
  public:
+  CudaBackend();  // selects device 0; throws when none is usable
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  // Device facts for benchmarks (from cudaDeviceGetAttribute; nominal peaks, not measured).
+  std::string device_name() const;
+  double nominal_fp32_tflops() const;  // SMs * 128 FP32 lanes * 2 flop * boost clock (sm_90)
+  double nominal_dram_gbps() const;    // 2 * memory clock * bus width (DDR)
+  int max_smem_optin() const { return max_smem_optin_; }
+  int sm_count() const { return sm_count_; }
+  // Debug aid: synchronise and check after every kernel launch (pins an asynchronous fault on
+  // the launch that caused it). Also on when the environment has STATEX_CUDA_SYNC=1.
+  static void set_sync_after_launch(bool on);
+
   std::string name() const override;
   void synchronize() override;
   void* malloc_bytes(size_t bytes) override;
@@ -80,6 +95,19 @@ class CudaBackend final : public Backend {
   void adamw_update(float* param, const float* grad, float* m, float* v, size_t n, float lr,
                     float beta1, float beta2, float eps, float weight_decay, int step,
                     float grad_scale) override;
+
+  // Grow-only device workspace, one buffer per slot (ops that need several temporaries use
+  // distinct slots). Contents are undefined; valid until the next call with the same slot.
+  // Stream-ordered reuse is safe: all ops run on the default stream.
+  float* workspace(int slot, size_t floats);
+
+ private:
+  static constexpr int kSlots = 10;
+  float* ws_[kSlots] = {};
+  size_t ws_size_[kSlots] = {};
+  int device_ = 0;
+  int sm_count_ = 0;
+  int max_smem_optin_ = 48 * 1024;
 };
 
 }  // namespace statex

@@ -1,0 +1,155 @@
+// Mamba2 elementwise ops: dt = softplus(dt_raw + dt_bias), and the gated group RMSNorm
+// (norm after gate): u = y * silu(z), out = u * rstd_group * weight.
+#include <stdexcept>
+
+#include "kernels/column_sum.cuh"
+#include "kernels/cuda_backend.h"
+#include "kernels/cuda_common.cuh"
+
+namespace statex {
+using namespace cuda;
+
+namespace {
+
+// softplus with PyTorch's threshold: x > 20 returns x (log1p(exp(x)) == x in fp32 there).
+__device__ __forceinline__ float softplusf_(float x) { return x > 20.f ? x : log1pf(expf(x)); }
+
+__global__ void softplus_bias_fwd(float* dt, const float* dt_raw, const float* dt_bias, int N,
+                                  int H) {
+  size_t n = size_t(N) * H;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    dt[i] = softplusf_(dt_raw[i] + dt_bias[i % H]);
+}
+
+// d softplus / dx = sigmoid(x) (also beyond the threshold, where it is 1 to fp32 precision)
+__global__ void softplus_bias_bwd(float* ddt_raw, const float* ddt, const float* dt_raw,
+                                  const float* dt_bias, int N, int H) {
+  size_t n = size_t(N) * H;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    ddt_raw[i] += ddt[i] * sigmoidf_(dt_raw[i] + dt_bias[i % H]);
+}
+
+struct SoftplusBiasGrad {
+  const float *ddt, *dt_raw, *dt_bias;
+  int H;
+  __device__ float operator()(int r, int h) const {
+    size_t i = size_t(r) * H + h;
+    return ddt[i] * sigmoidf_(dt_raw[i] + dt_bias[h]);
+  }
+};
+
+__device__ __forceinline__ float siluf_(float z) { return z * sigmoidf_(z); }
+
+constexpr int kWarpsPerBlock = 8;
+
+// One warp per (row, group).
+__global__ void gated_rmsnorm_fwd(float* out, float* rstd, const float* y, const float* z,
+                                  const float* weight, int N, int C, int gs, float eps) {
+  int groups = C / gs;
+  long long wid = (long long)blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+  int lane = threadIdx.x & 31;
+  if (wid >= (long long)N * groups) return;
+  int row = int(wid / groups), grp = int(wid % groups);
+  size_t base = size_t(row) * C + size_t(grp) * gs;
+  float ss = 0.f;
+  for (int c = lane; c < gs; c += 32) {
+    float u = y[base + c] * siluf_(z[base + c]);
+    ss += u * u;
+  }
+  ss = warp_sum(ss);
+  float r = rsqrtf(ss / gs + eps);
+  for (int c = lane; c < gs; c += 32) {
+    float u = y[base + c] * siluf_(z[base + c]);
+    out[base + c] = u * r * weight[grp * gs + c];
+  }
+  if (lane == 0 && rstd) rstd[size_t(row) * groups + grp] = r;
+}
+
+// gu = dout w; du = r (gu - n mean(gu n)), n = u r; dy += du silu(z); dz += du y silu'(z)
+__global__ void gated_rmsnorm_bwd(float* dy, float* dz, const float* dout, const float* y,
+                                  const float* z, const float* weight, const float* rstd, int N,
+                                  int C, int gs) {
+  int groups = C / gs;
+  long long wid = (long long)blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+  int lane = threadIdx.x & 31;
+  if (wid >= (long long)N * groups) return;
+  int row = int(wid / groups), grp = int(wid % groups);
+  size_t base = size_t(row) * C + size_t(grp) * gs;
+  float r = rstd[size_t(row) * groups + grp];
+  float s = 0.f;
+  for (int c = lane; c < gs; c += 32) {
+    float u = y[base + c] * siluf_(z[base + c]);
+    s += dout[base + c] * weight[grp * gs + c] * u * r;
+  }
+  s = warp_sum(s) / gs;
+  for (int c = lane; c < gs; c += 32) {
+    float zv = z[base + c], sz = sigmoidf_(zv), yv = y[base + c];
+    float u = yv * zv * sz;
+    float du = r * (dout[base + c] * weight[grp * gs + c] - u * r * s);
+    if (dy) dy[base + c] += du * zv * sz;
+    if (dz) dz[base + c] += du * yv * sz * (1.f + zv * (1.f - sz));
+  }
+}
+
+struct GatedNormWeightGrad {  // dweight[c] = sum_r dout * u * rstd_group
+  const float *dout, *y, *z, *rstd;
+  int C, gs;
+  __device__ float operator()(int r, int c) const {
+    size_t i = size_t(r) * C + c;
+    return dout[i] * y[i] * siluf_(z[i]) * rstd[size_t(r) * (C / gs) + c / gs];
+  }
+};
+
+}  // namespace
+
+void CudaBackend::softplus_bias_forward(float* dt, const float* dt_raw, const float* dt_bias,
+                                        int N, int H) {
+  size_t n = size_t(N) * H;
+  if (!n) return;
+  softplus_bias_fwd<<<blocks_for(n), kThreads>>>(dt, dt_raw, dt_bias, N, H);
+  CUDA_CHECK_LAUNCH();
+}
+
+void CudaBackend::softplus_bias_backward(float* ddt_raw, float* ddt_bias, const float* ddt,
+                                         const float* dt_raw, const float* dt_bias, int N,
+                                         int H) {
+  size_t n = size_t(N) * H;
+  if (!n) return;
+  if (ddt_raw) {
+    softplus_bias_bwd<<<blocks_for(n), kThreads>>>(ddt_raw, ddt, dt_raw, dt_bias, N, H);
+    CUDA_CHECK_LAUNCH();
+  }
+  column_sum(*this, ddt_bias, N, H, SoftplusBiasGrad{ddt, dt_raw, dt_bias, H});
+}
+
+void CudaBackend::gated_rmsnorm_forward(float* out, float* rstd, const float* y, const float* z,
+                                        const float* weight, int N, int C, int group_size,
+                                        float eps) {
+  if (N <= 0) return;
+  if (group_size <= 0 || C % group_size != 0)
+    throw std::invalid_argument("gated_rmsnorm: C must be a multiple of group_size");
+  size_t warps = size_t(N) * (C / group_size);
+  gated_rmsnorm_fwd<<<unsigned((warps + kWarpsPerBlock - 1) / kWarpsPerBlock),
+                      32 * kWarpsPerBlock>>>(out, rstd, y, z, weight, N, C, group_size, eps);
+  CUDA_CHECK_LAUNCH();
+}
+
+void CudaBackend::gated_rmsnorm_backward(float* dy, float* dz, float* dweight, const float* dout,
+                                         const float* y, const float* z, const float* weight,
+                                         const float* rstd, int N, int C, int group_size) {
+  if (N <= 0) return;
+  if (group_size <= 0 || C % group_size != 0)
+    throw std::invalid_argument("gated_rmsnorm: C must be a multiple of group_size");
+  if (dy || dz) {
+    size_t warps = size_t(N) * (C / group_size);
+    gated_rmsnorm_bwd<<<unsigned((warps + kWarpsPerBlock - 1) / kWarpsPerBlock),
+                        32 * kWarpsPerBlock>>>(dy, dz, dout, y, z, weight, rstd, N, C,
+                                               group_size);
+    CUDA_CHECK_LAUNCH();
+  }
+  column_sum(*this, dweight, N, C, GatedNormWeightGrad{dout, y, z, rstd, C, group_size});
+}
+
+}  // namespace statex

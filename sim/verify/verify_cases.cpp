@@ -1,0 +1,786 @@
+// The verification cases: every Backend op, forward and backward, at several shapes including
+// odd ones. Also the tolerance policy.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+#include "sim/verify/verify.h"
+
+namespace statex::verify {
+
+// ---- tolerance policy ----------------------------------------------------------------------
+// Measure: relative RMS error ||gpu - cpu|| / ||cpu|| per output tensor (fp32 eps = 1.2e-7).
+Tolerance tolerance_for(TolClass c) {
+  switch (c) {
+    case TolClass::Exact:
+      // Pure data movement (copy, gather, scatter into distinct rows, one add): same bits.
+      return {0.0, "data movement: bit-exact"};
+    case TolClass::Elementwise:
+      // A few fp32 ops per element; CUDA expf/log1pf are within 2 ulp of glibc, so the error is
+      // a few eps (~1e-6); 1e-5 leaves margin without hiding an indexing bug (which gives O(1)).
+      return {1e-5, "elementwise: few ulp of libm"};
+    case TolClass::RowReduction:
+      // Sums over one row (C <= ~1000) in a different order: ~sqrt(C) eps ~ 4e-6.
+      return {1e-5, "row reduction, other sum order"};
+    case TolClass::LongReduction:
+      // Parameter gradients summed over all N*T rows (thousands) in a different order, and
+      // atomics (embedding): error grows ~ eps sqrt(rows) with cancellation; 1e-4 as for GEMMs.
+      return {1e-4, "sum over many rows, other order"};
+    case TolClass::Gemm:
+      // fp32 dot products of length K (up to ~4k) with another blocking/FMA order: ~eps sqrt(K)
+      // relative on random data (~1e-5); 1e-4 as the brief's policy for GEMMs.
+      return {1e-4, "fp32 GEMM, other FMA order"};
+    case TolClass::Scan:
+      // Chunked scan vs the CPU's own chunking: the same recurrence regrouped (different chunk
+      // sizes, exp of partial sums of log decays), and the decay gradient as a reverse cumsum
+      // of q dq - k dk, which cancels: 1e-4.
+      return {1e-4, "chunked scan, other grouping"};
+  }
+  return {0, ""};
+}
+
+float* Bufs::f(const std::string& name) const {
+  auto it = ptr.find(name);
+  if (it == ptr.end()) throw std::logic_error("verify: case has no tensor '" + name + "'");
+  return static_cast<float*>(it->second);
+}
+int* Bufs::i(const std::string& name) const {
+  auto it = ptr.find(name);
+  if (it == ptr.end()) throw std::logic_error("verify: case has no tensor '" + name + "'");
+  return static_cast<int*>(it->second);
+}
+float* Bufs::opt(const std::string& name) const {
+  auto it = ptr.find(name);
+  return it == ptr.end() ? nullptr : static_cast<float*>(it->second);
+}
+
+namespace {
+
+// Builds one case: random tensors from a per-case seed.
+class Builder {
+ public:
+  Builder(std::vector<Case>& out, std::string op, std::string group, std::string shape,
+          TolClass tol, unsigned seed)
+      : out_(out), rng_(seed) {
+    c_.op = std::move(op);
+    c_.group = std::move(group);
+    c_.shape = std::move(shape);
+    c_.tol = tol;
+  }
+  // Random uniform input in [lo, hi).
+  std::vector<float>& in(const std::string& name, size_t n, float lo = -1.f, float hi = 1.f) {
+    Tensor& t = c_.tensors[name];
+    t.role = Tensor::Input;
+    t.f = uniform(n, lo, hi);
+    return t.f;
+  }
+  std::vector<float>& in(const std::string& name, std::vector<float> v) {
+    Tensor& t = c_.tensors[name];
+    t.role = Tensor::Input;
+    t.f = std::move(v);
+    return t.f;
+  }
+  void in_int(const std::string& name, std::vector<int> v) {
+    Tensor& t = c_.tensors[name];
+    t.role = Tensor::Input;
+    t.is_int = true;
+    t.i = std::move(v);
+  }
+  // Output the op overwrites: starts as NaN so an unwritten element fails.
+  void out(const std::string& name, size_t n) {
+    Tensor& t = c_.tensors[name];
+    t.role = Tensor::Output;
+    t.f.assign(n, std::numeric_limits<float>::quiet_NaN());
+  }
+  void out_int(const std::string& name, size_t n) {
+    Tensor& t = c_.tensors[name];
+    t.role = Tensor::Output;
+    t.is_int = true;
+    t.i.assign(n, -12345);
+  }
+  // Output the op accumulates into (gradients, in-place ops): random start, same on both sides.
+  std::vector<float>& acc(const std::string& name, size_t n) {
+    Tensor& t = c_.tensors[name];
+    t.role = Tensor::Output;
+    t.f = uniform(n, -1.f, 1.f);
+    return t.f;
+  }
+  std::vector<int> ints(size_t n, int lo, int hi_excl) {
+    std::uniform_int_distribution<int> u(lo, hi_excl - 1);
+    std::vector<int> v(n);
+    for (auto& x : v) x = u(rng_);
+    return v;
+  }
+  std::vector<int> distinct(size_t n, int range) {  // n distinct values from [0, range)
+    std::vector<int> v(range);
+    std::iota(v.begin(), v.end(), 0);
+    std::shuffle(v.begin(), v.end(), rng_);
+    v.resize(n);
+    return v;
+  }
+  std::vector<float> uniform(size_t n, float lo, float hi) {
+    std::uniform_real_distribution<float> u(lo, hi);
+    std::vector<float> v(n);
+    for (auto& x : v) x = u(rng_);
+    return v;
+  }
+  Builder& work(double flops, double bytes, bool compute_bound = false) {
+    c_.flops = flops;
+    c_.bytes = bytes;
+    c_.compute_bound = compute_bound;
+    return *this;
+  }
+  void done(std::function<void(Backend&, const Bufs&)> run) {
+    c_.run = std::move(run);
+    out_.push_back(std::move(c_));
+  }
+
+ private:
+  std::vector<Case>& out_;
+  std::mt19937 rng_;
+  Case c_;
+};
+
+std::string fmt(std::initializer_list<std::pair<const char*, long long>> kv) {
+  std::ostringstream s;
+  bool first = true;
+  for (auto& p : kv) {
+    s << (first ? "" : " ") << p.first << "=" << p.second;
+    first = false;
+  }
+  return s.str();
+}
+
+// Host helpers for saved forward values the backward ops take as inputs.
+std::vector<float> row_rstd(const std::vector<float>& x, int N, int C, float eps) {
+  std::vector<float> r(N);
+  for (int n = 0; n < N; ++n) {
+    double ss = 0;
+    for (int c = 0; c < C; ++c) ss += double(x[size_t(n) * C + c]) * x[size_t(n) * C + c];
+    r[n] = float(1.0 / std::sqrt(ss / C + eps));
+  }
+  return r;
+}
+
+double silu_d(double z) { return z / (1.0 + std::exp(-z)); }
+
+double bytes_f(double n) { return 4.0 * n; }
+
+// ---------------------------------------------------------------------------------------------
+void memory_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  struct S { int rows, cols, src_ld, dst_ld; };
+  std::vector<S> shapes = bench ? std::vector<S>{{8192, 1024, 3072, 1024}}
+                                : std::vector<S>{{63, 60, 100, 70}, {1, 1, 1, 1}, {257, 33, 33, 40}};
+  for (auto s : shapes) {
+    for (bool accumulate : {false, true}) {
+      Builder b(cs, accumulate ? "strided_copy(acc)" : "strided_copy", "memory",
+                fmt({{"rows", s.rows}, {"cols", s.cols}, {"src_ld", s.src_ld}, {"dst_ld", s.dst_ld}}),
+                TolClass::Exact, seed++);
+      b.in("src", size_t(s.rows) * s.src_ld);
+      // dst starts random in both cases: the columns beyond cols must stay untouched.
+      b.acc("dst", size_t(s.rows) * s.dst_ld);
+      b.work(0, bytes_f(double(s.rows) * s.cols * (accumulate ? 3 : 2)));
+      b.done([s, accumulate](Backend& be, const Bufs& p) {
+        be.strided_copy(p.f("dst"), s.dst_ld, p.f("src"), s.src_ld, s.rows, s.cols, accumulate);
+      });
+    }
+  }
+  {
+    int rows = bench ? 65536 : 100, M = bench ? 16384 : 37, C = bench ? 512 : 60;
+    Builder g(cs, "gather_rows", "memory", fmt({{"M", M}, {"C", C}, {"rows", rows}}),
+              TolClass::Exact, seed++);
+    g.in("inp", size_t(rows) * C);
+    g.in_int("idx", g.ints(M, 0, rows));  // repeats allowed
+    g.out("out", size_t(M) * C);
+    g.work(0, bytes_f(2.0 * M * C));
+    g.done([M, C](Backend& be, const Bufs& p) {
+      be.gather_rows(p.f("out"), p.f("inp"), p.i("idx"), M, C);
+    });
+    Builder s(cs, "scatter_add_rows", "memory", fmt({{"M", M}, {"C", C}, {"rows", rows}}),
+              TolClass::Exact, seed++);
+    s.in("dout", size_t(M) * C);
+    s.in_int("idx", s.distinct(M, rows));
+    s.acc("dinp", size_t(rows) * C);
+    s.work(0, bytes_f(3.0 * M * C));
+    s.done([M, C](Backend& be, const Bufs& p) {
+      be.scatter_add_rows(p.f("dinp"), p.f("dout"), p.i("idx"), M, C);
+    });
+  }
+  for (size_t n : bench ? std::vector<size_t>{size_t(64) << 20} : std::vector<size_t>{1, 10007}) {
+    Builder a(cs, "add_inplace", "memory", fmt({{"n", (long long)n}}), TolClass::Exact, seed++);
+    a.in("x", n);
+    a.acc("y", n);
+    a.work(0, bytes_f(3.0 * n));
+    a.done([n](Backend& be, const Bufs& p) { be.add_inplace(p.f("y"), p.f("x"), n); });
+    Builder sc(cs, "scale_inplace", "memory", fmt({{"n", (long long)n}}), TolClass::Exact, seed++);
+    sc.acc("y", n);
+    sc.work(0, bytes_f(2.0 * n));
+    sc.done([n](Backend& be, const Bufs& p) { be.scale_inplace(p.f("y"), 0.37f, n); });
+  }
+}
+
+void activation_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  for (size_t n : bench ? std::vector<size_t>{size_t(32) << 20} : std::vector<size_t>{3780, 1000003}) {
+    std::string sh = fmt({{"n", (long long)n}});
+    {
+      Builder b(cs, "silu_forward", "activations", sh, TolClass::Elementwise, seed++);
+      b.in("inp", n, -8.f, 8.f);
+      b.out("out", n);
+      b.work(0, bytes_f(2.0 * n));
+      b.done([n](Backend& be, const Bufs& p) { be.silu_forward(p.f("out"), p.f("inp"), n); });
+    }
+    {
+      Builder b(cs, "silu_backward", "activations", sh, TolClass::Elementwise, seed++);
+      b.in("inp", n, -8.f, 8.f);
+      b.in("dout", n);
+      b.acc("dinp", n);
+      b.work(0, bytes_f(4.0 * n));
+      b.done([n](Backend& be, const Bufs& p) {
+        be.silu_backward(p.f("dinp"), p.f("dout"), p.f("inp"), n);
+      });
+    }
+    {
+      Builder b(cs, "logsigmoid_forward", "activations", sh, TolClass::Elementwise, seed++);
+      b.in("inp", n, -30.f, 30.f);
+      b.out("out", n);
+      b.work(0, bytes_f(2.0 * n));
+      b.done([n](Backend& be, const Bufs& p) {
+        be.logsigmoid_forward(p.f("out"), p.f("inp"), 1.f / 16.f, n);
+      });
+    }
+    {
+      Builder b(cs, "logsigmoid_backward", "activations", sh, TolClass::Elementwise, seed++);
+      b.in("inp", n, -30.f, 30.f);
+      b.in("dout", n);
+      b.acc("dinp", n);
+      b.work(0, bytes_f(4.0 * n));
+      b.done([n](Backend& be, const Bufs& p) {
+        be.logsigmoid_backward(p.f("dinp"), p.f("dout"), p.f("inp"), 1.f / 16.f, n);
+      });
+    }
+    {
+      Builder b(cs, "swiglu_forward", "activations", sh, TolClass::Elementwise, seed++);
+      b.in("gate", n, -6.f, 6.f);
+      b.in("up", n);
+      b.out("out", n);
+      b.work(0, bytes_f(3.0 * n));
+      b.done([n](Backend& be, const Bufs& p) {
+        be.swiglu_forward(p.f("out"), p.f("gate"), p.f("up"), n);
+      });
+    }
+    {
+      Builder b(cs, "swiglu_backward", "activations", sh, TolClass::Elementwise, seed++);
+      b.in("gate", n, -6.f, 6.f);
+      b.in("up", n);
+      b.in("dout", n);
+      b.acc("dgate", n);
+      b.acc("dup", n);
+      b.work(0, bytes_f(7.0 * n));
+      b.done([n](Backend& be, const Bufs& p) {
+        be.swiglu_backward(p.f("dgate"), p.f("dup"), p.f("dout"), p.f("gate"), p.f("up"), n);
+      });
+    }
+  }
+}
+
+void embedding_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  struct S { int V, N, D; };
+  for (auto s : bench ? std::vector<S>{{8192, 65536, 512}} : std::vector<S>{{257, 126, 60}, {16, 300, 33}}) {
+    std::string sh = fmt({{"V", s.V}, {"N", s.N}, {"D", s.D}});
+    {
+      Builder b(cs, "embedding_forward", "embedding", sh, TolClass::Exact, seed++);
+      b.in("wte", size_t(s.V) * s.D);
+      b.in_int("tokens", b.ints(s.N, 0, s.V));
+      b.out("out", size_t(s.N) * s.D);
+      b.work(0, bytes_f(2.0 * s.N * s.D));
+      b.done([s](Backend& be, const Bufs& p) {
+        be.embedding_forward(p.f("out"), p.i("tokens"), p.f("wte"), s.N, s.D);
+      });
+    }
+    {
+      // Tokens repeat (N > V in the second shape): atomics on the GPU sum in another order.
+      Builder b(cs, "embedding_backward", "embedding", sh, TolClass::LongReduction, seed++);
+      b.in("dout", size_t(s.N) * s.D);
+      b.in_int("tokens", b.ints(s.N, 0, s.V));
+      b.acc("dwte", size_t(s.V) * s.D);
+      b.work(0, bytes_f(3.0 * s.N * s.D));
+      b.done([s](Backend& be, const Bufs& p) {
+        be.embedding_backward(p.f("dwte"), p.f("dout"), p.i("tokens"), s.N, s.D);
+      });
+    }
+  }
+}
+
+void rmsnorm_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  struct S { int N, C; };
+  const float eps = 1e-5f;
+  for (auto s : bench ? std::vector<S>{{65536, 512}} : std::vector<S>{{126, 60}, {33, 1000}, {1, 1}}) {
+    std::string sh = fmt({{"N", s.N}, {"C", s.C}});
+    size_t n = size_t(s.N) * s.C;
+    {
+      Builder b(cs, "rmsnorm_forward", "rmsnorm", sh, TolClass::RowReduction, seed++);
+      b.in("inp", n, -2.f, 2.f);
+      b.in("weight", s.C, 0.5f, 1.5f);
+      b.out("out", n);
+      b.out("rstd", s.N);
+      b.work(0, bytes_f(2.0 * n));
+      b.done([s, eps](Backend& be, const Bufs& p) {
+        be.rmsnorm_forward(p.f("out"), p.f("rstd"), p.f("inp"), p.f("weight"), s.N, s.C, eps);
+      });
+    }
+    {
+      Builder b(cs, "rmsnorm_backward", "rmsnorm", sh, TolClass::LongReduction, seed++);
+      auto& x = b.in("inp", n, -2.f, 2.f);
+      b.in("rstd", row_rstd(x, s.N, s.C, eps));
+      b.in("weight", s.C, 0.5f, 1.5f);
+      b.in("dout", n);
+      b.acc("dinp", n);
+      b.acc("dweight", s.C);
+      b.work(0, bytes_f(4.0 * n));
+      b.done([s](Backend& be, const Bufs& p) {
+        be.rmsnorm_backward(p.f("dinp"), p.f("dweight"), p.f("dout"), p.f("inp"), p.f("weight"),
+                            p.f("rstd"), s.N, s.C);
+      });
+    }
+  }
+}
+
+void linear_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  struct S { int N, C, OC; bool bias; };
+  // Small odd shapes; a long-N one (split-K for dW); one big enough for the 128x128 tiles.
+  std::vector<S> shapes = bench ? std::vector<S>{{8192, 512, 512, false}, {8192, 512, 2048, false},
+                                                 {16384, 1024, 1024, true}}
+                                : std::vector<S>{{126, 60, 44, true}, {126, 64, 256, false},
+                                                 {4103, 63, 65, true}, {2100, 130, 1100, false},
+                                                 {1, 1, 1, true}};
+  for (auto s : shapes) {
+    std::string sh = fmt({{"N", s.N}, {"C", s.C}, {"OC", s.OC}}) + (s.bias ? " bias" : "");
+    double flop = 2.0 * s.N * s.C * s.OC;
+    {
+      Builder b(cs, "linear_forward", "linear", sh, TolClass::Gemm, seed++);
+      b.in("inp", size_t(s.N) * s.C);
+      b.in("weight", size_t(s.OC) * s.C);
+      if (s.bias) b.in("bias", s.OC);
+      b.out("out", size_t(s.N) * s.OC);
+      b.work(flop, bytes_f(double(s.N) * s.C + double(s.OC) * s.C + double(s.N) * s.OC), true);
+      b.done([s](Backend& be, const Bufs& p) {
+        be.linear_forward(p.f("out"), p.f("inp"), p.f("weight"), p.opt("bias"), s.N, s.C, s.OC);
+      });
+    }
+    {
+      Builder b(cs, "linear_backward", "linear", sh, TolClass::Gemm, seed++);
+      b.in("inp", size_t(s.N) * s.C);
+      b.in("weight", size_t(s.OC) * s.C);
+      b.in("dout", size_t(s.N) * s.OC);
+      b.acc("dinp", size_t(s.N) * s.C);
+      b.acc("dweight", size_t(s.OC) * s.C);
+      if (s.bias) b.acc("dbias", s.OC);
+      b.work(2 * flop, bytes_f(2.0 * s.N * s.C + 2.0 * s.OC * s.C + double(s.N) * s.OC), true);
+      b.done([s](Backend& be, const Bufs& p) {
+        be.linear_backward(p.f("dinp"), p.f("dweight"), p.opt("dbias"), p.f("dout"), p.f("inp"),
+                           p.f("weight"), s.N, s.C, s.OC);
+      });
+    }
+  }
+}
+
+void conv1d_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  struct S { int B, T, C, W; bool bias; };
+  for (auto s : bench ? std::vector<S>{{64, 512, 1152, 4, true}}
+                      : std::vector<S>{{2, 63, 60, 4, true}, {3, 5, 7, 4, false}, {1, 2, 3, 3, true}}) {
+    std::string sh = fmt({{"B", s.B}, {"T", s.T}, {"C", s.C}, {"W", s.W}}) + (s.bias ? " bias" : "");
+    size_t n = size_t(s.B) * s.T * s.C;
+    {
+      Builder b(cs, "conv1d_forward", "conv1d", sh, TolClass::Elementwise, seed++);
+      b.in("inp", n);
+      b.in("weight", size_t(s.C) * s.W);
+      if (s.bias) b.in("bias", s.C);
+      b.out("out", n);
+      b.work(2.0 * n * s.W, bytes_f(2.0 * n));
+      b.done([s](Backend& be, const Bufs& p) {
+        be.conv1d_forward(p.f("out"), p.f("inp"), p.f("weight"), p.opt("bias"), s.B, s.T, s.C, s.W);
+      });
+    }
+    {
+      Builder b(cs, "conv1d_backward", "conv1d", sh, TolClass::LongReduction, seed++);
+      b.in("inp", n);
+      b.in("weight", size_t(s.C) * s.W);
+      b.in("dout", n);
+      b.acc("dinp", n);
+      b.acc("dweight", size_t(s.C) * s.W);
+      if (s.bias) b.acc("dbias", s.C);
+      b.work(4.0 * n * s.W, bytes_f(4.0 * n));
+      b.done([s](Backend& be, const Bufs& p) {
+        be.conv1d_backward(p.f("dinp"), p.f("dweight"), p.opt("dbias"), p.f("dout"), p.f("inp"),
+                           p.f("weight"), s.B, s.T, s.C, s.W);
+      });
+    }
+  }
+}
+
+void gla_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  struct S { int B, T, H, K, V, chunk; float gmin; bool with_state; };
+  // gk in [gmin, 0]: -0.1 is a typical gate (logsigmoid / 16); -5 a strong decay.
+  std::vector<S> shapes = bench ? std::vector<S>{{64, 512, 4, 64, 128, 64, -0.1f, false}}
+                                : std::vector<S>{{2, 63, 2, 16, 32, 16, -0.1f, true},
+                                                 {1, 100, 1, 60, 70, 64, -0.1f, true},
+                                                 {2, 64, 3, 32, 32, 64, -5.f, false},
+                                                 {1, 7, 2, 5, 3, 4, -1.f, true}};
+  for (auto s : shapes) {
+    std::string sh = fmt({{"B", s.B}, {"T", s.T}, {"H", s.H}, {"K", s.K}, {"V", s.V}, {"chunk", s.chunk}}) +
+                     (s.with_state ? " +state" : "");
+    size_t nqk = size_t(s.B) * s.T * s.H * s.K, nv = size_t(s.B) * s.T * s.H * s.V;
+    size_t ns = size_t(s.B) * s.H * s.K * s.V;
+    float scale = 1.f / std::sqrt(float(s.K));
+    double flop = 4.0 * s.B * s.H * double(s.T) * s.K * s.V;  // state update + readout
+    {
+      Builder b(cs, "gla_forward", "gla", sh, TolClass::Scan, seed++);
+      b.in("q", nqk);
+      b.in("k", nqk);
+      b.in("v", nv);
+      b.in("gk", nqk, s.gmin, 0.f);
+      b.out("o", nv);
+      if (s.with_state) b.out("final_state", ns);
+      b.work(flop, bytes_f(3.0 * nqk + 2.0 * nv), true);
+      b.done([s, scale](Backend& be, const Bufs& p) {
+        be.gla_forward(p.f("o"), p.opt("final_state"), p.f("q"), p.f("k"), p.f("v"), p.f("gk"),
+                       s.B, s.T, s.H, s.K, s.V, scale, s.chunk);
+      });
+    }
+    {
+      Builder b(cs, "gla_backward", "gla", sh, TolClass::Scan, seed++);
+      b.in("q", nqk);
+      b.in("k", nqk);
+      b.in("v", nv);
+      b.in("gk", nqk, s.gmin, 0.f);
+      b.in("dout", nv);
+      if (s.with_state) b.in("dfinal_state", ns);
+      b.acc("dq", nqk);
+      b.acc("dk", nqk);
+      b.acc("dv", nv);
+      b.acc("dgk", nqk);
+      b.work(3 * flop, bytes_f(7.0 * nqk + 3.0 * nv), true);
+      b.done([s, scale](Backend& be, const Bufs& p) {
+        be.gla_backward(p.f("dq"), p.f("dk"), p.f("dv"), p.f("dgk"), p.f("dout"),
+                        p.opt("dfinal_state"), p.f("q"), p.f("k"), p.f("v"), p.f("gk"), s.B, s.T,
+                        s.H, s.K, s.V, scale, s.chunk);
+      });
+    }
+  }
+  // Gradient skipping: only dv and dgk requested.
+  if (!bench) {
+    S s{2, 63, 2, 16, 32, 16, -0.1f, false};
+    size_t nqk = size_t(s.B) * s.T * s.H * s.K, nv = size_t(s.B) * s.T * s.H * s.V;
+    Builder b(cs, "gla_backward(dv,dgk only)", "gla",
+              fmt({{"B", s.B}, {"T", s.T}, {"H", s.H}, {"K", s.K}, {"V", s.V}, {"chunk", s.chunk}}),
+              TolClass::Scan, seed++);
+    b.in("q", nqk);
+    b.in("k", nqk);
+    b.in("v", nv);
+    b.in("gk", nqk, s.gmin, 0.f);
+    b.in("dout", nv);
+    b.acc("dv", nv);
+    b.acc("dgk", nqk);
+    b.done([s](Backend& be, const Bufs& p) {
+      be.gla_backward(nullptr, nullptr, p.f("dv"), p.f("dgk"), p.f("dout"), nullptr, p.f("q"),
+                      p.f("k"), p.f("v"), p.f("gk"), s.B, s.T, s.H, s.K, s.V, 0.25f, s.chunk);
+    });
+  }
+}
+
+void gla_norm_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  struct S { int N, C; };
+  const float eps = 1e-5f;
+  for (auto s : bench ? std::vector<S>{{65536 * 4, 128}} : std::vector<S>{{252, 60}, {10, 200}}) {
+    std::string sh = fmt({{"N", s.N}, {"C", s.C}});
+    size_t n = size_t(s.N) * s.C;
+    {
+      Builder b(cs, "rmsnorm_swish_gate_forward", "gla_norm", sh, TolClass::RowReduction, seed++);
+      b.in("x", n, -2.f, 2.f);
+      b.in("g", n, -4.f, 4.f);
+      b.in("weight", s.C, 0.5f, 1.5f);
+      b.out("out", n);
+      b.out("rstd", s.N);
+      b.work(0, bytes_f(3.0 * n));
+      b.done([s, eps](Backend& be, const Bufs& p) {
+        be.rmsnorm_swish_gate_forward(p.f("out"), p.f("rstd"), p.f("x"), p.f("g"), p.f("weight"),
+                                      s.N, s.C, eps);
+      });
+    }
+    {
+      Builder b(cs, "rmsnorm_swish_gate_backward", "gla_norm", sh, TolClass::LongReduction, seed++);
+      auto& x = b.in("x", n, -2.f, 2.f);
+      b.in("rstd", row_rstd(x, s.N, s.C, eps));
+      b.in("g", n, -4.f, 4.f);
+      b.in("weight", s.C, 0.5f, 1.5f);
+      b.in("dout", n);
+      b.acc("dx", n);
+      b.acc("dg", n);
+      b.acc("dweight", s.C);
+      b.work(0, bytes_f(6.0 * n));
+      b.done([s](Backend& be, const Bufs& p) {
+        be.rmsnorm_swish_gate_backward(p.f("dx"), p.f("dg"), p.f("dweight"), p.f("dout"), p.f("x"),
+                                       p.f("g"), p.f("weight"), p.f("rstd"), s.N, s.C);
+      });
+    }
+  }
+}
+
+void mamba2_elementwise_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  {
+    int N = bench ? 32768 : 126, H = bench ? 16 : 6;
+    std::string sh = fmt({{"N", N}, {"H", H}});
+    size_t n = size_t(N) * H;
+    {
+      Builder b(cs, "softplus_bias_forward", "mamba2_elementwise", sh, TolClass::Elementwise, seed++);
+      b.in("dt_raw", n, -25.f, 25.f);  // crosses the softplus threshold (20)
+      b.in("dt_bias", H, -3.f, 1.f);
+      b.out("dt", n);
+      b.work(0, bytes_f(2.0 * n));
+      b.done([N, H](Backend& be, const Bufs& p) {
+        be.softplus_bias_forward(p.f("dt"), p.f("dt_raw"), p.f("dt_bias"), N, H);
+      });
+    }
+    {
+      Builder b(cs, "softplus_bias_backward", "mamba2_elementwise", sh, TolClass::LongReduction, seed++);
+      b.in("dt_raw", n, -25.f, 25.f);
+      b.in("dt_bias", H, -3.f, 1.f);
+      b.in("ddt", n);
+      b.acc("ddt_raw", n);
+      b.acc("ddt_bias", H);
+      b.work(0, bytes_f(4.0 * n));
+      b.done([N, H](Backend& be, const Bufs& p) {
+        be.softplus_bias_backward(p.f("ddt_raw"), p.f("ddt_bias"), p.f("ddt"), p.f("dt_raw"),
+                                  p.f("dt_bias"), N, H);
+      });
+    }
+  }
+  struct S { int N, C, gs; };
+  const float eps = 1e-5f;
+  for (auto s : bench ? std::vector<S>{{32768, 1024, 1024}}
+                      : std::vector<S>{{126, 120, 60}, {33, 128, 128}, {5, 90, 30}}) {
+    std::string sh = fmt({{"N", s.N}, {"C", s.C}, {"group", s.gs}});
+    size_t n = size_t(s.N) * s.C;
+    int groups = s.C / s.gs;
+    {
+      Builder b(cs, "gated_rmsnorm_forward", "mamba2_elementwise", sh, TolClass::RowReduction, seed++);
+      b.in("y", n, -2.f, 2.f);
+      b.in("z", n, -4.f, 4.f);
+      b.in("weight", s.C, 0.5f, 1.5f);
+      b.out("out", n);
+      b.out("rstd", size_t(s.N) * groups);
+      b.work(0, bytes_f(3.0 * n));
+      b.done([s, eps](Backend& be, const Bufs& p) {
+        be.gated_rmsnorm_forward(p.f("out"), p.f("rstd"), p.f("y"), p.f("z"), p.f("weight"), s.N,
+                                 s.C, s.gs, eps);
+      });
+    }
+    {
+      Builder b(cs, "gated_rmsnorm_backward", "mamba2_elementwise", sh, TolClass::LongReduction, seed++);
+      auto& y = b.in("y", n, -2.f, 2.f);
+      auto& z = b.in("z", n, -4.f, 4.f);
+      std::vector<float> rstd(size_t(s.N) * groups);
+      for (int r = 0; r < s.N; ++r)
+        for (int g = 0; g < groups; ++g) {
+          double ss = 0;
+          for (int c = 0; c < s.gs; ++c) {
+            size_t i = size_t(r) * s.C + size_t(g) * s.gs + c;
+            double u = y[i] * silu_d(z[i]);
+            ss += u * u;
+          }
+          rstd[size_t(r) * groups + g] = float(1.0 / std::sqrt(ss / s.gs + eps));
+        }
+      b.in("rstd", rstd);
+      b.in("weight", s.C, 0.5f, 1.5f);
+      b.in("dout", n);
+      b.acc("dy", n);
+      b.acc("dz", n);
+      b.acc("dweight", s.C);
+      b.work(0, bytes_f(6.0 * n));
+      b.done([s](Backend& be, const Bufs& p) {
+        be.gated_rmsnorm_backward(p.f("dy"), p.f("dz"), p.f("dweight"), p.f("dout"), p.f("y"),
+                                  p.f("z"), p.f("weight"), p.f("rstd"), s.N, s.C, s.gs);
+      });
+    }
+  }
+}
+
+void ssd_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  struct S { int B, T, H, P, G, N, chunk; bool with_state; };
+  std::vector<S> shapes = bench ? std::vector<S>{{64, 512, 16, 64, 1, 64, 64, false}}
+                                : std::vector<S>{{2, 63, 4, 16, 2, 16, 16, true},
+                                                 {1, 100, 2, 40, 1, 60, 64, true},
+                                                 {2, 64, 3, 32, 3, 8, 32, false},
+                                                 {1, 5, 2, 3, 1, 2, 4, true}};
+  for (auto s : shapes) {
+    std::string sh = fmt({{"B", s.B}, {"T", s.T}, {"H", s.H}, {"P", s.P}, {"G", s.G}, {"N", s.N},
+                          {"chunk", s.chunk}}) + (s.with_state ? " +state" : "");
+    size_t nx = size_t(s.B) * s.T * s.H * s.P, ndt = size_t(s.B) * s.T * s.H;
+    size_t nbc = size_t(s.B) * s.T * s.G * s.N, ns = size_t(s.B) * s.H * s.P * s.N;
+    double flop = 4.0 * s.B * s.H * double(s.T) * s.P * s.N;
+    auto inputs = [&](Builder& b) {
+      b.in("x", nx);
+      b.in("dt", ndt, 0.001f, 0.3f);  // softplus'ed dt, around mamba_ssm's init range
+      std::vector<float> a_log = b.uniform(s.H, 1.f, 16.f);
+      for (auto& a : a_log) a = std::log(a);  // A ~ U[1, 16] as mamba_ssm
+      b.in("A_log", a_log);
+      b.in("Bm", nbc);
+      b.in("Cm", nbc);
+    };
+    {
+      Builder b(cs, "ssd_forward", "ssd", sh, TolClass::Scan, seed++);
+      inputs(b);
+      b.out("y", nx);
+      if (s.with_state) b.out("final_state", ns);
+      b.work(flop, bytes_f(2.0 * nx + 2.0 * nbc + ndt), true);
+      b.done([s](Backend& be, const Bufs& p) {
+        be.ssd_forward(p.f("y"), p.opt("final_state"), p.f("x"), p.f("dt"), p.f("A_log"),
+                       p.f("Bm"), p.f("Cm"), s.B, s.T, s.H, s.P, s.G, s.N, s.chunk);
+      });
+    }
+    {
+      Builder b(cs, "ssd_backward", "ssd", sh, TolClass::Scan, seed++);
+      inputs(b);
+      b.in("dy", nx);
+      if (s.with_state) b.in("dfinal_state", ns);
+      b.acc("dx", nx);
+      b.acc("ddt", ndt);
+      b.acc("dA_log", s.H);
+      b.acc("dBm", nbc);
+      b.acc("dCm", nbc);
+      b.work(3 * flop, bytes_f(4.0 * nx + 4.0 * nbc + 3.0 * ndt), true);
+      b.done([s](Backend& be, const Bufs& p) {
+        be.ssd_backward(p.f("dx"), p.f("ddt"), p.f("dA_log"), p.f("dBm"), p.f("dCm"), p.f("dy"),
+                        p.opt("dfinal_state"), p.f("x"), p.f("dt"), p.f("A_log"), p.f("Bm"),
+                        p.f("Cm"), s.B, s.T, s.H, s.P, s.G, s.N, s.chunk);
+      });
+    }
+  }
+  {
+    int N = bench ? 32768 : 126, H = bench ? 16 : 4, P = bench ? 64 : 15;
+    std::string sh = fmt({{"N", N}, {"H", H}, {"P", P}});
+    size_t n = size_t(N) * H * P;
+    {
+      Builder b(cs, "ssd_dskip_forward", "ssd", sh, TolClass::Elementwise, seed++);
+      b.in("x", n);
+      b.in("D", H, 0.5f, 1.5f);
+      b.acc("y", n);  // y += D x
+      b.work(0, bytes_f(3.0 * n));
+      b.done([N, H, P](Backend& be, const Bufs& p) {
+        be.ssd_dskip_forward(p.f("y"), p.f("x"), p.f("D"), N, H, P);
+      });
+    }
+    {
+      Builder b(cs, "ssd_dskip_backward", "ssd", sh, TolClass::LongReduction, seed++);
+      b.in("x", n);
+      b.in("D", H, 0.5f, 1.5f);
+      b.in("dy", n);
+      b.acc("dx", n);
+      b.acc("dD", H);
+      b.work(0, bytes_f(4.0 * n));
+      b.done([N, H, P](Backend& be, const Bufs& p) {
+        be.ssd_dskip_backward(p.f("dx"), p.f("dD"), p.f("dy"), p.f("x"), p.f("D"), N, H, P);
+      });
+    }
+  }
+}
+
+void xent_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  struct S { int M, V; };
+  for (auto s : bench ? std::vector<S>{{16384, 8192}} : std::vector<S>{{37, 257}, {5, 50257}, {1, 1}}) {
+    std::string sh = fmt({{"M", s.M}, {"V", s.V}});
+    size_t n = size_t(s.M) * s.V;
+    {
+      Builder b(cs, "softmax_xent_forward", "xent", sh, TolClass::RowReduction, seed++);
+      b.in("logits", n, -8.f, 8.f);
+      b.in_int("targets", b.ints(s.M, 0, s.V));
+      b.out("losses", s.M);
+      b.out("probs", n);
+      b.out_int("pred", s.M);
+      b.work(0, bytes_f(2.0 * n));
+      b.done([s](Backend& be, const Bufs& p) {
+        be.softmax_xent_forward(p.f("losses"), p.f("probs"), p.i("pred"), p.f("logits"),
+                                p.i("targets"), s.M, s.V);
+      });
+    }
+    {
+      Builder b(cs, "softmax_xent_backward", "xent", sh, TolClass::Elementwise, seed++);
+      std::vector<float> probs = b.uniform(n, -8.f, 8.f);
+      for (int r = 0; r < s.M; ++r) {  // softmax on the host in double
+        float* row = probs.data() + size_t(r) * s.V;
+        double mx = *std::max_element(row, row + s.V), sum = 0;
+        for (int c = 0; c < s.V; ++c) sum += std::exp(double(row[c]) - mx);
+        for (int c = 0; c < s.V; ++c) row[c] = float(std::exp(double(row[c]) - mx) / sum);
+      }
+      b.in("probs", probs);
+      b.in_int("targets", b.ints(s.M, 0, s.V));
+      b.acc("dlogits", n);
+      b.work(0, bytes_f(3.0 * n));
+      b.done([s](Backend& be, const Bufs& p) {
+        be.softmax_xent_backward(p.f("dlogits"), p.f("probs"), p.i("targets"), 1.f / s.M, s.M, s.V);
+      });
+    }
+  }
+}
+
+void adamw_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  for (size_t n : bench ? std::vector<size_t>{size_t(16) << 20} : std::vector<size_t>{10007, 1}) {
+    std::string sh = fmt({{"n", (long long)n}});
+    {
+      Builder b(cs, "sum_squares", "adamw", sh, TolClass::Elementwise, seed++);
+      b.in("x", n, -3.f, 3.f);
+      b.out("result", 1);
+      b.work(2.0 * n, bytes_f(double(n)));
+      b.done([n](Backend& be, const Bufs& p) {
+        // The op returns a host double: store it as one float in a backend buffer so the
+        // harness compares it like any other output (a float keeps 7 digits: enough for 1e-5).
+        float r = float(be.sum_squares(p.f("x"), n));
+        be.to_device(p.f("result"), &r, sizeof(float));
+      });
+    }
+    {
+      Builder b(cs, "adamw_update", "adamw", sh, TolClass::Elementwise, seed++);
+      b.in("grad", n);
+      b.acc("param", n);
+      b.acc("m", n);
+      auto& v = b.acc("v", n);
+      for (auto& x : v) x = x * x;  // second moment >= 0
+      b.work(0, bytes_f(7.0 * n));
+      b.done([n](Backend& be, const Bufs& p) {
+        be.adamw_update(p.f("param"), p.f("grad"), p.f("m"), p.f("v"), n, 3e-3f, 0.9f, 0.95f,
+                        1e-8f, 0.1f, 3, 0.5f);
+      });
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> op_groups() {
+  return {"memory", "activations", "embedding", "rmsnorm", "linear", "conv1d", "gla", "gla_norm",
+          "mamba2_elementwise", "ssd", "xent", "adamw"};
+}
+
+std::vector<Case> make_cases(bool bench, unsigned seed) {
+  std::vector<Case> cs;
+  memory_cases(cs, seed, bench);
+  activation_cases(cs, seed, bench);
+  embedding_cases(cs, seed, bench);
+  rmsnorm_cases(cs, seed, bench);
+  linear_cases(cs, seed, bench);
+  conv1d_cases(cs, seed, bench);
+  gla_cases(cs, seed, bench);
+  gla_norm_cases(cs, seed, bench);
+  mamba2_elementwise_cases(cs, seed, bench);
+  ssd_cases(cs, seed, bench);
+  xent_cases(cs, seed, bench);
+  adamw_cases(cs, seed, bench);
+  for (auto& c : cs) c.bench_only = bench;
+  return cs;
+}
+
+}  // namespace statex::verify
