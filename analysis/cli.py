@@ -58,7 +58,7 @@ def cmd_summary(args) -> int:
     _, runs = _load(args)
     keys = [k.strip() for k in args.group_by.split(",") if k.strip()]
     if keys:
-        tables._check_columns(runs, keys, "--group-by")
+        tables.check_columns(runs, keys, "--group-by")
         runs = runs.sort_values(keys, kind="stable").reset_index(drop=True)
     table = tables.summary_table(runs, args.state_unit)
     if args.csv:

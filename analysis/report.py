@@ -41,39 +41,39 @@ def build_report(records: list[Record], unit: str = "bytes", spread: str = "minm
     t["segment_accuracy"] = tables.segment_table(runs, segments_frame(records), unit)
     t["statex_ablation"] = tables.ablation_table(runs)
 
-    def add(name, table_name, draw, caption, why_empty):
-        if t.get(table_name, runs).empty:
+    def add(name, has_data, draw, caption, why_empty):
+        if not has_data:
             rep.skipped[name] = why_empty
             return
         rep.figures[name] = draw()
         rep.captions[name] = caption
 
-    add("accuracy_vs_state", "accuracy_vs_state",
+    add("accuracy_vs_state", not t["accuracy_vs_state"].empty,
         lambda: plots.accuracy_vs_state(t["accuracy_vs_state"], unit, spread),
         f"Best eval accuracy vs recurrent state size ({unit}, log axis), one series per model; "
         f"mean over seeds at the best LR per point, {plots.SPREAD_TEXT[spread]}.",
         "no completed run without a StateX arm")
-    add("statex_arms", "statex_arms",
+    add("statex_arms", not t["statex_arms"].empty,
         lambda: plots.statex_arms(t["statex_arms"], unit, spread),
         "StateX arms per model: accuracy just before and after expansion (/statex), and at the "
         "end of training for statex, control and scratch; bars annotated with state size.",
         "no completed run with arm statex, control or scratch")
-    keep = set(tables._series_runs(runs)["run"]) | set(runs.loc[runs["status"] != "completed", "run"])
-    add("learning_curves", "summary",
+    not_completed = set(runs.loc[runs["status"] != "completed", "run"])
+    keep = set(tables.series_runs(runs)["run"]) | not_completed
+    add("learning_curves", not evals.empty and bool(keep & set(evals["run"])),
         lambda: plots.learning_curves(runs, evals, curves, keep),
         "Eval accuracy and train loss vs step for the best-LR runs (and runs that did not "
-        "complete, dashed); dotted verticals mark StateX expansion steps.", "no runs")
-    if evals.empty and "learning_curves" in rep.figures:
-        plt.close(rep.figures.pop("learning_curves"))
-        rep.skipped["learning_curves"] = "no run has /eval data"
-    add("gap_accuracy", "gap_accuracy", lambda: plots.gap_accuracy(t["gap_accuracy"], unit),
+        "complete, dashed); dotted verticals mark StateX expansion steps.",
+        "no run has /eval data")
+    add("gap_accuracy", not t["gap_accuracy"].empty,
+        lambda: plots.gap_accuracy(t["gap_accuracy"], unit),
         "Accuracy vs key→query gap bucket at each run's best eval (best LR, mean over seeds).",
         "no completed run has /eval/gap_accuracy")
-    add("segment_accuracy", "segment_accuracy",
+    add("segment_accuracy", not t["segment_accuracy"].empty,
         lambda: plots.segment_accuracy(t["segment_accuracy"], unit),
         "Accuracy per MQAR test segment at each run's best eval (best LR, mean over seeds).",
         "no completed run has /eval/segment_accuracy")
-    add("statex_ablation", "statex_ablation",
+    add("statex_ablation", not t["statex_ablation"].empty,
         lambda: plots.ablation_heatmaps(t["statex_ablation"]),
         "StateX ablation: final accuracy by expansion step × expanded layers, one heatmap per "
         "model and mode (mean over seeds at the best LR).", "no completed statex-arm run")

@@ -47,7 +47,7 @@ def completed(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["status"] == "completed"]
 
 
-def _check_columns(runs: pd.DataFrame, keys, option: str) -> None:
+def check_columns(runs: pd.DataFrame, keys, option: str) -> None:
     for key in keys:
         if key not in runs.columns:
             close = difflib.get_close_matches(key, [str(c) for c in runs.columns], n=3)
@@ -68,7 +68,7 @@ def filter_runs(runs: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
         if not match:
             raise TableError(f"--where '{text}': expected KEY=VALUE (or !=, <, <=, >, >=)")
         key, op, value = match.groups()
-        _check_columns(runs, [key], "--where")
+        check_columns(runs, [key], "--where")
         column = runs[key]
         numeric = pd.to_numeric(column, errors="coerce")
         try:
@@ -167,7 +167,7 @@ def summary_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
 
 def group_table(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per group of `keys`: run counts by status and best-accuracy stats of completed runs."""
-    _check_columns(runs, keys, "--group-by")
+    check_columns(runs, keys, "--group-by")
     rows = []
     for point, group in runs.groupby(keys, dropna=False, sort=True):
         point = point if isinstance(point, tuple) else (point,)
@@ -236,7 +236,7 @@ def arms_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
     return table
 
 
-def _series_runs(runs: pd.DataFrame) -> pd.DataFrame:
+def series_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """Best-LR runs per (model, arm, state size): the series of the gap and segment figures."""
     points = best_lr_points(runs, ["model", "arm", "state_scalars"], choice=STATEX_CONFIG)
     rows = [{"model": p["model"], "arm": p["arm"], "state_scalars": p["state_scalars"], "lr": p["lr"],
@@ -262,7 +262,7 @@ def segment_table(runs: pd.DataFrame, segments: pd.DataFrame, unit: str = "bytes
 
 
 def _per_series(runs, long, item_cols, unit) -> pd.DataFrame:
-    series = _series_runs(runs)
+    series = series_runs(runs)
     if long.empty or series.empty:
         return pd.DataFrame(columns=["model", "arm", "state_scalars", "state", "state_unit", "lr",
                                      *item_cols, "mean", "min", "max", "n_seeds"])

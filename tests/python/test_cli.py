@@ -77,3 +77,21 @@ def test_module_entry_point_exit_code(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert f"error: {bad}: not an HDF5 file" in proc.stderr
+
+
+def test_report_with_only_failed_and_running_runs(run_file, tmp_path, capsys):
+    failed = run_file("f.h5", status="failed", failure_reason="non-finite loss at step 7",
+                      drop={"/eval"})
+    running = run_file("r.h5", status="running", eval_steps=(0, 100), eval_acc=(0.1, 0.2))
+    out = tmp_path / "rep"
+    assert main(["report", str(failed), str(running), "--out", str(out), "--formats", "png"]) == 0
+    index = (out / "index.md").read_text()
+    assert "| f | failed | non-finite loss at step 7 |" in index
+    assert "| r | running |" in index
+    assert "accuracy vs state: not drawn (no completed run without a StateX arm)" in index
+    assert "figures/accuracy_vs_state.png" not in index
+    # the running run's partial curve is still drawn (dashed), so the figure exists
+    assert (out / "figures" / "learning_curves.png").exists()
+    assert main(["summary", str(failed), str(running)]) == 0
+    text = capsys.readouterr().out
+    assert "failed: non-finite loss at step 7" in text and "running" in text
