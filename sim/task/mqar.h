@@ -41,10 +41,9 @@
 #include <vector>
 
 #include "sim/core/config.h"
+#include "sim/core/labels.h"  // kIgnoreLabel = -100 (unlabelled target)
 
 namespace statex {
-
-constexpr int kIgnoreLabel = -100;  // target of unlabelled positions (PyTorch ignore_index)
 
 enum class Split : uint64_t { train = 0, test = 1 };
 const char* split_name(Split split);  // "train" | "test"
