@@ -1,14 +1,18 @@
 // GLA chunked fast path on the CPU (DESIGN.md §1). Per (b, h) pair, sequential in time:
 //   S_t = diag(exp(gk_t)) S_{t-1} + k_t^T v_t,  o_t = (scale q_t) S_t.
 // The sequence is cut into chunks of `chunk` rows (the last may be partial). Inside a chunk,
-// with B_i = sum_{s<=i} gk_s (cumulative log decay from the chunk start, <= 0 and decreasing):
-//   o_i   = scale q_i ∘ exp(B_i) · S_in  +  sum_{j<=i} A_ij v_j,
-//   A_ij  = scale sum_d q_id k_jd exp(B_id - B_jd)            (intra-chunk decayed attention)
-//   S_out = diag(exp(B_n)) S_in + sum_j (k_j ∘ exp(B_n - B_j))^T v_j   (state passing)
-// Every exponent above is <= 0, so nothing overflows even for gk = -20 per step. For A the
-// chunk is split into sub-chunks of kSubChunk rows: the diagonal sub-blocks use the pairwise
-// exp(B_i - B_j); an off-diagonal block (rows I, columns j < first(I)) factors through the
-// reference r = first(I): exp(B_i - B_r) * exp(B_r - B_j), both factors <= 1 (as fla does).
+// with B_i = sum_{s<=i} gk_s (cumulative log decay from the chunk start, <= 0, decreasing):
+//   o_i   = (scale q_i ∘ exp(B_i)) · S_in  +  sum_{j<=i} A_ij v_j,
+//   A_ij  = scale sum_d q_id k_jd exp(B_id - B_jd)                  (intra-chunk attention)
+//   S_out = diag(exp(B_last)) S_in + sum_j (k_j ∘ exp(B_last - B_j))^T v_j   (state passing)
+// The inter-chunk factors exp(B_i), exp(B_last - B_j) are <= 1. For A there are two forms:
+//  - fast: A = (scale q ∘ exp(B)) (k ∘ exp(-B))^T, one matmul. exp(-B_j) grows up to
+//    exp(span), span = max_d -B_last,d; used only while span <= kMaxFactoredSpan, where it
+//    cannot overflow (each product keeps float relative accuracy: nothing is subtracted).
+//  - safe (strong decay): sub-chunks of kSubChunk rows; diagonal sub-blocks use the pairwise
+//    exp(B_i - B_j), i >= j; an off-diagonal block (rows I, columns j < first(I)) factors
+//    through r = first(I): exp(B_i - B_r) * exp(B_r - B_j), both <= 1 (as fla does). Never
+//    forms exp(+large), so gk = -20 per step is fine.
 //
 // Backward: the chunk-entry states are recomputed, then chunks are walked in reverse carrying
 // dS. dgk comes from the identity
@@ -35,11 +39,13 @@ namespace {
 
 using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using RowArr = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using RowVecArr = Eigen::Array<float, 1, Eigen::Dynamic>;
 using MatRef = Eigen::Ref<const RowMat>;
 using StridedConst = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
 using StridedMut = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
 
-constexpr int kSubChunk = 16;  // diagonal blocks of the intra-chunk attention use pairwise exp
+constexpr int kSubChunk = 16;                // safe form: diagonal sub-block size
+constexpr float kMaxFactoredSpan = 40.f;     // fast form while exp(-B) <= e^40 ~ 2e17
 
 // The [T, width] slice of a [B, T, H, width] tensor belonging to head (b, h).
 StridedConst head_view(const float* p, int b, int h, int T, int H, int width) {
@@ -55,49 +61,86 @@ void check_args(int chunk) {
   if (chunk <= 0) throw std::invalid_argument("gla: chunk length must be positive");
 }
 
-// Bc[0:n] = cumulative sum of gk rows inside the chunk (accumulated in double).  [n, K]
-void chunk_cumsum(RowArr& Bc, const MatRef& Gc) {
-  const int n = int(Gc.rows()), K = int(Gc.cols());
-  Eigen::Array<double, 1, Eigen::Dynamic> acc = Eigen::Array<double, 1, Eigen::Dynamic>::Zero(K);
-  for (int i = 0; i < n; ++i) {
-    acc += Gc.row(i).cast<double>().array();
-    Bc.row(i) = acc.cast<float>();
-  }
-}
-
-// S_out [K, V] = diag(exp(B_last)) S_in + sum_{j<m} (k_j ∘ exp(B_last - B_j))^T v_j, where
-// B_last = Bc.row(last). m = last + 1 is the ordinary chunk update; m = last leaves the
-// undecayed k_last^T v_last term out (used for dgk, see gla_backward).
-void pass_state(RowMat& S_out, const RowMat& S_in, const MatRef& Kc, const MatRef& Vc,
-                const RowArr& Bc, int last, int m) {
-  auto B_last = Bc.row(last);
-  RowMat kdec = (Kc.topRows(m).array() * (-(Bc.topRows(m).rowwise() - B_last)).exp()).matrix();
-  S_out.noalias() = B_last.exp().matrix().transpose().asDiagonal() * S_in;
-  S_out.noalias() += kdec.transpose() * Vc.topRows(m);
-}
-
-// The per-thread working set for one (b, h) pair.
+// Everything one thread needs for one (b, h) pair; chunk buffers are [L, *] and used through
+// topRows(n) so a partial last chunk does not reallocate.
 struct HeadScratch {
+  int K = 0, V = 0, L = 0;
   RowMat Q, Kx, G, Vx, dO;  // gathered inputs [T, K] / [T, V]
-  RowArr Bc;                // [L, K] cumulative log decay in the current chunk
-  RowMat A, dA;             // [L, L] intra-chunk attention and its gradient
-  RowMat dQ, dK;            // [T, K] local gradients (needed whole for dgk)
-  RowMat dVc;               // [L, V]
-  Eigen::Array<float, 1, Eigen::Dynamic> dk_last_undecayed;  // [K] dS_T v_{T-1}
-  std::vector<float> dA_diag;  // [T] diagonal of dA, added to dq/dk after the dgk identity
-  std::vector<RowMat> states;  // chunk-entry states, each [K, V]
+  // per chunk
+  RowArr Bc;        // [L, K] cumulative log decay B
+  RowArr Eb;        // [L, K] exp(B)            <= 1
+  RowArr Ed;        // [L, K] exp(B_last - B)   <= 1
+  RowArr Eu;        // [L, K] exp(-B)           fast form only, <= e^kMaxFactoredSpan
+  RowVecArr decay;  // [K] exp(B_last): the whole chunk's decay of the entering state
+  RowMat Qd;        // [L, K] scale q ∘ exp(B)   (query seen from the chunk start)
+  RowMat Kd;        // [L, K] k ∘ exp(B_last - B)  (key seen from the chunk end)
+  RowMat Ku;        // [L, K] k ∘ exp(-B)        fast form only
+  RowMat A, dA;     // [L, L] intra-chunk attention (lower triangle) and its gradient
+  RowMat tmpK;      // [L, K]
+  RowMat tmpV;      // [L, V]
+  RowVecArr w;      // [K] pairwise decay in the safe form
+  bool factored = false;
+  // per pair, backward
+  RowMat dQ, dK;               // [T, K] local gradients (needed whole for dgk)
+  RowVecArr dk_last_undecayed;  // [K] dS_T v_{T-1}
+  std::vector<float> dA_diag;   // [T] diagonal of dA
+  std::vector<RowMat> states;   // chunk-entry states, each [K, V]
+
+  HeadScratch(int K_, int V_, int L_) : K(K_), V(V_), L(L_) {
+    for (RowArr* a : {&Bc, &Eb, &Ed, &Eu}) a->resize(L, K);
+    for (RowMat* m : {&Qd, &Kd, &Ku, &tmpK}) m->resize(L, K);
+    A.resize(L, L);
+    dA.resize(L, L);
+    tmpV.resize(L, V);
+    decay.resize(K);
+    w.resize(K);
+  }
 
   void gather(const float* q, const float* k, const float* v, const float* gk, int b, int h,
-              int T, int H, int K, int V) {
+              int T, int H) {
     Q = head_view(q, b, h, T, H, K);
     Kx = head_view(k, b, h, T, H, K);
     G = head_view(gk, b, h, T, H, K);
     Vx = head_view(v, b, h, T, H, V);
   }
+
+  // Decay factors of the chunk at rows [t0, t0+n): Bc, Eb, Ed, decay, Kd, the fast-form Eu, Ku
+  // (if the chunk's span allows it), and Qd when `with_queries`.
+  void prepare_chunk(int t0, int n, float scale, bool with_queries) {
+    Eigen::Array<double, 1, Eigen::Dynamic> acc = Eigen::Array<double, 1, Eigen::Dynamic>::Zero(K);
+    for (int i = 0; i < n; ++i) {  // cumulative sum in double: B reaches -1000 under strong decay
+      acc += G.row(t0 + i).cast<double>().array();
+      Bc.row(i) = acc.cast<float>();
+    }
+    auto B_last = Bc.row(n - 1);
+    factored = -B_last.minCoeff() <= kMaxFactoredSpan;
+    exp_of(Eb, n, [&](int i) { return Bc.row(i); });
+    decay = Eb.row(n - 1);
+    if (factored) {
+      // Every factor is a normal float here (>= e^-40), so reciprocals and products keep
+      // float relative accuracy and save two exp per element.
+      Eu.topRows(n) = Eb.topRows(n).inverse();
+      Ed.topRows(n) = Eu.topRows(n).rowwise() * decay;
+      Ku.topRows(n) = (Kx.middleRows(t0, n).array() * Eu.topRows(n)).matrix();
+    } else {
+      exp_of(Ed, n, [&](int i) { return B_last - Bc.row(i); });
+    }
+    Kd.topRows(n) = (Kx.middleRows(t0, n).array() * Ed.topRows(n)).matrix();
+    if (with_queries)
+      Qd.topRows(n) = (scale * Q.middleRows(t0, n).array() * Eb.topRows(n)).matrix();
+  }
+
+  // out[0:n] = exp(arg(i)) row by row: rows are contiguous, so one flat vectorised exp.
+  template <class RowExpr>
+  static void exp_of(RowArr& out, int n, RowExpr arg) {
+    for (int i = 0; i < n; ++i) out.row(i) = arg(i);
+    Eigen::Map<Eigen::ArrayXf> flat(out.data(), Eigen::Index(n) * out.cols());
+    flat = flat.exp();
+  }
 };
 
-// Off-diagonal sub-block (rows I = [i0, i0+m), columns [0, i0)) factors through r = i0.
-// Qr [m, K] = scale q_I ∘ exp(B_I - B_r), Kr [i0, K] = k_{<i0} ∘ exp(B_r - B_{<i0}).
+// Safe form, off-diagonal sub-block (rows I = [i0, i0+m), columns [0, i0)) factored through
+// r = i0: Qr [m, K] = scale q_I ∘ exp(B_I - B_r), Kr [i0, K] = k_{<i0} ∘ exp(B_r - B_{<i0}).
 struct OffDiagonalFactors {
   RowArr Eq, Ek;  // the decay factors, <= 1
   RowMat Qr, Kr;
@@ -111,47 +154,38 @@ struct OffDiagonalFactors {
   }
 };
 
-// A[0:n, 0:n] = scale (q_i · (k_j ∘ exp(B_i - B_j))) for j <= i, 0 above the diagonal.
-void intra_attention(RowMat& A, OffDiagonalFactors& f, const MatRef& Qc, const MatRef& Kc,
-                     const RowArr& Bc, int n, float scale) {
-  A.topLeftCorner(n, n).setZero();
-  for (int i0 = 0; i0 < n; i0 += kSubChunk) {
-    const int m = std::min(kSubChunk, n - i0);
-    if (i0 > 0) {
-      f.compute(Qc, Kc, Bc, i0, m, scale);
-      A.block(i0, 0, m, i0).noalias() = f.Qr * f.Kr.transpose();
-    }
-    for (int i = i0; i < i0 + m; ++i)
-      for (int j = i0; j <= i; ++j)
-        A(i, j) = scale * (Qc.row(i).array() * Kc.row(j).array() *
-                           (Bc.row(i) - Bc.row(j)).exp()).sum();
+// A[0:n, 0:n] (lower triangle; the strict upper triangle is left undefined) in the chunk's form.
+// With dQc/dKc non-null (backward, safe form only) also adds the intra-chunk dq, dk from dA,
+// except the i == j terms.
+void intra_attention(HeadScratch& s, OffDiagonalFactors& f, const MatRef& Qc, const MatRef& Kc,
+                     int n, float scale, Eigen::Block<RowMat, Eigen::Dynamic, Eigen::Dynamic, true>* dQc = nullptr,
+                     Eigen::Block<RowMat, Eigen::Dynamic, Eigen::Dynamic, true>* dKc = nullptr) {
+  if (s.factored) {
+    s.A.topLeftCorner(n, n).noalias() = s.Qd.topRows(n) * s.Ku.topRows(n).transpose();
+    return;
   }
-}
-
-// Recomputes A (as intra_attention) and adds the intra-chunk parts of dq, dk given dA, except
-// the i == j terms (see the file comment). dQc, dKc [n, K] are blocks of the local gradients.
-template <class DQ, class DK>
-void intra_attention_backward(RowMat& A, OffDiagonalFactors& f, DQ dQc, DK dKc,
-                              const RowMat& dA, const MatRef& Qc, const MatRef& Kc,
-                              const RowArr& Bc, int n, float scale) {
-  A.topLeftCorner(n, n).setZero();
+  const RowArr& Bc = s.Bc;
   for (int i0 = 0; i0 < n; i0 += kSubChunk) {
     const int m = std::min(kSubChunk, n - i0);
     if (i0 > 0) {
       f.compute(Qc, Kc, Bc, i0, m, scale);
-      auto dA_block = dA.block(i0, 0, m, i0);
-      A.block(i0, 0, m, i0).noalias() = f.Qr * f.Kr.transpose();
-      dQc.middleRows(i0, m).array() += scale * (dA_block * f.Kr).array() * f.Eq;
-      dKc.topRows(i0).array() += (dA_block.transpose() * f.Qr).array() * f.Ek;
+      s.A.block(i0, 0, m, i0).noalias() = f.Qr * f.Kr.transpose();
+      if (dQc) {
+        auto dA_block = s.dA.block(i0, 0, m, i0);
+        dQc->middleRows(i0, m).array() += scale * (dA_block * f.Kr).array() * f.Eq;
+        dKc->topRows(i0).array() += (dA_block.transpose() * f.Qr).array() * f.Ek;
+      }
     }
     for (int i = i0; i < i0 + m; ++i) {
-      A(i, i) = scale * Qc.row(i).dot(Kc.row(i));
+      s.A(i, i) = scale * Qc.row(i).dot(Kc.row(i));
       for (int j = i0; j < i; ++j) {
-        Eigen::Array<float, 1, Eigen::Dynamic> w = (Bc.row(i) - Bc.row(j)).exp();
-        A(i, j) = scale * (Qc.row(i).array() * Kc.row(j).array() * w).sum();
-        const float c = scale * dA(i, j);
-        dQc.row(i).array() += c * Kc.row(j).array() * w;
-        dKc.row(j).array() += c * Qc.row(i).array() * w;
+        s.w = (Bc.row(i) - Bc.row(j)).exp();
+        s.A(i, j) = scale * (Qc.row(i).array() * Kc.row(j).array() * s.w).sum();
+        if (dQc) {
+          const float c = scale * s.dA(i, j);
+          dQc->row(i).array() += c * Kc.row(j).array() * s.w;
+          dKc->row(j).array() += c * Qc.row(i).array() * s.w;
+        }
       }
     }
   }
@@ -166,34 +200,29 @@ void CpuBackend::gla_forward(float* o, float* final_state, const float* q, const
   const int L = std::min(chunk, std::max(T, 1));
 #pragma omp parallel if (B * H > 1)
   {
-    HeadScratch s;
-    s.Bc.resize(L, K);
-    s.A.resize(L, L);
+    HeadScratch s(K, V, L);
     OffDiagonalFactors f;
-    RowMat S(K, V), S_next(K, V);
+    RowMat S(K, V);
 #pragma omp for schedule(static)
     for (int bh = 0; bh < B * H; ++bh) {
       const int b = bh / H, h = bh % H;
-      s.gather(q, k, v, gk, b, h, T, H, K, V);
+      s.gather(q, k, v, gk, b, h, T, H);
       StridedMut O = head_view(o, b, h, T, H, V);
       S.setZero();
       for (int t0 = 0; t0 < T; t0 += L) {
         const int n = std::min(L, T - t0);
-        MatRef Qc = s.Q.middleRows(t0, n), Kc = s.Kx.middleRows(t0, n);
         MatRef Vc = s.Vx.middleRows(t0, n);
-        chunk_cumsum(s.Bc, s.G.middleRows(t0, n));
-        auto Bc = s.Bc.topRows(n);
-        intra_attention(s.A, f, Qc, Kc, s.Bc, n, scale);
-        // o = inter-chunk (decayed query against the entering state) + intra-chunk attention
-        RowMat Qg = (scale * Qc.array() * Bc.exp()).matrix();
-        O.middleRows(t0, n).noalias() = Qg * S;
-        O.middleRows(t0, n).noalias() +=
-            s.A.topLeftCorner(n, n).triangularView<Eigen::Lower>() * Vc;
-        pass_state(S_next, S, Kc, Vc, s.Bc, n - 1, n);
-        S.swap(S_next);
+        s.prepare_chunk(t0, n, scale, true);
+        intra_attention(s, f, s.Q.middleRows(t0, n), s.Kx.middleRows(t0, n), n, scale);
+        // o = decayed query against the entering state + intra-chunk attention
+        s.tmpV.topRows(n).noalias() = s.Qd.topRows(n) * S;
+        s.tmpV.topRows(n).noalias() += s.A.topLeftCorner(n, n).triangularView<Eigen::Lower>() * Vc;
+        O.middleRows(t0, n) = s.tmpV.topRows(n);
+        // S = diag(exp(B_last)) S + Kd^T v
+        S = s.decay.matrix().transpose().asDiagonal() * S;
+        S.noalias() += s.Kd.topRows(n).transpose() * Vc;
       }
-      if (final_state)
-        Eigen::Map<RowMat>(final_state + size_t(bh) * K * V, K, V) = S;
+      if (final_state) Eigen::Map<RowMat>(final_state + size_t(bh) * K * V, K, V) = S;
     }
   }
 }
@@ -203,88 +232,91 @@ void CpuBackend::gla_backward(float* dq, float* dk, float* dv, float* dgk, const
                               const float* v, const float* gk, int B, int T, int H, int K, int V,
                               float scale, int chunk) {
   check_args(chunk);
-  if (!dq && !dk && !dv && !dgk) return;
-  const int L = std::min(chunk, std::max(T, 1));
+  if ((!dq && !dk && !dv && !dgk) || T == 0) return;
+  const int L = std::min(chunk, T);
   const int n_chunks = (T + L - 1) / L;
 #pragma omp parallel if (B * H > 1)
   {
-    HeadScratch s;
-    s.Bc.resize(L, K);
-    s.A.resize(L, L);
-    s.dA.resize(L, L);
+    HeadScratch s(K, V, L);
     s.states.assign(n_chunks + 1, RowMat(K, V));
     s.dA_diag.resize(T);
+    s.dQ.resize(T, K);
+    s.dK.resize(T, K);
     OffDiagonalFactors f;
-    RowMat dS(K, V);
+    RowMat dS(K, V), S_T_decayed(K, V);
 #pragma omp for schedule(static)
     for (int bh = 0; bh < B * H; ++bh) {
       const int b = bh / H, h = bh % H;
-      s.gather(q, k, v, gk, b, h, T, H, K, V);
+      s.gather(q, k, v, gk, b, h, T, H);
       s.dO = head_view(dout, b, h, T, H, V);
       // Chunk-entry states: states[c] enters chunk c, states[n_chunks] = S_T.
       s.states[0].setZero();
       for (int c = 0; c < n_chunks; ++c) {
         const int t0 = c * L, n = std::min(L, T - t0);
-        chunk_cumsum(s.Bc, s.G.middleRows(t0, n));
-        pass_state(s.states[c + 1], s.states[c], s.Kx.middleRows(t0, n),
-                   s.Vx.middleRows(t0, n), s.Bc, n - 1, n);
+        s.prepare_chunk(t0, n, scale, false);
+        s.states[c + 1].noalias() = s.decay.matrix().transpose().asDiagonal() * s.states[c];
+        s.states[c + 1].noalias() += s.Kd.topRows(n).transpose() * s.Vx.middleRows(t0, n);
       }
       if (dfinal_state)
         dS = Eigen::Map<const RowMat>(dfinal_state + size_t(bh) * K * V, K, V);
       else
         dS.setZero();
-      s.dQ.setZero(T, K);
-      s.dK.setZero(T, K);
-      StridedMut dVh = dv ? head_view(dv, b, h, T, H, V) : StridedMut(nullptr, 0, 0, Eigen::OuterStride<>(1));
+      s.dQ.setZero();
+      s.dK.setZero();
       for (int c = n_chunks - 1; c >= 0; --c) {
         const int t0 = c * L, n = std::min(L, T - t0);
         MatRef Qc = s.Q.middleRows(t0, n), Kc = s.Kx.middleRows(t0, n);
         MatRef Vc = s.Vx.middleRows(t0, n), dOc = s.dO.middleRows(t0, n);
         const RowMat& S_in = s.states[c];
-        chunk_cumsum(s.Bc, s.G.middleRows(t0, n));
-        auto Bc = s.Bc.topRows(n);
-        auto last = Bc.row(n - 1);
-        // dA_ij = dO_i · v_j for j <= i (the upper triangle is never read)
-        s.dA.topLeftCorner(n, n).noalias() = dOc * Vc.transpose();
-        for (int i = 0; i < n; ++i) s.dA_diag[t0 + i] = s.dA(i, i);
-        intra_attention_backward(s.A, f, s.dQ.middleRows(t0, n), s.dK.middleRows(t0, n), s.dA,
-                                 Qc, Kc, s.Bc, n, scale);
-        // inter-chunk: o_i += scale (q_i ∘ exp(B_i)) S_in;  S_out = ... + kdec^T v
-        RowArr Eq = Bc.exp();
-        RowArr Ek = (-(Bc.rowwise() - last)).exp();
-        s.dQ.middleRows(t0, n).array() += scale * (dOc * S_in.transpose()).array() * Eq;
-        if (c == n_chunks - 1 && dfinal_state) {
-          // The undecayed dS_T v_{T-1} on k_{T-1} is kept apart until dgk is done (see below).
-          s.dk_last_undecayed = (Vc.row(n - 1) * dS.transpose()).array();
-          s.dK.middleRows(t0, n - 1).array() +=
-              (Vc.topRows(n - 1) * dS.transpose()).array() * Ek.topRows(n - 1);
+        s.prepare_chunk(t0, n, scale, true);
+        auto dQc = s.dQ.middleRows(t0, n);
+        auto dKc = s.dK.middleRows(t0, n);
+        // dA_ij = dO_i · v_j on the strict lower triangle; the diagonal is kept apart.
+        auto dA = s.dA.topLeftCorner(n, n);
+        dA.noalias() = dOc * Vc.transpose();
+        for (int i = 0; i < n; ++i) s.dA_diag[t0 + i] = dA(i, i);
+        dA.triangularView<Eigen::Upper>().setZero();
+        // dq = scale exp(B) ∘ (dO S_in^T + intra), dk = exp(B_last - B) ∘ (v dS^T) + intra
+        s.tmpK.topRows(n).noalias() = dOc * S_in.transpose();
+        if (s.factored) {
+          intra_attention(s, f, Qc, Kc, n, scale);
+          s.tmpK.topRows(n).noalias() += dA * s.Ku.topRows(n);
+          dQc.array() += scale * s.tmpK.topRows(n).array() * s.Eb.topRows(n);
+          s.tmpK.topRows(n).noalias() = dA.transpose() * s.Qd.topRows(n);
+          dKc.array() += s.tmpK.topRows(n).array() * s.Eu.topRows(n);
         } else {
-          s.dK.middleRows(t0, n).array() += (Vc * dS.transpose()).array() * Ek;
+          intra_attention(s, f, Qc, Kc, n, scale, &dQc, &dKc);
+          dQc.array() += scale * s.tmpK.topRows(n).array() * s.Eb.topRows(n);
         }
+        // The undecayed dS_T v_{T-1} on k_{T-1} stays out of the dgk sum (file comment).
+        const bool hold_last = c == n_chunks - 1 && dfinal_state;
+        const int m = hold_last ? n - 1 : n;
+        s.tmpK.topRows(n).noalias() = Vc * dS.transpose();
+        if (hold_last) s.dk_last_undecayed = s.tmpK.row(n - 1).array();
+        dKc.topRows(m).array() += s.tmpK.topRows(m).array() * s.Ed.topRows(m);
         if (dv) {
-          RowMat kdec = (Kc.array() * Ek).matrix();
-          s.dVc.noalias() = s.A.topLeftCorner(n, n).triangularView<Eigen::Lower>().transpose() * dOc;
-          s.dVc.noalias() += kdec * dS;
-          dVh.middleRows(t0, n) += s.dVc;
+          s.tmpV.topRows(n).noalias() =
+              s.A.topLeftCorner(n, n).triangularView<Eigen::Lower>().transpose() * dOc;
+          s.tmpV.topRows(n).noalias() += s.Kd.topRows(n) * dS;
+          head_view(dv, b, h, T, H, V).middleRows(t0, n) += s.tmpV.topRows(n);
         }
-        // dS_in = diag(exp(B_n)) dS_out + (scale q ∘ exp(B))^T dO
-        RowMat Qg = (scale * Qc.array() * Eq).matrix();
-        dS = last.exp().matrix().transpose().asDiagonal() * dS;
-        dS.noalias() += Qg.transpose() * dOc;
+        // dS_in = diag(exp(B_last)) dS_out + Qd^T dO
+        dS = s.decay.matrix().transpose().asDiagonal() * dS;
+        dS.noalias() += s.Qd.topRows(n).transpose() * dOc;
       }
-      if (dgk && T > 0) {
+      if (dgk) {
         // dgk_t = rowsum(dS_T ∘ S_T) + sum_{s>=t} (q_s ∘ dq_s - k_s ∘ dk_s), without the terms
-        // that carry no decay and cancel exactly: A_ii (above) and, when dS_T is given, the
-        // k_{T-1}^T v_{T-1} part of S_T against its gradient dS_T v_{T-1} on k_{T-1}.
+        // that carry no decay and cancel exactly (file comment).
         Eigen::Array<double, 1, Eigen::Dynamic> acc =
             Eigen::Array<double, 1, Eigen::Dynamic>::Zero(K);
         if (dfinal_state) {
-          Eigen::Map<const RowMat> dST(dfinal_state + size_t(bh) * K * V, K, V);
+          // S_T without k_{T-1}^T v_{T-1}: the last chunk's update over its first n-1 rows.
           const int t0 = (n_chunks - 1) * L, n = T - t0;
-          chunk_cumsum(s.Bc, s.G.middleRows(t0, n));
-          RowMat S_T_decayed(K, V);  // S_T without k_{T-1}^T v_{T-1}
-          pass_state(S_T_decayed, s.states[n_chunks - 1], s.Kx.middleRows(t0, n),
-                     s.Vx.middleRows(t0, n), s.Bc, n - 1, n - 1);
+          s.prepare_chunk(t0, n, scale, false);
+          S_T_decayed.noalias() = s.decay.matrix().transpose().asDiagonal() * s.states[n_chunks - 1];
+          S_T_decayed.noalias() +=
+              s.Kd.topRows(n - 1).transpose() * s.Vx.middleRows(t0, n - 1);
+          Eigen::Map<const RowMat> dST(dfinal_state + size_t(bh) * K * V, K, V);
           acc = (dST.array() * S_T_decayed.array()).rowwise().sum().cast<double>().transpose();
         }
         StridedMut dG = head_view(dgk, b, h, T, H, K);
@@ -294,13 +326,12 @@ void CpuBackend::gla_backward(float* dq, float* dk, float* dv, float* dgk, const
           dG.row(t).array() += acc.cast<float>();
         }
       }
-      // The terms left out above: dq_i += scale dA_ii k_i, dk_i += scale dA_ii q_i, and the
-      // undecayed final-state gradient on k_{T-1}.
-      if (dfinal_state && T > 0) s.dK.row(T - 1).array() += s.dk_last_undecayed;
+      // The terms kept apart: dq_i += scale dA_ii k_i, dk_i += scale dA_ii q_i, and dS_T v_{T-1}.
+      if (dfinal_state) s.dK.row(T - 1).array() += s.dk_last_undecayed;
       for (int t = 0; t < T; ++t) {
         const float c = scale * s.dA_diag[t];
-        if (dq) s.dQ.row(t) += c * s.Kx.row(t);
-        if (dk) s.dK.row(t) += c * s.Q.row(t);
+        s.dQ.row(t) += c * s.Kx.row(t);
+        s.dK.row(t) += c * s.Q.row(t);
       }
       if (dq) head_view(dq, b, h, T, H, K) += s.dQ;
       if (dk) head_view(dk, b, h, T, H, K) += s.dK;
