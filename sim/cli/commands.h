@@ -9,4 +9,5 @@ int cmd_info(int argc, char** argv);
 int cmd_verify(int argc, char** argv);
 int cmd_sweep(int argc, char** argv);
 int cmd_expand(int argc, char** argv);
+int cmd_grad(int argc, char** argv);
 }  // namespace statex::cli

@@ -19,6 +19,7 @@ const Command kCommands[] = {
     {"train", statex::cli::cmd_train, "train a model on MQAR (StateX optional); writes HDF5 results"},
     {"eval", statex::cli::cmd_eval, "evaluate a checkpoint on MQAR or on a token file"},
     {"expand", statex::cli::cmd_expand, "apply StateX state expansion to a checkpoint"},
+    {"grad", statex::cli::cmd_grad, "loss, logits and parameter gradients of a checkpoint (parity checks)"},
     {"sweep", statex::cli::cmd_sweep, "run an ablation sweep locally or on Slurm"},
     {"verify", statex::cli::cmd_verify, "check every CUDA op against the CPU reference"},
     {"bench", statex::cli::cmd_bench, "measure train-step throughput and fraction of peak"},
