@@ -13,10 +13,15 @@
 #include "sim/ops/cpu/cpu_backend.h"
 
 namespace statex {
+namespace {
+// Below this many multiply-adds a parallel region costs more than it saves.
+constexpr size_t kMinParallelWork = size_t(1) << 15;
+}  // namespace
 
 void CpuBackend::conv1d_forward(float* out, const float* inp, const float* weight,
                                 const float* bias, int B, int T, int C, int W) {
-#pragma omp parallel for collapse(2) schedule(static)
+  const bool parallel = size_t(B) * T * C * W >= kMinParallelWork;
+#pragma omp parallel for collapse(2) schedule(static) if (parallel)
   for (int b = 0; b < B; ++b) {
     for (int t = 0; t < T; ++t) {
       float* o = out + (size_t(b) * T + t) * C;
@@ -33,9 +38,10 @@ void CpuBackend::conv1d_forward(float* out, const float* inp, const float* weigh
 void CpuBackend::conv1d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                                  const float* inp, const float* weight, int B, int T, int C,
                                  int W) {
+  const bool parallel = size_t(B) * T * C * W >= kMinParallelWork;
   if (dinp) {
     // inp[b,s,c] feeds out[b, s+(W-1)-j, c] through tap j.
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (parallel)
     for (int b = 0; b < B; ++b) {
       for (int s = 0; s < T; ++s) {
         float* dx = dinp + (size_t(b) * T + s) * C;
@@ -52,7 +58,7 @@ void CpuBackend::conv1d_backward(float* dinp, float* dweight, float* dbias, cons
     // Per-b partials: [B, C, W] for the weight, [B, C] for the bias.
     std::vector<float> pw(dweight ? size_t(B) * C * W : 0, 0.f);
     std::vector<float> pb(dbias ? size_t(B) * C : 0, 0.f);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel)
     for (int b = 0; b < B; ++b) {
       for (int t = 0; t < T; ++t) {
         const float* dy = dout + (size_t(b) * T + t) * C;

@@ -17,6 +17,8 @@ namespace statex {
 namespace {
 
 constexpr int kRowsPerBlock = 256;
+// Below this many elements a parallel region costs more than it saves.
+constexpr size_t kMinParallelWork = size_t(1) << 15;
 // PyTorch F.softplus(beta=1, threshold=20): identity above the threshold.
 constexpr float kSoftplusThreshold = 20.f;
 
@@ -28,7 +30,7 @@ template <class RowTerm>
 void blocked_column_sum(float* out, int N, int C, RowTerm row_term) {
   const int nblocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   std::vector<double> partial(size_t(nblocks) * C, 0.0);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nblocks > 1 && size_t(N) * C >= kMinParallelWork)
   for (int blk = 0; blk < nblocks; ++blk) {
     double* p = partial.data() + size_t(blk) * C;
     const int r_end = std::min(N, (blk + 1) * kRowsPerBlock);
@@ -46,7 +48,7 @@ void blocked_column_sum(float* out, int N, int C, RowTerm row_term) {
 // dt [N, H] = softplus(dt_raw [N, H] + dt_bias [H])
 void CpuBackend::softplus_bias_forward(float* dt, const float* dt_raw, const float* dt_bias, int N,
                                        int H) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (size_t(N) * H >= kMinParallelWork)
   for (int r = 0; r < N; ++r) {
     for (int h = 0; h < H; ++h) {
       const float v = dt_raw[size_t(r) * H + h] + dt_bias[h];
@@ -63,7 +65,7 @@ void CpuBackend::softplus_bias_backward(float* ddt_raw, float* ddt_bias, const f
     return v > kSoftplusThreshold ? 1.f : sigmoidf(v);
   };
   if (ddt_raw) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (size_t(N) * H >= kMinParallelWork)
     for (int r = 0; r < N; ++r)
       for (int h = 0; h < H; ++h) ddt_raw[size_t(r) * H + h] += ddt[size_t(r) * H + h] * slope(r, h);
   }
@@ -76,7 +78,7 @@ void CpuBackend::softplus_bias_backward(float* ddt_raw, float* ddt_bias, const f
 
 // y [N, H, P] += D[h] * x [N, H, P]
 void CpuBackend::ssd_dskip_forward(float* y, const float* x, const float* D, int N, int H, int P) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (size_t(N) * H * P >= kMinParallelWork)
   for (int r = 0; r < N; ++r)
     for (int h = 0; h < H; ++h) {
       const size_t o = (size_t(r) * H + h) * P;
@@ -87,7 +89,7 @@ void CpuBackend::ssd_dskip_forward(float* y, const float* x, const float* D, int
 void CpuBackend::ssd_dskip_backward(float* dx, float* dD, const float* dy, const float* x,
                                     const float* D, int N, int H, int P) {
   if (dx) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (size_t(N) * H * P >= kMinParallelWork)
     for (int r = 0; r < N; ++r)
       for (int h = 0; h < H; ++h) {
         const size_t o = (size_t(r) * H + h) * P;
@@ -113,7 +115,7 @@ void CpuBackend::gated_rmsnorm_forward(float* out, float* rstd, const float* y, 
   if (group_size <= 0 || C % group_size != 0)
     throw std::invalid_argument("gated_rmsnorm: C must be a multiple of group_size");
   const int ngroups = C / group_size;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (size_t(N) * C >= kMinParallelWork)
   for (int r = 0; r < N; ++r) {
     const size_t row = size_t(r) * C;
     for (int g = 0; g < ngroups; ++g) {
@@ -137,7 +139,7 @@ void CpuBackend::gated_rmsnorm_backward(float* dy, float* dz, float* dweight, co
                                         const float* rstd, int N, int C, int group_size) {
   const int ngroups = C / group_size;
   if (dy || dz) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (size_t(N) * C >= kMinParallelWork)
     for (int r = 0; r < N; ++r) {
       const size_t row = size_t(r) * C;
       for (int g = 0; g < ngroups; ++g) {

@@ -31,6 +31,11 @@ using VecF = Eigen::VectorXf;
 using Strided = Eigen::Map<MatR, 0, Eigen::OuterStride<>>;
 using CStrided = Eigen::Map<const MatR, 0, Eigen::OuterStride<>>;
 
+// Below this much state work (B*T*H*P*N) a parallel region costs more than it saves.
+bool worth_parallel(int B, int T, int H, int P, int N) {
+  return size_t(B) * T * H * P * N >= (size_t(1) << 16);
+}
+
 void check_args(int H, int G, int chunk) {
   if (G <= 0 || H % G != 0) throw std::invalid_argument("ssd: H must be a multiple of G");
   if (chunk <= 0) throw std::invalid_argument("ssd: chunk length must be positive");
@@ -108,7 +113,7 @@ void CpuBackend::ssd_forward(float* y, float* final_state, const float* x, const
   check_args(H, G, chunk);
   const ChunkViews V{T, H, P, G, N};
   const int heads_per_group = H / G;
-#pragma omp parallel
+#pragma omp parallel if (worth_parallel(B, T, H, P, N))
   {
     ChunkDecay dk;
     MatR S(P, N), M, CS0;
@@ -153,7 +158,7 @@ void CpuBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, 
   const int heads_per_group = H / G;
   const int nchunks = (T + chunk - 1) / chunk;
   std::vector<double> dA_part(size_t(B) * H, 0.0);  // dL/dA_h per (b, h)
-#pragma omp parallel
+#pragma omp parallel if (worth_parallel(B, T, H, P, N))
   {
     ChunkDecay dk;
     std::vector<MatR> S0(nchunks, MatR(P, N));  // state entering each chunk

@@ -32,7 +32,7 @@ void ssd_forward(float* y, float* final_state, const float* x, const float* dt,
   check_shapes(H, G);
   const Layout L{T, H, P, G, N};
   const int heads_per_group = H / G;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (size_t(B) * T * H * P * N >= (size_t(1) << 16))
   for (int b = 0; b < B; ++b) {
     std::vector<double> S(size_t(P) * N);  // state h_t [P, N]
     for (int h = 0; h < H; ++h) {
@@ -70,7 +70,7 @@ void ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, float* dCm, 
   const int heads_per_group = H / G;
   const size_t PN = size_t(P) * N;
   std::vector<double> dA_part(size_t(B) * H, 0.0);  // per-b dL/dA_h, added in b order below
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (size_t(B) * T * H * P * N >= (size_t(1) << 16))
   for (int b = 0; b < B; ++b) {
     std::vector<double> states(size_t(T + 1) * PN);  // states[t+1] = h_t, states[0] = 0
     std::vector<double> dS(PN);                      // dL/dh_t
