@@ -125,7 +125,7 @@ int run_local(const SweepDir& dir, const std::vector<Trial>& trials,
       unlink(dir.result(id).c_str());
       unlink((dir.result(id) + ".tmp").c_str());
       std::vector<std::string> argv = trainer;
-      argv.insert(argv.end(), {"--config", dir.ini(id), "--out", dir.result(id), "--threads", std::to_string(threads)});
+      argv.insert(argv.end(), {"--config", dir.ini(id), "--out", dir.result(id), "--train.threads", std::to_string(threads)});
       pid_t pid = spawn(argv, dir.log(id));
       running[pid] = {i, Clock::now()};
       status[i].status = "running";

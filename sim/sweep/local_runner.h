@@ -13,7 +13,8 @@ namespace statex::sweep {
 struct LocalOptions {
   int jobs = 1;
   int threads_per_job = 0;  // 0 = max(1, cores / jobs)
-  // argv prefix of the trainer; it gets "--config X --out Y --threads N" appended.
+  // argv prefix of the trainer; it gets "--config X --out Y --train.threads N" appended
+  // (train.threads is a registry option, so every trainer version accepts it).
   std::vector<std::string> trainer_cmd;
   bool quiet = false;  // no progress lines
 };

@@ -78,7 +78,7 @@ std::string sbatch_script(const SweepDir& dir, const std::string& name, const Sl
     << "rm -f \"$DIR/$ID.h5\" \"$DIR/$ID.h5.tmp\"\n"
     << "exec";
   for (auto& a : trainer) s << " " << shell_quote(a);
-  s << " --config \"$DIR/$ID.ini\" --out \"$DIR/$ID.h5\" --threads \"${SLURM_CPUS_PER_TASK:-1}\""
+  s << " --config \"$DIR/$ID.ini\" --out \"$DIR/$ID.h5\" --train.threads \"${SLURM_CPUS_PER_TASK:-1}\""
     << " > \"$DIR/$ID.log\" 2>&1\n";
   return s.str();
 }
