@@ -207,6 +207,11 @@ TEST_F(H5IoTest, ResultsRoundTripEmptyRunWithoutExpansion) {
   EXPECT_FALSE(h5::exists(f, "statex"));
   EXPECT_TRUE(std::isnan(h5::read_attr_f64(f, "final_accuracy")));
   EXPECT_EQ(h5::read_attr_i64(f, "best_step"), -1);
+
+  r.expansion.happened = true;  // an event with an empty layer list still round-trips
+  r.expansion.mode = "reinit";
+  write_results(path("run2.h5"), r);
+  expect_same(r, read_results(path("run2.h5")));
 }
 
 TEST_F(H5IoTest, ResultsLayoutSummaryAndUnits) {
@@ -460,6 +465,18 @@ TEST_F(H5IoTest, BadCheckpointMissingNotHdf5Truncated) {
   msg = error_of<ConfigError>([&] { load_checkpoint(p); });
   EXPECT_CONTAINS(msg, p);
   EXPECT_CONTAINS(msg, "truncated");
+}
+
+TEST_F(H5IoTest, HdfErrorStackIsNotPrinted) {
+  std::string p = path("trunc.h5");
+  save_checkpoint(p, full_checkpoint());
+  ASSERT_EQ(truncate(p.c_str(), file_size(p) / 2), 0);
+  testing::internal::CaptureStderr();
+  EXPECT_THROW(load_checkpoint(p), ConfigError);
+  EXPECT_THROW(write_results(path("missing/run.h5"), RunRecord()), std::runtime_error);
+  EXPECT_THROW(read_results(p), std::runtime_error);
+  std::string printed = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(printed, "") << "HDF5 printed its error stack";
 }
 
 TEST_F(H5IoTest, BadCheckpointWrongFormatOrVersion) {

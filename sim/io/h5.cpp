@@ -124,10 +124,8 @@ void write_attr_scalar(hid_t obj, const std::string& name, T value) {
 
 template <class T>
 void write_attr_vector(hid_t obj, const std::string& name, const std::vector<T>& values) {
-  // An empty list is a null dataspace (a zero-length simple space is not allowed for attrs).
-  Handle s = values.empty()
-                 ? Handle(check_id(H5Screate(H5S_NULL), "cannot create dataspace"), H5Sclose)
-                 : space_for({static_cast<int64_t>(values.size())});
+  // An empty list is a zero-length 1-D space (h5py reads it as an empty array).
+  Handle s = space_for({static_cast<int64_t>(values.size())});
   Handle a = new_attr(obj, name, file_type<T>(), s);
   if (!values.empty())
     check(H5Awrite(a, mem_type<T>(), values.data()), "cannot write attribute '" + name + "'");
@@ -161,6 +159,17 @@ std::string read_string_from(hid_t attr, const std::string& name, const std::str
   check(H5Tset_size(mt, size), "cannot size string type");
   check(H5Aread(attr, mt, buf.data()), "cannot read attribute '" + name + "'");
   return std::string(buf.data());
+}
+
+// File access properties: no HDF5 file locking. Writers never touch a file a reader may hold
+// (they write path.tmp and rename), and flock fails on some cluster file systems (NFS, Lustre
+// without flock) with "unable to lock file" -- the classic HDF5_USE_FILE_LOCKING=FALSE problem.
+Handle file_access() {
+  Handle fapl(check_id(H5Pcreate(H5P_FILE_ACCESS), "cannot create property list"), H5Pclose);
+#if (H5_VERS_MAJOR == 1 && H5_VERS_MINOR == 10 && H5_VERS_RELEASE >= 7) || H5_VERSION_GE(1, 12, 1)
+  check(H5Pset_file_locking(fapl, false, true), "cannot disable file locking");
+#endif
+  return fapl;
 }
 
 std::string dirname_of(const std::string& path) {
@@ -226,7 +235,7 @@ void Handle::reset() {
 // ---- files ----
 Handle create_file(const std::string& path) {
   silence_errors();
-  return Handle(check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+  return Handle(check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, file_access()),
                          "cannot create '" + path + "'"),
                 H5Fclose);
 }
@@ -240,7 +249,7 @@ Handle open_file(const std::string& path) {
   htri_t is_h5 = H5Fis_hdf5(path.c_str());
   H5Eclear2(H5E_DEFAULT);
   if (is_h5 == 0) throw Error("it is not an HDF5 file");
-  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, file_access());
   if (id < 0) fail("the file is truncated or damaged");
   return Handle(id, H5Fclose);
 }
