@@ -1,11 +1,164 @@
-// STUB: statex bench is not implemented yet.
+// statex bench: train-step throughput of named reference configs, model FLOP/s and the fraction
+// of this machine's SGEMM peak measured in the same run.
+//
+// FLOP count (documented in docs/benchmarks.md): a train step costs 3x the forward FLOPs
+// (forward + backward of inputs and weights), forward = sum over layers of the mixer's
+// flops_per_token (projections 2·in·out per token, conv 2·W·C, recurrence 4·state scalars per
+// token) + MLP, times B·T tokens, plus the LM head 2·D·V per LABELLED position (the head runs
+// only there). Elementwise ops and norms are not counted.
+//
+// Peak: the same backend's linear_forward on a 2048x2048x2048 fp32 GEMM, best of 3.
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <map>
+#include <sstream>
 
 #include "sim/cli/commands.h"
+#include "sim/core/backend.h"
+#include "sim/core/options.h"
+#include "sim/model/arena.h"
+#include "sim/model/model.h"
+#include "sim/model/param_layout.h"
+#include "sim/task/mqar.h"
+#include "sim/train/device_batch.h"
+#include "sim/train/optimizer.h"
+
+namespace po = boost::program_options;
 
 namespace statex::cli {
-int cmd_bench(int, char**) {
-  std::fprintf(stderr, "statex bench: not implemented yet\n");
-  return 3;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Preset {
+  std::string name, model;
+  int D, V, T, K, B;
+};
+
+// The reference configs of issues 2 and 8 (2 layers, no MLP, Zoology MQAR defaults).
+const std::vector<Preset> kPresets = {
+    {"quickstart-gla", "gla", 64, 256, 64, 4, 64},
+    {"quickstart-mamba2", "mamba2", 64, 256, 64, 4, 64},
+    {"gla-d128", "gla", 128, 8192, 256, 16, 64},
+    {"mamba2-d128", "mamba2", 128, 8192, 256, 16, 64},
+    {"gla-d256", "gla", 256, 8192, 512, 16, 64},
+    {"mamba2-d256", "mamba2", 256, 8192, 512, 16, 64},
+};
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
 }
+
+double measure_gemm_peak(Backend& be, int n) {
+  Arena a(be);
+  float* x = a.floats(size_t(n) * n);
+  float* w = a.floats(size_t(n) * n);
+  float* y = a.floats(size_t(n) * n);
+  std::vector<float> h(size_t(n) * n, 0.01f);
+  be.to_device(x, h.data(), h.size() * sizeof(float));
+  be.to_device(w, h.data(), h.size() * sizeof(float));
+  be.linear_forward(y, x, w, nullptr, n, n, n);  // warm-up
+  be.synchronize();
+  double best = 1e30;
+  for (int r = 0; r < 3; ++r) {
+    auto t = Clock::now();
+    be.linear_forward(y, x, w, nullptr, n, n, n);
+    be.synchronize();
+    best = std::min(best, seconds_since(t));
+  }
+  return 2.0 * n * n * double(n) / best / 1e9;
+}
+
+struct BenchResult {
+  double step_s, tokens_per_s, gflops;
+};
+
+BenchResult bench_preset(Backend& be, const ExperimentConfig& base, const Preset& p, int steps) {
+  ExperimentConfig cfg = base;
+  cfg.model.model = p.model;
+  cfg.model.d_model = p.D;
+  cfg.model.vocab_size = p.V;
+  cfg.model.n_layers = 2;
+  cfg.model.mlp = false;
+  cfg.model.heads = std::max(1, p.D / 64);  // GLA head dim 32..64 as fla's small configs
+  MqarDataset ds({{p.T, p.K, 100000}}, p.V, cfg.mqar.power_a, false, 1, Split::train);
+  Model model(cfg.model, be, p.B * p.T, cfg.train.gla_chunk, cfg.train.ssd_chunk);
+  std::vector<float> params;
+  init_params(cfg.model, model.table(), 0, params);
+  model.set_params(params);
+  AdamW adam(be, model.table(), cfg.train);
+  DeviceBatchBuffer buf(be);
+  MqarBatch hb = make_train_batch(ds, 0, p.B);
+  DeviceBatch db = buf.upload(hb);
+  auto one_step = [&] {
+    model.zero_grads();
+    model.forward(db);
+    model.backward(db);
+    be.sum_squares(model.grads(), model.n_params());
+    adam.step(model.params(), model.grads(), 1e-3f, 1.0f);
+  };
+  one_step();  // warm-up
+  be.synchronize();
+  auto t = Clock::now();
+  for (int s = 0; s < steps; ++s) one_step();
+  be.synchronize();
+  double step_s = seconds_since(t) / steps;
+  double tokens = double(p.B) * p.T;
+  double flops = 3.0 * (model.flops_per_token(p.T) * tokens + 2.0 * p.D * p.V * db.M);
+  return {step_s, tokens / step_s, flops / step_s / 1e9};
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv) {
+  ExperimentConfig cfg;
+  std::string preset = "quickstart-gla,quickstart-mamba2,gla-d128,mamba2-d128";
+  int steps = 5, peak_n = 2048;
+  po::options_description extra("Bench options");
+  extra.add_options()("preset", po::value<std::string>(&preset)->default_value(preset),
+                      "comma-separated presets, or 'all' (quickstart-gla, quickstart-mamba2, "
+                      "gla-d128, mamba2-d128, gla-d256, mamba2-d256)")(
+      "steps", po::value<int>(&steps)->default_value(5), "timed train steps per preset")(
+      "peak-n", po::value<int>(&peak_n)->default_value(2048), "size of the square peak GEMM");
+  auto vm = parse_experiment(argc, argv, cfg, extra,
+                             "usage: statex bench [--device cpu|cuda] [--preset a,b|all]");
+  if (vm.count("help")) return 0;
+  if (steps < 1) throw ConfigError("--steps must be >= 1");
+  if (cfg.train.threads > 0) omp_set_num_threads(cfg.train.threads);
+  auto be = make_backend(cfg.train.device);
+
+  std::vector<Preset> chosen;
+  if (preset == "all") {
+    chosen = kPresets;
+  } else {
+    std::stringstream ss(preset);
+    std::string name;
+    while (std::getline(ss, name, ',')) {
+      auto it = std::find_if(kPresets.begin(), kPresets.end(),
+                             [&](const Preset& p) { return p.name == name; });
+      if (it == kPresets.end())
+        throw ConfigError("--preset: unknown preset '" + name + "' (see statex bench --help)");
+      chosen.push_back(*it);
+    }
+  }
+  double peak = measure_gemm_peak(*be, peak_n);
+  std::printf("device %s, %d OpenMP threads; measured SGEMM peak %.1f GFLOP/s (%dx%dx%d, "
+              "best of 3)\n\n",
+              be->name().c_str(), omp_get_max_threads(), peak, peak_n, peak_n, peak_n);
+  std::printf("%-18s %-7s %5s %5s %5s %4s %4s %11s %12s %10s %9s\n", "preset", "model", "D", "V",
+              "T", "K", "B", "step ms", "tokens/s", "GFLOP/s", "of peak");
+  for (const Preset& p : chosen) {
+    BenchResult r = bench_preset(*be, cfg, p, steps);
+    std::printf("%-18s %-7s %5d %5d %5d %4d %4d %11.2f %12.0f %10.2f %8.1f%%\n", p.name.c_str(),
+                p.model.c_str(), p.D, p.V, p.T, p.K, p.B, r.step_s * 1e3, r.tokens_per_s,
+                r.gflops, 100.0 * r.gflops / peak);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 }  // namespace statex::cli

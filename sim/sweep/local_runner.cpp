@@ -42,6 +42,9 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
     dup2(fd, 2);
     close(fd);
   }
+  // Several trainers share the cores: OpenMP threads that spin while waiting would starve the
+  // other jobs. A user's explicit setting wins.
+  setenv("OMP_WAIT_POLICY", "passive", /*overwrite=*/0);
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds the CUDA-enabled binaries on THIS machine (needs nvcc, no GPU) for a generic x86-64-v3
+# host and packs them, with the shared libraries they need beyond glibc, into .gpu/ for
+# scripts/gpu_session.sh on a GPU host that cannot build the project.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DSTATEX_NATIVE=OFF \
+  -DCMAKE_CXX_FLAGS="-march=x86-64-v3" -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
+cmake --build build-gpu -j"$(nproc)" --target statex test_cuda_ops
+rm -rf .gpu && mkdir -p .gpu/lib
+cp build-gpu/statex build-gpu/test_cuda_ops .gpu/
+for bin in .gpu/statex .gpu/test_cuda_ops; do
+  ldd "$bin" | awk '/=> \//{print $3}' | grep -vE '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so' \
+    | xargs -r -I{} cp -Ln {} .gpu/lib/
+done
+grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+du -sh .gpu

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Install, build, and train the default experiment (2-layer GLA on MQAR T=64, K=4), then print a
+# summary of the HDF5 results. A few minutes on a 2-core laptop-class CPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install_deps.sh
+bash scripts/build.sh
+mkdir -p runs
+./build/statex train --config experiments/quickstart.ini --out runs/quickstart.h5 \
+  --checkpoint-out runs/quickstart_ck.h5
+python3 -m analysis summary runs/quickstart.h5
