@@ -4,6 +4,8 @@
 // FD gradients, a few AdamW steps).
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <cmath>
 #include <set>
 
@@ -412,7 +414,8 @@ TEST(StatexExpand, GlaInheritWithOneHeadIsIdentityOnOutputs) {
 
 // ---- the expanded model is a correct, trainable model ----
 
-void check_expanded_model(const ModelConfig& c, const StatexConfig& s, const std::string& what) {
+void check_expanded_model_body(const ModelConfig& c, const StatexConfig& s,
+                               const std::string& what) {
   Surgery r = expand(c, s, 31);
   MqarBatch b = random_batch(2, 15, c.vocab_size, 6);
   ModelRig rig(r.x.cfg, b, 4, 0, &r.x.params);
@@ -436,6 +439,13 @@ void check_expanded_model(const ModelConfig& c, const StatexConfig& s, const std
     adam.step(rig.model->params(), rig.model->grads(), tc.lr, 1.0f);
   }
   EXPECT_LT(last, first) << what << ": loss did not decrease over 6 AdamW steps on one batch";
+}
+
+void check_expanded_model(const ModelConfig& c, const StatexConfig& s, const std::string& what) {
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);  // tiny shapes: OpenMP fork/join only costs time here
+  check_expanded_model_body(c, s, what);
+  omp_set_num_threads(threads);
 }
 
 TEST(StatexExpand, ExpandedGlaTrainsAndHasCorrectGradients) {
