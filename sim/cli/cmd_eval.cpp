@@ -62,6 +62,7 @@ int cmd_eval(int argc, char** argv) {
   check_writable(out, "--out");
   Checkpoint ck = load_checkpoint(checkpoint);
   cfg.model.vocab_size = ck.model.vocab_size;
+  cfg.mqar_train = cfg.mqar_test;  // eval never uses the train set; don't validate its default
   finalize(cfg);
 
   TokenFile tf = tokens_path.empty() ? mqar_tokens(cfg) : read_token_file(tokens_path);

@@ -6,6 +6,7 @@
 #include "sim/cli/commands.h"
 #include "sim/core/options.h"
 #include "sim/io/checkpoint.h"
+#include "sim/io/results_file.h"
 #include "sim/model/state_size.h"
 #include "sim/statex/statex.h"
 
@@ -25,6 +26,7 @@ int cmd_expand(int argc, char** argv) {
   if (vm.count("help")) return 0;
   if (in.empty()) throw ConfigError("--checkpoint: give the checkpoint to expand");
   if (out.empty()) throw ConfigError("--out: give the path of the expanded checkpoint");
+  check_writable(out, "--out");
   Checkpoint ck = load_checkpoint(in);
   validate(cfg.statex, ck.model, /*total_steps=*/1);
   Expansion x = expand_model(ck.model, ck.table, ck.params, cfg.statex, cfg.train.seed + 0x5ca1ab1eull);

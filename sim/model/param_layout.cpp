@@ -68,6 +68,7 @@ std::vector<std::string> mixer_param_names(const ModelConfig& cfg, int layer) {
 }
 
 ParamTable build_param_table(const ModelConfig& c) {
+  validate(c);  // shapes below divide by heads / head_dim
   ModelNames nm = model_names(c);
   int64_t D = c.d_model, F = c.hidden_mlp();
   ParamTable t;

@@ -109,14 +109,24 @@ void Trainer::Impl::setup() {
   }
   if (!opt.resume_path.empty()) {
     Checkpoint ck = load_checkpoint(opt.resume_path);
-    check_compatible(ck, mc, opt.resume_path);
+    // A checkpoint written after the expansion holds the expanded model (not for the control
+    // arm, which restarts the schedule without expanding).
+    ModelConfig want = mc;
+    auto ex = ck.trainer_attrs.find("expanded");
+    if (ex != ck.trainer_attrs.end() && ex->second == "1" && cfg.statex.arm != "control")
+      want = expanded_config(cfg.model, cfg.statex, select_layers(cfg.statex, cfg.model.n_layers));
+    check_compatible(ck, want, opt.resume_path);
     build_model(ck.model);
     restore(ck);
   } else {
     std::vector<float> p;
     if (!opt.init_from.empty()) {
       Checkpoint ck = load_checkpoint(opt.init_from);
-      check_compatible(ck, mc, opt.init_from);
+      // A `statex expand` output carries per-layer shapes the options cannot express; every
+      // other model option must still match.
+      ModelConfig want = mc;
+      if (ck.trainer_attrs.count("statex_layers")) want.layers = ck.model.layers;
+      check_compatible(ck, want, opt.init_from);
       build_model(ck.model);
       p = ck.params;
     } else {
