@@ -8,10 +8,6 @@ using namespace cuda;
 
 namespace {
 
-#define GRID_STRIDE(i, n)                                                      \
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < (n); \
-       i += size_t(gridDim.x) * blockDim.x)
-
 __global__ void silu_fwd(float* out, const float* inp, size_t n) {
   GRID_STRIDE(i, n) {
     float x = inp[i];

@@ -7,6 +7,11 @@
 
 #include "kernels/cuda_check.h"
 
+// Grid-stride loop over [0, n): covers any n with a capped grid (see blocks_for).
+#define GRID_STRIDE(i, n)                                                 \
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < (n); \
+       i += size_t(gridDim.x) * blockDim.x)
+
 namespace statex::cuda {
 
 constexpr int kThreads = 256;  // default block size for elementwise kernels

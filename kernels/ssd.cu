@@ -22,10 +22,6 @@ using namespace cuda;
 
 namespace {
 
-#define GRID_STRIDE(i, n)                                                      \
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < (n); \
-       i += size_t(gridDim.x) * blockDim.x)
-
 // qs, ks, gs [B, T, H, N]
 __global__ void ssd_prepare(float* qs, float* ks, float* gs, const float* dt, const float* A_log,
                             const float* Bm, const float* Cm, size_t BT, int H, int G, int N) {

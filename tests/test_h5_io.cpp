@@ -18,8 +18,10 @@
 #include "sim/io/results_file.h"
 #include "sim/io/run_record.h"
 #include "sim/io/token_file.h"
+#include "tests/support/errors.h"
 
 using namespace statex;
+using statex::testing::error_of;
 
 namespace {
 
@@ -49,22 +51,6 @@ long file_size(const std::string& p) {
 }
 
 // Runs fn, expects it to throw E, and returns the message.
-template <class E, class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type, message: " << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no exception thrown";
-  return "";
-}
-
-#define EXPECT_CONTAINS(hay, needle) \
-  EXPECT_NE(std::string(hay).find(needle), std::string::npos) << "message: " << (hay)
 
 // Float equality that treats NaN == NaN (bitwise identical values round-trip).
 bool same(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
@@ -471,11 +457,11 @@ TEST_F(H5IoTest, HdfErrorStackIsNotPrinted) {
   std::string p = path("trunc.h5");
   save_checkpoint(p, full_checkpoint());
   ASSERT_EQ(truncate(p.c_str(), file_size(p) / 2), 0);
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   EXPECT_THROW(load_checkpoint(p), ConfigError);
   EXPECT_THROW(write_results(path("missing/run.h5"), RunRecord()), std::runtime_error);
   EXPECT_THROW(read_results(p), std::runtime_error);
-  std::string printed = testing::internal::GetCapturedStderr();
+  std::string printed = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(printed, "") << "HDF5 printed its error stack";
 }
 

@@ -34,6 +34,7 @@
 #include "sim/model/param_layout.h"
 #include "sim/task/mqar.h"
 #include "sim/train/device_batch.h"
+#include "tests/support/errors.h"
 #include "tests/support/fd_check.h"
 
 namespace statex::testing {
@@ -78,22 +79,6 @@ inline std::vector<std::string> list_dir(const std::string& dir) {
 }
 
 // Runs fn, expects it to throw E, and returns the message.
-template <class E, class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type, message: " << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no exception thrown";
-  return "";
-}
-
-#define EXPECT_CONTAINS(hay, needle) \
-  EXPECT_NE(std::string(hay).find(needle), std::string::npos) << "message: " << (hay)
 
 inline bool bit_equal(const float* a, const float* b, size_t n) {
   return n == 0 || std::memcmp(a, b, n * sizeof(float)) == 0;
