@@ -11,6 +11,7 @@
 #include "sim/cli/commands.h"
 #include "sim/core/backend.h"
 #include "sim/core/config.h"
+#include "sim/verify/model_check.h"
 #include "sim/verify/verify.h"
 
 namespace po = boost::program_options;
@@ -79,6 +80,9 @@ int cmd_verify(int argc, char** argv) {
   verify::Peaks peaks = verify::device_peaks(*gpu);
   std::printf("statex verify: CPU reference vs %s\n\n", peaks.device.c_str());
   std::vector<verify::Row> rows = verify::run(*cpu, *gpu, opt);
+  // Whole-model check: a few training steps on both devices from the same init.
+  if (!opt.bench_only && (opt.filter.empty() || std::string("model").find(opt.filter) == 0))
+    for (auto& r : verify::model_rows(*cpu, *gpu, opt.seed)) rows.push_back(r);
   if (rows.empty()) throw ConfigError("--op '" + opt.filter + "' matches no case (see --list)");
   verify::print_table(rows, opt.bench, peaks, stdout);
   std::fflush(stdout);
