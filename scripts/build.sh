@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Configures and builds into ./build (Release). CUDA kernels are built when nvcc is found.
+# Usage: scripts/build.sh [target ...]   (default: everything, tests included)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$(nproc)"
+targets=()
+for t in "$@"; do targets+=(--target "$t"); done
+cmake --build build -j"$(nproc)" "${targets[@]}"

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
-bash scripts/build.sh
+bash scripts/build.sh statex   # the trainer only; scripts/test.sh builds the tests
 mkdir -p runs
 ./build/statex train --config experiments/quickstart.ini --out runs/quickstart.h5 \
   --checkpoint-out runs/quickstart_ck.h5
