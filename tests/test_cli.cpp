@@ -98,7 +98,7 @@ TEST_F(Cli, TrainHelpListsOptionsWithDefaults) {
   Result r = statex("train --help");
   EXPECT_EQ(r.code, 0);
   for (const char* s : {"--model.d_model arg (=64)", "--model.heads arg (=2)",
-                        "--train.lr arg (=0.003)", "--mqar.train arg (=64:4:100000)",
+                        "--train.lr arg (=0.01)", "--mqar.train arg (=64:4:100000)",
                         "--statex.mode arg (=reinit)", "--out", "--resume", "--checkpoint-out"})
     EXPECT_CONTAINS(r.out, s);
   Result top = statex("--help");

@@ -76,7 +76,7 @@ struct MqarConfig {
 struct TrainConfig {
   long steps = 1500;             // train.steps
   int batch_size = 64;           // train.batch_size
-  float lr = 3e-3f;              // train.lr (peak)
+  float lr = 1e-2f;              // train.lr (peak; 1e-2: see README "Design choices")
   float min_lr_ratio = 0.0f;     // train.min_lr_ratio: cosine floor as a fraction of lr
   int warmup_steps = 100;        // train.warmup_steps
   float beta1 = 0.9f;            // train.beta1
