@@ -4,6 +4,7 @@
 # Slurm tests run when STATEX_SLURM_CONF points at a running Slurm (see tests/slurm/start.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install_deps.sh   # no-op when everything is there
 bash scripts/build.sh
 status=0
 (cd build && ctest --output-on-failure -j"$(nproc)" --timeout 600) || status=1
