@@ -75,15 +75,14 @@ void Model::ensure_labels(int M) {
   preds_ = label_arena_.ints(M);
 }
 
-const float* Model::head_weight() const {
-  const std::string& name = cfg_.tie_embeddings ? model_names(cfg_).embedding : "lm_head.weight";
-  return params_ + table_.at(name).offset;
+// The LM head is the embedding when tied, else its own tensor.
+int64_t Model::head_offset() const {
+  return table_.at(cfg_.tie_embeddings ? model_names(cfg_).embedding : "lm_head.weight").offset;
 }
 
-float* Model::head_grad() {
-  const std::string& name = cfg_.tie_embeddings ? model_names(cfg_).embedding : "lm_head.weight";
-  return grads_ + table_.at(name).offset;
-}
+const float* Model::head_weight() const { return params_ + head_offset(); }
+
+float* Model::head_grad() { return grads_ + head_offset(); }
 
 float Model::forward(const DeviceBatch& b) {
   const int N = b.B * b.T, D = cfg_.d_model, V = cfg_.vocab_size, F = cfg_.hidden_mlp();

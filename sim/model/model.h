@@ -56,6 +56,7 @@ class Model {
 
  private:
   void ensure_labels(int M);
+  int64_t head_offset() const;
   const float* head_weight() const;
   float* head_grad();
 

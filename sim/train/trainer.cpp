@@ -71,6 +71,11 @@ struct Trainer::Impl {
 
   Impl(ExperimentConfig c, TrainerOptions o) : cfg(std::move(c)), opt(std::move(o)) {}
 
+  // Wall time of the whole run so far, earlier segments (before a resume) included.
+  double wall_time() const {
+    return wall_before + std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+
   void setup();
   void build_model(const ModelConfig& mc);
   void fill_record_header();
@@ -246,7 +251,7 @@ void Trainer::Impl::write_results() {
 int Trainer::Impl::fail(const std::string& why) {
   rec.status = "failed";
   rec.failure_reason = why;
-  rec.wall_time_s = wall_before + std::chrono::duration<double>(Clock::now() - t0).count();
+  rec.wall_time_s = wall_time();
   std::fprintf(stderr, "statex train: run failed: %s\n", why.c_str());
   write_results();
   return kExitFailed;
@@ -350,7 +355,7 @@ int Trainer::Impl::loop() {
     bool last = step == tc.steps;
     if (step % tc.eval_every == 0 || last) {
       do_eval(progress);
-      rec.wall_time_s = wall_before + std::chrono::duration<double>(Clock::now() - t0).count();
+      rec.wall_time_s = wall_time();
       if (rec.expansion.happened) rec.expansion.accuracy_end = rec.evals.back().accuracy;
       write_results();
       bool target_hit = tc.target_accuracy > 0 && rec.evals.back().accuracy >= tc.target_accuracy;
@@ -365,7 +370,7 @@ int Trainer::Impl::loop() {
   }
   if (rec.evals.empty() || rec.evals.back().step != step) do_eval(progress);
   rec.status = "completed";
-  rec.wall_time_s = wall_before + std::chrono::duration<double>(Clock::now() - t0).count();
+  rec.wall_time_s = wall_time();
   if (rec.expansion.happened) rec.expansion.accuracy_end = rec.evals.back().accuracy;
   if (!opt.checkpoint_out.empty()) save_checkpoint_file(opt.checkpoint_out);
   write_results();
