@@ -1,11 +1,11 @@
 // Linear layer: out [N, OC] = inp [N, C] · weight [OC, C]^T + bias [OC].
 //
-// Threading. The products are Eigen GEMMs on row-major maps, but we split the work into tasks
-// ourselves instead of using Eigen's internal OpenMP GEMM: that one synchronises its threads
-// several times per product (spin-waiting on each other's packed panels) and collapses when the
-// cores are shared (measured 10-50x slower than serial on a loaded 2-core machine). Here each
-// task is an independent serial Eigen GEMM on a fixed block (Eigen runs serially inside our
-// parallel region), with one join per op. Block boundaries depend only on the shapes, so every
+// Threading. The products are serial GEMMs (gemm_serial: OpenBLAS, or Eigen without it), and we
+// split the work into tasks ourselves instead of using a library's internal threading: Eigen's
+// OpenMP GEMM synchronises its threads several times per product (spin-waiting on each other's
+// packed panels) and collapses when the cores are shared (measured 10-50x slower than serial on
+// a loaded 2-core machine). Here each task is an independent serial GEMM on a fixed block, with
+// one join per op. Block boundaries depend only on the shapes, so every
 // result is bit-identical for any thread count.
 //   forward, dinp : blocks of rows of N.
 //   dweight       : blocks of rows of OC; when that gives too few tasks, the depth N is also cut
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "sim/ops/cpu/cpu_backend.h"
+#include "sim/ops/cpu/gemm.h"
 
 namespace statex {
 
@@ -47,16 +48,15 @@ bool worth_parallel(int tasks, double flops) { return tasks > 1 && flops >= kPar
 void CpuBackend::linear_forward(float* out, const float* inp, const float* weight,
                                 const float* bias, int N, int C, int OC) {
   MatMap y(out, N, OC);
-  ConstMatMap x(inp, N, C);
-  ConstMatMap w(weight, OC, C);
   const int rb = row_block(N), blocks = ceil_div(N, rb);
   const bool parallel = worth_parallel(blocks, 2.0 * N * C * OC);
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (int blk = 0; blk < blocks; ++blk) {
     const int r0 = blk * rb, n = std::min(rb, N - r0);
-    auto yb = y.middleRows(r0, n);
-    yb.noalias() = x.middleRows(r0, n) * w.transpose();
-    if (bias) yb.rowwise() += ConstRowVecMap(bias, OC);
+    // y[r0:r0+n] [n, OC] = x[r0:r0+n] [n, C] · w^T [C, OC]
+    gemm_serial(false, true, n, OC, C, inp + (size_t)r0 * C, C, weight, C, 0.0f,
+                out + (size_t)r0 * OC, OC);
+    if (bias) y.middleRows(r0, n).rowwise() += ConstRowVecMap(bias, OC);
   }
 }
 
@@ -64,19 +64,20 @@ void CpuBackend::linear_forward(float* out, const float* inp, const float* weigh
 void CpuBackend::linear_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                                  const float* inp, const float* weight, int N, int C, int OC) {
   ConstMatMap dy(dout, N, OC);
-  ConstMatMap x(inp, N, C);
   const double gemm_flops = 2.0 * N * C * OC;
 
   // ---- dinp and dbias: blocks of rows of N ----
   if (dinp || dbias) {
     const int rb = row_block(N), blocks = ceil_div(N, rb);
     std::vector<float> db_partial(dbias ? (size_t)blocks * OC : 0);  // [blocks, OC]
-    ConstMatMap w(weight, OC, C);
     const bool parallel = worth_parallel(blocks, dinp ? gemm_flops : double(N) * OC);
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
     for (int blk = 0; blk < blocks; ++blk) {
       const int r0 = blk * rb, n = std::min(rb, N - r0);
-      if (dinp) MatMap(dinp, N, C).middleRows(r0, n).noalias() += dy.middleRows(r0, n) * w;
+      // dinp[r0:r0+n] [n, C] += dy[r0:r0+n] [n, OC] · w [OC, C]
+      if (dinp)
+        gemm_serial(false, false, n, C, OC, dout + (size_t)r0 * OC, OC, weight, C, 1.0f,
+                    dinp + (size_t)r0 * C, C);
       if (dbias) {
         RowVecMap acc(db_partial.data() + (size_t)blk * OC, OC);
         acc = dy.row(r0);
@@ -92,7 +93,6 @@ void CpuBackend::linear_backward(float* dinp, float* dweight, float* dbias, cons
 
   // ---- dweight: tiles (rows of OC) x (chunks of the depth N) ----
   if (dweight) {
-    MatMap dw(dweight, OC, C);
     const int oc_blocks = ceil_div(OC, kOcBlock);
     // Split the depth only when rows of OC alone give too few tasks (a function of shapes only).
     const int depth_chunks =
@@ -108,12 +108,11 @@ void CpuBackend::linear_backward(float* dinp, float* dweight, float* dbias, cons
       const int o0 = ob * kOcBlock, on = std::min(kOcBlock, OC - o0);
       const int k0 = k * dc, kn = std::min(dc, N - k0);
       if (kn <= 0) continue;
-      auto prod = dy.block(k0, o0, kn, on).transpose() * x.middleRows(k0, kn);
-      if (depth_chunks == 1) {
-        dw.middleRows(o0, on).noalias() += prod;
-      } else {
-        MatMap(partial.data() + (size_t)k * OC * C, OC, C).middleRows(o0, on).noalias() = prod;
-      }
+      // [on, C] = dy[k0:k0+kn, o0:o0+on]^T [on, kn] · x[k0:k0+kn] [kn, C], added into dweight
+      // directly, or stored as chunk k's partial product when the depth is split.
+      float* dst = depth_chunks == 1 ? dweight : partial.data() + (size_t)k * OC * C;
+      gemm_serial(true, false, on, C, kn, dout + (size_t)k0 * OC + o0, OC, inp + (size_t)k0 * C,
+                  C, depth_chunks == 1 ? 1.0f : 0.0f, dst + (size_t)o0 * C, C);
     }
     if (depth_chunks > 1) {
       // dw += sum_k partial[k], k in order for every element (elements split across threads).
