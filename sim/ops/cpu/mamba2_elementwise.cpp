@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include <Eigen/Core>
+
 #include "sim/ops/cpu/cpu_backend.h"
 
 namespace statex {
@@ -21,6 +23,9 @@ constexpr int kRowsPerBlock = 256;
 constexpr size_t kMinParallelWork = size_t(1) << 15;
 // PyTorch F.softplus(beta=1, threshold=20): identity above the threshold.
 constexpr float kSoftplusThreshold = 20.f;
+
+using Arr = Eigen::Map<Eigen::ArrayXf>;
+using ConstArr = Eigen::Map<const Eigen::ArrayXf>;
 
 inline float sigmoidf(float v) { return 1.f / (1.f + std::exp(-v)); }
 
@@ -109,69 +114,73 @@ void CpuBackend::ssd_dskip_backward(float* dx, float* dD, const float* dy, const
 }
 
 // u = y * silu(z); out = u * rstd_group * weight. y, z, out [N, C]; rstd [N, C/group_size].
+// Rows are Eigen arrays (vectorised; sigmoid = Eigen's logistic(), a couple of ulps).
 void CpuBackend::gated_rmsnorm_forward(float* out, float* rstd, const float* y, const float* z,
                                        const float* weight, int N, int C, int group_size,
                                        float eps) {
   if (group_size <= 0 || C % group_size != 0)
     throw std::invalid_argument("gated_rmsnorm: C must be a multiple of group_size");
   const int ngroups = C / group_size;
+  ConstArr w(weight, C);
 #pragma omp parallel for schedule(static) if (size_t(N) * C >= kMinParallelWork)
   for (int r = 0; r < N; ++r) {
     const size_t row = size_t(r) * C;
+    Arr u(out + row, C);
+    ConstArr zr(z + row, C);
+    u = ConstArr(y + row, C) * zr * zr.logistic();  // stash u, scaled below
     for (int g = 0; g < ngroups; ++g) {
-      const int c0 = g * group_size;
-      double ss = 0;
-      for (int c = c0; c < c0 + group_size; ++c) {
-        const float zc = z[row + c];
-        const float u = y[row + c] * zc * sigmoidf(zc);
-        out[row + c] = u;  // stash u, scaled below
-        ss += double(u) * u;
-      }
-      const float rs = float(1.0 / std::sqrt(ss / group_size + eps));
+      auto ug = u.segment(g * group_size, group_size);
+      const float rs = 1.0f / std::sqrt(ug.square().sum() / group_size + eps);
       rstd[size_t(r) * ngroups + g] = rs;
-      for (int c = c0; c < c0 + group_size; ++c) out[row + c] *= rs * weight[c];
+      ug *= rs * w.segment(g * group_size, group_size);
     }
   }
 }
 
+// With rs = (mean_g u^2 + eps)^-1/2 and out_c = u_c rs w_c:
+//   du_c = rs w_c dout_c - u_c rs^3 / group_size * sum_g(dout w u);
+//   dy = du silu(z);  dz = du y silu'(z);  dweight_c = sum_rows dout_c u_c rs.
+// dweight is reduced per fixed block of rows (float inside a block, double across blocks in
+// block order), so it does not depend on the thread count.
 void CpuBackend::gated_rmsnorm_backward(float* dy, float* dz, float* dweight, const float* dout,
                                         const float* y, const float* z, const float* weight,
                                         const float* rstd, int N, int C, int group_size) {
   const int ngroups = C / group_size;
-  if (dy || dz) {
-#pragma omp parallel for schedule(static) if (size_t(N) * C >= kMinParallelWork)
-    for (int r = 0; r < N; ++r) {
+  const int nblocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
+  std::vector<double> dw_partial(dweight ? size_t(nblocks) * C : 0);
+  ConstArr w(weight, C);
+#pragma omp parallel for schedule(static) if (nblocks > 1 && size_t(N) * C >= kMinParallelWork)
+  for (int blk = 0; blk < nblocks; ++blk) {
+    Eigen::ArrayXf sz(C), silu(C), u(C), du(C), rs_row(C);  // per-row scratch
+    Eigen::ArrayXf dw_blk = Eigen::ArrayXf::Zero(dweight ? C : 0);
+    const int r_end = std::min(N, (blk + 1) * kRowsPerBlock);
+    for (int r = blk * kRowsPerBlock; r < r_end; ++r) {
       const size_t row = size_t(r) * C;
+      ConstArr yr(y + row, C), zr(z + row, C), dor(dout + row, C);
+      sz = zr.logistic();
+      silu = zr * sz;
+      u = yr * silu;
       for (int g = 0; g < ngroups; ++g) {
         const int c0 = g * group_size;
         const float rs = rstd[size_t(r) * ngroups + g];
-        // out_c = u_c * rs * w_c with rs = (mean_g u^2 + eps)^-1/2, so
-        // du_c = rs * w_c dout_c - u_c * rs^3 / group_size * sum_g(dout * w * u).
-        double dot = 0;
-        for (int c = c0; c < c0 + group_size; ++c) {
-          const float zc = z[row + c];
-          dot += double(dout[row + c]) * weight[c] * (y[row + c] * zc * sigmoidf(zc));
-        }
-        const float k = float(dot) * rs * rs * rs / group_size;
-        for (int c = c0; c < c0 + group_size; ++c) {
-          const float zc = z[row + c], sz = sigmoidf(zc), silu = zc * sz;
-          const float u = y[row + c] * silu;
-          const float du = rs * weight[c] * dout[row + c] - u * k;
-          if (dy) dy[row + c] += du * silu;
-          if (dz) dz[row + c] += du * y[row + c] * sz * (1.f + zc * (1.f - sz));
-        }
+        rs_row.segment(c0, group_size).setConstant(rs);
+        const float k = (dor.segment(c0, group_size) * w.segment(c0, group_size) *
+                         u.segment(c0, group_size)).sum() * rs * rs * rs / group_size;
+        du.segment(c0, group_size) = rs * w.segment(c0, group_size) * dor.segment(c0, group_size) -
+                                     u.segment(c0, group_size) * k;
       }
+      if (dy) Arr(dy + row, C) += du * silu;
+      if (dz) Arr(dz + row, C) += du * yr * sz * (1.f + zr * (1.f - sz));
+      if (dweight) dw_blk += dor * u * rs_row;
     }
+    if (dweight) Eigen::Map<Eigen::ArrayXd>(&dw_partial[size_t(blk) * C], C) = dw_blk.cast<double>();
   }
   if (dweight) {
-    blocked_column_sum(dweight, N, C, [&](int r, double* part) {
-      const size_t row = size_t(r) * C;
-      for (int c = 0; c < C; ++c) {
-        const float zc = z[row + c];
-        const float u = y[row + c] * zc * sigmoidf(zc);
-        part[c] += double(dout[row + c]) * u * rstd[size_t(r) * ngroups + c / group_size];
-      }
-    });
+    for (int c = 0; c < C; ++c) {
+      double s = 0;
+      for (int blk = 0; blk < nblocks; ++blk) s += dw_partial[size_t(blk) * C + c];
+      dweight[c] += float(s);
+    }
   }
 }
 
