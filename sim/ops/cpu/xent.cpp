@@ -2,6 +2,7 @@
 // Stable log-softmax: with mx = max_j z_j and S = sum_j exp(z_j - mx),
 //   probs = exp(z - mx) / S,  loss = log(S) - (z_target - mx).
 // Rows are independent (OpenMP over rows); S is accumulated in double.
+#include <Eigen/Core>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -31,13 +32,11 @@ void CpuBackend::softmax_xent_forward(float* losses, float* probs, int* pred, co
     for (int j = 1; j < V; ++j)
       if (z[j] > z[best]) best = j;
     const float mx = z[best];
-    double sum = 0;
-    for (int j = 0; j < V; ++j) {
-      p[j] = std::exp(z[j] - mx);
-      sum += p[j];
-    }
-    const float inv = float(1.0 / sum);
-    for (int j = 0; j < V; ++j) p[j] *= inv;
+    // Vectorised exp (Eigen packets); the sum of V terms in [0, 1] is accumulated in double.
+    Eigen::Map<Eigen::ArrayXf> prow(p, V);
+    prow = (Eigen::Map<const Eigen::ArrayXf>(z, V) - mx).exp();
+    const double sum = prow.cast<double>().sum();
+    prow *= float(1.0 / sum);
     losses[i] = float(std::log(sum) - double(z[targets[i]] - mx));
     if (pred) pred[i] = best;
   }
