@@ -71,7 +71,7 @@ OutputDiff diff(const std::string& name, const std::vector<float>& ref,
 }  // namespace
 
 std::vector<Row> model_rows(Backend& cpu, Backend& gpu, unsigned seed, int steps) {
-  // Odd sizes on purpose: D=60, T=63 (partial last chunk), V=257.
+  // Odd sizes on purpose: D=60, T=62 (a partial last chunk of 16), V=257, Mamba2 P=15, N=7.
   MqarDataset ds({{62, 5, 64}}, 257, 0.01f, false, seed, Split::train);
   std::vector<ModelConfig> models(2);
   for (auto& m : models) {

@@ -6,7 +6,8 @@
 
 namespace statex {
 
-class CpuBackend final : public Backend {
+// Not final: tests derive from it to inject a known error and check that comparisons catch it.
+class CpuBackend : public Backend {
  public:
   std::string name() const override;
   void* malloc_bytes(size_t bytes) override;
