@@ -41,7 +41,8 @@ TEST(VerifyModelCheck, DetectsASmallKernelError) {
   ASSERT_EQ(rows.size(), 2u);
   for (const auto& r : rows) {
     EXPECT_TRUE(r.error.empty()) << r.error;
-    EXPECT_FALSE(r.pass) << r.shape << " (rel rms " << r.rel_rms << "): a 1e-3 relative error in the RMSNorms went unnoticed";
+    EXPECT_FALSE(r.pass) << r.shape << " (rel rms " << r.rel_rms
+                         << "): a 1e-3 relative error in the RMSNorms went unnoticed";
   }
 }
 
