@@ -14,7 +14,9 @@ from .tables import ARMS, PHASES, state_label  # noqa: E402
 
 SPREAD_TEXT = {"minmax": "band = min-max over seeds", "std": "band = ±1 std over seeds (ddof=1)"}
 # Also used in index.md: "spread: <text>".
-MAX_CURVES_PER_MODEL = 12
+# Curves per panel of the learning-curve figure (one colour each from tab20); a panel with more
+# runs says so in its title instead of dropping them silently.
+MAX_CURVES_PER_MODEL = 20
 
 
 def _band(table: pd.DataFrame, spread: str) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +130,9 @@ def learning_curves(runs: pd.DataFrame, evals: pd.DataFrame, curves: pd.DataFram
                 for ax in (ax_acc, ax_loss):
                     ax.axvline(step, color="k", linestyle=":", linewidth=1,
                                label=label if ax is ax_acc else None)
-        ax_acc.set_title(f"{model}, {family}: eval accuracy", fontsize=9)
+        hidden = len(group) - min(len(group), MAX_CURVES_PER_MODEL)
+        more = f" (first {MAX_CURVES_PER_MODEL} of {len(group)} runs shown)" if hidden else ""
+        ax_acc.set_title(f"{model}, {family}: eval accuracy{more}", fontsize=9)
         ax_acc.set_xlabel("training step")
         ax_acc.set_ylabel("eval accuracy")
         ax_acc.set_ylim(-0.02, 1.02)

@@ -73,6 +73,18 @@ def test_learning_curves_mark_expansion(statex_runs, statex_records):
     plt.close(fig)
 
 
+def test_learning_curves_say_when_runs_are_left_out(statex_runs, statex_records, monkeypatch):
+    monkeypatch.setattr(plots, "MAX_CURVES_PER_MODEL", 2)
+    fig = plots.learning_curves(statex_runs, evals_frame(statex_records),
+                                curves_frame(statex_records))
+    ax_acc = fig.axes[0]
+    n = len(statex_runs[statex_runs["model"] == "gla"])
+    assert n > 2
+    assert f"(first 2 of " in ax_acc.get_title() and "runs shown)" in ax_acc.get_title()
+    assert sum(1 for l in ax_acc.get_lines() if list(l.get_xdata())[:1] == [0]) == 2
+    plt.close(fig)
+
+
 def test_gap_and_segment_figures(scaling_runs, scaling_records):
     gaps = tables.gap_table(scaling_runs, gaps_frame(scaling_records), "bytes")
     fig = plots.gap_accuracy(gaps, "bytes")
