@@ -76,6 +76,9 @@ def _record(entry: Entry, strict: bool) -> Record:
         row["failure_reason"] = entry.index_error or row["failure_reason"]
     if not row["arm"]:
         row["arm"] = data.config.get("statex.arm", "") or entry.swept.get("statex.arm", "")
+    if not row["arm"] and row.get("statex_mode") not in (None, "", "none") \
+            and pd.notna(row.get("statex_step")):
+        row["arm"] = "statex"  # unlabelled run that did expand: it is the StateX arm
     return Record({**row, **entry.swept, **data.config}, data)
 
 

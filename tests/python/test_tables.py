@@ -110,3 +110,28 @@ def test_text_and_markdown_render(scaling_runs):
     assert "failed: out of memory" in text and "state (bytes)" in text
     md = tables.to_markdown(tables.failures_table(scaling_runs))
     assert md.startswith("| run | status |") and "non-finite loss at step 150" in md
+
+
+def test_unlabelled_run_that_expanded_counts_as_statex_arm(tmp_path):
+    """A sweep that sets statex.step but not statex.arm: its runs expanded, so they are the StateX
+    arm (ablation table); an unlabelled run without an expansion stays unlabelled."""
+    from h5_writer import write_sweep
+    from analysis.frames import read_records, runs_frame
+    from conftest import _options
+
+    trials = [dict(id=f"u{seed}", status="completed", options=_options("gla", 32, 1e-3, seed),
+                   run=dict(model="gla", d_model=32, lr=1e-3, seed=seed, arm="",
+                            eval_steps=(0, 100, 200), eval_acc=(0.05, 0.3, 0.6 + 0.1 * seed),
+                            statex=dict(step=100, mode="reinit", layers=[0], mult=2,
+                                        accuracy_before=0.3, accuracy_after=0.0,
+                                        accuracy_end=0.6 + 0.1 * seed)))
+              for seed in (0, 1)]
+    trials.append(dict(id="plain", status="completed", options=_options("gla", 32, 1e-3, 0),
+                       run=dict(model="gla", d_model=32, lr=1e-3, seed=0, arm="",
+                                eval_steps=(0, 100, 200), eval_acc=(0.05, 0.2, 0.4))))
+    runs = runs_frame(read_records([write_sweep(tmp_path / "sweep", trials)]))
+    arms = dict(zip(runs["run"], runs["arm"]))
+    assert arms == {"u0": "statex", "u1": "statex", "plain": ""}
+    table = tables.ablation_table(runs)
+    assert len(table) == 1 and table["n_seeds"].iloc[0] == 2
+    assert table["mean"].iloc[0] == pytest.approx(0.65)
