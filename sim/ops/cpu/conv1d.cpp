@@ -2,6 +2,9 @@
 // out[b,t,c] = bias[c] + sum_{j<W} weight[c,j] * inp[b, t-(W-1)+j, c], zero left padding.
 // inp/out [B, T, C], weight [C, W] (PyTorch conv1d.weight [C,1,W] squeezed), bias [C] or nullptr.
 //
+// Layout: the weight is transposed to [W, C] (and dweight accumulated as [W, C]) so every inner
+// loop runs over contiguous channels and vectorises; per element the arithmetic order is that of
+// the plain formula.
 // Threading: forward and dinp over (b, t) rows. dweight/dbias are reductions over all B*T rows:
 // each batch element b gets its own partial buffer (one thread writes it) and the partials are
 // added in b order, so the result does not depend on the thread count.
@@ -16,11 +19,20 @@ namespace statex {
 namespace {
 // Below this many multiply-adds a parallel region costs more than it saves.
 constexpr size_t kMinParallelWork = size_t(1) << 15;
+
+// weight [C, W] -> [W, C]
+std::vector<float> taps_major(const float* weight, int C, int W) {
+  std::vector<float> wt(size_t(W) * C);
+  for (int c = 0; c < C; ++c)
+    for (int j = 0; j < W; ++j) wt[size_t(j) * C + c] = weight[size_t(c) * W + j];
+  return wt;
+}
 }  // namespace
 
 void CpuBackend::conv1d_forward(float* out, const float* inp, const float* weight,
                                 const float* bias, int B, int T, int C, int W) {
   const bool parallel = size_t(B) * T * C * W >= kMinParallelWork;
+  const std::vector<float> wt = taps_major(weight, C, W);
 #pragma omp parallel for collapse(2) schedule(static) if (parallel)
   for (int b = 0; b < B; ++b) {
     for (int t = 0; t < T; ++t) {
@@ -29,7 +41,8 @@ void CpuBackend::conv1d_forward(float* out, const float* inp, const float* weigh
       // Tap j reads time t-(W-1)+j; taps before t=0 read the zero padding and are skipped.
       for (int j = std::max(0, W - 1 - t); j < W; ++j) {
         const float* x = inp + (size_t(b) * T + t - (W - 1) + j) * C;
-        for (int c = 0; c < C; ++c) o[c] += weight[size_t(c) * W + j] * x[c];
+        const float* w = wt.data() + size_t(j) * C;
+        for (int c = 0; c < C; ++c) o[c] += w[c] * x[c];
       }
     }
   }
@@ -40,6 +53,7 @@ void CpuBackend::conv1d_backward(float* dinp, float* dweight, float* dbias, cons
                                  int W) {
   const bool parallel = size_t(B) * T * C * W >= kMinParallelWork;
   if (dinp) {
+    const std::vector<float> wt = taps_major(weight, C, W);
     // inp[b,s,c] feeds out[b, s+(W-1)-j, c] through tap j.
 #pragma omp parallel for collapse(2) schedule(static) if (parallel)
     for (int b = 0; b < B; ++b) {
@@ -49,13 +63,14 @@ void CpuBackend::conv1d_backward(float* dinp, float* dweight, float* dbias, cons
           const int t = s + (W - 1) - j;
           if (t >= T) continue;
           const float* dy = dout + (size_t(b) * T + t) * C;
-          for (int c = 0; c < C; ++c) dx[c] += weight[size_t(c) * W + j] * dy[c];
+          const float* w = wt.data() + size_t(j) * C;
+          for (int c = 0; c < C; ++c) dx[c] += w[c] * dy[c];
         }
       }
     }
   }
   if (dweight || dbias) {
-    // Per-b partials: [B, C, W] for the weight, [B, C] for the bias.
+    // Per-b partials: [B, W, C] for the weight (taps-major), [B, C] for the bias.
     std::vector<float> pw(dweight ? size_t(B) * C * W : 0, 0.f);
     std::vector<float> pb(dbias ? size_t(B) * C : 0, 0.f);
 #pragma omp parallel for schedule(static) if (parallel)
@@ -65,17 +80,19 @@ void CpuBackend::conv1d_backward(float* dinp, float* dweight, float* dbias, cons
         if (dbias)
           for (int c = 0; c < C; ++c) pb[size_t(b) * C + c] += dy[c];
         if (dweight) {
-          float* w = pw.data() + size_t(b) * C * W;
           for (int j = std::max(0, W - 1 - t); j < W; ++j) {
             const float* x = inp + (size_t(b) * T + t - (W - 1) + j) * C;
-            for (int c = 0; c < C; ++c) w[size_t(c) * W + j] += dy[c] * x[c];
+            float* w = pw.data() + (size_t(b) * W + j) * C;
+            for (int c = 0; c < C; ++c) w[c] += dy[c] * x[c];
           }
         }
       }
     }
     for (int b = 0; b < B; ++b) {
       if (dweight)
-        for (size_t i = 0; i < size_t(C) * W; ++i) dweight[i] += pw[size_t(b) * C * W + i];
+        for (int j = 0; j < W; ++j)
+          for (int c = 0; c < C; ++c)
+            dweight[size_t(c) * W + j] += pw[(size_t(b) * W + j) * C + c];
       if (dbias)
         for (int c = 0; c < C; ++c) dbias[c] += pb[size_t(b) * C + c];
     }
