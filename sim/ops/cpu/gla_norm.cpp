@@ -10,6 +10,7 @@
 #include <cmath>
 #include <vector>
 
+#include "sim/ops/cpu/block_partials.h"
 #include "sim/ops/cpu/cpu_backend.h"
 
 namespace statex {
@@ -63,13 +64,7 @@ void CpuBackend::rmsnorm_swish_gate_backward(float* dx, float* dg, float* dweigh
     if (dweight)
       Eigen::Map<Eigen::ArrayXd>(&dw_partial[size_t(blk) * C], C) = dw_blk.cast<double>();
   }
-  if (dweight) {
-    for (int c = 0; c < C; ++c) {
-      double acc = 0;
-      for (int blk = 0; blk < n_blocks; ++blk) acc += dw_partial[size_t(blk) * C + c];
-      dweight[c] += float(acc);
-    }
-  }
+  if (dweight) add_block_partials(dweight, dw_partial, n_blocks, C);
 }
 
 }  // namespace statex

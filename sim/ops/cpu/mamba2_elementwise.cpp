@@ -13,6 +13,7 @@
 
 #include <Eigen/Core>
 
+#include "sim/ops/cpu/block_partials.h"
 #include "sim/ops/cpu/cpu_backend.h"
 
 namespace statex {
@@ -41,11 +42,7 @@ void blocked_column_sum(float* out, int N, int C, RowTerm row_term) {
     const int r_end = std::min(N, (blk + 1) * kRowsPerBlock);
     for (int r = blk * kRowsPerBlock; r < r_end; ++r) row_term(r, p);
   }
-  for (int c = 0; c < C; ++c) {
-    double s = 0;
-    for (int blk = 0; blk < nblocks; ++blk) s += partial[size_t(blk) * C + c];
-    out[c] += float(s);
-  }
+  add_block_partials(out, partial, nblocks, C);
 }
 
 }  // namespace
@@ -173,15 +170,10 @@ void CpuBackend::gated_rmsnorm_backward(float* dy, float* dz, float* dweight, co
       if (dz) Arr(dz + row, C) += du * yr * sz * (1.f + zr * (1.f - sz));
       if (dweight) dw_blk += dor * u * rs_row;
     }
-    if (dweight) Eigen::Map<Eigen::ArrayXd>(&dw_partial[size_t(blk) * C], C) = dw_blk.cast<double>();
+    if (dweight)
+      Eigen::Map<Eigen::ArrayXd>(&dw_partial[size_t(blk) * C], C) = dw_blk.cast<double>();
   }
-  if (dweight) {
-    for (int c = 0; c < C; ++c) {
-      double s = 0;
-      for (int blk = 0; blk < nblocks; ++blk) s += dw_partial[size_t(blk) * C + c];
-      dweight[c] += float(s);
-    }
-  }
+  if (dweight) add_block_partials(dweight, dw_partial, nblocks, C);
 }
 
 }  // namespace statex
