@@ -1,8 +1,8 @@
 // statex bench: train-step throughput of named reference configs, model FLOP/s and the fraction
 // of this machine's SGEMM peak measured in the same run.
 //
-// FLOP count (documented in README.md "Speed" and docs/performance.md): a train step costs 3x the forward FLOPs
-// (forward + backward of inputs and weights), forward = sum over layers of the mixer's
+// FLOP count (documented in README.md "Speed" and docs/performance.md): a train step costs 3x the
+// forward FLOPs (forward + backward of inputs and weights), forward = sum over layers of the mixer's
 // flops_per_token (projections 2·in·out per token, conv 2·W·C, recurrence 4·state scalars per
 // token) + MLP, times B·T tokens, plus the LM head 2·D·V per LABELLED position (the head runs
 // only there). Elementwise ops and norms are not counted.
@@ -15,14 +15,15 @@
 #include <cstdio>
 #include <map>
 #include <sstream>
+#include <string>
 
 #include "sim/cli/commands.h"
 #include "sim/core/backend.h"
-#include "sim/ops/cpu/gemm.h"
 #include "sim/core/options.h"
 #include "sim/model/arena.h"
 #include "sim/model/model.h"
 #include "sim/model/param_layout.h"
+#include "sim/ops/cpu/gemm.h"
 #include "sim/task/mqar.h"
 #include "sim/train/device_batch.h"
 #include "sim/train/optimizer.h"
@@ -147,10 +148,12 @@ int cmd_bench(int argc, char** argv) {
     }
   }
   double peak = measure_gemm_peak(*be, peak_n);
-  std::printf("device %s, %d OpenMP threads%s%s; measured SGEMM peak %.1f GFLOP/s (%dx%dx%d, "
+  const std::string gemm =
+      cfg.train.device == "cpu" ? std::string(", CPU GEMM ") + gemm_library() : "";
+  std::printf("device %s, %d OpenMP threads%s; measured SGEMM peak %.1f GFLOP/s (%dx%dx%d, "
               "best of 3)\n\n",
-              be->name().c_str(), omp_get_max_threads(), cfg.train.device == "cpu" ? ", CPU GEMM " : "",
-              cfg.train.device == "cpu" ? gemm_library() : "", peak, peak_n, peak_n, peak_n);
+              be->name().c_str(), omp_get_max_threads(), gemm.c_str(), peak, peak_n, peak_n,
+              peak_n);
   std::printf("%-18s %-7s %5s %5s %5s %4s %4s %11s %12s %10s %9s\n", "preset", "model", "D", "V",
               "T", "K", "B", "step ms", "tokens/s", "GFLOP/s", "of peak");
   for (const Preset& p : chosen) {

@@ -2,8 +2,9 @@
 // Each op splits [0, n) into fixed chunks run by OpenMP threads and evaluates a chunk with
 // Eigen arrays (vectorised exp/log1p). Elementwise results never depend on the thread count.
 //
-// Numerical stability: sigmoid is Eigen's logistic() (saturating, see stable_sigmoid); the
-// log-sigmoid is written in terms of e = exp(-|x|) <= 1, so nothing overflows for large |x|:
+// Numerical stability: sigmoid is Eigen's logistic(), a vectorised rational interpolant within a
+// couple of ulps that never overflows (exactly 1 above ~15.7, exp(x) below -9); the log-sigmoid
+// is written in terms of e = exp(-|x|) <= 1, so nothing overflows for large |x|:
 //   logsigmoid(x) = min(x, 0) - log1p(e)
 //   d logsigmoid / dx = sigmoid(-x) = x >= 0 ? e/(1+e) : 1/(1+e)
 #include <Eigen/Core>
@@ -34,21 +35,13 @@ void for_each_chunk(size_t n, Body body) {
   }
 }
 
-// sigmoid(x) as an expression: Eigen's logistic() is a vectorised rational interpolant, within a
-// couple of ulps, that never overflows (it saturates to exactly 1 above ~15.7 and uses exp(x)
-// below -9). One pass, no temporaries (the old exp/select form allocated three arrays per chunk).
-template <class X>
-auto stable_sigmoid(const X& x) {
-  return x.logistic();
-}
-
 }  // namespace
 
 // out = x * sigmoid(x)
 void CpuBackend::silu_forward(float* out, const float* inp, size_t n) {
   for_each_chunk(n, [&](std::ptrdiff_t b, std::ptrdiff_t k) {
     ConstArrMap x(inp + b, k);
-    ArrMap(out + b, k) = x * stable_sigmoid(x);
+    ArrMap(out + b, k) = x * x.logistic();
   });
 }
 
@@ -57,7 +50,7 @@ void CpuBackend::silu_backward(float* dinp, const float* dout, const float* inp,
   if (!dinp) return;
   for_each_chunk(n, [&](std::ptrdiff_t b, std::ptrdiff_t k) {
     ConstArrMap x(inp + b, k);
-    Arr s = stable_sigmoid(x);
+    Arr s = x.logistic();
     ArrMap(dinp + b, k) += ConstArrMap(dout + b, k) * s * (1.f + x * (1.f - s));
   });
 }
@@ -88,7 +81,7 @@ void CpuBackend::logsigmoid_backward(float* dinp, const float* dout, const float
 void CpuBackend::swiglu_forward(float* out, const float* gate, const float* up, size_t n) {
   for_each_chunk(n, [&](std::ptrdiff_t b, std::ptrdiff_t k) {
     ConstArrMap g(gate + b, k);
-    ArrMap(out + b, k) = g * stable_sigmoid(g) * ConstArrMap(up + b, k);
+    ArrMap(out + b, k) = g * g.logistic() * ConstArrMap(up + b, k);
   });
 }
 
@@ -99,7 +92,7 @@ void CpuBackend::swiglu_backward(float* dgate, float* dup, const float* dout, co
   for_each_chunk(n, [&](std::ptrdiff_t b, std::ptrdiff_t k) {
     ConstArrMap g(gate + b, k);
     ConstArrMap dy(dout + b, k);
-    Arr s = stable_sigmoid(g);
+    Arr s = g.logistic();
     if (dgate) ArrMap(dgate + b, k) += dy * ConstArrMap(up + b, k) * s * (1.f + g * (1.f - s));
     if (dup) ArrMap(dup + b, k) += dy * g * s;
   });
