@@ -144,13 +144,21 @@ RunRecord run_interrupted_then_resume(ExperimentConfig c, const TempDir& d,
   return read_results(o.out_path);
 }
 
+// `c` run uninterrupted (full.h5) and interrupted at step 10 then resumed; the resumed run must
+// complete. Call through ASSERT_NO_FATAL_FAILURE.
+void run_full_and_resumed(const ExperimentConfig& c, const TempDir& d, RunRecord& full,
+                          RunRecord& resumed) {
+  ASSERT_EQ(run(c, options(d, "full.h5")), kExitOk);
+  full = read_results(d.path("full.h5"));
+  resumed = run_interrupted_then_resume(c, d, "part");
+  EXPECT_EQ(resumed.status, "completed");
+}
+
 TEST(Trainer, ResumeReproducesUninterruptedCurve) {
   TempDir d("statex_trainer");
   ExperimentConfig c = tiny_experiment();
-  ASSERT_EQ(run(c, options(d, "full.h5")), kExitOk);
-  RunRecord full = read_results(d.path("full.h5"));
-  RunRecord resumed = run_interrupted_then_resume(c, d, "part");
-  EXPECT_EQ(resumed.status, "completed");
+  RunRecord full, resumed;
+  ASSERT_NO_FATAL_FAILURE(run_full_and_resumed(c, d, full, resumed));
   EXPECT_EQ(resumed.steps_done, 20);
   expect_same_curve(full, resumed, "resume at 10");
 }
@@ -161,11 +169,9 @@ TEST(Trainer, ResumeAfterStatexExpansionReproducesCurve) {
   c.statex.step = 5;
   c.statex.arm = "statex";
   c.statex.mode = "inherit";  // keeps accuracy > 0 at step 10, which the early stop needs
-  ASSERT_EQ(run(c, options(d, "full.h5")), kExitOk);
-  RunRecord full = read_results(d.path("full.h5"));
+  RunRecord full, resumed;
+  ASSERT_NO_FATAL_FAILURE(run_full_and_resumed(c, d, full, resumed));
   ASSERT_TRUE(full.expansion.happened);
-  RunRecord resumed = run_interrupted_then_resume(c, d, "part");
-  EXPECT_EQ(resumed.status, "completed");
   expect_same_curve(full, resumed, "resume after StateX");
   EXPECT_TRUE(resumed.expansion.happened);
   EXPECT_EQ(resumed.expansion.step, 5);
@@ -180,11 +186,9 @@ TEST(Trainer, ResumeAfterControlRestartReproducesCurve) {
   ExperimentConfig c = tiny_experiment();
   c.statex.step = 5;
   c.statex.arm = "control";
-  ASSERT_EQ(run(c, options(d, "full.h5")), kExitOk);
-  RunRecord full = read_results(d.path("full.h5"));
+  RunRecord full, resumed;
+  ASSERT_NO_FATAL_FAILURE(run_full_and_resumed(c, d, full, resumed));
   ASSERT_TRUE(full.expansion.happened);
-  RunRecord resumed = run_interrupted_then_resume(c, d, "part");
-  EXPECT_EQ(resumed.status, "completed");
   expect_same_curve(full, resumed, "resume after the control restart");
   EXPECT_EQ(resumed.state.total_state_scalars(), full.state.total_state_scalars());
 }
