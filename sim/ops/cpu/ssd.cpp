@@ -10,9 +10,15 @@
 // so it is <= 0: strong decay underflows to 0 and never overflows. The cumulative sums are kept in
 // double so that cs_i - cs_j stays accurate when |cs| is large (thousands) within a chunk.
 //
-// Threading: forward over (b, h). Backward over (b, g): the heads of a group share Bm/Cm, so one
-// thread owns all of a group's heads and accumulates dBm/dCm for that (b, g) slice alone; dA_log
-// is summed from per-(b, h) partials in b order. Results do not depend on the thread count.
+// Heads of a group are batched. They share Bm/Cm, so C B^T is computed once per chunk, and the
+// state products of all hg = H/G heads become one product each: the group's states stacked as
+// S_g [hg*P, N] give C S_g^T [L, hg*P], X_w^T B [hg*P, N] and so on (at P = N = L = 16 the
+// per-head products are 16x16x16, where a GEMM kernel runs at ~17 GFLOP/s on this machine; the
+// batched ones reach ~40). Only M X, M^T dY and dY X^T stay per head (their decays differ).
+//
+// Threading: over (b, g) pairs, forward and backward; one thread owns a group's heads and
+// accumulates dBm/dCm for its (b, g) slice alone; dA_log is summed from per-(b, h) partials in b
+// order. Results do not depend on the thread count.
 #include <omp.h>
 
 #include <Eigen/Dense>
@@ -61,6 +67,22 @@ struct ChunkViews {
   }
 };
 
+// A decay exp(a), a <= 0, is taken as 0 below exp(kMinLogDecay) ~ 2e-35: negligible next to the
+// diagonal's 1, and kept away from denormals that slow down the matmuls. Exponents are clamped
+// first so that the exp itself never sees a huge negative argument.
+constexpr float kMinLogDecay = -80.f;
+constexpr float kClampLogDecay = -100.f;
+float clamped_log_decay(double a) { return float(std::max(a, double(kClampLogDecay))); }
+// a <- exp(a) in place (Eigen's vectorised exp), 0 below exp(kMinLogDecay).
+// (Two passes: Eigen 3.4 does not vectorise select(), so a fused select(.., a.exp()) would run a
+// scalar expf per element.)
+template <class ArrayExpr>
+void exp_to_decay(ArrayExpr&& a) {
+  static const float min_decay = std::exp(kMinLogDecay);
+  a = a.exp();
+  a = (a < min_decay).select(0.f, a);
+}
+
 // Decay quantities of one chunk (see the header comment).
 struct ChunkDecay {
   std::vector<double> cs;  // [L] in-chunk cumulative log decay
@@ -74,36 +96,70 @@ struct ChunkDecay {
   void compute(const float* dt_ptr, size_t dt_stride, float A, int L, bool with_dec = true) {
     cs.resize(L);
     dt.resize(L);
-    e.resize(L);
-    w_exp.resize(L);
-    w.resize(L);
     double run = 0;
     for (int i = 0; i < L; ++i) {
       dt[i] = dt_ptr[i * dt_stride];
       run += double(dt[i]) * A;
       cs[i] = run;
-      e[i] = float(std::exp(run));
     }
-    for (int j = 0; j < L; ++j) {
-      w_exp[j] = std::exp(float(cs[L - 1] - cs[j]));
-      w[j] = w_exp[j] * dt[j];
+    // Every exponent is a difference of the double cumsums (so accurate), rounded to float once;
+    // the exps are Eigen's vectorised ones (libm's scalar exp was ~20% of the scan's time).
+    e.resize(L);
+    w_exp.resize(L);
+    for (int i = 0; i < L; ++i) {
+      e[i] = clamped_log_decay(cs[i]);
+      w_exp[i] = clamped_log_decay(cs[L - 1] - cs[i]);
     }
+    exp_to_decay(e.array());
+    exp_to_decay(w_exp.array());
+    w = w_exp.cwiseProduct(dt);
     if (!with_dec) return;
-    // Segment sums cs_i - cs_j (from the double cumsums, so accurate), then one vectorised exp.
-    // Above the diagonal, and where the decay is below exp(-80) ~ 2e-35 (negligible next to the
-    // diagonal's 1, and kept away from denormals that slow down the matmuls), Dec is 0.
+    // Dec[i, j] = exp(cs_i - cs_j) on and below the diagonal, 0 above it.
     dec.resize(L, L);
     for (int i = 0; i < L; ++i)
-      for (int j = 0; j < L; ++j) dec(i, j) = j <= i ? float(std::max(cs[i] - cs[j], -100.0)) : 0.f;
-    dec.array() = dec.array().exp();  // Eigen's vectorised exp (libm expf is ~10x slower here)
-    for (int i = 0; i < L; ++i)
-      for (int j = 0; j < L; ++j)
-        if (j > i || cs[i] - cs[j] < kMinLogDecay) dec(i, j) = 0.f;
+      for (int j = 0; j < L; ++j) dec(i, j) = j <= i ? clamped_log_decay(cs[i] - cs[j]) : kClampLogDecay;
+    exp_to_decay(dec.array());
   }
 
- private:
-  static constexpr double kMinLogDecay = -80.0;
 };
+
+// Views of a group's hg heads within one chunk: X-like tensors [L, hg*P] (row stride H*P),
+// the group's stacked states [hg*P, N], and the head blocks of both.
+struct GroupViews {
+  ChunkViews V;
+  int hg;  // heads per group
+  CStrided x(const float* p, int b, int t, int g, int L) const {
+    return CStrided(p + V.xo(b, t, g * hg), L, hg * V.P, Eigen::OuterStride<>(V.H * V.P));
+  }
+  Strided x(float* p, int b, int t, int g, int L) const {
+    return Strided(p + V.xo(b, t, g * hg), L, hg * V.P, Eigen::OuterStride<>(V.H * V.P));
+  }
+  // Offset of the group's states in a [B, H, P, N] tensor (contiguous [hg*P, N]).
+  size_t state_offset(int b, int g) const { return (size_t(b) * V.H + g * hg) * V.P * V.N; }
+};
+
+// Per-head decays of one chunk for the hg heads of group g.
+void compute_group_decays(std::vector<ChunkDecay>& dks, const float* dt, const float* A_log,
+                          const ChunkViews& V, int b, int t0, int g, int hg, int L, bool with_dec) {
+  for (int hl = 0; hl < hg; ++hl) {
+    const int h = g * hg + hl;
+    dks[hl].compute(dt + V.dto(b, t0, h), size_t(V.H), -std::exp(A_log[h]), L, with_dec);
+  }
+}
+
+// S_g [hg*P, N] <- diag(e_last per head) S_g + (X ∘ w)^T B: the state after one chunk.
+// Xw [L, hg*P] is scratch.
+template <class XView, class BView>
+void pass_state(MatR& S, MatR& Xw, const std::vector<ChunkDecay>& dks, const XView& Xc,
+                const BView& Bc, int P, int L) {
+  const int hg = int(dks.size());
+  Xw.resize(L, hg * P);
+  for (int hl = 0; hl < hg; ++hl) {
+    S.middleRows(hl * P, P) *= dks[hl].e[L - 1];
+    Xw.middleCols(hl * P, P) = dks[hl].w.asDiagonal() * Xc.middleCols(hl * P, P);
+  }
+  S.noalias() += Xw.transpose() * Bc;
+}
 
 }  // namespace
 
@@ -112,38 +168,36 @@ void CpuBackend::ssd_forward(float* y, float* final_state, const float* x, const
                              int H, int P, int G, int N, int chunk) {
   check_args(H, G, chunk);
   const ChunkViews V{T, H, P, G, N};
-  const int heads_per_group = H / G;
+  const GroupViews GV{V, H / G};
+  const int hg = GV.hg;
 #pragma omp parallel if (worth_parallel(B, T, H, P, N))
   {
-    ChunkDecay dk;
-    MatR S(P, N), M, CS0;
+    std::vector<ChunkDecay> dks(hg);
+    MatR S(hg * P, N), CB, M, CS, Xw;
 #pragma omp for collapse(2) schedule(static)
     for (int b = 0; b < B; ++b) {
-      for (int h = 0; h < H; ++h) {
-        const int g = h / heads_per_group;
-        const float A = -std::exp(A_log[h]);
+      for (int g = 0; g < G; ++g) {
         S.setZero();
         for (int t0 = 0; t0 < T; t0 += chunk) {
           const int L = std::min(chunk, T - t0);
-          dk.compute(dt + V.dto(b, t0, h), size_t(H), A, L);
-          auto Xc = V.x(x, b, t0, h, L);
+          compute_group_decays(dks, dt, A_log, V, b, t0, g, hg, L, /*with_dec=*/true);
+          auto Xc = GV.x(x, b, t0, g, L);
+          auto Yc = GV.x(y, b, t0, g, L);
           auto Bc = V.bc(Bm, b, t0, g, L);
           auto Cc = V.bc(Cm, b, t0, g, L);
-          auto Yc = V.x(y, b, t0, h, L);
-          // Intra-chunk: M = (C B^T) ∘ Dec ∘ dt_j.
-          M.noalias() = Cc * Bc.transpose();
-          M = M.cwiseProduct(dk.dec) * dk.dt.asDiagonal();
-          Yc.noalias() = M * Xc;
-          // Inter-chunk: contribution of the incoming state.
-          CS0.noalias() = Cc * S.transpose();
-          Yc.noalias() += dk.e.asDiagonal() * CS0;
-          // State passing.
-          S *= dk.e[L - 1];
-          S.noalias() += Xc.transpose() * (dk.w.asDiagonal() * Bc);
+          CB.noalias() = Cc * Bc.transpose();  // [L, L], shared by the group's heads
+          CS.noalias() = Cc * S.transpose();   // [L, hg*P]: every head's C S0^T
+          for (int hl = 0; hl < hg; ++hl) {
+            const ChunkDecay& dk = dks[hl];
+            // Intra-chunk: M = (C B^T) ∘ Dec ∘ dt_j; plus the incoming state's contribution.
+            M = CB.cwiseProduct(dk.dec) * dk.dt.asDiagonal();
+            auto Yh = Yc.middleCols(hl * P, P);
+            Yh.noalias() = M * Xc.middleCols(hl * P, P);
+            Yh.noalias() += dk.e.asDiagonal() * CS.middleCols(hl * P, P);
+          }
+          pass_state(S, Xw, dks, Xc, Bc, P, L);
         }
-        if (final_state) {
-          Eigen::Map<MatR>(final_state + (size_t(b) * H + h) * P * N, P, N) = S;
-        }
+        if (final_state) Eigen::Map<MatR>(final_state + GV.state_offset(b, g), hg * P, N) = S;
       }
     }
   }
@@ -155,73 +209,75 @@ void CpuBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, 
                               int B, int T, int H, int P, int G, int N, int chunk) {
   check_args(H, G, chunk);
   const ChunkViews V{T, H, P, G, N};
-  const int heads_per_group = H / G;
+  const GroupViews GV{V, H / G};
+  const int hg = GV.hg;
   const int nchunks = (T + chunk - 1) / chunk;
   std::vector<double> dA_part(size_t(B) * H, 0.0);  // dL/dA_h per (b, h)
 #pragma omp parallel if (worth_parallel(B, T, H, P, N))
   {
-    ChunkDecay dk;
-    std::vector<MatR> S0(nchunks, MatR(P, N));  // state entering each chunk
-    MatR S(P, N), dS(P, N), CB, M, dM, Hm, dCB, XdS, CS0, dXc;
-    VecF r, ddt_c;
-    std::vector<double> dcs;
+    std::vector<ChunkDecay> dks(hg);
+    std::vector<MatR> S0(nchunks, MatR(hg * P, N));  // group's states entering each chunk
+    // Group-wide [L, hg*P]: CS0 = C S0^T, BdS = B dS^T, Xw = X ∘ w, dYe = dY ∘ e (per head).
+    MatR S(hg * P, N), dS(hg * P, N), CB, M, dM, Hm, dCB, dCB_sum, CS0, BdS, Xw, dYe;
+    VecF r, ddt_c, inter;
+    std::vector<double> dcs, dA(hg);
 #pragma omp for collapse(2) schedule(static)
     for (int b = 0; b < B; ++b) {
       for (int g = 0; g < G; ++g) {
-        for (int h = g * heads_per_group; h < (g + 1) * heads_per_group; ++h) {
-          const float A = -std::exp(A_log[h]);
-          // Forward state passing only, to recover each chunk's incoming state.
-          S.setZero();
-          for (int c = 0; c < nchunks; ++c) {
-            const int t0 = c * chunk, L = std::min(chunk, T - t0);
-            S0[c] = S;
-            dk.compute(dt + V.dto(b, t0, h), size_t(H), A, L, /*with_dec=*/false);
-            S *= dk.e[L - 1];
-            S.noalias() += V.x(x, b, t0, h, L).transpose() * (dk.w.asDiagonal() * V.bc(Bm, b, t0, g, L));
-          }
-          if (dfinal_state)
-            dS = Eigen::Map<const MatR>(dfinal_state + (size_t(b) * H + h) * P * N, P, N);
-          else
-            dS.setZero();
-          double dA = 0;
-          for (int c = nchunks - 1; c >= 0; --c) {
-            const int t0 = c * chunk, L = std::min(chunk, T - t0);
-            dk.compute(dt + V.dto(b, t0, h), size_t(H), A, L);
-            auto Xc = V.x(x, b, t0, h, L);
-            auto Bc = V.bc(Bm, b, t0, g, L);
-            auto Cc = V.bc(Cm, b, t0, g, L);
-            auto dYc = V.x(dy, b, t0, h, L);
-            const MatR& S0c = S0[c];
-            CB.noalias() = Cc * Bc.transpose();
+        // Forward state passing only, to recover each chunk's incoming states.
+        S.setZero();
+        for (int c = 0; c < nchunks; ++c) {
+          const int t0 = c * chunk, L = std::min(chunk, T - t0);
+          S0[c] = S;
+          compute_group_decays(dks, dt, A_log, V, b, t0, g, hg, L, /*with_dec=*/false);
+          pass_state(S, Xw, dks, GV.x(x, b, t0, g, L), V.bc(Bm, b, t0, g, L), P, L);
+        }
+        if (dfinal_state)
+          dS = Eigen::Map<const MatR>(dfinal_state + GV.state_offset(b, g), hg * P, N);
+        else
+          dS.setZero();
+        std::fill(dA.begin(), dA.end(), 0.0);
+        for (int c = nchunks - 1; c >= 0; --c) {
+          const int t0 = c * chunk, L = std::min(chunk, T - t0);
+          compute_group_decays(dks, dt, A_log, V, b, t0, g, hg, L, /*with_dec=*/true);
+          auto Xc = GV.x(x, b, t0, g, L);
+          auto dYc = GV.x(dy, b, t0, g, L);
+          auto Bc = V.bc(Bm, b, t0, g, L);
+          auto Cc = V.bc(Cm, b, t0, g, L);
+          const MatR& S0c = S0[c];
+          CB.noalias() = Cc * Bc.transpose();   // [L, L]
+          CS0.noalias() = Cc * S0c.transpose();  // [L, hg*P]
+          BdS.noalias() = Bc * dS.transpose();   // [L, hg*P]
+          dCB_sum.setZero(L, L);
+          Xw.resize(L, hg * P);
+          dYe.resize(L, hg * P);
+          for (int hl = 0; hl < hg; ++hl) {
+            const ChunkDecay& dk = dks[hl];
+            const float A = -std::exp(A_log[g * hg + hl]);
+            auto Xh = Xc.middleCols(hl * P, P);
+            auto dYh = dYc.middleCols(hl * P, P);
+            auto BdSh = BdS.middleCols(hl * P, P);
             M = CB.cwiseProduct(dk.dec) * dk.dt.asDiagonal();  // lower triangular
-            dM.noalias() = dYc * Xc.transpose();
+            dM.noalias() = dYh * Xh.transpose();
             // Hm[i,j] = dL/dM[i,j] * CB[i,j] * Dec[i,j] = d(loss)/d(dt_j) through entry (i,j).
             Hm = dM.cwiseProduct(CB).cwiseProduct(dk.dec);
             dCB = dM.cwiseProduct(dk.dec) * dk.dt.asDiagonal();
-            XdS.noalias() = Xc * dS;                             // [L, N]
-            r = XdS.cwiseProduct(Bc).rowwise().sum();            // r_j = <dS, x_j ⊗ B_j>
-            CS0.noalias() = Cc * S0c.transpose();                // [L, P]
+            dCB_sum += dCB;
+            // r_j = <dS_h, x_j ⊗ B_j> = sum_p x_jp (B dS_h^T)_jp
+            r = Xh.cwiseProduct(BdSh).rowwise().sum();
             if (dx) {
-              dXc.noalias() = M.transpose() * dYc;
-              dXc.noalias() += dk.w.asDiagonal() * (Bc * dS.transpose());
-              V.x(dx, b, t0, h, L) += dXc;
+              auto dXh = GV.x(dx, b, t0, g, L).middleCols(hl * P, P);
+              dXh.noalias() += M.transpose() * dYh;
+              dXh.noalias() += dk.w.asDiagonal() * BdSh;
             }
-            if (dCm) {
-              auto dCc = V.bc(dCm, b, t0, g, L);
-              dCc.noalias() += dCB * Bc;
-              dCc.noalias() += dk.e.asDiagonal() * (dYc * S0c);
-            }
-            if (dBm) {
-              auto dBc = V.bc(dBm, b, t0, g, L);
-              dBc.noalias() += dCB.transpose() * Cc;
-              dBc.noalias() += dk.w.asDiagonal() * XdS;
-            }
+            Xw.middleCols(hl * P, P) = dk.w.asDiagonal() * Xh;
+            dYe.middleCols(hl * P, P) = dk.e.asDiagonal() * dYh;
             // dL/dcs_i. Intra-chunk: G = Hm ∘ dt_col (= dM ∘ M) gives +rowsum(G)_i and
-            // -colsum(G)_i. Its diagonal cancels exactly (exp(cs_i - cs_i) = 1 does not depend on
-            // the decays), so it is left out rather than added and subtracted: under strong decay
-            // the diagonal dominates and the float cancellation would swamp the true gradient.
-            // Same for the state term of j = last below.
-            VecF inter = dYc.cwiseProduct(CS0).rowwise().sum();
+            // -colsum(G)_i. Its diagonal cancels exactly (exp(cs_i - cs_i) = 1 does not depend
+            // on the decays), so it is left out rather than added and subtracted: under strong
+            // decay the diagonal dominates and the float cancellation would swamp the true
+            // gradient. Same for the state term of j = last below.
+            inter = dYh.cwiseProduct(CS0.middleCols(hl * P, P)).rowwise().sum();
             ddt_c = Hm.colwise().sum().transpose() + dk.w_exp.cwiseProduct(r);
             dcs.assign(L, 0.0);
             for (int i = 1; i < L; ++i)
@@ -230,7 +286,8 @@ void CpuBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, 
                 dcs[i] += gij;
                 dcs[j] -= gij;
               }
-            double last = double(dk.e[L - 1]) * double(dS.cwiseProduct(S0c).sum());
+            double last = double(dk.e[L - 1]) *
+                          double(dS.middleRows(hl * P, P).cwiseProduct(S0c.middleRows(hl * P, P)).sum());
             for (int i = 0; i < L; ++i) {
               dcs[i] += double(dk.e[i]) * inter[i];
               if (i < L - 1) {
@@ -244,16 +301,27 @@ void CpuBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, 
             for (int k = L - 1; k >= 0; --k) {
               da += dcs[k];
               ddt_c[k] += float(da * A);
-              dA += da * dk.dt[k];
+              dA[hl] += da * dk.dt[k];
             }
             if (ddt)
-              for (int k = 0; k < L; ++k) ddt[V.dto(b, t0 + k, h)] += ddt_c[k];
-            // Gradient w.r.t. the incoming state, which is the previous chunk's outgoing state.
-            dS *= dk.e[L - 1];
-            dS.noalias() += dYc.transpose() * (dk.e.asDiagonal() * Cc);
+              for (int k = 0; k < L; ++k) ddt[V.dto(b, t0 + k, g * hg + hl)] += ddt_c[k];
           }
-          dA_part[size_t(b) * H + h] = dA;
+          // Group-wide products: sums over the group's heads happen inside one product each.
+          if (dCm) {
+            auto dCc = V.bc(dCm, b, t0, g, L);
+            dCc.noalias() += dCB_sum * Bc;
+            dCc.noalias() += dYe * S0c;  // sum_h diag(e_h) dY_h S0_h
+          }
+          if (dBm) {
+            auto dBc = V.bc(dBm, b, t0, g, L);
+            dBc.noalias() += dCB_sum.transpose() * Cc;
+            dBc.noalias() += Xw * dS;  // sum_h diag(w_h) X_h dS_h
+          }
+          // Gradient w.r.t. the incoming states (the previous chunk's outgoing states).
+          for (int hl = 0; hl < hg; ++hl) dS.middleRows(hl * P, P) *= dks[hl].e[L - 1];
+          dS.noalias() += dYe.transpose() * Cc;
         }
+        for (int hl = 0; hl < hg; ++hl) dA_part[size_t(b) * H + g * hg + hl] = dA[hl];
       }
     }
   }
