@@ -63,8 +63,10 @@ class Mamba2Mixer final : public Mixer {
 
   void backward(float* dh, const float* dout, RunShape s) override {
     const int N = s.N();
-    for (ActGrad* a : {&zxbcdt_, &xbc_raw_, &xbc_pre_, &xbc_, &x_, &z_, &y_, &yn_, &Bm_, &Cm_,
-                       &dt_raw_, &dt_, &rstd_})
+    // Gradients are accumulated (+=) by the ops, so they start at zero; except d(xBC) and
+    // d(zxbcdt), which the split copies below write whole (disjoint column blocks, accumulate =
+    // false), and rstd, which has no gradient. Skipping those saves a third of the zeroing.
+    for (ActGrad* a : {&xbc_raw_, &xbc_pre_, &x_, &z_, &y_, &yn_, &Bm_, &Cm_, &dt_raw_, &dt_})
       a->zero_grad(be_, N);
     be_.linear_backward(yn_.d, b_.g("out_proj.weight"), nullptr, dout, yn_.x,
                         b_.p("out_proj.weight"), N, di_, D_);
@@ -75,16 +77,16 @@ class Mamba2Mixer final : public Mixer {
                      b_.p("A_log"), Bm_.x, Cm_.x, s.B, s.T, H_, P_, G_, Ns_, chunk_);
     be_.softplus_bias_backward(dt_raw_.d, b_.g("dt_bias"), dt_.d, dt_raw_.x, b_.p("dt_bias"), N,
                                H_);
-    // Reassemble d(xBC) from its three parts, then back through silu and the conv.
-    be_.strided_copy(xbc_.d, conv_dim_, x_.d, di_, N, di_, true);
-    be_.strided_copy(xbc_.d + di_, conv_dim_, Bm_.d, G_ * Ns_, N, G_ * Ns_, true);
-    be_.strided_copy(xbc_.d + di_ + G_ * Ns_, conv_dim_, Cm_.d, G_ * Ns_, N, G_ * Ns_, true);
+    // Assemble d(xBC) from its three parts (overwriting), then back through silu and the conv.
+    be_.strided_copy(xbc_.d, conv_dim_, x_.d, di_, N, di_, false);
+    be_.strided_copy(xbc_.d + di_, conv_dim_, Bm_.d, G_ * Ns_, N, G_ * Ns_, false);
+    be_.strided_copy(xbc_.d + di_ + G_ * Ns_, conv_dim_, Cm_.d, G_ * Ns_, N, G_ * Ns_, false);
     be_.silu_backward(xbc_pre_.d, xbc_.d, xbc_pre_.x, size_t(N) * conv_dim_);
     be_.conv1d_backward(xbc_raw_.d, b_.g("conv1d.weight"), b_.g("conv1d.bias"), xbc_pre_.d,
                         xbc_raw_.x, b_.p("conv1d.weight"), s.B, s.T, conv_dim_, W_);
-    be_.strided_copy(zxbcdt_.d, in_dim_, z_.d, di_, N, di_, true);
-    be_.strided_copy(zxbcdt_.d + di_, in_dim_, xbc_raw_.d, conv_dim_, N, conv_dim_, true);
-    be_.strided_copy(zxbcdt_.d + di_ + conv_dim_, in_dim_, dt_raw_.d, H_, N, H_, true);
+    be_.strided_copy(zxbcdt_.d, in_dim_, z_.d, di_, N, di_, false);
+    be_.strided_copy(zxbcdt_.d + di_, in_dim_, xbc_raw_.d, conv_dim_, N, conv_dim_, false);
+    be_.strided_copy(zxbcdt_.d + di_ + conv_dim_, in_dim_, dt_raw_.d, H_, N, H_, false);
     be_.linear_backward(dh, b_.g("in_proj.weight"), nullptr, zxbcdt_.d, h_,
                         b_.p("in_proj.weight"), N, D_, in_dim_);
   }
