@@ -116,8 +116,12 @@ struct ChunkDecay {
     if (!with_dec) return;
     // Dec[i, j] = exp(cs_i - cs_j) on and below the diagonal, 0 above it.
     dec.resize(L, L);
-    for (int i = 0; i < L; ++i)
-      for (int j = 0; j < L; ++j) dec(i, j) = j <= i ? clamped_log_decay(cs[i] - cs[j]) : kClampLogDecay;
+    const Eigen::Map<const Eigen::ArrayXd> csv(cs.data(), L);
+    for (int i = 0; i < L; ++i) {  // row i: cs_i - cs_j for j <= i, vectorised, no temporaries
+      dec.row(i).head(i + 1).array() =
+          (cs[i] - csv.head(i + 1)).max(double(kClampLogDecay)).cast<float>().transpose();
+      dec.row(i).tail(L - 1 - i).setConstant(kClampLogDecay);
+    }
     exp_to_decay(dec.array());
   }
 
