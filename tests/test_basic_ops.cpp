@@ -76,6 +76,22 @@ TEST(CpuMemory, NameAllocZeroAndTransfers) {
   be->free_bytes(d);
 }
 
+// Big buffers (>= 4 MiB) are 2 MiB-aligned so that they can be backed by transparent huge pages,
+// and the whole requested size is usable.
+TEST(CpuMemory, BigBuffersAreHugePageAligned) {
+  auto be = cpu();
+  const size_t huge = size_t(2) << 20;
+  for (size_t bytes : {2 * huge, 5 * huge + 12345}) {
+    char* p = static_cast<char*>(be->malloc_bytes(bytes));
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % huge, 0u) << bytes << " bytes";
+    be->zero(p, bytes);
+    p[bytes - 1] = 1;
+    EXPECT_EQ(p[bytes - 1], 1);
+    be->free_bytes(p);
+  }
+}
+
 TEST(CpuMemory, StridedCopyOverwriteAndAccumulate) {
   auto be = cpu();
   const int rows = 63, cols = 17, src_ld = 51, dst_ld = 29;
