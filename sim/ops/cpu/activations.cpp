@@ -6,7 +6,7 @@
 // couple of ulps that never overflows (exactly 1 above ~15.7, exp(x) below -9); the log-sigmoid
 // is written in terms of e = exp(-|x|) <= 1, so nothing overflows for large |x|:
 //   logsigmoid(x) = min(x, 0) - log1p(e)
-//   d logsigmoid / dx = sigmoid(-x) = x >= 0 ? e/(1+e) : 1/(1+e)
+//   d logsigmoid / dx = sigmoid(-x)
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstddef>
@@ -69,11 +69,9 @@ void CpuBackend::logsigmoid_backward(float* dinp, const float* dout, const float
                                      size_t n) {
   if (!dinp) return;
   for_each_chunk(n, [&](std::ptrdiff_t b, std::ptrdiff_t k) {
-    ConstArrMap x(inp + b, k);
-    Arr e = (-x.abs()).exp();
-    Arr r = (1.f + e).inverse();
-    Arr sig_neg = (x >= 0.f).select(e * r, r);
-    ArrMap(dinp + b, k) += scale * ConstArrMap(dout + b, k) * sig_neg;
+    // sigmoid(-x) through logistic(), which is stable for any x (see the header); one
+    // vectorised pass (Eigen 3.4 does not vectorise select(), which the e / (1 + e) form needed).
+    ArrMap(dinp + b, k) += scale * ConstArrMap(dout + b, k) * (-ConstArrMap(inp + b, k)).logistic();
   });
 }
 

@@ -1,8 +1,9 @@
 // Softmax cross-entropy over rows of logits [M, V] with targets [M].
 // Stable log-softmax: with mx = max_j z_j and S = sum_j exp(z_j - mx),
 //   probs = exp(z - mx) / S,  loss = log(S) - (z_target - mx).
-// Rows are independent (OpenMP over rows); S is accumulated in double.
+// Rows are independent (OpenMP over rows); S is accumulated in double over float partial sums.
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -12,6 +13,8 @@
 namespace statex {
 
 namespace {
+constexpr int kSumBlock = 256;  // float partial sums of this many probabilities
+
 void check_targets(const int* targets, int M, int V) {
   for (int i = 0; i < M; ++i)
     if (targets[i] < 0 || targets[i] >= V)
@@ -28,14 +31,18 @@ void CpuBackend::softmax_xent_forward(float* losses, float* probs, int* pred, co
   for (int i = 0; i < M; ++i) {
     const float* z = logits + (size_t)i * V;
     float* p = probs + (size_t)i * V;
-    int best = 0;  // strict '>' keeps the lowest index on ties
-    for (int j = 1; j < V; ++j)
-      if (z[j] > z[best]) best = j;
-    const float mx = z[best];
-    // Vectorised exp (Eigen packets); the sum of V terms in [0, 1] is accumulated in double.
+    Eigen::Map<const Eigen::ArrayXf> zrow(z, V);
+    // Vectorised max, then its first occurrence: the lowest index on ties. (With a NaN in the
+    // row max may be NaN and not found; pred is then 0 and the loss NaN.)
+    const float mx = zrow.maxCoeff();
+    const int found = int(std::find(z, z + V, mx) - z);
+    const int best = found < V ? found : 0;
+    // Vectorised exp (Eigen packets); the sum of V terms in [0, 1] is accumulated in double over
+    // float partial sums of kSumBlock terms (a vectorised float sum, then one double add).
     Eigen::Map<Eigen::ArrayXf> prow(p, V);
-    prow = (Eigen::Map<const Eigen::ArrayXf>(z, V) - mx).exp();
-    const double sum = prow.cast<double>().sum();
+    prow = (zrow - mx).exp();
+    double sum = 0;
+    for (int j = 0; j < V; j += kSumBlock) sum += prow.segment(j, std::min(kSumBlock, V - j)).sum();
     prow *= float(1.0 / sum);
     losses[i] = float(std::log(sum) - double(z[targets[i]] - mx));
     if (pred) pred[i] = best;
