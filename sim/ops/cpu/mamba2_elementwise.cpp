@@ -3,7 +3,8 @@
 //
 // Parameter gradients (ddt_bias, dD, dweight) are reductions over all N rows. To keep results
 // independent of the thread count, rows are cut into fixed blocks of kRowsPerBlock; each block's
-// partial sum (double) is computed by one thread and the partials are added in block order.
+// partial sum (float within the block) is computed by one thread and the partials are added in
+// double, in block order.
 #include <omp.h>
 
 #include <algorithm>
@@ -22,60 +23,62 @@ namespace {
 constexpr int kRowsPerBlock = 256;
 // Below this many elements a parallel region costs more than it saves.
 constexpr size_t kMinParallelWork = size_t(1) << 15;
-// PyTorch F.softplus(beta=1, threshold=20): identity above the threshold.
-constexpr float kSoftplusThreshold = 20.f;
 
 using Arr = Eigen::Map<Eigen::ArrayXf>;
 using ConstArr = Eigen::Map<const Eigen::ArrayXf>;
+using RowArrXX = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using RowBlock = Eigen::Map<RowArrXX>;             // [n, H] rows of an [N, H] tensor
+using ConstRowBlock = Eigen::Map<const RowArrXX>;
+using ConstRowVec = Eigen::Map<const Eigen::Array<float, 1, Eigen::Dynamic>>;
 
-inline float sigmoidf(float v) { return 1.f / (1.f + std::exp(-v)); }
-
-// out[c] += sum_{r<N} row_term(r, c) for c < C, deterministic for any thread count.
-// row_term(r, partial) adds row r's contribution into partial[0..C).
-template <class RowTerm>
-void blocked_column_sum(float* out, int N, int C, RowTerm row_term) {
+// body(r0, n) for the fixed row blocks [r0, r0 + n) of an [N, C] tensor, in parallel when big.
+template <class Body>
+void for_row_blocks(int N, int C, Body body) {
   const int nblocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
-  std::vector<double> partial(size_t(nblocks) * C, 0.0);
 #pragma omp parallel for schedule(static) if (nblocks > 1 && size_t(N) * C >= kMinParallelWork)
   for (int blk = 0; blk < nblocks; ++blk) {
-    double* p = partial.data() + size_t(blk) * C;
-    const int r_end = std::min(N, (blk + 1) * kRowsPerBlock);
-    for (int r = blk * kRowsPerBlock; r < r_end; ++r) row_term(r, p);
+    const int r0 = blk * kRowsPerBlock;
+    body(r0, std::min(kRowsPerBlock, N - r0));
   }
-  add_block_partials(out, partial, nblocks, C);
 }
 
 }  // namespace
 
-// dt [N, H] = softplus(dt_raw [N, H] + dt_bias [H])
+// dt [N, H] = softplus(dt_raw [N, H] + dt_bias [H]) as PyTorch's F.softplus(beta=1,
+// threshold=20), evaluated as max(v, 0) + log1p(exp(-|v|)):
+// never overflows, and above the threshold (v > 20) the log1p term (< 2e-9) is below half an ulp
+// of v, so the result is exactly v, as PyTorch's identity branch gives. Blocks of rows are
+// Eigen arrays (vectorised exp / log1p).
 void CpuBackend::softplus_bias_forward(float* dt, const float* dt_raw, const float* dt_bias, int N,
                                        int H) {
-#pragma omp parallel for schedule(static) if (size_t(N) * H >= kMinParallelWork)
-  for (int r = 0; r < N; ++r) {
-    for (int h = 0; h < H; ++h) {
-      const float v = dt_raw[size_t(r) * H + h] + dt_bias[h];
-      dt[size_t(r) * H + h] = v > kSoftplusThreshold ? v : std::log1p(std::exp(v));
-    }
-  }
+  const ConstRowVec bias(dt_bias, H);
+  for_row_blocks(N, H, [&](int r0, int n) {
+    RowBlock v(dt + size_t(r0) * H, n, H);
+    v = ConstRowBlock(dt_raw + size_t(r0) * H, n, H).rowwise() + bias;
+    v = v.max(0.f) + (-v.abs()).exp().log1p();
+  });
 }
 
+// d softplus(v)/dv = sigmoid(v) = logistic(v), which is exactly 1 above ~15.7, so also on the
+// identity branch (v > 20). One pass per row block: g = ddt * sigmoid(v) is added into ddt_raw
+// and its column sums (float within the block, double across blocks in block order) into
+// ddt_bias.
 void CpuBackend::softplus_bias_backward(float* ddt_raw, float* ddt_bias, const float* ddt,
                                         const float* dt_raw, const float* dt_bias, int N, int H) {
-  // d softplus(v)/dv = sigmoid(v); exactly 1 above the threshold (identity branch).
-  auto slope = [&](int r, int h) {
-    const float v = dt_raw[size_t(r) * H + h] + dt_bias[h];
-    return v > kSoftplusThreshold ? 1.f : sigmoidf(v);
-  };
-  if (ddt_raw) {
-#pragma omp parallel for schedule(static) if (size_t(N) * H >= kMinParallelWork)
-    for (int r = 0; r < N; ++r)
-      for (int h = 0; h < H; ++h) ddt_raw[size_t(r) * H + h] += ddt[size_t(r) * H + h] * slope(r, h);
-  }
-  if (ddt_bias) {
-    blocked_column_sum(ddt_bias, N, H, [&](int r, double* p) {
-      for (int h = 0; h < H; ++h) p[h] += double(ddt[size_t(r) * H + h]) * slope(r, h);
-    });
-  }
+  if (!ddt_raw && !ddt_bias) return;
+  const ConstRowVec bias(dt_bias, H);
+  const int nblocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
+  std::vector<double> partial(ddt_bias ? size_t(nblocks) * H : 0);
+  for_row_blocks(N, H, [&](int r0, int n) {
+    const size_t o = size_t(r0) * H;
+    const RowArrXX g = ConstRowBlock(ddt + o, n, H) *
+                       (ConstRowBlock(dt_raw + o, n, H).rowwise() + bias).logistic();
+    if (ddt_raw) RowBlock(ddt_raw + o, n, H) += g;
+    if (ddt_bias)
+      Eigen::Map<Eigen::ArrayXd>(&partial[size_t(r0 / kRowsPerBlock) * H], H) =
+          g.colwise().sum().transpose().cast<double>();
+  });
+  if (ddt_bias) add_block_partials(ddt_bias, partial, nblocks, H);
 }
 
 // y [N, H, P] += D[h] * x [N, H, P]
@@ -88,26 +91,26 @@ void CpuBackend::ssd_dskip_forward(float* y, const float* x, const float* D, int
     }
 }
 
+// dx += D[h] dy and dD[h] += sum over rows and p of dy x, in one pass per row block (dD: float
+// within the block, double across blocks in block order).
 void CpuBackend::ssd_dskip_backward(float* dx, float* dD, const float* dy, const float* x,
                                     const float* D, int N, int H, int P) {
-  if (dx) {
-#pragma omp parallel for schedule(static) if (size_t(N) * H * P >= kMinParallelWork)
-    for (int r = 0; r < N; ++r)
-      for (int h = 0; h < H; ++h) {
-        const size_t o = (size_t(r) * H + h) * P;
-        for (int p = 0; p < P; ++p) dx[o + p] += D[h] * dy[o + p];
-      }
-  }
-  if (dD) {
-    blocked_column_sum(dD, N, H, [&](int r, double* part) {
-      for (int h = 0; h < H; ++h) {
-        const size_t o = (size_t(r) * H + h) * P;
-        double s = 0;
-        for (int p = 0; p < P; ++p) s += double(dy[o + p]) * x[o + p];
-        part[h] += s;
-      }
-    });
-  }
+  if (!dx && !dD) return;
+  const Eigen::Map<const Eigen::ArrayXf> Dh(D, H);
+  const int nblocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
+  std::vector<double> partial(dD ? size_t(nblocks) * H : 0);
+  for_row_blocks(N, H * P, [&](int r0, int n) {
+    Eigen::ArrayXf acc = Eigen::ArrayXf::Zero(H);
+    for (int r = r0; r < r0 + n; ++r) {
+      const size_t o = size_t(r) * H * P;
+      const ConstRowBlock dyr(dy + o, H, P);  // [H, P]
+      if (dx) RowBlock(dx + o, H, P) += dyr.colwise() * Dh;
+      if (dD) acc += (dyr * ConstRowBlock(x + o, H, P)).rowwise().sum();
+    }
+    if (dD)
+      Eigen::Map<Eigen::ArrayXd>(&partial[size_t(r0 / kRowsPerBlock) * H], H) = acc.cast<double>();
+  });
+  if (dD) add_block_partials(dD, partial, nblocks, H);
 }
 
 // u = y * silu(z); out = u * rstd_group * weight. y, z, out [N, C]; rstd [N, C/group_size].
