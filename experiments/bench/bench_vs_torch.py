@@ -9,8 +9,10 @@ its peak RSS (ru_maxrss from os.wait4 on that child) is its own.
 
 Prints tokens/s for both and the ratio, peak RSS for both (the driver imports only the standard
 library, so a child's ru_maxrss, which Linux seeds with the forking process's RSS, is its own),
-the RSS of a bare `import torch` process (part of every torch number), and model GFLOP/s against an SGEMM peak measured here with
-torch.matmul and numpy at 2048^3 (the higher of the two).
+the RSS of a bare `import torch` process (part of every torch number), and model GFLOP/s
+against an SGEMM peak measured here with torch.matmul and numpy at 2048^3 (the higher of the
+two), before and after the configs (the higher of the two runs: one measurement can land in a
+slow phase of a shared machine). Progress goes to stderr, the table to stdout at the end.
 
 FLOPs per step (the formula of `statex bench`, docs in sim/cli/cmd_bench.cpp): 3 x forward, with
 forward = B*T * sum over layers of (projections 2*in*out, conv 2*W*C, recurrence 4*state) plus
@@ -197,28 +199,41 @@ def main() -> int:
             ap.error(f"--configs: unknown config {n!r} (known: {', '.join(CONFIGS)})")
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     t_arg = ["--threads", str(args.threads)]
-    peak_out, _ = run_child(self_cmd("--worker", "peak", *t_arg), env)
-    peak = json.loads(peak_out.strip().splitlines()[-1])
+
+    def measure_peak() -> float:  # the machine's best measured SGEMM (torch's or numpy's)
+        out, _ = run_child(self_cmd("--worker", "peak", *t_arg), env)
+        p = json.loads(out.strip().splitlines()[-1])
+        return max(p["torch_gflops"], p["numpy_gflops"])
+
+    # The peak is measured before and after the configs and the higher one is used: on a shared
+    # VM a single measurement can land in a slow phase and inflate every "% of peak" figure.
+    peak_before = measure_peak()
     _, import_rss = run_child(self_cmd("--worker", "import:", *t_arg), env)
     load = os.getloadavg()
-    print(f"{args.threads} threads; SGEMM 2048^3 peak: torch {peak['torch_gflops']:.1f} GFLOP/s, "
-          f"numpy {peak['numpy_gflops']:.1f} GFLOP/s (%pk uses the higher); "
-          f"load average {load[0]:.1f} "
-          f"(a loaded machine slows both sides)")
-    print(f"RSS of a process that only imports torch: {import_rss:.0f} MiB (included in torch RSS)")
-    hdr = (f"{'config':18s} {'ours tok/s':>11s} {'torch tok/s':>11s} {'ratio':>6s} "
-           f"{'ours GF/s':>9s} {'torch GF/s':>10s} {'ours %pk':>8s} {'torch %pk':>9s} "
-           f"{'ours RSS':>9s} {'torch RSS':>9s}")
-    print(hdr)
+    rows = []
     for name in names:
         steps = args.steps * (5 if name.startswith("quickstart") else 1)
         o = ours(args.statex_bin, name, steps, args.threads, env)
         t_out, t_rss = run_child(self_cmd("--worker", "torch:" + name, "--steps", str(steps),
                                           "--torch-chunk", str(args.torch_chunk), *t_arg), env)
         t = json.loads(t_out.strip().splitlines()[-1])
+        rows.append((name, o, t, t_rss))
+        print(f"[{len(rows)}/{len(names)}] {name}: ours {o['tokens_per_s']:.0f} tok/s, "
+              f"torch {t['tokens_per_s']:.0f} tok/s", file=sys.stderr, flush=True)
+    peak_after = measure_peak()
+    pk = max(peak_before, peak_after)
+
+    print(f"{args.threads} threads; SGEMM 2048^3 peak (best of torch and numpy): "
+          f"{peak_before:.1f} GFLOP/s before the configs, {peak_after:.1f} after; %pk uses "
+          f"{pk:.1f}; load average {load[0]:.1f} (a loaded machine slows both sides)")
+    print(f"RSS of a process that only imports torch: {import_rss:.0f} MiB (included in torch RSS)")
+    hdr = (f"{'config':18s} {'ours tok/s':>11s} {'torch tok/s':>11s} {'ratio':>6s} "
+           f"{'ours GF/s':>9s} {'torch GF/s':>10s} {'ours %pk':>8s} {'torch %pk':>9s} "
+           f"{'ours RSS':>9s} {'torch RSS':>9s}")
+    print(hdr)
+    for name, o, t, t_rss in rows:
         flops = step_flops(name)
         o_gf, t_gf = flops / o["step_s"] / 1e9, flops / t["step_s"] / 1e9
-        pk = max(peak["torch_gflops"], peak["numpy_gflops"])  # the machine's best measured SGEMM
         print(f"{name:18s} {o['tokens_per_s']:11.0f} {t['tokens_per_s']:11.0f} "
               f"{o['tokens_per_s'] / t['tokens_per_s']:6.2f} {o_gf:9.2f} {t_gf:10.2f} "
               f"{100 * o_gf / pk:7.1f}% {100 * t_gf / pk:8.1f}% {o['rss_mib']:6.0f}MiB "
