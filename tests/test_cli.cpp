@@ -263,8 +263,9 @@ TEST_F(Cli, ExpandWritesLargerState) {
   // checkpoint with `statex train --init-from OUT` and the original options.
   Result t = statex("train" + kTiny + " --init-from " + big + " --out " + path("cont.h5"));
   EXPECT_EQ(t.code, 0) << "train --init-from an expanded checkpoint: " << t.out;
-  if (t.code == 0)
+  if (t.code == 0) {
     EXPECT_EQ(read_results(path("cont.h5")).state.total_state_scalars(), sb);
+  }
 }
 
 TEST_F(Cli, EvalWritesAccuracy) {
@@ -315,6 +316,33 @@ TEST_F(Cli, EvalNeedsOnlyTestSetOptions) {
   Result r = statex("eval --checkpoint " + ck + " --mqar.test 16:2:8 --out " + path("ev.h5"));
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(file_exists(path("ev.h5")), r.code == 0);
+}
+
+// The benchmark runs a preset end to end and prints one parseable row per preset; an unknown
+// preset is named in the error. (Functional only: no timing is asserted.)
+TEST_F(Cli, BenchPrintsARowPerPresetAndNamesUnknownPresets) {
+  Result r = statex("bench --preset quickstart-gla,quickstart-mamba2 --steps 2 --peak-n 64 "
+                    "--train.threads 1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("median of 2 timed steps"), std::string::npos) << r.out;
+  for (const char* name : {"quickstart-gla", "quickstart-mamba2"}) {
+    const size_t at = r.out.find(std::string("\n") + name + " ");
+    ASSERT_NE(at, std::string::npos) << name << " row missing:\n" << r.out;
+    std::istringstream row(r.out.substr(at + 1));
+    std::string preset, model;
+    int D, V, T, K, B;
+    double step_ms, tokens_per_s, gflops;
+    row >> preset >> model >> D >> V >> T >> K >> B >> step_ms >> tokens_per_s >> gflops;
+    ASSERT_FALSE(row.fail()) << r.out;
+    EXPECT_EQ(D, 64);
+    EXPECT_GT(step_ms, 0.0);
+    EXPECT_NEAR(tokens_per_s, B * T / (step_ms / 1e3), 0.01 * tokens_per_s);
+    EXPECT_GT(gflops, 0.0);
+  }
+  Result bad = statex("bench --preset no-such-preset --steps 1 --peak-n 64");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.out.find("--preset: unknown preset 'no-such-preset'"), std::string::npos)
+      << bad.out;
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Train-step throughput of statex-sim's CPU path vs the PyTorch reference (tests/torch).
 
-For each config: our step (`statex bench --preset NAME`: forward + backward + grad norm + AdamW
-on one MQAR batch) and the PyTorch reference's step (forward + backward + clip_grad_norm_ +
+For each config: the median step time of ours (`statex bench --preset NAME`: forward + backward
++ grad norm + AdamW on one MQAR batch) and of the PyTorch reference's step (forward + backward + clip_grad_norm_ +
 AdamW, float32) on the same model config, batch shape and number of labelled positions, with the
 same thread count (OMP / torch.set_num_threads). Each measurement runs in its own subprocess so
 its peak RSS (ru_maxrss from os.wait4 on that child) is its own.
@@ -27,6 +27,7 @@ import json
 import os
 import pathlib
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,10 +110,12 @@ def torch_worker(name: str, steps: int, threads: int, chunk: int) -> dict:
         opt.step()
 
     one_step()  # warm-up
-    t = time.perf_counter()
-    for _ in range(steps):
+    times = []
+    for _ in range(steps):  # median step time, as `statex bench` reports
+        t = time.perf_counter()
         one_step()
-    step_s = (time.perf_counter() - t) / steps
+        times.append(time.perf_counter() - t)
+    step_s = statistics.median(times)
     return {"step_s": step_s, "tokens_per_s": B * T / step_s, "threads": torch.get_num_threads()}
 
 

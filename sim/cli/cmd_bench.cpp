@@ -75,6 +75,12 @@ double measure_gemm_peak(Backend& be, int n) {
   return 2.0 * n * n * double(n) / best / 1e9;
 }
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 struct BenchResult {
   double step_s, tokens_per_s, gflops;
 };
@@ -105,10 +111,16 @@ BenchResult bench_preset(Backend& be, const ExperimentConfig& base, const Preset
   };
   one_step();  // warm-up
   be.synchronize();
-  auto t = Clock::now();
-  for (int s = 0; s < steps; ++s) one_step();
-  be.synchronize();
-  double step_s = seconds_since(t) / steps;
+  // The median step time: on a shared machine one step can stall for a multiple of its usual
+  // time, which would dominate a mean over a few steps.
+  std::vector<double> step_times;
+  for (int s = 0; s < steps; ++s) {
+    auto t = Clock::now();
+    one_step();
+    be.synchronize();
+    step_times.push_back(seconds_since(t));
+  }
+  double step_s = median(step_times);
   double tokens = double(p.B) * p.T;
   double flops = 3.0 * (model.flops_per_token(p.T) * tokens + 2.0 * p.D * p.V * db.M);
   return {step_s, tokens / step_s, flops / step_s / 1e9};
@@ -154,6 +166,7 @@ int cmd_bench(int argc, char** argv) {
               "best of 3)\n\n",
               be->name().c_str(), omp_get_max_threads(), gemm.c_str(), peak, peak_n, peak_n,
               peak_n);
+  std::printf("step ms: median of %d timed steps after one warm-up step\n", steps);
   std::printf("%-18s %-7s %5s %5s %5s %4s %4s %11s %12s %10s %9s\n", "preset", "model", "D", "V",
               "T", "K", "B", "step ms", "tokens/s", "GFLOP/s", "of peak");
   for (const Preset& p : chosen) {
