@@ -47,18 +47,13 @@ void check_args(int H, int G, int chunk) {
   if (chunk <= 0) throw std::invalid_argument("ssd: chunk length must be positive");
 }
 
-// Views of one (b, h) chunk [t0, t0+L) of the row-major [B, T, H, P] / [B, T, G, N] tensors.
+// Offsets into the row-major [B, T, H, P] / [B, T, G, N] / [B, T, H] tensors, and views of one
+// (b, g) chunk [t0, t0+L) of Bm / Cm.
 struct ChunkViews {
   int T, H, P, G, N;
   size_t xo(int b, int t, int h) const { return ((size_t(b) * T + t) * H + h) * P; }
   size_t bo(int b, int t, int g) const { return ((size_t(b) * T + t) * G + g) * N; }
   size_t dto(int b, int t, int h) const { return (size_t(b) * T + t) * H + h; }
-  CStrided x(const float* p, int b, int t, int h, int L) const {
-    return CStrided(p + xo(b, t, h), L, P, Eigen::OuterStride<>(H * P));
-  }
-  Strided x(float* p, int b, int t, int h, int L) const {
-    return Strided(p + xo(b, t, h), L, P, Eigen::OuterStride<>(H * P));
-  }
   CStrided bc(const float* p, int b, int t, int g, int L) const {
     return CStrided(p + bo(b, t, g), L, N, Eigen::OuterStride<>(G * N));
   }
