@@ -339,6 +339,12 @@ TEST_F(Cli, BenchPrintsARowPerPresetAndNamesUnknownPresets) {
     EXPECT_NEAR(tokens_per_s, B * T / (step_ms / 1e3), 0.01 * tokens_per_s);
     EXPECT_GT(gflops, 0.0);
   }
+  // --profile adds a per-op table after each row.
+  Result prof = statex("bench --preset quickstart-gla --steps 1 --peak-n 64 --train.threads 1 "
+                       "--profile");
+  ASSERT_EQ(prof.code, 0) << prof.out;
+  for (const char* op : {"linear_backward", "gla_backward", "adamw_update", "(all ops)"})
+    EXPECT_NE(prof.out.find(op), std::string::npos) << op << " missing:\n" << prof.out;
   Result bad = statex("bench --preset no-such-preset --steps 1 --peak-n 64");
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.out.find("--preset: unknown preset 'no-such-preset'"), std::string::npos)

@@ -14,11 +14,13 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 
 #include "sim/cli/commands.h"
 #include "sim/core/backend.h"
+#include "sim/core/op_timing_backend.h"
 #include "sim/core/options.h"
 #include "sim/model/arena.h"
 #include "sim/model/model.h"
@@ -85,7 +87,10 @@ struct BenchResult {
   double step_s, tokens_per_s, gflops;
 };
 
-BenchResult bench_preset(Backend& be, const ExperimentConfig& base, const Preset& p, int steps) {
+// With `prof` (a timing wrapper around `be`), the model runs on it and its per-op statistics
+// cover the timed steps only.
+BenchResult bench_preset(Backend& be, const ExperimentConfig& base, const Preset& p, int steps,
+                         OpTimingBackend* prof = nullptr) {
   ExperimentConfig cfg = base;
   cfg.model.model = p.model;
   cfg.model.d_model = p.D;
@@ -111,6 +116,7 @@ BenchResult bench_preset(Backend& be, const ExperimentConfig& base, const Preset
   };
   one_step();  // warm-up
   be.synchronize();
+  if (prof) prof->reset();
   // The median step time: on a shared machine one step can stall for a multiple of its usual
   // time, which would dominate a mean over a few steps.
   std::vector<double> step_times;
@@ -132,12 +138,15 @@ int cmd_bench(int argc, char** argv) {
   ExperimentConfig cfg;
   std::string preset = "quickstart-gla,quickstart-mamba2,gla-d128,mamba2-d128";
   int steps = 5, peak_n = 2048;
+  bool profile = false;
   po::options_description extra("Bench options");
   extra.add_options()("preset", po::value<std::string>(&preset)->default_value(preset),
                       "comma-separated presets, or 'all' (quickstart-gla, quickstart-mamba2, "
                       "gla-d128, mamba2-d128, gla-d256, mamba2-d256)")(
       "steps", po::value<int>(&steps)->default_value(5), "timed train steps per preset")(
-      "peak-n", po::value<int>(&peak_n)->default_value(2048), "size of the square peak GEMM");
+      "peak-n", po::value<int>(&peak_n)->default_value(2048), "size of the square peak GEMM")(
+      "profile", po::bool_switch(&profile),
+      "also print each preset's time per op (ops synchronised one by one)");
   auto vm = parse_experiment(argc, argv, cfg, extra,
                              "usage: statex bench [--device cpu|cuda] [--preset a,b|all]");
   if (vm.count("help")) return 0;
@@ -170,10 +179,14 @@ int cmd_bench(int argc, char** argv) {
   std::printf("%-18s %-7s %5s %5s %5s %4s %4s %11s %12s %10s %9s\n", "preset", "model", "D", "V",
               "T", "K", "B", "step ms", "tokens/s", "GFLOP/s", "of peak");
   for (const Preset& p : chosen) {
-    BenchResult r = bench_preset(*be, cfg, p, steps);
+    std::unique_ptr<OpTimingBackend> prof;
+    if (profile) prof = std::make_unique<OpTimingBackend>(*be);
+    BenchResult r =
+        prof ? bench_preset(*prof, cfg, p, steps, prof.get()) : bench_preset(*be, cfg, p, steps);
     std::printf("%-18s %-7s %5d %5d %5d %4d %4d %11.2f %12.0f %10.2f %8.1f%%\n", p.name.c_str(),
                 p.model.c_str(), p.D, p.V, p.T, p.K, p.B, r.step_s * 1e3, r.tokens_per_s,
                 r.gflops, 100.0 * r.gflops / peak);
+    if (prof) std::printf("%s\n", prof->table(steps, r.step_s).c_str());
     std::fflush(stdout);
   }
   return 0;
