@@ -92,6 +92,19 @@ TEST(CpuMemory, BigBuffersAreHugePageAligned) {
   }
 }
 
+// Big buffers are zeroed in parallel slices: every byte, including a partial last slice, and
+// nothing outside [p, p + bytes).
+TEST(CpuMemory, ZeroClearsBigBuffersExactly) {
+  auto be = cpu();
+  const size_t bytes = (size_t(5) << 20) + 12345, pad = 64;
+  std::vector<unsigned char> buf(bytes + 2 * pad, 0xAB);
+  be->zero(buf.data() + pad, bytes);
+  for (size_t i = 0; i < buf.size(); ++i) {
+    const bool inside = i >= pad && i < pad + bytes;
+    ASSERT_EQ(buf[i], inside ? 0 : 0xAB) << "byte " << i;
+  }
+}
+
 TEST(CpuMemory, StridedCopyOverwriteAndAccumulate) {
   auto be = cpu();
   const int rows = 63, cols = 17, src_ld = 51, dst_ld = 29;
