@@ -16,7 +16,8 @@
 // per-head products are 16x16x16, where a GEMM kernel runs at ~17 GFLOP/s on this machine; the
 // batched ones reach ~40). Only M X, M^T dY and dY X^T stay per head (their decays differ).
 //
-// Threading: over (b, g) pairs, forward and backward; one thread owns a group's heads and
+// Threading: over (b, g) pairs, forward and backward (B*G tasks: enough at training batch sizes;
+// a batch of one with one group runs on one thread); one thread owns a group's heads and
 // accumulates dBm/dCm for its (b, g) slice alone; dA_log is summed from per-(b, h) partials in b
 // order. Results do not depend on the thread count.
 #include <omp.h>
@@ -119,7 +120,6 @@ struct ChunkDecay {
     }
     exp_to_decay(dec.array());
   }
-
 };
 
 // Views of a group's hg heads within one chunk: X-like tensors [L, hg*P] (row stride H*P),
