@@ -5,12 +5,8 @@
 // independent of the thread count, rows are cut into fixed blocks of kRowsPerBlock; each block's
 // partial sum (float within the block) is computed by one thread and the partials are added in
 // double, in block order.
-#include <omp.h>
-
-#include <algorithm>
 #include <cmath>
 #include <stdexcept>
-#include <vector>
 
 #include <Eigen/Core>
 
@@ -31,16 +27,8 @@ using RowBlock = Eigen::Map<RowArrXX>;             // [n, H] rows of an [N, H] t
 using ConstRowBlock = Eigen::Map<const RowArrXX>;
 using ConstRowVec = Eigen::Map<const Eigen::Array<float, 1, Eigen::Dynamic>>;
 
-// body(r0, n) for the fixed row blocks [r0, r0 + n) of an [N, C] tensor, in parallel when big.
-template <class Body>
-void for_row_blocks(int N, int C, Body body) {
-  const int nblocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
-#pragma omp parallel for schedule(static) if (nblocks > 1 && size_t(N) * C >= kMinParallelWork)
-  for (int blk = 0; blk < nblocks; ++blk) {
-    const int r0 = blk * kRowsPerBlock;
-    body(r0, std::min(kRowsPerBlock, N - r0));
-  }
-}
+// Whether a pass over an [N, C] tensor is big enough to run its row blocks in parallel.
+bool worth_parallel(int N, int C) { return size_t(N) * C >= kMinParallelWork; }
 
 }  // namespace
 
@@ -52,7 +40,7 @@ void for_row_blocks(int N, int C, Body body) {
 void CpuBackend::softplus_bias_forward(float* dt, const float* dt_raw, const float* dt_bias, int N,
                                        int H) {
   const ConstRowVec bias(dt_bias, H);
-  for_row_blocks(N, H, [&](int r0, int n) {
+  for_row_blocks(N, kRowsPerBlock, worth_parallel(N, H), [&](int r0, int n) {
     RowBlock v(dt + size_t(r0) * H, n, H);
     v = ConstRowBlock(dt_raw + size_t(r0) * H, n, H).rowwise() + bias;
     v = v.max(0.f) + (-v.abs()).exp().log1p();
@@ -67,18 +55,14 @@ void CpuBackend::softplus_bias_backward(float* ddt_raw, float* ddt_bias, const f
                                         const float* dt_raw, const float* dt_bias, int N, int H) {
   if (!ddt_raw && !ddt_bias) return;
   const ConstRowVec bias(dt_bias, H);
-  const int nblocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
-  std::vector<double> partial(ddt_bias ? size_t(nblocks) * H : 0);
-  for_row_blocks(N, H, [&](int r0, int n) {
+  auto block = [&](int r0, int n, Eigen::ArrayXf* bias_sum) {
     const size_t o = size_t(r0) * H;
-    const RowArrXX g = ConstRowBlock(ddt + o, n, H) *
-                       (ConstRowBlock(dt_raw + o, n, H).rowwise() + bias).logistic();
+    const auto v = ConstRowBlock(dt_raw + o, n, H).rowwise() + bias;  // [n, H]
+    const RowArrXX g = ConstRowBlock(ddt + o, n, H) * v.logistic();
     if (ddt_raw) RowBlock(ddt_raw + o, n, H) += g;
-    if (ddt_bias)
-      Eigen::Map<Eigen::ArrayXd>(&partial[size_t(r0 / kRowsPerBlock) * H], H) =
-          g.colwise().sum().transpose().cast<double>();
-  });
-  if (ddt_bias) add_block_partials(ddt_bias, partial, nblocks, H);
+    if (bias_sum) *bias_sum = g.colwise().sum().transpose();
+  };
+  for_row_blocks_summing(ddt_bias, H, N, kRowsPerBlock, worth_parallel(N, H), block);
 }
 
 // y [N, H, P] += D[h] * x [N, H, P]
@@ -97,20 +81,15 @@ void CpuBackend::ssd_dskip_backward(float* dx, float* dD, const float* dy, const
                                     const float* D, int N, int H, int P) {
   if (!dx && !dD) return;
   const Eigen::Map<const Eigen::ArrayXf> Dh(D, H);
-  const int nblocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
-  std::vector<double> partial(dD ? size_t(nblocks) * H : 0);
-  for_row_blocks(N, H * P, [&](int r0, int n) {
-    Eigen::ArrayXf acc = Eigen::ArrayXf::Zero(H);
+  auto block = [&](int r0, int n, Eigen::ArrayXf* dD_sum) {
     for (int r = r0; r < r0 + n; ++r) {
       const size_t o = size_t(r) * H * P;
       const ConstRowBlock dyr(dy + o, H, P);  // [H, P]
       if (dx) RowBlock(dx + o, H, P) += dyr.colwise() * Dh;
-      if (dD) acc += (dyr * ConstRowBlock(x + o, H, P)).rowwise().sum();
+      if (dD_sum) *dD_sum += (dyr * ConstRowBlock(x + o, H, P)).rowwise().sum();
     }
-    if (dD)
-      Eigen::Map<Eigen::ArrayXd>(&partial[size_t(r0 / kRowsPerBlock) * H], H) = acc.cast<double>();
-  });
-  if (dD) add_block_partials(dD, partial, nblocks, H);
+  };
+  for_row_blocks_summing(dD, H, N, kRowsPerBlock, worth_parallel(N, H * P), block);
 }
 
 // u = y * silu(z); out = u * rstd_group * weight. y, z, out [N, C]; rstd [N, C/group_size].
@@ -146,15 +125,11 @@ void CpuBackend::gated_rmsnorm_backward(float* dy, float* dz, float* dweight, co
                                         const float* y, const float* z, const float* weight,
                                         const float* rstd, int N, int C, int group_size) {
   const int ngroups = C / group_size;
-  const int nblocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
-  std::vector<double> dw_partial(dweight ? size_t(nblocks) * C : 0);
   ConstArr w(weight, C);
-#pragma omp parallel for schedule(static) if (nblocks > 1 && size_t(N) * C >= kMinParallelWork)
-  for (int blk = 0; blk < nblocks; ++blk) {
+  // Rows [r0, r0 + n); their dweight sums into dw_sum (nullptr when dweight is not wanted).
+  auto block = [&](int r0, int n, Eigen::ArrayXf* dw_sum) {
     Eigen::ArrayXf sz(C), silu(C), u(C), du(C), rs_row(C);  // per-row scratch
-    Eigen::ArrayXf dw_blk = Eigen::ArrayXf::Zero(dweight ? C : 0);
-    const int r_end = std::min(N, (blk + 1) * kRowsPerBlock);
-    for (int r = blk * kRowsPerBlock; r < r_end; ++r) {
+    for (int r = r0; r < r0 + n; ++r) {
       const size_t row = size_t(r) * C;
       ConstArr yr(y + row, C), zr(z + row, C), dor(dout + row, C);
       sz = zr.logistic();
@@ -171,12 +146,10 @@ void CpuBackend::gated_rmsnorm_backward(float* dy, float* dz, float* dweight, co
       }
       if (dy) Arr(dy + row, C) += du * silu;
       if (dz) Arr(dz + row, C) += du * yr * sz * (1.f + zr * (1.f - sz));
-      if (dweight) dw_blk += dor * u * rs_row;
+      if (dw_sum) *dw_sum += dor * u * rs_row;
     }
-    if (dweight)
-      Eigen::Map<Eigen::ArrayXd>(&dw_partial[size_t(blk) * C], C) = dw_blk.cast<double>();
-  }
-  if (dweight) add_block_partials(dweight, dw_partial, nblocks, C);
+  };
+  for_row_blocks_summing(dweight, C, N, kRowsPerBlock, worth_parallel(N, C), block);
 }
 
 }  // namespace statex
