@@ -87,10 +87,11 @@ struct BenchResult {
   double step_s, tokens_per_s, gflops;
 };
 
-// With `prof` (a timing wrapper around `be`), the model runs on it and its per-op statistics
-// cover the timed steps only.
-BenchResult bench_preset(Backend& be, const ExperimentConfig& base, const Preset& p, int steps,
-                         OpTimingBackend* prof = nullptr) {
+// With `prof` (a timing wrapper around the device's backend) the model runs on it, and its
+// per-op statistics cover the timed steps only.
+BenchResult bench_preset(Backend& device, const ExperimentConfig& base, const Preset& p, int steps,
+                         OpTimingBackend* prof) {
+  Backend& be = prof ? *prof : device;
   ExperimentConfig cfg = base;
   cfg.model.model = p.model;
   cfg.model.d_model = p.D;
@@ -181,8 +182,7 @@ int cmd_bench(int argc, char** argv) {
   for (const Preset& p : chosen) {
     std::unique_ptr<OpTimingBackend> prof;
     if (profile) prof = std::make_unique<OpTimingBackend>(*be);
-    BenchResult r =
-        prof ? bench_preset(*prof, cfg, p, steps, prof.get()) : bench_preset(*be, cfg, p, steps);
+    BenchResult r = bench_preset(*be, cfg, p, steps, prof.get());
     std::printf("%-18s %-7s %5d %5d %5d %4d %4d %11.2f %12.0f %10.2f %8.1f%%\n", p.name.c_str(),
                 p.model.c_str(), p.D, p.V, p.T, p.K, p.B, r.step_s * 1e3, r.tokens_per_s,
                 r.gflops, 100.0 * r.gflops / peak);
