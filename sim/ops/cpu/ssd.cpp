@@ -82,6 +82,7 @@ void exp_to_decay(ArrayExpr&& a) {
 // Decay quantities of one chunk (see the header comment).
 struct ChunkDecay {
   std::vector<double> cs;  // [L] in-chunk cumulative log decay
+  float A = 0;             // the head's A = -exp(A_log) (log decay per unit dt)
   VecF dt;                 // [L]
   VecF e;                  // [L] exp(cs_i)
   VecF w_exp;              // [L] exp(cs_last - cs_j)
@@ -89,7 +90,8 @@ struct ChunkDecay {
   MatR dec;                // [L, L] exp(cs_i - cs_j) for i >= j, 0 above the diagonal
 
   // with_dec = false skips the [L, L] matrix (the backward's state-only pass needs e and w).
-  void compute(const float* dt_ptr, size_t dt_stride, float A, int L, bool with_dec = true) {
+  void compute(const float* dt_ptr, size_t dt_stride, float A_head, int L, bool with_dec = true) {
+    A = A_head;
     cs.resize(L);
     dt.resize(L);
     double run = 0;
@@ -252,7 +254,7 @@ void CpuBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, 
           dYe.resize(L, hg * P);
           for (int hl = 0; hl < hg; ++hl) {
             const ChunkDecay& dk = dks[hl];
-            const float A = -std::exp(A_log[g * hg + hl]);
+            const float A = dk.A;
             auto Xh = Xc.middleCols(hl * P, P);
             auto dYh = dYc.middleCols(hl * P, P);
             auto BdSh = BdS.middleCols(hl * P, P);
@@ -285,8 +287,9 @@ void CpuBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, 
                 dcs[i] += gij;
                 dcs[j] -= gij;
               }
-            double last = double(dk.e[L - 1]) *
-                          double(dS.middleRows(hl * P, P).cwiseProduct(S0c.middleRows(hl * P, P)).sum());
+            const double state_dot =
+                dS.middleRows(hl * P, P).cwiseProduct(S0c.middleRows(hl * P, P)).sum();
+            double last = double(dk.e[L - 1]) * state_dot;
             for (int i = 0; i < L; ++i) {
               dcs[i] += double(dk.e[i]) * inter[i];
               if (i < L - 1) {
