@@ -2,9 +2,9 @@
 """Train-step throughput of statex-sim's CPU path vs the PyTorch reference (tests/torch).
 
 For each config: the median step time of ours (`statex bench --preset NAME`: forward + backward
-+ grad norm + AdamW on one MQAR batch) and of the PyTorch reference's step (forward + backward + clip_grad_norm_ +
-AdamW, float32) on the same model config, batch shape and number of labelled positions, with the
-same thread count (OMP / torch.set_num_threads). Each measurement runs in its own subprocess so
++ grad norm + AdamW on one MQAR batch) and of the PyTorch reference's step (forward + backward +
+clip_grad_norm_ + AdamW, float32) on the same model config, batch shape and number of labelled
+positions, with the same thread count (OMP / torch.set_num_threads). Each measurement runs in its own subprocess so
 its peak RSS (ru_maxrss from os.wait4 on that child) is its own.
 
 Prints tokens/s for both and the ratio, peak RSS for both (the driver imports only the standard
