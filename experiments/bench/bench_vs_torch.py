@@ -4,8 +4,8 @@
 For each config: the median step time of ours (`statex bench --preset NAME`: forward + backward
 + grad norm + AdamW on one MQAR batch) and of the PyTorch reference's step (forward + backward +
 clip_grad_norm_ + AdamW, float32) on the same model config, batch shape and number of labelled
-positions, with the same thread count (OMP / torch.set_num_threads). Each measurement runs in its own subprocess so
-its peak RSS (ru_maxrss from os.wait4 on that child) is its own.
+positions, with the same thread count (OMP / torch.set_num_threads). Each measurement runs in its
+own subprocess so its peak RSS (ru_maxrss from os.wait4 on that child) is its own.
 
 Prints tokens/s for both and the ratio, peak RSS for both (the driver imports only the standard
 library, so a child's ru_maxrss, which Linux seeds with the forking process's RSS, is its own),

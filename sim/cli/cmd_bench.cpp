@@ -2,8 +2,8 @@
 // of this machine's SGEMM peak measured in the same run.
 //
 // FLOP count (documented in README.md "Speed" and docs/performance.md): a train step costs 3x the
-// forward FLOPs (forward + backward of inputs and weights), forward = sum over layers of the mixer's
-// flops_per_token (projections 2·in·out per token, conv 2·W·C, recurrence 4·state scalars per
+// forward FLOPs (forward + backward of inputs and weights), forward = sum over layers of the
+// mixer's flops_per_token (projections 2·in·out per token, conv 2·W·C, recurrence 4·state scalars per
 // token) + MLP, times B·T tokens, plus the LM head 2·D·V per LABELLED position (the head runs
 // only there). Elementwise ops and norms are not counted.
 //
