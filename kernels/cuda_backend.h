@@ -15,6 +15,10 @@ class CudaBackend final : public Backend {
   std::string device_name() const;
   double nominal_fp32_tflops() const;  // SMs * 128 FP32 lanes * 2 flop * boost clock (sm_90)
   double nominal_dram_gbps() const;    // 2 * memory clock * bus width (DDR)
+  // Measured (kernels/peak_probe.cu, ~1 s): an FMA loop at full occupancy, and a 1 GiB float4
+  // copy counted as read + write.
+  double measured_fp32_tflops();
+  double measured_dram_gbps();
   int max_smem_optin() const { return max_smem_optin_; }
   int sm_count() const { return sm_count_; }
   // Debug aid: synchronise and check after every kernel launch (pins an asynchronous fault on

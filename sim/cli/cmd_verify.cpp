@@ -77,7 +77,7 @@ int cmd_verify(int argc, char** argv) {
 
   auto cpu = make_cpu_backend();
   auto gpu = make_cuda_backend();
-  verify::Peaks peaks = verify::device_peaks(*gpu);
+  verify::Peaks peaks = verify::device_peaks(*gpu, /*measure=*/opt.bench);
   std::printf("statex verify: CPU reference vs %s\n\n", peaks.device.c_str());
   std::vector<verify::Row> rows = verify::run(*cpu, *gpu, opt);
   // Whole-model check: a few training steps on both devices from the same init.

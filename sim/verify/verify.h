@@ -105,12 +105,16 @@ std::vector<Row> run(Backend& cpu, Backend& gpu, const Options& opt);
 // Runs one case (exposed for tests).
 Row run_case(Backend& cpu, Backend& gpu, const Case& c, const Options& opt);
 
-// Peaks used for the bench "fraction of peak" column (nominal, from the device).
+// Peaks for the bench "fraction of peak" column: nominal (device attributes) and, when
+// `measure` is set, measured on the card (FMA loop, 1 GiB copy); the column uses the measured.
 struct Peaks {
   std::string device;
-  double fp32_tflops = 0, dram_gbps = 0;
+  double fp32_tflops = 0, dram_gbps = 0;                    // nominal
+  double measured_fp32_tflops = 0, measured_dram_gbps = 0;  // 0: not measured
+  double compute() const { return measured_fp32_tflops > 0 ? measured_fp32_tflops : fp32_tflops; }
+  double memory() const { return measured_dram_gbps > 0 ? measured_dram_gbps : dram_gbps; }
 };
-Peaks device_peaks(Backend& gpu);
+Peaks device_peaks(Backend& gpu, bool measure);
 
 void print_table(const std::vector<Row>& rows, bool bench, const Peaks& peaks, FILE* f);
 // HDF5 file with one row per case (parallel datasets under /verify). Throws on I/O errors.

@@ -90,6 +90,10 @@ void write_hdf5(const std::string& path, const std::vector<Row>& rows, const Pea
                          peaks.fp32_tflops);
     set_num_attr<double>(file, "nominal_dram_gbps", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE,
                          peaks.dram_gbps);
+    set_num_attr<double>(file, "measured_fp32_tflops", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE,
+                         peaks.measured_fp32_tflops);
+    set_num_attr<double>(file, "measured_dram_gbps", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE,
+                         peaks.measured_dram_gbps);
     hid_t g = H5Gcreate2(file, "verify", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0) throw std::runtime_error("verify: HDF5 cannot create /verify");
     std::vector<std::string> op, group, shape, worst, why, result, error;
