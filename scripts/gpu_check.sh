@@ -3,7 +3,7 @@
 #   1. configure + build with CUDA (Release, -j16)
 #   2. statex verify --out $OUT/verify.h5     (every op, forward + every gradient, CPU vs CUDA)
 #   3. ctest -L cuda                          (the GoogleTest wrapper of the same harness)
-#   4. kernel benchmarks: statex verify --bench-only (GFLOP/s, GB/s, fraction of nominal peak)
+#   4. kernel benchmarks: statex verify --bench-only (GFLOP/s, GB/s, fraction of measured peak)
 #   5. statex bench --device cuda             (train-step throughput, if that command exists)
 # GPU time is scarce: every step runs even if an earlier one failed (except when the build
 # produced no binary), each under a timeout, and a summary table comes at the end.
@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   if (!statex::cuda_available(&why)) { std::fprintf(stderr, "no GPU: %s\n", why.c_str()); return 4; }
   auto cpu = statex::make_cpu_backend();
   auto gpu = statex::make_cuda_backend();
-  auto peaks = statex::verify::device_peaks(*gpu);
+  auto peaks = statex::verify::device_peaks(*gpu, opt.bench);
   std::printf("verify (fallback driver): CPU reference vs %s\n\n", peaks.device.c_str());
   auto rows = statex::verify::run(*cpu, *gpu, opt);
   statex::verify::print_table(rows, opt.bench, peaks, stdout);

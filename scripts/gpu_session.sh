@@ -5,7 +5,7 @@
 # script continues after failures:
 #   1. statex verify --bench        every op vs the CPU reference + kernel throughput
 #   2. test_cuda_ops                the GoogleTest `cuda` label
-#   3. statex bench, cuda and cpu   same presets on the same host: the GPU/CPU ratio
+#   3. statex bench --device cuda   per-kernel table, then train steps on GPU and CPU: the ratio
 #   4. quickstart GLA and Mamba2 trained on the GPU (compare with the CPU runs)
 #   5. the canonical CPU-sized sweeps, run on the GPU with device = cuda, until DEADLINE_S
 # Everything lands in $OUT/session/ and is packed into $OUT/gpu_session.tgz.
@@ -43,8 +43,8 @@ run_step() {  # run_step NAME TIMEOUT_S CMD...  (timeout capped by the deadline)
 
 TAIL=40 run_step verify 150 "$STATEX" verify --out "$W/verify.h5" --bench
 run_step cuda_tests 90 "$PACK/test_cuda_ops"
-TAIL=12 run_step bench_cuda 90 "$STATEX" bench --device cuda --preset all --steps 10
-TAIL=8 run_step bench_cpu 90 "$STATEX" bench --device cpu --preset quickstart-gla,quickstart-mamba2,gla-d128,mamba2-d128 --steps 2
+TAIL=60 run_step bench_cuda 150 "$STATEX" bench --device cuda --preset all --steps 10 --kernels \
+  --cpu-steps 2
 run_step train_gla 90 "$STATEX" train --config "$ROOT/experiments/quickstart.ini" --device cuda \
   --out "$W/gpu_quickstart_gla.h5"
 run_step train_mamba2 90 "$STATEX" train --config "$ROOT/experiments/quickstart_mamba2.ini" \

@@ -349,6 +349,15 @@ TEST_F(Cli, BenchPrintsARowPerPresetAndNamesUnknownPresets) {
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.out.find("--preset: unknown preset 'no-such-preset'"), std::string::npos)
       << bad.out;
+  // The GPU-only options name what is missing on the CPU.
+  Result kernels = statex("bench --kernels --steps 1 --peak-n 64");
+  EXPECT_NE(kernels.code, 0);
+  EXPECT_NE(kernels.out.find("--kernels times the CUDA kernels: add --device cuda"),
+            std::string::npos)
+      << kernels.out;
+  Result cpu_steps = statex("bench --cpu-steps -1 --steps 1 --peak-n 64");
+  EXPECT_NE(cpu_steps.code, 0);
+  EXPECT_NE(cpu_steps.out.find("--cpu-steps must be >= 0"), std::string::npos) << cpu_steps.out;
 }
 
 }  // namespace

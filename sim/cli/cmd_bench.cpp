@@ -8,6 +8,10 @@
 // only there). Elementwise ops and norms are not counted.
 //
 // Peak: the same backend's linear_forward on a 2048x2048x2048 fp32 GEMM, best of 3.
+//
+// With --device cuda each preset is also timed on the CPU path in the same process (--cpu-steps)
+// for the GPU/CPU ratio, and --kernels adds the per-kernel table of `statex verify --bench`
+// (GFLOP/s, GB/s, % of the card's measured peaks; every kernel also checked against the CPU).
 #include <omp.h>
 
 #include <algorithm>
@@ -29,6 +33,7 @@
 #include "sim/task/mqar.h"
 #include "sim/train/device_batch.h"
 #include "sim/train/optimizer.h"
+#include "sim/verify/verify.h"
 
 namespace po = boost::program_options;
 
@@ -138,8 +143,8 @@ BenchResult bench_preset(Backend& device, const ExperimentConfig& base, const Pr
 int cmd_bench(int argc, char** argv) {
   ExperimentConfig cfg;
   std::string preset = "quickstart-gla,quickstart-mamba2,gla-d128,mamba2-d128";
-  int steps = 5, peak_n = 2048;
-  bool profile = false;
+  int steps = 5, peak_n = 2048, cpu_steps = 2;
+  bool profile = false, kernels = false;
   po::options_description extra("Bench options");
   extra.add_options()("preset", po::value<std::string>(&preset)->default_value(preset),
                       "comma-separated presets, or 'all' (quickstart-gla, quickstart-mamba2, "
@@ -147,11 +152,21 @@ int cmd_bench(int argc, char** argv) {
       "steps", po::value<int>(&steps)->default_value(5), "timed train steps per preset")(
       "peak-n", po::value<int>(&peak_n)->default_value(2048), "size of the square peak GEMM")(
       "profile", po::bool_switch(&profile),
-      "also print each preset's time per op (ops synchronised one by one)");
+      "also print each preset's time per op (ops synchronised one by one)")(
+      "cpu-steps", po::value<int>(&cpu_steps)->default_value(2),
+      "with --device cuda: also time each preset on the CPU path for this many steps and print "
+      "the GPU/CPU ratio (0: skip)")(
+      "kernels", po::bool_switch(&kernels),
+      "with --device cuda: first a per-kernel table (GFLOP/s, GB/s, % of the card's measured "
+      "peaks), the benchmark shapes of statex verify --bench");
   auto vm = parse_experiment(argc, argv, cfg, extra,
                              "usage: statex bench [--device cpu|cuda] [--preset a,b|all]");
   if (vm.count("help")) return 0;
   if (steps < 1) throw ConfigError("--steps must be >= 1");
+  if (cpu_steps < 0) throw ConfigError("--cpu-steps must be >= 0 (0 skips the CPU comparison)");
+  const bool on_gpu = cfg.train.device == "cuda";
+  if (kernels && !on_gpu)
+    throw ConfigError("--kernels times the CUDA kernels: add --device cuda (on a GPU machine)");
   if (cfg.train.threads > 0) omp_set_num_threads(cfg.train.threads);
   auto be = make_backend(cfg.train.device);
 
@@ -169,6 +184,16 @@ int cmd_bench(int argc, char** argv) {
       chosen.push_back(*it);
     }
   }
+  if (kernels) {
+    auto cpu = make_cpu_backend();
+    verify::Options vopt;
+    vopt.bench = vopt.bench_only = true;
+    verify::print_bench_table(verify::run(*cpu, *be, vopt),
+                              verify::device_peaks(*be, /*measure=*/true), stdout);
+    std::printf("\n");
+  }
+  std::unique_ptr<Backend> cpu_ref;  // the CPU path, for the GPU/CPU ratio
+  if (on_gpu && cpu_steps > 0) cpu_ref = make_cpu_backend();
   double peak = measure_gemm_peak(*be, peak_n);
   const std::string gemm =
       cfg.train.device == "cpu" ? std::string(", CPU GEMM ") + gemm_library() : "";
@@ -177,15 +202,24 @@ int cmd_bench(int argc, char** argv) {
               be->name().c_str(), omp_get_max_threads(), gemm.c_str(), peak, peak_n, peak_n,
               peak_n);
   std::printf("step ms: median of %d timed steps after one warm-up step\n", steps);
-  std::printf("%-18s %-7s %5s %5s %5s %4s %4s %11s %12s %10s %9s\n", "preset", "model", "D", "V",
-              "T", "K", "B", "step ms", "tokens/s", "GFLOP/s", "of peak");
+  if (cpu_ref)
+    std::printf("cpu tokens/s: the CPU path (%d OpenMP threads, CPU GEMM %s), median of %d steps\n",
+                omp_get_max_threads(), gemm_library(), cpu_steps);
+  std::printf("%-18s %-7s %5s %5s %5s %4s %4s %11s %12s %10s %9s%s\n", "preset", "model", "D", "V",
+              "T", "K", "B", "step ms", "tokens/s", "GFLOP/s", "of peak",
+              cpu_ref ? "  cpu tokens/s  gpu/cpu" : "");
   for (const Preset& p : chosen) {
     std::unique_ptr<OpTimingBackend> prof;
     if (profile) prof = std::make_unique<OpTimingBackend>(*be);
     BenchResult r = bench_preset(*be, cfg, p, steps, prof.get());
-    std::printf("%-18s %-7s %5d %5d %5d %4d %4d %11.2f %12.0f %10.2f %8.1f%%\n", p.name.c_str(),
+    std::printf("%-18s %-7s %5d %5d %5d %4d %4d %11.2f %12.0f %10.2f %8.1f%%", p.name.c_str(),
                 p.model.c_str(), p.D, p.V, p.T, p.K, p.B, r.step_s * 1e3, r.tokens_per_s,
                 r.gflops, 100.0 * r.gflops / peak);
+    if (cpu_ref) {
+      BenchResult c = bench_preset(*cpu_ref, cfg, p, cpu_steps, nullptr);
+      std::printf("  %12.0f %7.1fx", c.tokens_per_s, r.tokens_per_s / c.tokens_per_s);
+    }
+    std::printf("\n");
     if (prof) std::printf("%s\n", prof->table(steps, r.step_s).c_str());
     std::fflush(stdout);
   }

@@ -116,7 +116,10 @@ struct Peaks {
 };
 Peaks device_peaks(Backend& gpu, bool measure);
 
+// The verification table; with `bench` also the benchmark table below it.
 void print_table(const std::vector<Row>& rows, bool bench, const Peaks& peaks, FILE* f);
+// Benchmark rows only (bench cases that ran on the GPU): ms, GFLOP/s, GB/s, % of peak, speedup.
+void print_bench_table(const std::vector<Row>& rows, const Peaks& peaks, FILE* f);
 // HDF5 file with one row per case (parallel datasets under /verify). Throws on I/O errors.
 void write_hdf5(const std::string& path, const std::vector<Row>& rows, const Peaks& peaks);
 

@@ -242,7 +242,10 @@ void print_table(const std::vector<Row>& rows, bool bench, const Peaks& peaks, F
   }
   std::fprintf(f, "\n%zu cases, %d failed -> %s\n", rows.size(), n_fail,
                n_fail ? "FAIL" : "ALL PASS");
-  if (!bench) return;
+  if (bench) print_bench_table(rows, peaks, f);
+}
+
+void print_bench_table(const std::vector<Row>& rows, const Peaks& peaks, FILE* f) {
   std::fprintf(f,
                "\nBenchmark (%s; measured peaks: %.1f TFLOP/s fp32 FMA loop, %.0f GB/s DRAM copy;"
                " nominal: %.1f TFLOP/s, %.0f GB/s)\n",
