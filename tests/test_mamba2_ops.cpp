@@ -317,6 +317,27 @@ TEST(SsdChunkedVsReference, StrongDecayT63Chunk16) {
 TEST(SsdChunkedVsReference, MixedDecayT63Chunk16) {
   ssd_compare({2, 63, 4, 5, 2, 7}, 16, 1e-3f, 5.f, 1.f, 16.f, 3);
 }
+// Spans around the factored form's limit (a head's -cs_last <= 40 in a chunk,
+// sim/ops/cpu/ssd.cpp): per-step decays of 1.5..3.5 make 16-step chunks span ~40 +- 8, so one
+// call takes both forms, also side by side within a group. Counted here from the inputs, so the
+// test fails if either form goes missing.
+TEST(SsdChunkedVsReference, BothFormsInOneCall) {
+  const SsdShape s{3, 63, 4, 5, 2, 7};
+  const int chunk = 16;
+  SsdInputs in = make_ssd(s, 11, 1.5f, 3.5f, 1.f, 1.001f);
+  int factored = 0, per_head = 0;
+  for (int b = 0; b < s.B; ++b)
+    for (int h = 0; h < s.H; ++h)
+      for (int t0 = 0; t0 < s.T; t0 += chunk) {
+        double span = 0;
+        for (int t = t0; t < std::min(s.T, t0 + chunk); ++t)
+          span += in.dt[(size_t(b) * s.T + t) * s.H + h] * std::exp(double(in.A_log[h]));
+        ++(span <= 40.0 ? factored : per_head);
+      }
+  EXPECT_GT(factored, 4);
+  EXPECT_GT(per_head, 4);
+  ssd_compare(s, chunk, 1.5f, 3.5f, 1.f, 1.001f, 11);
+}
 TEST(SsdChunkedVsReference, TShorterThanChunk) {
   ssd_compare({2, 13, 3, 5, 1, 7}, 32, 0.01f, 0.5f, 1.f, 8.f, 4);
 }

@@ -16,6 +16,16 @@
 // per-head products are 16x16x16, where a GEMM kernel runs at ~17 GFLOP/s on this machine; the
 // batched ones reach ~40). Only M X, M^T dY and dY X^T stay per head (their decays differ).
 //
+// Factored form. While a head's decay span in the chunk, -cs_last, is at most kMaxFactoredSpan,
+// Dec[i,j] = e_i / e_j with every e_j >= e^-40 a normal float, so
+//   M_h = diag(e_h) T diag(dt_h / e_h),   T = (C B^T) ∘ tril   (shared by the group's heads),
+// and the intra-chunk products of those heads become single products over the stacked heads:
+// Y = diag(e) [T X' + C S0^T] with X'_h = diag(dt_h / e_h) X_h, dX += diag(dt/e) T^T (e ∘ dY),
+// dCB = (e ∘ dY) X'^T ∘ tril. No [L, L] exp per head. Each term keeps float relative accuracy: a
+// row's terms share the factor e_i, applied after the sum (the fast form of gla.cpp). A head
+// with stronger decay in the chunk takes the per-head form above, which never forms exp(+x):
+// its columns of X' are zero, and its outputs are overwritten by the per-head path.
+//
 // Threading: over (b, g) pairs, forward and backward (B*G tasks: enough at training batch sizes;
 // a batch of one with one group runs on one thread); one thread owns a group's heads and
 // accumulates dBm/dCm for its (b, g) slice alone; dA_log is summed from per-(b, h) partials in b
@@ -67,6 +77,7 @@ struct ChunkViews {
 // diagonal's 1, and kept away from denormals that slow down the matmuls. Exponents are clamped
 // first so that the exp itself never sees a huge negative argument.
 constexpr float kMinLogDecay = -80.f;
+constexpr double kMaxFactoredSpan = 40.0;  // factored form while exp(-cs) <= e^40 ~ 2e17
 constexpr float kClampLogDecay = -100.f;
 float clamped_log_decay(double a) { return float(std::max(a, double(kClampLogDecay))); }
 // a <- exp(a) in place (Eigen's vectorised exp), 0 below exp(kMinLogDecay).
@@ -87,9 +98,12 @@ struct ChunkDecay {
   VecF e;                  // [L] exp(cs_i)
   VecF w_exp;              // [L] exp(cs_last - cs_j)
   VecF w;                  // [L] exp(cs_last - cs_j) dt_j
+  VecF inv_e, u;           // [L] 1 / e_j and dt_j / e_j: factored form only
+  bool factored = false;   // span <= kMaxFactoredSpan: this chunk takes the factored form
   MatR dec;                // [L, L] exp(cs_i - cs_j) for i >= j, 0 above the diagonal
 
-  // with_dec = false skips the [L, L] matrix (the backward's state-only pass needs e and w).
+  // with_dec = false skips the [L, L] matrix (the state-only pass and the factored form need only
+  // e and w; compute_dec adds it later).
   void compute(const float* dt_ptr, size_t dt_stride, float A_head, int L, bool with_dec = true) {
     A = A_head;
     cs.resize(L);
@@ -111,7 +125,18 @@ struct ChunkDecay {
     exp_to_decay(e.array());
     exp_to_decay(w_exp.array());
     w = w_exp.cwiseProduct(dt);
-    if (!with_dec) return;
+    factored = span() <= kMaxFactoredSpan;
+    if (factored) {
+      inv_e = e.cwiseInverse();
+      u = dt.cwiseProduct(inv_e);
+    }
+    if (with_dec) compute_dec(L);
+  }
+
+  // -cs_last: how far the chunk decays its entering state (log scale).
+  double span() const { return -cs.back(); }
+
+  void compute_dec(int L) {
     // Dec[i, j] = exp(cs_i - cs_j) on and below the diagonal, 0 above it.
     dec.resize(L, L);
     const Eigen::Map<const Eigen::ArrayXd> csv(cs.data(), L);
@@ -139,12 +164,31 @@ struct GroupViews {
   size_t state_offset(int b, int g) const { return (size_t(b) * V.H + g * hg) * V.P * V.N; }
 };
 
-// Per-head decays of one chunk for the hg heads of group g.
-void compute_group_decays(std::vector<ChunkDecay>& dks, const float* dt, const float* A_log,
-                          const ChunkViews& V, int b, int t0, int g, int hg, int L, bool with_dec) {
+// Per-head decays of one chunk for the hg heads of group g. With `intra` (the chunk's outputs
+// are wanted, not only its state) the heads outside the factored form also get their Dec
+// matrix. Returns whether any head takes the factored form.
+bool compute_group_decays(std::vector<ChunkDecay>& dks, const float* dt, const float* A_log,
+                          const ChunkViews& V, int b, int t0, int g, int hg, int L, bool intra) {
+  bool any_factored = false;
   for (int hl = 0; hl < hg; ++hl) {
     const int h = g * hg + hl;
-    dks[hl].compute(dt + V.dto(b, t0, h), size_t(V.H), -std::exp(A_log[h]), L, with_dec);
+    dks[hl].compute(dt + V.dto(b, t0, h), size_t(V.H), -std::exp(A_log[h]), L, false);
+    any_factored = any_factored || dks[hl].factored;
+    if (intra && !dks[hl].factored) dks[hl].compute_dec(L);
+  }
+  return any_factored;
+}
+
+// Xs [L, hg*P] = per factored head diag(dt_h / e_h) X_h (e_h >= e^-40 there), 0 for the others.
+template <class XView>
+void scale_by_dt_over_e(MatR& Xs, const std::vector<ChunkDecay>& dks, const XView& Xc, int P,
+                        int L) {
+  Xs.resize(L, int(dks.size()) * P);
+  for (int hl = 0; hl < int(dks.size()); ++hl) {
+    if (dks[hl].factored)
+      Xs.middleCols(hl * P, P) = dks[hl].u.asDiagonal() * Xc.middleCols(hl * P, P);
+    else
+      Xs.middleCols(hl * P, P).setZero();
   }
 }
 
@@ -174,22 +218,35 @@ void CpuBackend::ssd_forward(float* y, float* final_state, const float* x, const
 #pragma omp parallel if (worth_parallel(B, T, H, P, N))
   {
     std::vector<ChunkDecay> dks(hg);
-    MatR S(hg * P, N), CB, M, CS, Xw;
+    MatR S(hg * P, N), CB, M, CS, Xw, Xs;
 #pragma omp for collapse(2) schedule(static)
     for (int b = 0; b < B; ++b) {
       for (int g = 0; g < G; ++g) {
         S.setZero();
         for (int t0 = 0; t0 < T; t0 += chunk) {
           const int L = std::min(chunk, T - t0);
-          compute_group_decays(dks, dt, A_log, V, b, t0, g, hg, L, /*with_dec=*/true);
+          const bool any_factored =
+              compute_group_decays(dks, dt, A_log, V, b, t0, g, hg, L, /*intra=*/true);
           auto Xc = GV.x(x, b, t0, g, L);
           auto Yc = GV.x(y, b, t0, g, L);
           auto Bc = V.bc(Bm, b, t0, g, L);
           auto Cc = V.bc(Cm, b, t0, g, L);
           CB.noalias() = Cc * Bc.transpose();  // [L, L], shared by the group's heads
           CS.noalias() = Cc * S.transpose();   // [L, hg*P]: every head's C S0^T
+          // T = C B^T ∘ tril: the per-head form's M is unchanged by it (Dec is 0 above the
+          // diagonal too).
+          CB.triangularView<Eigen::StrictlyUpper>().setZero();
+          if (any_factored) {
+            // Y_h = diag(e_h) [T X'_h + C S0_h^T], one product for all factored heads.
+            scale_by_dt_over_e(Xs, dks, Xc, P, L);
+            CS.noalias() += CB * Xs;
+            for (int hl = 0; hl < hg; ++hl)
+              if (dks[hl].factored)
+                Yc.middleCols(hl * P, P) = dks[hl].e.asDiagonal() * CS.middleCols(hl * P, P);
+          }
           for (int hl = 0; hl < hg; ++hl) {
             const ChunkDecay& dk = dks[hl];
+            if (dk.factored) continue;
             // Intra-chunk: M = (C B^T) ∘ Dec ∘ dt_j; plus the incoming state's contribution.
             M = CB.cwiseProduct(dk.dec) * dk.dt.asDiagonal();
             auto Yh = Yc.middleCols(hl * P, P);
@@ -220,6 +277,7 @@ void CpuBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, 
     std::vector<MatR> S0(nchunks, MatR(hg * P, N));  // group's states entering each chunk
     // Group-wide [L, hg*P]: CS0 = C S0^T, BdS = B dS^T, Xw = X ∘ w, dYe = dY ∘ e (per head).
     MatR S(hg * P, N), dS(hg * P, N), CB, M, dM, Hm, dCB, dCB_sum, CS0, BdS, Xw, dYe;
+    MatR Xs, Xu, Q;  // factored form: X'_h = diag(dt/e) X_h, diag(1/e) X_h, T^T (e ∘ dY)
     VecF r, ddt_c, inter;
     std::vector<double> dcs, dA(hg);
 #pragma omp for collapse(2) schedule(static)
@@ -230,7 +288,7 @@ void CpuBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, 
         for (int c = 0; c < nchunks; ++c) {
           const int t0 = c * chunk, L = std::min(chunk, T - t0);
           S0[c] = S;
-          compute_group_decays(dks, dt, A_log, V, b, t0, g, hg, L, /*with_dec=*/false);
+          compute_group_decays(dks, dt, A_log, V, b, t0, g, hg, L, /*intra=*/false);
           pass_state(S, Xw, dks, GV.x(x, b, t0, g, L), V.bc(Bm, b, t0, g, L), P, L);
         }
         if (dfinal_state)
@@ -240,7 +298,8 @@ void CpuBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, 
         std::fill(dA.begin(), dA.end(), 0.0);
         for (int c = nchunks - 1; c >= 0; --c) {
           const int t0 = c * chunk, L = std::min(chunk, T - t0);
-          compute_group_decays(dks, dt, A_log, V, b, t0, g, hg, L, /*with_dec=*/true);
+          const bool any_factored =
+              compute_group_decays(dks, dt, A_log, V, b, t0, g, hg, L, /*intra=*/true);
           auto Xc = GV.x(x, b, t0, g, L);
           auto dYc = GV.x(dy, b, t0, g, L);
           auto Bc = V.bc(Bm, b, t0, g, L);
@@ -249,30 +308,49 @@ void CpuBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, 
           CB.noalias() = Cc * Bc.transpose();   // [L, L]
           CS0.noalias() = Cc * S0c.transpose();  // [L, hg*P]
           BdS.noalias() = Bc * dS.transpose();   // [L, hg*P]
-          dCB_sum.setZero(L, L);
           Xw.resize(L, hg * P);
           dYe.resize(L, hg * P);
+          for (int hl = 0; hl < hg; ++hl)
+            dYe.middleCols(hl * P, P) = dks[hl].e.asDiagonal() * dYc.middleCols(hl * P, P);
+          CB.triangularView<Eigen::StrictlyUpper>().setZero();  // T (as in the forward)
+          if (any_factored) {
+            // Over the factored heads: dCB = (e ∘ dY) X'^T ∘ tril, Q = T^T (e ∘ dY).
+            scale_by_dt_over_e(Xs, dks, Xc, P, L);
+            dCB_sum.noalias() = dYe * Xs.transpose();
+            dCB_sum.triangularView<Eigen::StrictlyUpper>().setZero();
+            if (dx) Q.noalias() = CB.transpose() * dYe;
+            Xu.resize(L, hg * P);
+            for (int hl = 0; hl < hg; ++hl)
+              if (dks[hl].factored)
+                Xu.middleCols(hl * P, P) = dks[hl].inv_e.asDiagonal() * Xc.middleCols(hl * P, P);
+          } else {
+            dCB_sum.setZero(L, L);
+          }
           for (int hl = 0; hl < hg; ++hl) {
             const ChunkDecay& dk = dks[hl];
             const float A = dk.A;
             auto Xh = Xc.middleCols(hl * P, P);
             auto dYh = dYc.middleCols(hl * P, P);
             auto BdSh = BdS.middleCols(hl * P, P);
-            M = CB.cwiseProduct(dk.dec) * dk.dt.asDiagonal();  // lower triangular
-            dM.noalias() = dYh * Xh.transpose();
+            auto dX_head = [&] { return GV.x(dx, b, t0, g, L).middleCols(hl * P, P); };
             // Hm[i,j] = dL/dM[i,j] * CB[i,j] * Dec[i,j] = d(loss)/d(dt_j) through entry (i,j).
-            Hm = dM.cwiseProduct(CB).cwiseProduct(dk.dec);
-            dCB = dM.cwiseProduct(dk.dec) * dk.dt.asDiagonal();
-            dCB_sum += dCB;
+            if (dk.factored) {
+              // dM ∘ Dec = (e ∘ dY_h) (X_h / e)^T; T is zero above the diagonal.
+              dM.noalias() = dYe.middleCols(hl * P, P) * Xu.middleCols(hl * P, P).transpose();
+              Hm = dM.cwiseProduct(CB);
+              if (dx) dX_head().noalias() += dk.u.asDiagonal() * Q.middleCols(hl * P, P);
+            } else {
+              M = CB.cwiseProduct(dk.dec) * dk.dt.asDiagonal();  // lower triangular
+              dM.noalias() = dYh * Xh.transpose();
+              Hm = dM.cwiseProduct(CB).cwiseProduct(dk.dec);
+              dCB = dM.cwiseProduct(dk.dec) * dk.dt.asDiagonal();
+              dCB_sum += dCB;
+              if (dx) dX_head().noalias() += M.transpose() * dYh;
+            }
             // r_j = <dS_h, x_j ⊗ B_j> = sum_p x_jp (B dS_h^T)_jp
             r = Xh.cwiseProduct(BdSh).rowwise().sum();
-            if (dx) {
-              auto dXh = GV.x(dx, b, t0, g, L).middleCols(hl * P, P);
-              dXh.noalias() += M.transpose() * dYh;
-              dXh.noalias() += dk.w.asDiagonal() * BdSh;
-            }
+            if (dx) dX_head().noalias() += dk.w.asDiagonal() * BdSh;
             Xw.middleCols(hl * P, P) = dk.w.asDiagonal() * Xh;
-            dYe.middleCols(hl * P, P) = dk.e.asDiagonal() * dYh;
             // dL/dcs_i. Intra-chunk: G = Hm ∘ dt_col (= dM ∘ M) gives +rowsum(G)_i and
             // -colsum(G)_i. Its diagonal cancels exactly (exp(cs_i - cs_i) = 1 does not depend
             // on the decays), so it is left out rather than added and subtracted: under strong
