@@ -1,5 +1,5 @@
 // Elementwise activations: SiLU, scaled log-sigmoid (GLA forget gate) and SwiGLU.
-// Forward overwrites, backward accumulates (sim/core/backend.h).
+// Forward overwrites; backward adds into or overwrites dinp per `acc` (sim/core/backend.h).
 #include "kernels/cuda_backend.h"
 #include "kernels/cuda_common.cuh"
 
@@ -16,10 +16,10 @@ __global__ void silu_fwd(float* out, const float* inp, size_t n) {
 }
 
 // d silu / dx = s (1 + x (1 - s)), s = sigmoid(x)
-__global__ void silu_bwd(float* dinp, const float* dout, const float* inp, size_t n) {
+__global__ void silu_bwd(float* dinp, const float* dout, const float* inp, size_t n, bool acc) {
   GRID_STRIDE(i, n) {
     float x = inp[i], s = sigmoidf_(x);
-    dinp[i] += dout[i] * s * (1.f + x * (1.f - s));
+    store_grad(&dinp[i], dout[i] * s * (1.f + x * (1.f - s)), acc);
   }
 }
 
@@ -33,8 +33,8 @@ __global__ void logsigmoid_fwd(float* out, const float* inp, float scale, size_t
 
 // d logsigmoid / dx = sigmoid(-x)
 __global__ void logsigmoid_bwd(float* dinp, const float* dout, const float* inp, float scale,
-                               size_t n) {
-  GRID_STRIDE(i, n) { dinp[i] += dout[i] * scale * sigmoidf_(-inp[i]); }
+                               size_t n, bool acc) {
+  GRID_STRIDE(i, n) { store_grad(&dinp[i], dout[i] * scale * sigmoidf_(-inp[i]), acc); }
 }
 
 __global__ void swiglu_fwd(float* out, const float* gate, const float* up, size_t n) {
@@ -45,11 +45,11 @@ __global__ void swiglu_fwd(float* out, const float* gate, const float* up, size_
 }
 
 __global__ void swiglu_bwd(float* dgate, float* dup, const float* dout, const float* gate,
-                           const float* up, size_t n) {
+                           const float* up, size_t n, bool acc) {
   GRID_STRIDE(i, n) {
     float g = gate[i], s = sigmoidf_(g), d = dout[i];
-    if (dgate) dgate[i] += d * up[i] * s * (1.f + g * (1.f - s));
-    if (dup) dup[i] += d * g * s;
+    if (dgate) store_grad(&dgate[i], d * up[i] * s * (1.f + g * (1.f - s)), acc);
+    if (dup) store_grad(&dup[i], d * g * s, acc);
   }
 }
 
@@ -61,9 +61,10 @@ void CudaBackend::silu_forward(float* out, const float* inp, size_t n) {
   CUDA_CHECK_LAUNCH();
 }
 
-void CudaBackend::silu_backward(float* dinp, const float* dout, const float* inp, size_t n) {
+void CudaBackend::silu_backward(float* dinp, const float* dout, const float* inp, size_t n,
+                                bool accumulate) {
   if (!n || !dinp) return;
-  silu_bwd<<<blocks_for(n), kThreads>>>(dinp, dout, inp, n);
+  silu_bwd<<<blocks_for(n), kThreads>>>(dinp, dout, inp, n, accumulate);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -73,10 +74,10 @@ void CudaBackend::logsigmoid_forward(float* out, const float* inp, float scale, 
   CUDA_CHECK_LAUNCH();
 }
 
-void CudaBackend::logsigmoid_backward(float* dinp, const float* dout, const float* inp,
-                                      float scale, size_t n) {
+void CudaBackend::logsigmoid_backward(float* dinp, const float* dout, const float* inp, float scale,
+                                      size_t n, bool accumulate) {
   if (!n || !dinp) return;
-  logsigmoid_bwd<<<blocks_for(n), kThreads>>>(dinp, dout, inp, scale, n);
+  logsigmoid_bwd<<<blocks_for(n), kThreads>>>(dinp, dout, inp, scale, n, accumulate);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -87,9 +88,9 @@ void CudaBackend::swiglu_forward(float* out, const float* gate, const float* up,
 }
 
 void CudaBackend::swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
-                                  const float* up, size_t n) {
+                                  const float* up, size_t n, bool accumulate) {
   if (!n || (!dgate && !dup)) return;
-  swiglu_bwd<<<blocks_for(n), kThreads>>>(dgate, dup, dout, gate, up, n);
+  swiglu_bwd<<<blocks_for(n), kThreads>>>(dgate, dup, dout, gate, up, n, accumulate);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -27,9 +27,9 @@ __global__ void conv1d_fwd(float* out, const float* inp, const float* weight, co
   }
 }
 
-// dinp[b,t,c] += sum_j w[c,j] dout[b, t+(W-1)-j, c]  (output positions that read inp[b,t,c])
+// dinp[b,t,c] (+)= sum_j w[c,j] dout[b, t+(W-1)-j, c]  (output positions that read inp[b,t,c])
 __global__ void conv1d_bwd_inp(float* dinp, const float* dout, const float* weight, int B, int T,
-                               int C, int W) {
+                               int C, int W, bool acc_into) {
   size_t n = size_t(B) * T * C;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x) {
@@ -42,7 +42,7 @@ __global__ void conv1d_bwd_inp(float* dinp, const float* dout, const float* weig
       int to = t + (W - 1) - j;
       if (to < T) acc += weight[size_t(c) * W + j] * dout[(row0 + to) * C + c];
     }
-    dinp[i] += acc;
+    store_grad(&dinp[i], acc, acc_into);
   }
 }
 
@@ -75,12 +75,12 @@ void CudaBackend::conv1d_forward(float* out, const float* inp, const float* weig
 }
 
 void CudaBackend::conv1d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                                  const float* inp, const float* weight, int B, int T, int C,
-                                  int W) {
+                                  const float* inp, const float* weight, int B, int T, int C, int W,
+                                  bool accumulate) {
   size_t n = size_t(B) * T * C;
   if (!n) return;
   if (dinp) {
-    conv1d_bwd_inp<<<blocks_for(n), kThreads>>>(dinp, dout, weight, B, T, C, W);
+    conv1d_bwd_inp<<<blocks_for(n), kThreads>>>(dinp, dout, weight, B, T, C, W, accumulate);
     CUDA_CHECK_LAUNCH();
   }
   column_sum(*this, dweight, B * T, C * W, ConvWeightGrad{dout, inp, T, C, W});

@@ -47,4 +47,8 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
 
 __device__ __forceinline__ float sigmoidf_(float x) { return 1.f / (1.f + expf(-x)); }
 
+// An input gradient under the backward ops' `accumulate` flag (sim/core/backend.h): *p += v, or
+// *p = v without reading *p (it may hold NaN).
+__device__ __forceinline__ void store_grad(float* p, float v, bool acc) { *p = acc ? *p + v : v; }
+
 }  // namespace statex::cuda

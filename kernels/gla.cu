@@ -179,10 +179,10 @@ __global__ void gla_fwd_kernel(Smem m, float* o, float* final_state, const float
 }
 
 // Partials: dq_part / dk_part [tiles][B, T, H, K], fterm_part [tiles][B, H, K].
-__global__ void gla_bwd_kernel(Smem m, float* dv, float* dq_part, float* dk_part,
-                               float* fterm_part, const float* dout, const float* dfinal,
-                               const float* q, const float* k, const float* v, const float* gk,
-                               int B, int T, int H, int K, int V, float scale) {
+__global__ void gla_bwd_kernel(Smem m, float* dv, float* dq_part, float* dk_part, float* fterm_part,
+                               const float* dout, const float* dfinal, const float* q,
+                               const float* k, const float* v, const float* gk, int B, int T, int H,
+                               int K, int V, float scale, bool acc) {
   extern __shared__ float sm[];
   const int tile = blockIdx.x;
   const int v0 = tile * kBV;
@@ -263,7 +263,7 @@ __global__ void gla_bwd_kernel(Smem m, float* dv, float* dq_part, float* dk_part
         intra += sm[m.dv + r * m.LP + t] * sm[m.q + r * m.KP + kk] * expf(sm[m.g + r * m.KP + kk] - gt);
       dk_t[qk_index(b, t0 + t, h, kk, T, H, K)] = expf(glast - gt) * from_state + scale * intra;
     }
-    // dv (this tile owns its columns: accumulate straight into the output)
+    // dv (this tile owns its columns: written straight into the output, once per element)
     if (dv) {
       for (int e = threadIdx.x; e < Lc * kBV; e += blockDim.x) {
         int t = e / kBV, j = e % kBV, vv = v0 + j;
@@ -275,7 +275,7 @@ __global__ void gla_bwd_kernel(Smem m, float* dv, float* dq_part, float* dk_part
                         sm[m.s + kk * m.BVP + j];
         float intra = 0.f;
         for (int r = t; r < Lc; ++r) intra += sm[m.a + r * m.LP + t] * sm[m.dout + r * m.BVP + j];
-        dv[qk_index(b, t0 + t, h, vv, T, H, V)] += from_state + intra;
+        store_grad(&dv[qk_index(b, t0 + t, h, vv, T, H, V)], from_state + intra, acc);
       }
     }
     __syncthreads();  // dk and dv read dH
@@ -291,12 +291,12 @@ __global__ void gla_bwd_kernel(Smem m, float* dv, float* dq_part, float* dk_part
   }
 }
 
-// One thread per (b, h, k): add the tiles' partials, accumulate dq / dk, and the reverse
+// One thread per (b, h, k): add the tiles' partials, write (acc: add) dq / dk, and the reverse
 // cumulative sum of q dq - k dk (+ final-state term) into dgk.
 __global__ void gla_bwd_finish_kernel(float* dq, float* dk, float* dgk, const float* dq_part,
-                                      const float* dk_part, const float* fterm_part,
-                                      const float* q, const float* k, int tiles, int B, int T,
-                                      int H, int K) {
+                                      const float* dk_part, const float* fterm_part, const float* q,
+                                      const float* k, int tiles, int B, int T, int H, int K,
+                                      bool acc_into) {
   int idx = blockIdx.x * blockDim.x + threadIdx.x;
   if (idx >= B * H * K) return;
   int kk = idx % K, bh = idx / K, h = bh % H, b = bh / H;
@@ -312,9 +312,9 @@ __global__ void gla_bwd_finish_kernel(float* dq, float* dk, float* dgk, const fl
       dkf += dk_part[size_t(tile) * n_qk + i];
     }
     acc += double(q[i]) * dqf - double(k[i]) * dkf;
-    if (dgk) dgk[i] += float(acc);
-    if (dq) dq[i] += dqf;
-    if (dk) dk[i] += dkf;
+    if (dgk) store_grad(&dgk[i], float(acc), acc_into);
+    if (dq) store_grad(&dq[i], dqf, acc_into);
+    if (dk) store_grad(&dk[i], dkf, acc_into);
   }
 }
 
@@ -345,7 +345,7 @@ void gla_core_forward(CudaBackend& be, float* o, float* final_state, const float
 void gla_core_backward(CudaBackend& be, float* dq, float* dk, float* dv, float* dgk,
                        const float* dout, const float* dfinal, const float* q, const float* k,
                        const float* v, const float* gk, int B, int T, int H, int K, int V,
-                       float scale, int chunk) {
+                       float scale, int chunk, bool accumulate) {
   if (B <= 0 || T <= 0 || H <= 0 || K <= 0 || V <= 0) return;
   if (!dq && !dk && !dv && !dgk) return;
   Smem m = pick_layout(be, K, chunk, true);
@@ -358,11 +358,11 @@ void gla_core_backward(CudaBackend& be, float* dq, float* dk, float* dv, float* 
   float* fterm_part = be.workspace(2, size_t(tiles) * B * H * K);
   dim3 grid(tiles, B * H);
   gla_bwd_kernel<<<grid, kScanThreads, bytes>>>(m, dv, dq_part, dk_part, fterm_part, dout, dfinal,
-                                                q, k, v, gk, B, T, H, K, V, scale);
+                                                q, k, v, gk, B, T, H, K, V, scale, accumulate);
   CUDA_CHECK_LAUNCH();
   int n_threads = B * H * K;
-  gla_bwd_finish_kernel<<<(n_threads + 127) / 128, 128>>>(dq, dk, dgk, dq_part, dk_part,
-                                                          fterm_part, q, k, tiles, B, T, H, K);
+  gla_bwd_finish_kernel<<<(n_threads + 127) / 128, 128>>>(dq, dk, dgk, dq_part, dk_part, fterm_part,
+                                                          q, k, tiles, B, T, H, K, accumulate);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -377,9 +377,9 @@ void CudaBackend::gla_forward(float* o, float* final_state, const float* q, cons
 void CudaBackend::gla_backward(float* dq, float* dk, float* dv, float* dgk, const float* dout,
                                const float* dfinal_state, const float* q, const float* k,
                                const float* v, const float* gk, int B, int T, int H, int K, int V,
-                               float scale, int chunk) {
+                               float scale, int chunk, bool accumulate) {
   cuda::gla_core_backward(*this, dq, dk, dv, dgk, dout, dfinal_state, q, k, v, gk, B, T, H, K, V,
-                          scale, chunk);
+                          scale, chunk, accumulate);
 }
 
 }  // namespace statex

@@ -17,6 +17,6 @@ void gla_core_forward(CudaBackend& be, float* o, float* final_state, const float
 void gla_core_backward(CudaBackend& be, float* dq, float* dk, float* dv, float* dgk,
                        const float* dout, const float* dfinal, const float* q, const float* k,
                        const float* v, const float* gk, int B, int T, int H, int K, int V,
-                       float scale, int chunk);
+                       float scale, int chunk, bool accumulate);  // dq, dk, dv, dgk: += or =
 
 }  // namespace statex::cuda

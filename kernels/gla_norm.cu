@@ -31,10 +31,10 @@ __global__ void swish_gate_fwd(float* out, float* rstd, const float* x, const fl
 }
 
 // n = x r (normalised), out = n w swish(g).
-// dg += dout n w swish'(g); dx += r (gy - n mean(gy n)), gy = dout swish(g) w.
+// dg (+)= dout n w swish'(g); dx (+)= r (gy - n mean(gy n)), gy = dout swish(g) w.
 __global__ void swish_gate_bwd(float* dx, float* dg, const float* dout, const float* x,
-                               const float* g, const float* weight, const float* rstd, int N,
-                               int C) {
+                               const float* g, const float* weight, const float* rstd, int N, int C,
+                               bool acc) {
   int row = blockIdx.x * kRowsPerBlock + (threadIdx.x >> 5);
   int lane = threadIdx.x & 31;
   if (row >= N) return;
@@ -46,7 +46,8 @@ __global__ void swish_gate_bwd(float* dx, float* dg, const float* dout, const fl
     float n = x[base + c] * r;
     float gy = dout[base + c] * gv * sg * weight[c];
     s += gy * n;
-    if (dg) dg[base + c] += dout[base + c] * n * weight[c] * sg * (1.f + gv * (1.f - sg));
+    if (dg)
+      store_grad(&dg[base + c], dout[base + c] * n * weight[c] * sg * (1.f + gv * (1.f - sg)), acc);
   }
   if (!dx) return;
   s = warp_sum(s) / C;
@@ -54,7 +55,7 @@ __global__ void swish_gate_bwd(float* dx, float* dg, const float* dout, const fl
     float gv = g[base + c];
     float n = x[base + c] * r;
     float gy = dout[base + c] * gv * sigmoidf_(gv) * weight[c];
-    dx[base + c] += r * (gy - n * s);
+    store_grad(&dx[base + c], r * (gy - n * s), acc);
   }
 }
 
@@ -81,12 +82,12 @@ void CudaBackend::rmsnorm_swish_gate_forward(float* out, float* rstd, const floa
 
 void CudaBackend::rmsnorm_swish_gate_backward(float* dx, float* dg, float* dweight,
                                               const float* dout, const float* x, const float* g,
-                                              const float* weight, const float* rstd, int N,
-                                              int C) {
+                                              const float* weight, const float* rstd, int N, int C,
+                                              bool accumulate) {
   if (N <= 0) return;
   if (dx || dg) {
     swish_gate_bwd<<<(N + kRowsPerBlock - 1) / kRowsPerBlock, 32 * kRowsPerBlock>>>(
-        dx, dg, dout, x, g, weight, rstd, N, C);
+        dx, dg, dout, x, g, weight, rstd, N, C, accumulate);
     CUDA_CHECK_LAUNCH();
   }
   column_sum(*this, dweight, N, C, SwishGateWeightGrad{dout, x, g, rstd, C});

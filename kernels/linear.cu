@@ -185,8 +185,9 @@ void CudaBackend::linear_forward(float* out, const float* inp, const float* weig
 }
 
 void CudaBackend::linear_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                                  const float* inp, const float* weight, int N, int C, int OC) {
-  if (dinp) gemm<false, false>(*this, N, C, OC, dout, OC, weight, C, dinp, C, nullptr, true);
+                                  const float* inp, const float* weight, int N, int C, int OC,
+                                  bool accumulate) {
+  if (dinp) gemm<false, false>(*this, N, C, OC, dout, OC, weight, C, dinp, C, nullptr, accumulate);
   if (dweight) gemm<true, false>(*this, OC, C, N, dout, OC, inp, C, dweight, C, nullptr, true);
   column_sum(*this, dbias, N, OC, BiasGrad{dout, OC});
 }

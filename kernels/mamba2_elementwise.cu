@@ -24,11 +24,11 @@ __global__ void softplus_bias_fwd(float* dt, const float* dt_raw, const float* d
 
 // d softplus / dx = sigmoid(x) (also beyond the threshold, where it is 1 to fp32 precision)
 __global__ void softplus_bias_bwd(float* ddt_raw, const float* ddt, const float* dt_raw,
-                                  const float* dt_bias, int N, int H) {
+                                  const float* dt_bias, int N, int H, bool acc) {
   size_t n = size_t(N) * H;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x)
-    ddt_raw[i] += ddt[i] * sigmoidf_(dt_raw[i] + dt_bias[i % H]);
+    store_grad(&ddt_raw[i], ddt[i] * sigmoidf_(dt_raw[i] + dt_bias[i % H]), acc);
 }
 
 struct SoftplusBiasGrad {
@@ -67,10 +67,10 @@ __global__ void gated_rmsnorm_fwd(float* out, float* rstd, const float* y, const
   if (lane == 0 && rstd) rstd[size_t(row) * groups + grp] = r;
 }
 
-// gu = dout w; du = r (gu - n mean(gu n)), n = u r; dy += du silu(z); dz += du y silu'(z)
+// gu = dout w; du = r (gu - n mean(gu n)), n = u r; dy (+)= du silu(z); dz (+)= du y silu'(z)
 __global__ void gated_rmsnorm_bwd(float* dy, float* dz, const float* dout, const float* y,
                                   const float* z, const float* weight, const float* rstd, int N,
-                                  int C, int gs) {
+                                  int C, int gs, bool acc) {
   int groups = C / gs;
   long long wid = (long long)blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
   int lane = threadIdx.x & 31;
@@ -88,8 +88,8 @@ __global__ void gated_rmsnorm_bwd(float* dy, float* dz, const float* dout, const
     float zv = z[base + c], sz = sigmoidf_(zv), yv = y[base + c];
     float u = yv * zv * sz;
     float du = r * (dout[base + c] * weight[grp * gs + c] - u * r * s);
-    if (dy) dy[base + c] += du * zv * sz;
-    if (dz) dz[base + c] += du * yv * sz * (1.f + zv * (1.f - sz));
+    if (dy) store_grad(&dy[base + c], du * zv * sz, acc);
+    if (dz) store_grad(&dz[base + c], du * yv * sz * (1.f + zv * (1.f - sz)), acc);
   }
 }
 
@@ -113,12 +113,12 @@ void CudaBackend::softplus_bias_forward(float* dt, const float* dt_raw, const fl
 }
 
 void CudaBackend::softplus_bias_backward(float* ddt_raw, float* ddt_bias, const float* ddt,
-                                         const float* dt_raw, const float* dt_bias, int N,
-                                         int H) {
+                                         const float* dt_raw, const float* dt_bias, int N, int H,
+                                         bool accumulate) {
   size_t n = size_t(N) * H;
   if (!n) return;
   if (ddt_raw) {
-    softplus_bias_bwd<<<blocks_for(n), kThreads>>>(ddt_raw, ddt, dt_raw, dt_bias, N, H);
+    softplus_bias_bwd<<<blocks_for(n), kThreads>>>(ddt_raw, ddt, dt_raw, dt_bias, N, H, accumulate);
     CUDA_CHECK_LAUNCH();
   }
   column_sum(*this, ddt_bias, N, H, SoftplusBiasGrad{ddt, dt_raw, dt_bias, H});
@@ -138,15 +138,16 @@ void CudaBackend::gated_rmsnorm_forward(float* out, float* rstd, const float* y,
 
 void CudaBackend::gated_rmsnorm_backward(float* dy, float* dz, float* dweight, const float* dout,
                                          const float* y, const float* z, const float* weight,
-                                         const float* rstd, int N, int C, int group_size) {
+                                         const float* rstd, int N, int C, int group_size,
+                                         bool accumulate) {
   if (N <= 0) return;
   if (group_size <= 0 || C % group_size != 0)
     throw std::invalid_argument("gated_rmsnorm: C must be a multiple of group_size");
   if (dy || dz) {
     size_t warps = size_t(N) * (C / group_size);
     gated_rmsnorm_bwd<<<unsigned((warps + kWarpsPerBlock - 1) / kWarpsPerBlock),
-                        32 * kWarpsPerBlock>>>(dy, dz, dout, y, z, weight, rstd, N, C,
-                                               group_size);
+                        32 * kWarpsPerBlock>>>(dy, dz, dout, y, z, weight, rstd, N, C, group_size,
+                                               accumulate);
     CUDA_CHECK_LAUNCH();
   }
   column_sum(*this, dweight, N, C, GatedNormWeightGrad{dout, y, z, rstd, C, group_size});

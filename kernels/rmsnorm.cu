@@ -25,9 +25,9 @@ __global__ void rmsnorm_fwd(float* out, float* rstd, const float* inp, const flo
   if (lane == 0 && rstd) rstd[row] = r;
 }
 
-// dinp += r * (g - x r^2 mean(g x)), g = dout * weight
+// dinp (+)= r * (g - x r^2 mean(g x)), g = dout * weight
 __global__ void rmsnorm_bwd_inp(float* dinp, const float* dout, const float* inp,
-                                const float* weight, const float* rstd, int N, int C) {
+                                const float* weight, const float* rstd, int N, int C, bool acc) {
   int row = blockIdx.x * kRowsPerBlock + (threadIdx.x >> 5);
   int lane = threadIdx.x & 31;
   if (row >= N) return;
@@ -39,7 +39,7 @@ __global__ void rmsnorm_bwd_inp(float* dinp, const float* dout, const float* inp
   s = warp_sum(s);
   float coef = r * r * s / C;
   float* dx = dinp + size_t(row) * C;
-  for (int c = lane; c < C; c += 32) dx[c] += r * (d[c] * weight[c] - x[c] * coef);
+  for (int c = lane; c < C; c += 32) store_grad(&dx[c], r * (d[c] * weight[c] - x[c] * coef), acc);
 }
 
 struct RmsnormWeightGrad {  // dweight[c] = sum_r dout[r,c] * inp[r,c] * rstd[r]
@@ -61,13 +61,13 @@ void CudaBackend::rmsnorm_forward(float* out, float* rstd, const float* inp, con
   CUDA_CHECK_LAUNCH();
 }
 
-void CudaBackend::rmsnorm_backward(float* dinp, float* dweight, const float* dout,
-                                   const float* inp, const float* weight, const float* rstd, int N,
-                                   int C) {
+void CudaBackend::rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
+                                   const float* weight, const float* rstd, int N, int C,
+                                   bool accumulate) {
   if (N <= 0) return;
   if (dinp) {
     rmsnorm_bwd_inp<<<(N + kRowsPerBlock - 1) / kRowsPerBlock, 32 * kRowsPerBlock>>>(
-        dinp, dout, inp, weight, rstd, N, C);
+        dinp, dout, inp, weight, rstd, N, C, accumulate);
     CUDA_CHECK_LAUNCH();
   }
   column_sum(*this, dweight, N, C, RmsnormWeightGrad{dout, inp, rstd, C});

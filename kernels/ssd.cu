@@ -52,7 +52,7 @@ __global__ void transpose_last2(float* out, const float* in, size_t BH, int C0, 
 
 // ddt[b,t,h] += A_h sum_n dgs + sum_n B dks
 __global__ void ssd_ddt(float* ddt, const float* dks, const float* dgs, const float* A_log,
-                        const float* Bm, size_t BT, int H, int G, int N) {
+                        const float* Bm, size_t BT, int H, int G, int N, bool acc) {
   GRID_STRIDE(i, BT * H) {
     int h = int(i % H);
     size_t bt = i / H;
@@ -62,7 +62,7 @@ __global__ void ssd_ddt(float* ddt, const float* dks, const float* dgs, const fl
       sg += dgs[i * N + n];
       sb += Bm[(bt * G + g) * N + n] * dks[i * N + n];
     }
-    ddt[i] += -expf(A_log[h]) * sg + sb;
+    store_grad(&ddt[i], -expf(A_log[h]) * sg + sb, acc);
   }
 }
 
@@ -78,8 +78,8 @@ struct SsdALogGrad {  // column h: A_h * sum_{b,t} dt[b,t,h] sum_n dgs[b,t,h,n]
 };
 
 // dB[b,t,g,n] += sum_{h in g} dt dks;  dC[b,t,g,n] += sum_{h in g} dqs
-__global__ void ssd_dbc(float* dBm, float* dCm, const float* dqs, const float* dks,
-                        const float* dt, size_t BT, int H, int G, int N) {
+__global__ void ssd_dbc(float* dBm, float* dCm, const float* dqs, const float* dks, const float* dt,
+                        size_t BT, int H, int G, int N, bool acc) {
   GRID_STRIDE(i, BT * G * N) {
     int n = int(i % N);
     size_t btg = i / N;
@@ -92,8 +92,8 @@ __global__ void ssd_dbc(float* dBm, float* dCm, const float* dqs, const float* d
       sb += dt[bt * H + h] * dks[j];
       sc += dqs[j];
     }
-    if (dBm) dBm[i] += sb;
-    if (dCm) dCm[i] += sc;
+    if (dBm) store_grad(&dBm[i], sb, acc);
+    if (dCm) store_grad(&dCm[i], sc, acc);
   }
 }
 
@@ -101,8 +101,9 @@ __global__ void dskip_fwd(float* y, const float* x, const float* D, size_t NH, i
   GRID_STRIDE(i, NH * P) { y[i] += D[(i / P) % H] * x[i]; }
 }
 
-__global__ void dskip_bwd_x(float* dx, const float* dy, const float* D, size_t NH, int H, int P) {
-  GRID_STRIDE(i, NH * P) { dx[i] += D[(i / P) % H] * dy[i]; }
+__global__ void dskip_bwd_x(float* dx, const float* dy, const float* D, size_t NH, int H, int P,
+                            bool acc) {
+  GRID_STRIDE(i, NH * P) { store_grad(&dx[i], D[(i / P) % H] * dy[i], acc); }
 }
 
 struct DskipGrad {  // column h: sum_{n,p} dy x
@@ -146,8 +147,8 @@ void CudaBackend::ssd_forward(float* y, float* final_state, const float* x, cons
 void CudaBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, float* dCm,
                                const float* dy, const float* dfinal_state, const float* x,
                                const float* dt, const float* A_log, const float* Bm,
-                               const float* Cm, int B, int T, int H, int P, int G, int N,
-                               int chunk) {
+                               const float* Cm, int B, int T, int H, int P, int G, int N, int chunk,
+                               bool accumulate) {
   check_groups(H, G);
   size_t BT = size_t(B) * T, n_qk = BT * H * N;
   if (n_qk == 0 || P <= 0) return;
@@ -165,16 +166,19 @@ void CudaBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm,
   }
   float* grads = workspace(7, 3 * n_qk);
   float *dqs = grads, *dks = grads + n_qk, *dgs = grads + 2 * n_qk;
-  zero(grads, 3 * n_qk * sizeof(float));
-  gla_core_backward(*this, dqs, dks, dx, dgs, dy, dfin, qs, ks, x, gs, B, T, H, N, P, 1.f, chunk);
+  // dqs/dks/dgs are scratch: written whole (overwrite), so no zeroing. dx follows `accumulate`:
+  // one flag for all four, so with accumulate the scratch is zeroed first.
+  if (accumulate) zero(grads, 3 * n_qk * sizeof(float));
+  gla_core_backward(*this, dqs, dks, dx, dgs, dy, dfin, qs, ks, x, gs, B, T, H, N, P, 1.f, chunk,
+                    accumulate);
   if (ddt) {
-    ssd_ddt<<<blocks_for(BT * H), kThreads>>>(ddt, dks, dgs, A_log, Bm, BT, H, G, N);
+    ssd_ddt<<<blocks_for(BT * H), kThreads>>>(ddt, dks, dgs, A_log, Bm, BT, H, G, N, accumulate);
     CUDA_CHECK_LAUNCH();
   }
   column_sum(*this, dA_log, int(BT), H, SsdALogGrad{dt, dgs, A_log, H, N});
   if (dBm || dCm) {
     size_t n_bc = BT * G * N;
-    ssd_dbc<<<blocks_for(n_bc), kThreads>>>(dBm, dCm, dqs, dks, dt, BT, H, G, N);
+    ssd_dbc<<<blocks_for(n_bc), kThreads>>>(dBm, dCm, dqs, dks, dt, BT, H, G, N, accumulate);
     CUDA_CHECK_LAUNCH();
   }
 }
@@ -188,11 +192,11 @@ void CudaBackend::ssd_dskip_forward(float* y, const float* x, const float* D, in
 }
 
 void CudaBackend::ssd_dskip_backward(float* dx, float* dD, const float* dy, const float* x,
-                                     const float* D, int N, int H, int P) {
+                                     const float* D, int N, int H, int P, bool accumulate) {
   size_t n = size_t(N) * H * P;
   if (!n) return;
   if (dx) {
-    dskip_bwd_x<<<blocks_for(n), kThreads>>>(dx, dy, D, size_t(N) * H, H, P);
+    dskip_bwd_x<<<blocks_for(n), kThreads>>>(dx, dy, D, size_t(N) * H, H, P, accumulate);
     CUDA_CHECK_LAUNCH();
   }
   column_sum(*this, dD, N, H, DskipGrad{dy, x, H, P});

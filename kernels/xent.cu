@@ -59,16 +59,17 @@ __global__ void xent_fwd(float* losses, float* probs, int* pred, const float* lo
   }
 }
 
-// dlogits += (probs - onehot(target)) * scale
-__global__ void xent_bwd(float* dlogits, const float* probs, const int* targets, float scale,
-                         int M, int V) {
+// dlogits (+)= (probs - onehot(target)) * scale; dlogits may be probs when overwriting (each
+// element is read and then written by the same thread).
+__global__ void xent_bwd(float* dlogits, const float* probs, const int* targets, float scale, int M,
+                         int V, bool acc) {
   size_t n = size_t(M) * V;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x) {
     int row = int(i / V), col = int(i % V);
     int tgt = targets[row];
     if (tgt < 0 || tgt >= V) continue;
-    dlogits[i] += (probs[i] - (col == tgt ? 1.f : 0.f)) * scale;
+    store_grad(&dlogits[i], (probs[i] - (col == tgt ? 1.f : 0.f)) * scale, acc);
   }
 }
 
@@ -82,10 +83,10 @@ void CudaBackend::softmax_xent_forward(float* losses, float* probs, int* pred, c
 }
 
 void CudaBackend::softmax_xent_backward(float* dlogits, const float* probs, const int* targets,
-                                        float dloss_scale, int M, int V) {
+                                        float dloss_scale, int M, int V, bool accumulate) {
   size_t n = size_t(M) * V;
   if (!n || !dlogits) return;
-  xent_bwd<<<blocks_for(n), kThreads>>>(dlogits, probs, targets, dloss_scale, M, V);
+  xent_bwd<<<blocks_for(n), kThreads>>>(dlogits, probs, targets, dloss_scale, M, V, accumulate);
   CUDA_CHECK_LAUNCH();
 }
 

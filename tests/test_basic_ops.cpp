@@ -184,7 +184,7 @@ TEST(CpuActivations, LogsigmoidStableAtLargeMagnitude) {
   const size_t n = x.size();
   Vec out(n), din(n, 0.f), dout(n, 1.f);
   be->logsigmoid_forward(out.data(), x.data(), 1.f, n);
-  be->logsigmoid_backward(din.data(), dout.data(), x.data(), 1.f, n);
+  be->logsigmoid_backward(din.data(), dout.data(), x.data(), 1.f, n, true);
   for (size_t i = 0; i < n; ++i) {
     ASSERT_TRUE(std::isfinite(out[i]) && std::isfinite(din[i])) << "x=" << x[i];
     EXPECT_NEAR(out[i], logsigmoid_d(x[i]), 1e-6 * (1 + std::fabs(x[i]))) << "x=" << x[i];
@@ -199,7 +199,7 @@ TEST(CpuActivations, LogsigmoidStableAtLargeMagnitude) {
   EXPECT_NEAR(din[4] / std::exp(-30.0), 1.0, 1e-5);
   Vec silu(n), dsilu(n, 0.f);
   be->silu_forward(silu.data(), x.data(), n);
-  be->silu_backward(dsilu.data(), dout.data(), x.data(), n);
+  be->silu_backward(dsilu.data(), dout.data(), x.data(), n, true);
   for (size_t i = 0; i < n; ++i) ASSERT_TRUE(std::isfinite(silu[i]) && std::isfinite(dsilu[i]));
   EXPECT_EQ(silu[0], 100.f);
   EXPECT_NEAR(silu[1], 0.f, 1e-30);
@@ -214,9 +214,9 @@ TEST(CpuActivations, GradientsByFiniteDifferences) {
 
   auto silu_loss = [&] { be->silu_forward(out.data(), x.data(), n); return dot(out, w); };
   Vec dx = zeros(n);
-  be->silu_backward(dx.data(), w.data(), x.data(), n);
+  be->silu_backward(dx.data(), w.data(), x.data(), n, true);
   EXPECT_FD_OK(fd_check(silu_loss, x, dx), "silu dinp");
-  expect_accumulates([&](float* g) { be->silu_backward(g, w.data(), x.data(), n); }, dx, 14,
+  expect_accumulates([&](float* g) { be->silu_backward(g, w.data(), x.data(), n, true); }, dx, 14,
                      "silu");
 
   auto ls_loss = [&] {
@@ -224,25 +224,26 @@ TEST(CpuActivations, GradientsByFiniteDifferences) {
     return dot(out, w);
   };
   dx = zeros(n);
-  be->logsigmoid_backward(dx.data(), w.data(), x.data(), scale, n);
+  be->logsigmoid_backward(dx.data(), w.data(), x.data(), scale, n, true);
   EXPECT_FD_OK(fd_check(ls_loss, x, dx), "logsigmoid dinp");
-  expect_accumulates([&](float* g) { be->logsigmoid_backward(g, w.data(), x.data(), scale, n); },
-                     dx, 15, "logsigmoid");
+  expect_accumulates(
+      [&](float* g) { be->logsigmoid_backward(g, w.data(), x.data(), scale, n, true); }, dx, 15,
+      "logsigmoid");
 
   auto sw_loss = [&] {
     be->swiglu_forward(out.data(), x.data(), up.data(), n);
     return dot(out, w);
   };
   Vec dgate = zeros(n), dup = zeros(n);
-  be->swiglu_backward(dgate.data(), dup.data(), w.data(), x.data(), up.data(), n);
+  be->swiglu_backward(dgate.data(), dup.data(), w.data(), x.data(), up.data(), n, true);
   EXPECT_FD_OK(fd_check(sw_loss, x, dgate), "swiglu dgate");
   EXPECT_FD_OK(fd_check(sw_loss, up, dup), "swiglu dup");
   expect_accumulates(
-      [&](float* g) { be->swiglu_backward(g, nullptr, w.data(), x.data(), up.data(), n); }, dgate,
-      16, "swiglu dgate");
+      [&](float* g) { be->swiglu_backward(g, nullptr, w.data(), x.data(), up.data(), n, true); },
+      dgate, 16, "swiglu dgate");
   expect_accumulates(
-      [&](float* g) { be->swiglu_backward(nullptr, g, w.data(), x.data(), up.data(), n); }, dup,
-      17, "swiglu dup");
+      [&](float* g) { be->swiglu_backward(nullptr, g, w.data(), x.data(), up.data(), n, true); },
+      dup, 17, "swiglu dup");
 }
 
 // ---------------------------------------------------------------- embedding
@@ -300,18 +301,19 @@ TEST(CpuRmsnorm, GradientsByFiniteDifferences) {
   };
   loss();
   Vec dx = zeros(x.size()), dwt = zeros(kC);
-  be->rmsnorm_backward(dx.data(), dwt.data(), w.data(), x.data(), wt.data(), rstd.data(), kN, kC);
+  be->rmsnorm_backward(dx.data(), dwt.data(), w.data(), x.data(), wt.data(), rstd.data(), kN, kC,
+                       true);
   EXPECT_FD_OK(fd_check(loss, x, dx), "rmsnorm dinp");
   EXPECT_FD_OK(fd_check(loss, wt, dwt), "rmsnorm dweight");
   loss();  // restore rstd for the unperturbed input
   expect_accumulates(
       [&](float* g) {
-        be->rmsnorm_backward(g, nullptr, w.data(), x.data(), wt.data(), rstd.data(), kN, kC);
+        be->rmsnorm_backward(g, nullptr, w.data(), x.data(), wt.data(), rstd.data(), kN, kC, true);
       },
       dx, 35, "rmsnorm dinp");
   expect_accumulates(
       [&](float* g) {
-        be->rmsnorm_backward(nullptr, g, w.data(), x.data(), wt.data(), rstd.data(), kN, kC);
+        be->rmsnorm_backward(nullptr, g, w.data(), x.data(), wt.data(), rstd.data(), kN, kC, true);
       },
       dwt, 36, "rmsnorm dweight");
 }
@@ -326,9 +328,11 @@ TEST(CpuRmsnorm, WeightGradientIndependentOfThreadCount) {
   const int saved = omp_get_max_threads();
   Vec dw1 = zeros(C), dw4 = zeros(C);
   omp_set_num_threads(1);
-  be->rmsnorm_backward(nullptr, dw1.data(), dy.data(), x.data(), wt.data(), rstd.data(), N, C);
+  be->rmsnorm_backward(nullptr, dw1.data(), dy.data(), x.data(), wt.data(), rstd.data(), N, C,
+                       true);
   omp_set_num_threads(4);
-  be->rmsnorm_backward(nullptr, dw4.data(), dy.data(), x.data(), wt.data(), rstd.data(), N, C);
+  be->rmsnorm_backward(nullptr, dw4.data(), dy.data(), x.data(), wt.data(), rstd.data(), N, C,
+                       true);
   omp_set_num_threads(saved);
   EXPECT_EQ(dw1, dw4);
 }
@@ -358,13 +362,14 @@ TEST(CpuLinear, GradientsByFiniteDifferences) {
     return dot(out, w);
   };
   Vec dx = zeros(x.size()), dW = zeros(W.size()), db = zeros(kOC);
-  be->linear_backward(dx.data(), dW.data(), db.data(), w.data(), x.data(), W.data(), kN, kC, kOC);
+  be->linear_backward(dx.data(), dW.data(), db.data(), w.data(), x.data(), W.data(), kN, kC, kOC,
+                      true);
   // The loss is linear in each input, so a large step has no truncation error.
   EXPECT_FD_OK(fd_check(loss, x, dx, 1e-1, 1e-3, 1e-3, 64), "linear dinp");
   EXPECT_FD_OK(fd_check(loss, W, dW, 1e-1, 1e-3, 1e-3, 64), "linear dweight");
   EXPECT_FD_OK(fd_check(loss, b, db, 1e-1, 1e-3, 1e-3, 64), "linear dbias");
   auto bwd_only = [&](float* gx, float* gW, float* gb) {
-    be->linear_backward(gx, gW, gb, w.data(), x.data(), W.data(), kN, kC, kOC);
+    be->linear_backward(gx, gW, gb, w.data(), x.data(), W.data(), kN, kC, kOC, true);
   };
   expect_accumulates([&](float* g) { bwd_only(g, nullptr, nullptr); }, dx, 47, "linear dinp");
   expect_accumulates([&](float* g) { bwd_only(nullptr, g, nullptr); }, dW, 48, "linear dweight");
@@ -391,7 +396,7 @@ TEST(CpuLinear, ThreadedPathsMatchDoubleAndAreThreadCountIndependent) {
       db[rep] = zeros(OC);
       be->linear_forward(out[rep].data(), x.data(), W.data(), b.data(), N, C, OC);
       be->linear_backward(dx[rep].data(), dW[rep].data(), db[rep].data(), dy.data(), x.data(),
-                          W.data(), N, C, OC);
+                          W.data(), N, C, OC, true);
     }
     omp_set_num_threads(saved);
     EXPECT_EQ(out[0], out[1]) << "N=" << N << " OC=" << OC;
@@ -458,7 +463,7 @@ TEST(CpuLinear, DISABLED_LinearThroughput) {
       });
       Timing tb = time_of([&] {
         be->linear_backward(dx.data(), dW.data(), db.data(), out.data(), x.data(), W.data(), N, C,
-                            OC);
+                            OC, true);
       });
       // Baseline: the same forward product through Eigen's own OpenMP-parallel GEMM.
       Timing te = time_of([&] {
@@ -528,13 +533,14 @@ TEST(CpuXent, GradientByFiniteDifferences) {
   };
   loss();
   Vec dlogits = zeros(logits.size());
-  be->softmax_xent_backward(dlogits.data(), probs.data(), targets.data(), dloss_scale, kN, kV);
+  be->softmax_xent_backward(dlogits.data(), probs.data(), targets.data(), dloss_scale, kN, kV,
+                            true);
   // Gradients are O(1/M); tolerances scaled down accordingly.
   EXPECT_FD_OK(fd_check(loss, logits, dlogits, 1e-2, 2e-5, 2e-2, 300), "xent dlogits");
   loss();
   expect_accumulates(
       [&](float* g) {
-        be->softmax_xent_backward(g, probs.data(), targets.data(), dloss_scale, kN, kV);
+        be->softmax_xent_backward(g, probs.data(), targets.data(), dloss_scale, kN, kV, true);
       },
       dlogits, 62, "xent");
 }

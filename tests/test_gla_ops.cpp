@@ -111,7 +111,7 @@ void check_chunked_against_reference(const ChunkCase& c) {
                             in.gk.data(), s.B, s.T, s.H, s.K, s.V, s.scale());
     cpu.gla_backward(got.dq.data(), got.dk.data(), got.dv.data(), got.dgk.data(), in.dout.data(),
                      dfinal, in.q.data(), in.k.data(), in.v.data(), in.gk.data(), s.B, s.T, s.H,
-                     s.K, s.V, s.scale(), c.chunk);
+                     s.K, s.V, s.scale(), c.chunk, true);
     const std::pair<const char*, std::pair<std::vector<float>*, std::vector<float>*>> pairs[] = {
         {"dq", {&got.dq, &ref.dq}},
         {"dk", {&got.dk, &ref.dk}},
@@ -155,7 +155,8 @@ TEST(GlaChunked, BackwardAccumulatesAndSkipsNullGradients) {
   auto run = [&](GlaGrads& g, bool all) {
     cpu.gla_backward(g.dq.data(), all ? g.dk.data() : nullptr, g.dv.data(),
                      all ? g.dgk.data() : nullptr, in.dout.data(), in.dfinal.data(), in.q.data(),
-                     in.k.data(), in.v.data(), in.gk.data(), s.B, s.T, s.H, s.K, s.V, s.scale(), 8);
+                     in.k.data(), in.v.data(), in.gk.data(), s.B, s.T, s.H, s.K, s.V, s.scale(), 8,
+                     true);
   };
   GlaGrads once(s), twice(s), partial(s);
   run(once, true);
@@ -192,7 +193,7 @@ TEST(GlaChunked, ResultsDoNotDependOnThreadCount) {
                     s.T, s.H, s.K, s.V, s.scale(), 16);
     cpu.gla_backward(g.dq.data(), g.dk.data(), g.dv.data(), g.dgk.data(), in.dout.data(),
                      in.dfinal.data(), in.q.data(), in.k.data(), in.v.data(), in.gk.data(), s.B,
-                     s.T, s.H, s.K, s.V, s.scale(), 16);
+                     s.T, s.H, s.K, s.V, s.scale(), 16, true);
     omp_set_num_threads(saved);
   };
   std::vector<float> o1(s.vo()), o3(s.vo());
@@ -232,14 +233,14 @@ TEST(RmsnormSwishGate, GradientsMatchFiniteDifferences) {
   }
   std::vector<float> dx(x.size()), dg(g.size()), dw(C);
   cpu.rmsnorm_swish_gate_backward(dx.data(), dg.data(), dw.data(), dout.data(), x.data(), g.data(),
-                                  w.data(), rstd.data(), N, C);
+                                  w.data(), rstd.data(), N, C, true);
   EXPECT_FD_OK(fd_check(loss, x, dx, 1e-2, 2e-3, 2e-2, 200), "dx");
   EXPECT_FD_OK(fd_check(loss, g, dg, 1e-2, 2e-3, 2e-2, 200), "dg");
   EXPECT_FD_OK(fd_check(loss, w, dw, 1e-2, 2e-3, 2e-2, 200), "dweight");
   // Accumulation: a second call doubles every gradient.
   auto dx1 = dx, dg1 = dg, dw1 = dw;
   cpu.rmsnorm_swish_gate_backward(dx.data(), dg.data(), dw.data(), dout.data(), x.data(), g.data(),
-                                  w.data(), rstd.data(), N, C);
+                                  w.data(), rstd.data(), N, C, true);
   for (size_t i = 0; i < dx.size(); ++i) {
     ASSERT_FLOAT_EQ(dx[i], 2 * dx1[i]);
     ASSERT_FLOAT_EQ(dg[i], 2 * dg1[i]);
@@ -281,7 +282,7 @@ TEST(GlaBenchmark, DISABLED_ForwardBackwardTime) {
       auto fast_bwd = [&] {
         cpu.gla_backward(g.dq.data(), g.dk.data(), g.dv.data(), g.dgk.data(), in.dout.data(),
                          nullptr, in.q.data(), in.k.data(), in.v.data(), in.gk.data(), s.B, s.T,
-                         s.H, s.K, s.V, s.scale(), chunk);
+                         s.H, s.K, s.V, s.scale(), chunk, true);
       };
       std::printf("  chunked (chunk %2d) fwd: %7.2f ms  bwd: %7.2f ms\n", chunk,
                   1e3 * seconds_of(fast_fwd, 10), 1e3 * seconds_of(fast_bwd, 10));

@@ -48,7 +48,7 @@ void conv1d_fd(bool with_bias) {
   };
   Vec dinp = zeros(inp.size()), dweight = zeros(weight.size()), dbias = zeros(C);
   be.conv1d_backward(dinp.data(), dweight.data(), with_bias ? dbias.data() : nullptr, wout.data(),
-                     inp.data(), weight.data(), B, T, C, W);
+                     inp.data(), weight.data(), B, T, C, W, true);
   EXPECT_FD_OK(fd_check(loss, inp, dinp), "conv1d dinp");
   EXPECT_FD_OK(fd_check(loss, weight, dweight), "conv1d dweight");
   if (with_bias) {
@@ -84,11 +84,11 @@ TEST(Conv1d, BackwardAccumulates) {
       dout = random_vector(inp.size(), 4);
   Vec d1 = zeros(inp.size()), w1 = zeros(weight.size()), b1 = zeros(C);
   Vec d2 = zeros(inp.size()), w2 = zeros(weight.size()), b2 = zeros(C);
-  be.conv1d_backward(d1.data(), w1.data(), b1.data(), dout.data(), inp.data(), weight.data(), B,
-                     T, C, W);
+  be.conv1d_backward(d1.data(), w1.data(), b1.data(), dout.data(), inp.data(), weight.data(), B, T,
+                     C, W, true);
   for (int k = 0; k < 2; ++k)
     be.conv1d_backward(d2.data(), w2.data(), b2.data(), dout.data(), inp.data(), weight.data(), B,
-                       T, C, W);
+                       T, C, W, true);
   for (auto* v : {&d1, &w1, &b1})
     for (auto& e : *v) e *= 2;
   EXPECT_LT(compare(d2, d1).rel_rms, 1e-6);
@@ -120,7 +120,8 @@ TEST(SoftplusBias, FiniteDifference) {
     return dot(dt, w);
   };
   Vec draw = zeros(raw.size()), dbias = zeros(H);
-  be.softplus_bias_backward(draw.data(), dbias.data(), w.data(), raw.data(), bias.data(), N, H);
+  be.softplus_bias_backward(draw.data(), dbias.data(), w.data(), raw.data(), bias.data(), N, H,
+                            true);
   EXPECT_FD_OK(fd_check(loss, raw, draw), "softplus ddt_raw");
   EXPECT_FD_OK(fd_check(loss, bias, dbias), "softplus ddt_bias");
 }
@@ -152,7 +153,7 @@ TEST(GatedRmsNorm, FiniteDifferenceTwoGroups) {
   }
   Vec dy = zeros(y.size()), dz = zeros(z.size()), dw = zeros(C);
   be.gated_rmsnorm_backward(dy.data(), dz.data(), dw.data(), w.data(), y.data(), z.data(),
-                            weight.data(), rstd.data(), N, C, gs);
+                            weight.data(), rstd.data(), N, C, gs, true);
   EXPECT_FD_OK(fd_check(loss, y, dy), "gated_rmsnorm dy");
   EXPECT_FD_OK(fd_check(loss, z, dz), "gated_rmsnorm dz");
   EXPECT_FD_OK(fd_check(loss, weight, dw), "gated_rmsnorm dweight");
@@ -169,7 +170,7 @@ TEST(SsdDskip, FiniteDifference) {
     return dot(y, w);
   };
   Vec dx = zeros(x.size()), dD = zeros(H);
-  be.ssd_dskip_backward(dx.data(), dD.data(), w.data(), x.data(), D.data(), N, H, P);
+  be.ssd_dskip_backward(dx.data(), dD.data(), w.data(), x.data(), D.data(), N, H, P, true);
   EXPECT_FD_OK(fd_check(loss, x, dx), "dskip dx");
   EXPECT_FD_OK(fd_check(loss, D, dD), "dskip dD");
 }
@@ -233,7 +234,7 @@ void ssd_bwd(const SsdInputs& in, int chunk, const Vec& dy, const Vec* dfin, Ssd
     CpuBackend be;
     be.ssd_backward(g.dx.data(), g.ddt.data(), g.dA_log.data(), g.dBm.data(), g.dCm.data(),
                     dy.data(), df, in.x.data(), in.dt.data(), in.A_log.data(), in.Bm.data(),
-                    in.Cm.data(), s.B, s.T, s.H, s.P, s.G, s.N, chunk);
+                    in.Cm.data(), s.B, s.T, s.H, s.P, s.G, s.N, chunk, true);
   }
 }
 
@@ -357,7 +358,7 @@ TEST(SsdChunked, ZeroFinalStateGradIsNullptrAndNullGradsSkipped) {
   const auto& s = in.s;
   be.ssd_backward(b.dx.data(), nullptr, nullptr, nullptr, b.dCm.data(), dy.data(), nullptr,
                   in.x.data(), in.dt.data(), in.A_log.data(), in.Bm.data(), in.Cm.data(), s.B, s.T,
-                  s.H, s.P, s.G, s.N, 4);
+                  s.H, s.P, s.G, s.N, 4, true);
   EXPECT_EQ(a.dx, b.dx);
   EXPECT_EQ(a.dCm, b.dCm);
   // final_state = nullptr forward gives the same y.

@@ -6,8 +6,13 @@
 // Conventions (DESIGN.md §4):
 //  - arguments: outputs first, then inputs, then sizes; gradients are named d<name>.
 //  - all pointers are backend memory (host for CPU, device for CUDA), row-major, contiguous.
-//  - *_backward ACCUMULATES (+=) into every gradient it writes (inputs and parameters), like
-//    llm.c: residual streams and shared weights then need no extra adds. The caller zeroes.
+//  - *_backward ACCUMULATES (+=) into parameter gradients (dweight, dbias, dA_log, dD, dwte,
+//    ...) always, like llm.c: shared weights then need no extra adds; the trainer zeroes them
+//    once per step. Input (activation) gradients (dinp, dx, dq, ...) follow the op's last
+//    argument `accumulate`: true adds into them, false OVERWRITES them without reading the old
+//    contents (they may be uninitialised, even NaN). The first writer of an activation
+//    gradient overwrites, so it needs no zeroing pass and no read of the old values; later
+//    writers (residual streams, the D skip after the SSD) accumulate.
 //    A gradient pointer may be nullptr, meaning "not needed" (the op skips it).
 //  - forward ops OVERWRITE their outputs.
 //  - shapes are given in comments as [dim, dim]; N is a row count (usually B*T).
@@ -46,11 +51,12 @@ class Backend {
   virtual void scale_inplace(float* y, float a, size_t n) = 0;       // y *= a
   // out = silu(inp) = inp * sigmoid(inp)
   virtual void silu_forward(float* out, const float* inp, size_t n) = 0;
-  virtual void silu_backward(float* dinp, const float* dout, const float* inp, size_t n) = 0;
+  virtual void silu_backward(float* dinp, const float* dout, const float* inp, size_t n,
+                             bool accumulate) = 0;
   // out = scale * logsigmoid(inp)   (GLA forget gate, scale = 1/gate_logit_normalizer)
   virtual void logsigmoid_forward(float* out, const float* inp, float scale, size_t n) = 0;
   virtual void logsigmoid_backward(float* dinp, const float* dout, const float* inp, float scale,
-                                   size_t n) = 0;
+                                   size_t n, bool accumulate) = 0;
 
   // ---------------- embedding ----------------
   // out [N, D] = wte[tokens[i], :]; wte [V, D]
@@ -64,20 +70,22 @@ class Backend {
   virtual void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight,
                                int N, int C, float eps) = 0;
   virtual void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
-                                const float* weight, const float* rstd, int N, int C) = 0;
+                                const float* weight, const float* rstd, int N, int C,
+                                bool accumulate) = 0;
 
   // ---------------- linear ----------------
   // out [N, OC] = inp [N, C] · weight[OC, C]^T + bias [OC] (bias may be nullptr)
   virtual void linear_forward(float* out, const float* inp, const float* weight,
                               const float* bias, int N, int C, int OC) = 0;
   virtual void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                               const float* inp, const float* weight, int N, int C, int OC) = 0;
+                               const float* inp, const float* weight, int N, int C, int OC,
+                               bool accumulate) = 0;
 
   // ---------------- SwiGLU ----------------
   // out [n] = silu(gate) * up
   virtual void swiglu_forward(float* out, const float* gate, const float* up, size_t n) = 0;
   virtual void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
-                               const float* up, size_t n) = 0;
+                               const float* up, size_t n, bool accumulate) = 0;
 
   // ---------------- causal depthwise conv1d ----------------
   // out[b,t,c] = bias[c] + sum_{j<W} weight[c, j] * inp[b, t-(W-1)+j, c]  (zero padded left)
@@ -85,8 +93,8 @@ class Backend {
   virtual void conv1d_forward(float* out, const float* inp, const float* weight, const float* bias,
                               int B, int T, int C, int W) = 0;
   virtual void conv1d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                               const float* inp, const float* weight, int B, int T, int C,
-                               int W) = 0;
+                               const float* inp, const float* weight, int B, int T, int C, int W,
+                               bool accumulate) = 0;
 
   // ---------------- GLA (chunked fast path) ----------------
   // Per (b, h): S_t = diag(exp(gk_t)) S_{t-1} + k_t^T v_t, o_t = (scale q_t) S_t, S_0 = 0.
@@ -99,7 +107,7 @@ class Backend {
   virtual void gla_backward(float* dq, float* dk, float* dv, float* dgk, const float* dout,
                             const float* dfinal_state, const float* q, const float* k,
                             const float* v, const float* gk, int B, int T, int H, int K, int V,
-                            float scale, int chunk) = 0;
+                            float scale, int chunk, bool accumulate) = 0;
 
   // GLA output norm (fla FusedRMSNormSwishGate): per row of C (= head dim Vh),
   // out = x * rstd * weight * g * sigmoid(g). x, g, out [N, C] with N = tokens*heads,
@@ -108,15 +116,15 @@ class Backend {
                                           const float* weight, int N, int C, float eps) = 0;
   virtual void rmsnorm_swish_gate_backward(float* dx, float* dg, float* dweight, const float* dout,
                                            const float* x, const float* g, const float* weight,
-                                           const float* rstd, int N, int C) = 0;
+                                           const float* rstd, int N, int C, bool accumulate) = 0;
 
   // ---------------- Mamba2 ----------------
   // dt [N, H] = softplus(dt_raw + dt_bias[h])
   virtual void softplus_bias_forward(float* dt, const float* dt_raw, const float* dt_bias, int N,
                                      int H) = 0;
   virtual void softplus_bias_backward(float* ddt_raw, float* ddt_bias, const float* ddt,
-                                      const float* dt_raw, const float* dt_bias, int N,
-                                      int H) = 0;
+                                      const float* dt_raw, const float* dt_bias, int N, int H,
+                                      bool accumulate) = 0;
   // SSD scan (chunked fast path), per (b, head h, group g = h / (H/G)), A_h = -exp(A_log[h]):
   //   h_t = exp(dt_t A_h) h_{t-1} + dt_t x_t ⊗ B_t   (state P×N),   y_t = h_t C_t
   // x, y [B, T, H, P]; dt [B, T, H] (already softplus'ed); Bm, Cm [B, T, G, N]; A_log [H].
@@ -127,12 +135,13 @@ class Backend {
   virtual void ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, float* dCm,
                             const float* dy, const float* dfinal_state, const float* x,
                             const float* dt, const float* A_log, const float* Bm, const float* Cm,
-                            int B, int T, int H, int P, int G, int N, int chunk) = 0;
+                            int B, int T, int H, int P, int G, int N, int chunk,
+                            bool accumulate) = 0;
   // y [N, H, P] += D[h] * x [N, H, P]
   virtual void ssd_dskip_forward(float* y, const float* x, const float* D, int N, int H,
                                  int P) = 0;
   virtual void ssd_dskip_backward(float* dx, float* dD, const float* dy, const float* x,
-                                  const float* D, int N, int H, int P) = 0;
+                                  const float* D, int N, int H, int P, bool accumulate) = 0;
   // Mamba2 gated norm (norm after gate, mamba_ssm RMSNormGated norm_before_gate=False):
   // u = y * silu(z); out = u * rstd_group * weight. y, z, out [N, C]; groups of group_size
   // consecutive channels; rstd [N, C/group_size]; weight [C].
@@ -141,7 +150,8 @@ class Backend {
                                      float eps) = 0;
   virtual void gated_rmsnorm_backward(float* dy, float* dz, float* dweight, const float* dout,
                                       const float* y, const float* z, const float* weight,
-                                      const float* rstd, int N, int C, int group_size) = 0;
+                                      const float* rstd, int N, int C, int group_size,
+                                      bool accumulate) = 0;
 
   // ---------------- loss ----------------
   // Softmax cross-entropy over rows of logits [M, V] with targets [M].
@@ -152,7 +162,7 @@ class Backend {
   // dlogits [M, V] += (probs - onehot(target)) * dloss_scale  (dloss_scale = dL/dloss_i, same
   // for every row: 1/M for a mean).
   virtual void softmax_xent_backward(float* dlogits, const float* probs, const int* targets,
-                                     float dloss_scale, int M, int V) = 0;
+                                     float dloss_scale, int M, int V, bool accumulate) = 0;
 
   // ---------------- optimiser ----------------
   // Sum of squares (for global grad norm), accumulated in double.

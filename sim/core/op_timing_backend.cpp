@@ -81,18 +81,19 @@ void OpTimingBackend::silu_forward(float* out, const float* inp, size_t n) {
   Timer t(*this, "silu_forward");
   inner_.silu_forward(out, inp, n);
 }
-void OpTimingBackend::silu_backward(float* dinp, const float* dout, const float* inp, size_t n) {
+void OpTimingBackend::silu_backward(float* dinp, const float* dout, const float* inp, size_t n,
+                                    bool accumulate) {
   Timer t(*this, "silu_backward");
-  inner_.silu_backward(dinp, dout, inp, n);
+  inner_.silu_backward(dinp, dout, inp, n, accumulate);
 }
 void OpTimingBackend::logsigmoid_forward(float* out, const float* inp, float scale, size_t n) {
   Timer t(*this, "logsigmoid_forward");
   inner_.logsigmoid_forward(out, inp, scale, n);
 }
 void OpTimingBackend::logsigmoid_backward(float* dinp, const float* dout, const float* inp,
-                                          float scale, size_t n) {
+                                          float scale, size_t n, bool accumulate) {
   Timer t(*this, "logsigmoid_backward");
-  inner_.logsigmoid_backward(dinp, dout, inp, scale, n);
+  inner_.logsigmoid_backward(dinp, dout, inp, scale, n, accumulate);
 }
 void OpTimingBackend::embedding_forward(float* out, const int* tokens, const float* wte, int N,
                                         int D) {
@@ -111,9 +112,9 @@ void OpTimingBackend::rmsnorm_forward(float* out, float* rstd, const float* inp,
 }
 void OpTimingBackend::rmsnorm_backward(float* dinp, float* dweight, const float* dout,
                                        const float* inp, const float* weight, const float* rstd,
-                                       int N, int C) {
+                                       int N, int C, bool accumulate) {
   Timer t(*this, "rmsnorm_backward");
-  inner_.rmsnorm_backward(dinp, dweight, dout, inp, weight, rstd, N, C);
+  inner_.rmsnorm_backward(dinp, dweight, dout, inp, weight, rstd, N, C, accumulate);
 }
 void OpTimingBackend::linear_forward(float* out, const float* inp, const float* weight,
                                      const float* bias, int N, int C, int OC) {
@@ -121,18 +122,20 @@ void OpTimingBackend::linear_forward(float* out, const float* inp, const float* 
   inner_.linear_forward(out, inp, weight, bias, N, C, OC);
 }
 void OpTimingBackend::linear_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                                      const float* inp, const float* weight, int N, int C, int OC) {
+                                      const float* inp, const float* weight, int N, int C, int OC,
+                                      bool accumulate) {
   Timer t(*this, shape_key("linear_backward", N, C, OC));
-  inner_.linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
+  inner_.linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC, accumulate);
 }
 void OpTimingBackend::swiglu_forward(float* out, const float* gate, const float* up, size_t n) {
   Timer t(*this, "swiglu_forward");
   inner_.swiglu_forward(out, gate, up, n);
 }
 void OpTimingBackend::swiglu_backward(float* dgate, float* dup, const float* dout,
-                                      const float* gate, const float* up, size_t n) {
+                                      const float* gate, const float* up, size_t n,
+                                      bool accumulate) {
   Timer t(*this, "swiglu_backward");
-  inner_.swiglu_backward(dgate, dup, dout, gate, up, n);
+  inner_.swiglu_backward(dgate, dup, dout, gate, up, n, accumulate);
 }
 void OpTimingBackend::conv1d_forward(float* out, const float* inp, const float* weight,
                                      const float* bias, int B, int T, int C, int W) {
@@ -141,9 +144,9 @@ void OpTimingBackend::conv1d_forward(float* out, const float* inp, const float* 
 }
 void OpTimingBackend::conv1d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                                       const float* inp, const float* weight, int B, int T, int C,
-                                      int W) {
+                                      int W, bool accumulate) {
   Timer t(*this, "conv1d_backward");
-  inner_.conv1d_backward(dinp, dweight, dbias, dout, inp, weight, B, T, C, W);
+  inner_.conv1d_backward(dinp, dweight, dbias, dout, inp, weight, B, T, C, W, accumulate);
 }
 void OpTimingBackend::gla_forward(float* o, float* final_state, const float* q, const float* k,
                                   const float* v, const float* gk, int B, int T, int H, int K,
@@ -154,10 +157,10 @@ void OpTimingBackend::gla_forward(float* o, float* final_state, const float* q, 
 void OpTimingBackend::gla_backward(float* dq, float* dk, float* dv, float* dgk, const float* dout,
                                    const float* dfinal_state, const float* q, const float* k,
                                    const float* v, const float* gk, int B, int T, int H, int K,
-                                   int V, float scale, int chunk) {
+                                   int V, float scale, int chunk, bool accumulate) {
   Timer t(*this, "gla_backward");
-  inner_.gla_backward(dq, dk, dv, dgk, dout, dfinal_state, q, k, v, gk, B, T, H, K, V, scale,
-                      chunk);
+  inner_.gla_backward(dq, dk, dv, dgk, dout, dfinal_state, q, k, v, gk, B, T, H, K, V, scale, chunk,
+                      accumulate);
 }
 void OpTimingBackend::rmsnorm_swish_gate_forward(float* out, float* rstd, const float* x,
                                                  const float* g, const float* weight, int N, int C,
@@ -168,9 +171,9 @@ void OpTimingBackend::rmsnorm_swish_gate_forward(float* out, float* rstd, const 
 void OpTimingBackend::rmsnorm_swish_gate_backward(float* dx, float* dg, float* dweight,
                                                   const float* dout, const float* x, const float* g,
                                                   const float* weight, const float* rstd, int N,
-                                                  int C) {
+                                                  int C, bool accumulate) {
   Timer t(*this, "rmsnorm_swish_gate_backward");
-  inner_.rmsnorm_swish_gate_backward(dx, dg, dweight, dout, x, g, weight, rstd, N, C);
+  inner_.rmsnorm_swish_gate_backward(dx, dg, dweight, dout, x, g, weight, rstd, N, C, accumulate);
 }
 void OpTimingBackend::softplus_bias_forward(float* dt, const float* dt_raw, const float* dt_bias,
                                             int N, int H) {
@@ -179,9 +182,9 @@ void OpTimingBackend::softplus_bias_forward(float* dt, const float* dt_raw, cons
 }
 void OpTimingBackend::softplus_bias_backward(float* ddt_raw, float* ddt_bias, const float* ddt,
                                              const float* dt_raw, const float* dt_bias, int N,
-                                             int H) {
+                                             int H, bool accumulate) {
   Timer t(*this, "softplus_bias_backward");
-  inner_.softplus_bias_backward(ddt_raw, ddt_bias, ddt, dt_raw, dt_bias, N, H);
+  inner_.softplus_bias_backward(ddt_raw, ddt_bias, ddt, dt_raw, dt_bias, N, H, accumulate);
 }
 void OpTimingBackend::ssd_forward(float* y, float* final_state, const float* x, const float* dt,
                                   const float* A_log, const float* Bm, const float* Cm, int B,
@@ -193,10 +196,10 @@ void OpTimingBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* 
                                    const float* dy, const float* dfinal_state, const float* x,
                                    const float* dt, const float* A_log, const float* Bm,
                                    const float* Cm, int B, int T, int H, int P, int G, int N,
-                                   int chunk) {
+                                   int chunk, bool accumulate) {
   Timer t(*this, "ssd_backward");
   inner_.ssd_backward(dx, ddt, dA_log, dBm, dCm, dy, dfinal_state, x, dt, A_log, Bm, Cm, B, T, H, P,
-                      G, N, chunk);
+                      G, N, chunk, accumulate);
 }
 void OpTimingBackend::ssd_dskip_forward(float* y, const float* x, const float* D, int N, int H,
                                         int P) {
@@ -204,9 +207,9 @@ void OpTimingBackend::ssd_dskip_forward(float* y, const float* x, const float* D
   inner_.ssd_dskip_forward(y, x, D, N, H, P);
 }
 void OpTimingBackend::ssd_dskip_backward(float* dx, float* dD, const float* dy, const float* x,
-                                         const float* D, int N, int H, int P) {
+                                         const float* D, int N, int H, int P, bool accumulate) {
   Timer t(*this, "ssd_dskip_backward");
-  inner_.ssd_dskip_backward(dx, dD, dy, x, D, N, H, P);
+  inner_.ssd_dskip_backward(dx, dD, dy, x, D, N, H, P, accumulate);
 }
 void OpTimingBackend::gated_rmsnorm_forward(float* out, float* rstd, const float* y, const float* z,
                                             const float* weight, int N, int C, int group_size,
@@ -217,9 +220,10 @@ void OpTimingBackend::gated_rmsnorm_forward(float* out, float* rstd, const float
 void OpTimingBackend::gated_rmsnorm_backward(float* dy, float* dz, float* dweight,
                                              const float* dout, const float* y, const float* z,
                                              const float* weight, const float* rstd, int N, int C,
-                                             int group_size) {
+                                             int group_size, bool accumulate) {
   Timer t(*this, "gated_rmsnorm_backward");
-  inner_.gated_rmsnorm_backward(dy, dz, dweight, dout, y, z, weight, rstd, N, C, group_size);
+  inner_.gated_rmsnorm_backward(dy, dz, dweight, dout, y, z, weight, rstd, N, C, group_size,
+                                accumulate);
 }
 void OpTimingBackend::softmax_xent_forward(float* losses, float* probs, int* pred,
                                            const float* logits, const int* targets, int M, int V) {
@@ -227,9 +231,9 @@ void OpTimingBackend::softmax_xent_forward(float* losses, float* probs, int* pre
   inner_.softmax_xent_forward(losses, probs, pred, logits, targets, M, V);
 }
 void OpTimingBackend::softmax_xent_backward(float* dlogits, const float* probs, const int* targets,
-                                            float dloss_scale, int M, int V) {
+                                            float dloss_scale, int M, int V, bool accumulate) {
   Timer t(*this, "softmax_xent_backward");
-  inner_.softmax_xent_backward(dlogits, probs, targets, dloss_scale, M, V);
+  inner_.softmax_xent_backward(dlogits, probs, targets, dloss_scale, M, V, accumulate);
 }
 double OpTimingBackend::sum_squares(const float* x, size_t n) {
   Timer t(*this, "sum_squares");

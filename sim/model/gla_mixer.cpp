@@ -73,32 +73,32 @@ class GlaMixer final : public Mixer {
 
   void backward(float* dh, const float* dout, RunShape s) override {
     const int N = s.N(), K = Dk_ / H_, Vh = Dv_ / H_;
-    for (ActGrad* b : all_)
-      b->zero_grad(be_, N);
-    be_.linear_backward(o_n_.d, b_.g("o_proj.weight"), nullptr, dout, o_n_.x,
-                        b_.p("o_proj.weight"), N, Dv_, D_);
+    // Every activation gradient has one writer here, which overwrites it (accumulate = false):
+    // no zeroing pass. dh has five writers: the first overwrites, the others add.
+    be_.linear_backward(o_n_.d, b_.g("o_proj.weight"), nullptr, dout, o_n_.x, b_.p("o_proj.weight"),
+                        N, Dv_, D_, false);
     be_.rmsnorm_swish_gate_backward(o_.d, g_.d, b_.g("g_norm.weight"), o_n_.d, o_.x, g_.x,
-                                    b_.p("g_norm.weight"), o_rstd_.x, N * H_, Vh);
-    be_.gla_backward(dq(), dk(), dv(), gk_.d, o_.d, nullptr, q(), k(), v(), gk_.x, s.B, s.T, H_,
-                     K, Vh, 1.0f / std::sqrt(float(K)), chunk_);
-    be_.logsigmoid_backward(gk_raw_.d, gk_.d, gk_raw_.x, gate_scale_, size_t(N) * Dk_);
+                                    b_.p("g_norm.weight"), o_rstd_.x, N * H_, Vh, false);
+    be_.gla_backward(dq(), dk(), dv(), gk_.d, o_.d, nullptr, q(), k(), v(), gk_.x, s.B, s.T, H_, K,
+                     Vh, 1.0f / std::sqrt(float(K)), chunk_, false);
+    be_.logsigmoid_backward(gk_raw_.d, gk_.d, gk_raw_.x, gate_scale_, size_t(N) * Dk_, false);
     be_.linear_backward(gk_low_.d, b_.g("gk_proj.1.weight"), b_.g("gk_proj.1.bias"), gk_raw_.d,
-                        gk_low_.x, b_.p("gk_proj.1.weight"), N, r_, Dk_);
+                        gk_low_.x, b_.p("gk_proj.1.weight"), N, r_, Dk_, false);
     be_.linear_backward(dh, b_.g("gk_proj.0.weight"), nullptr, gk_low_.d, h_,
-                        b_.p("gk_proj.0.weight"), N, D_, r_);
+                        b_.p("gk_proj.0.weight"), N, D_, r_, false);
     if (conv_) {
       short_conv_backward(q_lin_.d, q_cv_.d, q_.d, q_cv_.x, q_lin_.x, "q_conv1d.weight", Dk_, s);
       short_conv_backward(k_lin_.d, k_cv_.d, k_.d, k_cv_.x, k_lin_.x, "k_conv1d.weight", Dk_, s);
       short_conv_backward(v_lin_.d, v_cv_.d, v_.d, v_cv_.x, v_lin_.x, "v_conv1d.weight", Dv_, s);
     }
     be_.linear_backward(dh, b_.g("q_proj.weight"), nullptr, q_lin_.d, h_, b_.p("q_proj.weight"), N,
-                        D_, Dk_);
+                        D_, Dk_, true);
     be_.linear_backward(dh, b_.g("k_proj.weight"), nullptr, k_lin_.d, h_, b_.p("k_proj.weight"), N,
-                        D_, Dk_);
+                        D_, Dk_, true);
     be_.linear_backward(dh, b_.g("v_proj.weight"), nullptr, v_lin_.d, h_, b_.p("v_proj.weight"), N,
-                        D_, Dv_);
+                        D_, Dv_, true);
     be_.linear_backward(dh, b_.g("g_proj.weight"), nullptr, g_.d, h_, b_.p("g_proj.weight"), N, D_,
-                        Dv_);
+                        Dv_, true);
   }
 
   double flops_per_token(int T) const override {
@@ -118,8 +118,8 @@ class GlaMixer final : public Mixer {
   }
   void short_conv_backward(float* din, float* dpre, const float* dact, const float* pre,
                            const float* in, const char* w, int C, RunShape s) {
-    be_.silu_backward(dpre, dact, pre, size_t(s.N()) * C);
-    be_.conv1d_backward(din, b_.g(w), nullptr, dpre, in, b_.p(w), s.B, s.T, C, W_);
+    be_.silu_backward(dpre, dact, pre, size_t(s.N()) * C, false);
+    be_.conv1d_backward(din, b_.g(w), nullptr, dpre, in, b_.p(w), s.B, s.T, C, W_, false);
   }
 
   Backend& be_;
@@ -132,9 +132,6 @@ class GlaMixer final : public Mixer {
   const float* h_ = nullptr;  // input of the last forward
   ActGrad q_lin_, k_lin_, v_lin_, g_, gk_low_, gk_raw_, gk_, o_, o_rstd_, o_n_;
   ActGrad q_cv_, k_cv_, v_cv_, q_, k_, v_;
-  std::vector<ActGrad*> all_ = {&q_lin_, &k_lin_, &v_lin_, &g_, &gk_low_, &gk_raw_, &gk_, &o_,
-                            &o_rstd_, &o_n_, &q_cv_, &k_cv_, &v_cv_, &q_, &k_, &v_};
-
 };
 
 }  // namespace

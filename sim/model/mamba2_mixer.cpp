@@ -63,32 +63,30 @@ class Mamba2Mixer final : public Mixer {
 
   void backward(float* dh, const float* dout, RunShape s) override {
     const int N = s.N();
-    // Gradients are accumulated (+=) by the ops, so they start at zero; except d(xBC) and
-    // d(zxbcdt), which the split copies below write whole (disjoint column blocks, accumulate =
-    // false), and rstd, which has no gradient. Skipping those saves a third of the zeroing.
-    for (ActGrad* a : {&xbc_raw_, &xbc_pre_, &x_, &z_, &y_, &yn_, &Bm_, &Cm_, &dt_raw_, &dt_})
-      a->zero_grad(be_, N);
+    // Each activation gradient's first writer overwrites it (accumulate = false), so none is
+    // zeroed: the ops below, the split copies (whole column blocks), and the D skip, which adds
+    // to the SSD's dx.
     be_.linear_backward(yn_.d, b_.g("out_proj.weight"), nullptr, dout, yn_.x,
-                        b_.p("out_proj.weight"), N, di_, D_);
+                        b_.p("out_proj.weight"), N, di_, D_, false);
     be_.gated_rmsnorm_backward(y_.d, z_.d, b_.g("norm.weight"), yn_.d, y_.x, z_.x,
-                               b_.p("norm.weight"), rstd_.x, N, di_, di_ / G_);
-    be_.ssd_dskip_backward(x_.d, b_.g("D"), y_.d, x_.x, b_.p("D"), N, H_, P_);
+                               b_.p("norm.weight"), rstd_.x, N, di_, di_ / G_, false);
     be_.ssd_backward(x_.d, dt_.d, b_.g("A_log"), Bm_.d, Cm_.d, y_.d, nullptr, x_.x, dt_.x,
-                     b_.p("A_log"), Bm_.x, Cm_.x, s.B, s.T, H_, P_, G_, Ns_, chunk_);
-    be_.softplus_bias_backward(dt_raw_.d, b_.g("dt_bias"), dt_.d, dt_raw_.x, b_.p("dt_bias"), N,
-                               H_);
+                     b_.p("A_log"), Bm_.x, Cm_.x, s.B, s.T, H_, P_, G_, Ns_, chunk_, false);
+    be_.ssd_dskip_backward(x_.d, b_.g("D"), y_.d, x_.x, b_.p("D"), N, H_, P_, true);
+    be_.softplus_bias_backward(dt_raw_.d, b_.g("dt_bias"), dt_.d, dt_raw_.x, b_.p("dt_bias"), N, H_,
+                               false);
     // Assemble d(xBC) from its three parts (overwriting), then back through silu and the conv.
     be_.strided_copy(xbc_.d, conv_dim_, x_.d, di_, N, di_, false);
     be_.strided_copy(xbc_.d + di_, conv_dim_, Bm_.d, G_ * Ns_, N, G_ * Ns_, false);
     be_.strided_copy(xbc_.d + di_ + G_ * Ns_, conv_dim_, Cm_.d, G_ * Ns_, N, G_ * Ns_, false);
-    be_.silu_backward(xbc_pre_.d, xbc_.d, xbc_pre_.x, size_t(N) * conv_dim_);
+    be_.silu_backward(xbc_pre_.d, xbc_.d, xbc_pre_.x, size_t(N) * conv_dim_, false);
     be_.conv1d_backward(xbc_raw_.d, b_.g("conv1d.weight"), b_.g("conv1d.bias"), xbc_pre_.d,
-                        xbc_raw_.x, b_.p("conv1d.weight"), s.B, s.T, conv_dim_, W_);
+                        xbc_raw_.x, b_.p("conv1d.weight"), s.B, s.T, conv_dim_, W_, false);
     be_.strided_copy(zxbcdt_.d, in_dim_, z_.d, di_, N, di_, false);
     be_.strided_copy(zxbcdt_.d + di_, in_dim_, xbc_raw_.d, conv_dim_, N, conv_dim_, false);
     be_.strided_copy(zxbcdt_.d + di_ + conv_dim_, in_dim_, dt_raw_.d, H_, N, H_, false);
-    be_.linear_backward(dh, b_.g("in_proj.weight"), nullptr, zxbcdt_.d, h_,
-                        b_.p("in_proj.weight"), N, D_, in_dim_);
+    be_.linear_backward(dh, b_.g("in_proj.weight"), nullptr, zxbcdt_.d, h_, b_.p("in_proj.weight"),
+                        N, D_, in_dim_, false);
   }
 
   double flops_per_token(int T) const override {

@@ -31,7 +31,8 @@ class Mixer {
   virtual ~Mixer() = default;
   // out [N, D] = mixer(in [N, D]); `in` must stay valid until backward.
   virtual void forward(float* out, const float* in, RunShape s) = 0;
-  // din [N, D] += d mixer / d in · dout; parameter gradients accumulate into the flat buffer.
+  // din [N, D] = d mixer / d in · dout (overwritten; its old contents are never read);
+  // parameter gradients accumulate into the flat buffer.
   virtual void backward(float* din, const float* dout, RunShape s) = 0;
   // Forward FLOPs per token (documented formula; used by bench).
   virtual double flops_per_token(int T) const = 0;

@@ -69,8 +69,8 @@ void Model::ensure_labels(int M) {
   head_in_ = label_arena_.floats(size_t(M) * D);
   dhead_in_ = label_arena_.floats(size_t(M) * D);
   logits_ = label_arena_.floats(size_t(M) * V);
-  dlogits_ = label_arena_.floats(size_t(M) * V);
   probs_ = label_arena_.floats(size_t(M) * V);
+  dlogits_ = probs_;  // the xent backward overwrites the probabilities in place
   losses_ = label_arena_.floats(M);
   preds_ = label_arena_.ints(M);
 }
@@ -135,38 +135,35 @@ void Model::backward(const DeviceBatch& b) {
   auto G = [&](const std::string& name) { return grads_ + table_.at(name).offset; };
   const RunShape s{b.B, b.T};
 
-  // Loss = mean over the M labelled positions.
-  be_.zero(dlogits_, size_t(b.M) * V * sizeof(float));
-  be_.zero(dhead_in_, size_t(b.M) * D * sizeof(float));
-  be_.softmax_xent_backward(dlogits_, probs_, b.label_targets, 1.0f / b.M, b.M, V);
-  be_.linear_backward(dhead_in_, head_grad(), nullptr, dlogits_, head_in_, head_weight(), b.M, D,
-                      V);
+  // Loss = mean over the M labelled positions. Each activation gradient's first writer
+  // overwrites it (accumulate = false); only the scatter target needs zeroing (rows without a
+  // label get no gradient). dlogits_ is probs_: overwritten in place.
+  be_.softmax_xent_backward(dlogits_, probs_, b.label_targets, 1.0f / b.M, b.M, V, false);
+  be_.linear_backward(dhead_in_, head_grad(), nullptr, dlogits_, head_in_, head_weight(), b.M, D, V,
+                      false);
   final_normed_.zero_grad(be_, N);
   be_.scatter_add_rows(final_normed_.d, dhead_in_, b.label_rows, b.M, D);
-  be_.zero(dresid_, size_t(N) * D * sizeof(float));
   be_.rmsnorm_backward(dresid_, G(nm.final_norm), final_normed_.d, final_in_.x, P(nm.final_norm),
-                       final_rstd_.x, N, D);
+                       final_rstd_.x, N, D, false);
 
   // dresid_ holds d(block output); each block adds its branches' input gradients into it.
   for (int l = cfg_.n_layers - 1; l >= 0; --l) {
     Layer& L = layers_[l];
     std::string pre = nm.layer(l);
     if (cfg_.mlp) {
-      for (ActGrad* a : {&L.normed2, &L.gate, &L.up, &L.act}) a->zero_grad(be_, N);
       be_.linear_backward(L.act.d, G(pre + "mlp.down_proj.weight"), nullptr, dresid_, L.act.x,
-                          P(pre + "mlp.down_proj.weight"), N, F, D);
-      be_.swiglu_backward(L.gate.d, L.up.d, L.act.d, L.gate.x, L.up.x, size_t(N) * F);
+                          P(pre + "mlp.down_proj.weight"), N, F, D, false);
+      be_.swiglu_backward(L.gate.d, L.up.d, L.act.d, L.gate.x, L.up.x, size_t(N) * F, false);
       be_.linear_backward(L.normed2.d, G(pre + "mlp.gate_proj.weight"), nullptr, L.gate.d,
-                          L.normed2.x, P(pre + "mlp.gate_proj.weight"), N, D, F);
-      be_.linear_backward(L.normed2.d, G(pre + "mlp.up_proj.weight"), nullptr, L.up.d,
-                          L.normed2.x, P(pre + "mlp.up_proj.weight"), N, D, F);
+                          L.normed2.x, P(pre + "mlp.gate_proj.weight"), N, D, F, false);
+      be_.linear_backward(L.normed2.d, G(pre + "mlp.up_proj.weight"), nullptr, L.up.d, L.normed2.x,
+                          P(pre + "mlp.up_proj.weight"), N, D, F, true);
       be_.rmsnorm_backward(dresid_, G(pre + nm.mlp_norm), L.normed2.d, L.resid_mid.x,
-                           P(pre + nm.mlp_norm), L.rstd2.x, N, D);
+                           P(pre + nm.mlp_norm), L.rstd2.x, N, D, true);
     }
-    L.normed.zero_grad(be_, N);
-    mixers_[l]->backward(L.normed.d, dresid_, s);
+    mixers_[l]->backward(L.normed.d, dresid_, s);  // overwrites L.normed.d
     be_.rmsnorm_backward(dresid_, G(pre + nm.pre_norm), L.normed.d, L.resid_in.x,
-                         P(pre + nm.pre_norm), L.rstd.x, N, D);
+                         P(pre + nm.pre_norm), L.rstd.x, N, D, true);
   }
   be_.embedding_backward(G(nm.embedding), dresid_, b.tokens, N, D);
 }

@@ -84,7 +84,7 @@ class Model {
   float* head_in_ = nullptr;   // [M, D] gathered rows
   float* dhead_in_ = nullptr;  // [M, D]
   float* logits_ = nullptr;    // [M, V]
-  float* dlogits_ = nullptr;   // [M, V]
+  float* dlogits_ = nullptr;   // [M, V]: the same buffer as probs_ (overwritten in backward)
   float* probs_ = nullptr;     // [M, V]
   float* losses_ = nullptr;    // [M]
   int* preds_ = nullptr;       // [M]

@@ -102,6 +102,14 @@ class Builder {
     t.is_int = true;
     t.i.assign(n, -12345);
   }
+  // An input gradient of a backward op: accumulated into (random start) or overwritten (NaN start,
+  // so an element that is read or left unwritten fails) per the op's `accumulate` flag.
+  void grad(const std::string& name, size_t n, bool accumulate) {
+    if (accumulate)
+      acc(name, n);
+    else
+      out(name, n);
+  }
   // Output the op accumulates into (gradients, in-place ops): random start, same on both sides.
   std::vector<float>& acc(const std::string& name, size_t n) {
     Tensor& t = c_.tensors[name];
@@ -144,6 +152,14 @@ class Builder {
   std::mt19937 rng_;
   Case c_;
 };
+
+// The `accumulate` modes a backward op is verified in: both, or for the benchmark shapes the
+// accumulating one only.
+std::vector<bool> grad_modes(bool bench) {
+  return bench ? std::vector<bool>{true} : std::vector<bool>{true, false};
+}
+// "op" when accumulating, "op(=)" when overwriting.
+std::string grad_op(const char* op, bool acc) { return acc ? op : std::string(op) + "(=)"; }
 
 std::string fmt(std::initializer_list<std::pair<const char*, long long>> kv) {
   std::ostringstream s;
@@ -233,14 +249,15 @@ void activation_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       b.work(0, bytes_f(2.0 * n));
       b.done([n](Backend& be, const Bufs& p) { be.silu_forward(p.f("out"), p.f("inp"), n); });
     }
-    {
-      Builder b(cs, "silu_backward", "activations", sh, TolClass::Elementwise, seed++);
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("silu_backward", acc), "activations", sh, TolClass::Elementwise,
+                seed++);
       b.in("inp", n, -8.f, 8.f);
       b.in("dout", n);
-      b.acc("dinp", n);
+      b.grad("dinp", n, acc);
       b.work(0, bytes_f(4.0 * n));
-      b.done([n](Backend& be, const Bufs& p) {
-        be.silu_backward(p.f("dinp"), p.f("dout"), p.f("inp"), n);
+      b.done([n, acc](Backend& be, const Bufs& p) {
+        be.silu_backward(p.f("dinp"), p.f("dout"), p.f("inp"), n, acc);
       });
     }
     {
@@ -252,14 +269,15 @@ void activation_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
         be.logsigmoid_forward(p.f("out"), p.f("inp"), 1.f / 16.f, n);
       });
     }
-    {
-      Builder b(cs, "logsigmoid_backward", "activations", sh, TolClass::Elementwise, seed++);
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("logsigmoid_backward", acc), "activations", sh, TolClass::Elementwise,
+                seed++);
       b.in("inp", n, -30.f, 30.f);
       b.in("dout", n);
-      b.acc("dinp", n);
+      b.grad("dinp", n, acc);
       b.work(0, bytes_f(4.0 * n));
-      b.done([n](Backend& be, const Bufs& p) {
-        be.logsigmoid_backward(p.f("dinp"), p.f("dout"), p.f("inp"), 1.f / 16.f, n);
+      b.done([n, acc](Backend& be, const Bufs& p) {
+        be.logsigmoid_backward(p.f("dinp"), p.f("dout"), p.f("inp"), 1.f / 16.f, n, acc);
       });
     }
     {
@@ -272,16 +290,17 @@ void activation_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
         be.swiglu_forward(p.f("out"), p.f("gate"), p.f("up"), n);
       });
     }
-    {
-      Builder b(cs, "swiglu_backward", "activations", sh, TolClass::Elementwise, seed++);
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("swiglu_backward", acc), "activations", sh, TolClass::Elementwise,
+                seed++);
       b.in("gate", n, -6.f, 6.f);
       b.in("up", n);
       b.in("dout", n);
-      b.acc("dgate", n);
-      b.acc("dup", n);
+      b.grad("dgate", n, acc);
+      b.grad("dup", n, acc);
       b.work(0, bytes_f(7.0 * n));
-      b.done([n](Backend& be, const Bufs& p) {
-        be.swiglu_backward(p.f("dgate"), p.f("dup"), p.f("dout"), p.f("gate"), p.f("up"), n);
+      b.done([n, acc](Backend& be, const Bufs& p) {
+        be.swiglu_backward(p.f("dgate"), p.f("dup"), p.f("dout"), p.f("gate"), p.f("up"), n, acc);
       });
     }
   }
@@ -332,18 +351,19 @@ void rmsnorm_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
         be.rmsnorm_forward(p.f("out"), p.f("rstd"), p.f("inp"), p.f("weight"), s.N, s.C, eps);
       });
     }
-    {
-      Builder b(cs, "rmsnorm_backward", "rmsnorm", sh, TolClass::LongReduction, seed++);
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("rmsnorm_backward", acc), "rmsnorm", sh, TolClass::LongReduction,
+                seed++);
       auto& x = b.in("inp", n, -2.f, 2.f);
       b.in("rstd", row_rstd(x, s.N, s.C, eps));
       b.in("weight", s.C, 0.5f, 1.5f);
       b.in("dout", n);
-      b.acc("dinp", n);
+      b.grad("dinp", n, acc);
       b.acc("dweight", s.C);
       b.work(0, bytes_f(4.0 * n));
-      b.done([s](Backend& be, const Bufs& p) {
+      b.done([s, acc](Backend& be, const Bufs& p) {
         be.rmsnorm_backward(p.f("dinp"), p.f("dweight"), p.f("dout"), p.f("inp"), p.f("weight"),
-                            p.f("rstd"), s.N, s.C);
+                            p.f("rstd"), s.N, s.C, acc);
       });
     }
   }
@@ -371,18 +391,18 @@ void linear_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
         be.linear_forward(p.f("out"), p.f("inp"), p.f("weight"), p.opt("bias"), s.N, s.C, s.OC);
       });
     }
-    {
-      Builder b(cs, "linear_backward", "linear", sh, TolClass::Gemm, seed++);
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("linear_backward", acc), "linear", sh, TolClass::Gemm, seed++);
       b.in("inp", size_t(s.N) * s.C);
       b.in("weight", size_t(s.OC) * s.C);
       b.in("dout", size_t(s.N) * s.OC);
-      b.acc("dinp", size_t(s.N) * s.C);
+      b.grad("dinp", size_t(s.N) * s.C, acc);
       b.acc("dweight", size_t(s.OC) * s.C);
       if (s.bias) b.acc("dbias", s.OC);
       b.work(2 * flop, bytes_f(2.0 * s.N * s.C + 2.0 * s.OC * s.C + double(s.N) * s.OC), true);
-      b.done([s](Backend& be, const Bufs& p) {
+      b.done([s, acc](Backend& be, const Bufs& p) {
         be.linear_backward(p.f("dinp"), p.f("dweight"), p.opt("dbias"), p.f("dout"), p.f("inp"),
-                           p.f("weight"), s.N, s.C, s.OC);
+                           p.f("weight"), s.N, s.C, s.OC, acc);
       });
     }
   }
@@ -405,18 +425,18 @@ void conv1d_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
         be.conv1d_forward(p.f("out"), p.f("inp"), p.f("weight"), p.opt("bias"), s.B, s.T, s.C, s.W);
       });
     }
-    {
-      Builder b(cs, "conv1d_backward", "conv1d", sh, TolClass::LongReduction, seed++);
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("conv1d_backward", acc), "conv1d", sh, TolClass::LongReduction, seed++);
       b.in("inp", n);
       b.in("weight", size_t(s.C) * s.W);
       b.in("dout", n);
-      b.acc("dinp", n);
+      b.grad("dinp", n, acc);
       b.acc("dweight", size_t(s.C) * s.W);
       if (s.bias) b.acc("dbias", s.C);
       b.work(4.0 * n * s.W, bytes_f(4.0 * n));
-      b.done([s](Backend& be, const Bufs& p) {
+      b.done([s, acc](Backend& be, const Bufs& p) {
         be.conv1d_backward(p.f("dinp"), p.f("dweight"), p.opt("dbias"), p.f("dout"), p.f("inp"),
-                           p.f("weight"), s.B, s.T, s.C, s.W);
+                           p.f("weight"), s.B, s.T, s.C, s.W, acc);
       });
     }
   }
@@ -451,23 +471,23 @@ void gla_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
                        s.B, s.T, s.H, s.K, s.V, scale, s.chunk);
       });
     }
-    {
-      Builder b(cs, "gla_backward", "gla", sh, TolClass::Scan, seed++);
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("gla_backward", acc), "gla", sh, TolClass::Scan, seed++);
       b.in("q", nqk);
       b.in("k", nqk);
       b.in("v", nv);
       b.in("gk", nqk, s.gmin, 0.f);
       b.in("dout", nv);
       if (s.with_state) b.in("dfinal_state", ns);
-      b.acc("dq", nqk);
-      b.acc("dk", nqk);
-      b.acc("dv", nv);
-      b.acc("dgk", nqk);
+      b.grad("dq", nqk, acc);
+      b.grad("dk", nqk, acc);
+      b.grad("dv", nv, acc);
+      b.grad("dgk", nqk, acc);
       b.work(3 * flop, bytes_f(7.0 * nqk + 3.0 * nv), true);
-      b.done([s, scale](Backend& be, const Bufs& p) {
+      b.done([s, scale, acc](Backend& be, const Bufs& p) {
         be.gla_backward(p.f("dq"), p.f("dk"), p.f("dv"), p.f("dgk"), p.f("dout"),
                         p.opt("dfinal_state"), p.f("q"), p.f("k"), p.f("v"), p.f("gk"), s.B, s.T,
-                        s.H, s.K, s.V, scale, s.chunk);
+                        s.H, s.K, s.V, scale, s.chunk, acc);
       });
     }
   }
@@ -487,7 +507,7 @@ void gla_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     b.acc("dgk", nqk);
     b.done([s](Backend& be, const Bufs& p) {
       be.gla_backward(nullptr, nullptr, p.f("dv"), p.f("dgk"), p.f("dout"), nullptr, p.f("q"),
-                      p.f("k"), p.f("v"), p.f("gk"), s.B, s.T, s.H, s.K, s.V, 0.25f, s.chunk);
+                      p.f("k"), p.f("v"), p.f("gk"), s.B, s.T, s.H, s.K, s.V, 0.25f, s.chunk, true);
     });
   }
 }
@@ -511,20 +531,21 @@ void gla_norm_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
                                       s.N, s.C, eps);
       });
     }
-    {
-      Builder b(cs, "rmsnorm_swish_gate_backward", "gla_norm", sh, TolClass::LongReduction, seed++);
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("rmsnorm_swish_gate_backward", acc), "gla_norm", sh,
+                TolClass::LongReduction, seed++);
       auto& x = b.in("x", n, -2.f, 2.f);
       b.in("rstd", row_rstd(x, s.N, s.C, eps));
       b.in("g", n, -4.f, 4.f);
       b.in("weight", s.C, 0.5f, 1.5f);
       b.in("dout", n);
-      b.acc("dx", n);
-      b.acc("dg", n);
+      b.grad("dx", n, acc);
+      b.grad("dg", n, acc);
       b.acc("dweight", s.C);
       b.work(0, bytes_f(6.0 * n));
-      b.done([s](Backend& be, const Bufs& p) {
+      b.done([s, acc](Backend& be, const Bufs& p) {
         be.rmsnorm_swish_gate_backward(p.f("dx"), p.f("dg"), p.f("dweight"), p.f("dout"), p.f("x"),
-                                       p.f("g"), p.f("weight"), p.f("rstd"), s.N, s.C);
+                                       p.f("g"), p.f("weight"), p.f("rstd"), s.N, s.C, acc);
       });
     }
   }
@@ -545,17 +566,18 @@ void mamba2_elementwise_cases(std::vector<Case>& cs, unsigned& seed, bool bench)
         be.softplus_bias_forward(p.f("dt"), p.f("dt_raw"), p.f("dt_bias"), N, H);
       });
     }
-    {
-      Builder b(cs, "softplus_bias_backward", "mamba2_elementwise", sh, TolClass::LongReduction, seed++);
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("softplus_bias_backward", acc), "mamba2_elementwise", sh,
+                TolClass::LongReduction, seed++);
       b.in("dt_raw", n, -25.f, 25.f);
       b.in("dt_bias", H, -3.f, 1.f);
       b.in("ddt", n);
-      b.acc("ddt_raw", n);
+      b.grad("ddt_raw", n, acc);
       b.acc("ddt_bias", H);
       b.work(0, bytes_f(4.0 * n));
-      b.done([N, H](Backend& be, const Bufs& p) {
+      b.done([N, H, acc](Backend& be, const Bufs& p) {
         be.softplus_bias_backward(p.f("ddt_raw"), p.f("ddt_bias"), p.f("ddt"), p.f("dt_raw"),
-                                  p.f("dt_bias"), N, H);
+                                  p.f("dt_bias"), N, H, acc);
       });
     }
   }
@@ -579,8 +601,9 @@ void mamba2_elementwise_cases(std::vector<Case>& cs, unsigned& seed, bool bench)
                                  s.C, s.gs, eps);
       });
     }
-    {
-      Builder b(cs, "gated_rmsnorm_backward", "mamba2_elementwise", sh, TolClass::LongReduction, seed++);
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("gated_rmsnorm_backward", acc), "mamba2_elementwise", sh,
+                TolClass::LongReduction, seed++);
       auto& y = b.in("y", n, -2.f, 2.f);
       auto& z = b.in("z", n, -4.f, 4.f);
       std::vector<float> rstd(size_t(s.N) * groups);
@@ -597,13 +620,13 @@ void mamba2_elementwise_cases(std::vector<Case>& cs, unsigned& seed, bool bench)
       b.in("rstd", rstd);
       b.in("weight", s.C, 0.5f, 1.5f);
       b.in("dout", n);
-      b.acc("dy", n);
-      b.acc("dz", n);
+      b.grad("dy", n, acc);
+      b.grad("dz", n, acc);
       b.acc("dweight", s.C);
       b.work(0, bytes_f(6.0 * n));
-      b.done([s](Backend& be, const Bufs& p) {
+      b.done([s, acc](Backend& be, const Bufs& p) {
         be.gated_rmsnorm_backward(p.f("dy"), p.f("dz"), p.f("dweight"), p.f("dout"), p.f("y"),
-                                  p.f("z"), p.f("weight"), p.f("rstd"), s.N, s.C, s.gs);
+                                  p.f("z"), p.f("weight"), p.f("rstd"), s.N, s.C, s.gs, acc);
       });
     }
   }
@@ -642,21 +665,21 @@ void ssd_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
                        p.f("Bm"), p.f("Cm"), s.B, s.T, s.H, s.P, s.G, s.N, s.chunk);
       });
     }
-    {
-      Builder b(cs, "ssd_backward", "ssd", sh, TolClass::Scan, seed++);
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("ssd_backward", acc), "ssd", sh, TolClass::Scan, seed++);
       inputs(b);
       b.in("dy", nx);
       if (s.with_state) b.in("dfinal_state", ns);
-      b.acc("dx", nx);
-      b.acc("ddt", ndt);
+      b.grad("dx", nx, acc);
+      b.grad("ddt", ndt, acc);
       b.acc("dA_log", s.H);
-      b.acc("dBm", nbc);
-      b.acc("dCm", nbc);
+      b.grad("dBm", nbc, acc);
+      b.grad("dCm", nbc, acc);
       b.work(3 * flop, bytes_f(4.0 * nx + 4.0 * nbc + 3.0 * ndt), true);
-      b.done([s](Backend& be, const Bufs& p) {
+      b.done([s, acc](Backend& be, const Bufs& p) {
         be.ssd_backward(p.f("dx"), p.f("ddt"), p.f("dA_log"), p.f("dBm"), p.f("dCm"), p.f("dy"),
                         p.opt("dfinal_state"), p.f("x"), p.f("dt"), p.f("A_log"), p.f("Bm"),
-                        p.f("Cm"), s.B, s.T, s.H, s.P, s.G, s.N, s.chunk);
+                        p.f("Cm"), s.B, s.T, s.H, s.P, s.G, s.N, s.chunk, acc);
       });
     }
   }
@@ -674,16 +697,16 @@ void ssd_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
         be.ssd_dskip_forward(p.f("y"), p.f("x"), p.f("D"), N, H, P);
       });
     }
-    {
-      Builder b(cs, "ssd_dskip_backward", "ssd", sh, TolClass::LongReduction, seed++);
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("ssd_dskip_backward", acc), "ssd", sh, TolClass::LongReduction, seed++);
       b.in("x", n);
       b.in("D", H, 0.5f, 1.5f);
       b.in("dy", n);
-      b.acc("dx", n);
+      b.grad("dx", n, acc);
       b.acc("dD", H);
       b.work(0, bytes_f(4.0 * n));
-      b.done([N, H, P](Backend& be, const Bufs& p) {
-        be.ssd_dskip_backward(p.f("dx"), p.f("dD"), p.f("dy"), p.f("x"), p.f("D"), N, H, P);
+      b.done([N, H, P, acc](Backend& be, const Bufs& p) {
+        be.ssd_dskip_backward(p.f("dx"), p.f("dD"), p.f("dy"), p.f("x"), p.f("D"), N, H, P, acc);
       });
     }
   }
@@ -707,8 +730,9 @@ void xent_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
                                 p.i("targets"), s.M, s.V);
       });
     }
-    {
-      Builder b(cs, "softmax_xent_backward", "xent", sh, TolClass::Elementwise, seed++);
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("softmax_xent_backward", acc), "xent", sh, TolClass::Elementwise,
+                seed++);
       std::vector<float> probs = b.uniform(n, -8.f, 8.f);
       for (int r = 0; r < s.M; ++r) {  // softmax on the host in double
         float* row = probs.data() + size_t(r) * s.V;
@@ -718,10 +742,11 @@ void xent_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       }
       b.in("probs", probs);
       b.in_int("targets", b.ints(s.M, 0, s.V));
-      b.acc("dlogits", n);
+      b.grad("dlogits", n, acc);
       b.work(0, bytes_f(3.0 * n));
-      b.done([s](Backend& be, const Bufs& p) {
-        be.softmax_xent_backward(p.f("dlogits"), p.f("probs"), p.i("targets"), 1.f / s.M, s.M, s.V);
+      b.done([s, acc](Backend& be, const Bufs& p) {
+        be.softmax_xent_backward(p.f("dlogits"), p.f("probs"), p.i("targets"), 1.f / s.M, s.M, s.V,
+                                 acc);
       });
     }
   }

@@ -12,6 +12,7 @@
 #include <cstddef>
 
 #include "sim/ops/cpu/cpu_backend.h"
+#include "sim/ops/cpu/grad_store.h"
 
 namespace statex {
 
@@ -45,13 +46,15 @@ void CpuBackend::silu_forward(float* out, const float* inp, size_t n) {
   });
 }
 
-// dinp += dout * s (1 + x (1 - s)),  s = sigmoid(x)
-void CpuBackend::silu_backward(float* dinp, const float* dout, const float* inp, size_t n) {
+// dinp (+)= dout * s (1 + x (1 - s)),  s = sigmoid(x)
+void CpuBackend::silu_backward(float* dinp, const float* dout, const float* inp, size_t n,
+                               bool accumulate) {
   if (!dinp) return;
   for_each_chunk(n, [&](std::ptrdiff_t b, std::ptrdiff_t k) {
     ConstArrMap x(inp + b, k);
     Arr s = x.logistic();
-    ArrMap(dinp + b, k) += ConstArrMap(dout + b, k) * s * (1.f + x * (1.f - s));
+    store_grad(ArrMap(dinp + b, k), ConstArrMap(dout + b, k) * s * (1.f + x * (1.f - s)),
+               accumulate);
   });
 }
 
@@ -64,14 +67,16 @@ void CpuBackend::logsigmoid_forward(float* out, const float* inp, float scale, s
   });
 }
 
-// dinp += dout * scale * sigmoid(-x)
+// dinp (+)= dout * scale * sigmoid(-x)
 void CpuBackend::logsigmoid_backward(float* dinp, const float* dout, const float* inp, float scale,
-                                     size_t n) {
+                                     size_t n, bool accumulate) {
   if (!dinp) return;
   for_each_chunk(n, [&](std::ptrdiff_t b, std::ptrdiff_t k) {
     // sigmoid(-x) through logistic(), which is stable for any x (see the header); one
     // vectorised pass (Eigen 3.4 does not vectorise select(), which the e / (1 + e) form needed).
-    ArrMap(dinp + b, k) += scale * ConstArrMap(dout + b, k) * (-ConstArrMap(inp + b, k)).logistic();
+    store_grad(ArrMap(dinp + b, k),
+               scale * ConstArrMap(dout + b, k) * (-ConstArrMap(inp + b, k)).logistic(),
+               accumulate);
   });
 }
 
@@ -83,16 +88,18 @@ void CpuBackend::swiglu_forward(float* out, const float* gate, const float* up, 
   });
 }
 
-// dgate += dout * up * silu'(gate), dup += dout * silu(gate)
+// dgate (+)= dout * up * silu'(gate), dup (+)= dout * silu(gate)
 void CpuBackend::swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
-                                 const float* up, size_t n) {
+                                 const float* up, size_t n, bool accumulate) {
   if (!dgate && !dup) return;
   for_each_chunk(n, [&](std::ptrdiff_t b, std::ptrdiff_t k) {
     ConstArrMap g(gate + b, k);
     ConstArrMap dy(dout + b, k);
     Arr s = g.logistic();
-    if (dgate) ArrMap(dgate + b, k) += dy * ConstArrMap(up + b, k) * s * (1.f + g * (1.f - s));
-    if (dup) ArrMap(dup + b, k) += dy * g * s;
+    if (dgate)
+      store_grad(ArrMap(dgate + b, k), dy * ConstArrMap(up + b, k) * s * (1.f + g * (1.f - s)),
+                 accumulate);
+    if (dup) store_grad(ArrMap(dup + b, k), dy * g * s, accumulate);
   });
 }
 

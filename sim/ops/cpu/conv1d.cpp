@@ -49,8 +49,8 @@ void CpuBackend::conv1d_forward(float* out, const float* inp, const float* weigh
 }
 
 void CpuBackend::conv1d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                                 const float* inp, const float* weight, int B, int T, int C,
-                                 int W) {
+                                 const float* inp, const float* weight, int B, int T, int C, int W,
+                                 bool accumulate) {
   const bool parallel = size_t(B) * T * C * W >= kMinParallelWork;
   if (dinp) {
     const std::vector<float> wt = taps_major(weight, C, W);
@@ -59,6 +59,7 @@ void CpuBackend::conv1d_backward(float* dinp, float* dweight, float* dbias, cons
     for (int b = 0; b < B; ++b) {
       for (int s = 0; s < T; ++s) {
         float* dx = dinp + (size_t(b) * T + s) * C;
+        if (!accumulate) std::fill(dx, dx + C, 0.f);  // the row is summed over taps below
         for (int j = 0; j < W; ++j) {
           const int t = s + (W - 1) - j;
           if (t >= T) continue;

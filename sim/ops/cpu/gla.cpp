@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "sim/ops/cpu/cpu_backend.h"
+#include "sim/ops/cpu/grad_store.h"
 
 namespace statex {
 namespace {
@@ -230,7 +231,7 @@ void CpuBackend::gla_forward(float* o, float* final_state, const float* q, const
 void CpuBackend::gla_backward(float* dq, float* dk, float* dv, float* dgk, const float* dout,
                               const float* dfinal_state, const float* q, const float* k,
                               const float* v, const float* gk, int B, int T, int H, int K, int V,
-                              float scale, int chunk) {
+                              float scale, int chunk, bool accumulate) {
   check_args(chunk);
   if ((!dq && !dk && !dv && !dgk) || T == 0) return;
   const int L = std::min(chunk, T);
@@ -298,7 +299,7 @@ void CpuBackend::gla_backward(float* dq, float* dk, float* dv, float* dgk, const
           s.tmpV.topRows(n).noalias() =
               s.A.topLeftCorner(n, n).triangularView<Eigen::Lower>().transpose() * dOc;
           s.tmpV.topRows(n).noalias() += s.Kd.topRows(n) * dS;
-          head_view(dv, b, h, T, H, V).middleRows(t0, n) += s.tmpV.topRows(n);
+          store_grad(head_view(dv, b, h, T, H, V).middleRows(t0, n), s.tmpV.topRows(n), accumulate);
         }
         // dS_in = diag(exp(B_last)) dS_out + Qd^T dO
         dS = s.decay.matrix().transpose().asDiagonal() * dS;
@@ -323,7 +324,7 @@ void CpuBackend::gla_backward(float* dq, float* dk, float* dv, float* dgk, const
         for (int t = T - 1; t >= 0; --t) {
           acc += (s.Q.row(t).array() * s.dQ.row(t).array()).cast<double>() -
                  (s.Kx.row(t).array() * s.dK.row(t).array()).cast<double>();
-          dG.row(t).array() += acc.cast<float>();
+          store_grad(dG.row(t).array(), acc.cast<float>(), accumulate);
         }
       }
       // The terms kept apart: dq_i += scale dA_ii k_i, dk_i += scale dA_ii q_i, and dS_T v_{T-1}.
@@ -333,8 +334,8 @@ void CpuBackend::gla_backward(float* dq, float* dk, float* dv, float* dgk, const
         s.dQ.row(t) += c * s.Kx.row(t);
         s.dK.row(t) += c * s.Q.row(t);
       }
-      if (dq) head_view(dq, b, h, T, H, K) += s.dQ;
-      if (dk) head_view(dk, b, h, T, H, K) += s.dK;
+      if (dq) store_grad(head_view(dq, b, h, T, H, K), s.dQ, accumulate);
+      if (dk) store_grad(head_view(dk, b, h, T, H, K), s.dK, accumulate);
     }
   }
 }

@@ -11,6 +11,7 @@
 
 #include "sim/ops/cpu/block_partials.h"
 #include "sim/ops/cpu/cpu_backend.h"
+#include "sim/ops/cpu/grad_store.h"
 
 namespace statex {
 namespace {
@@ -36,7 +37,8 @@ void CpuBackend::rmsnorm_swish_gate_forward(float* out, float* rstd, const float
 
 void CpuBackend::rmsnorm_swish_gate_backward(float* dx, float* dg, float* dweight,
                                              const float* dout, const float* x, const float* g,
-                                             const float* weight, const float* rstd, int N, int C) {
+                                             const float* weight, const float* rstd, int N, int C,
+                                             bool accumulate) {
   ConstRow w(weight, C);
   // Rows [r0, r0 + n); their dweight sums into dw_sum (nullptr when dweight is not wanted).
   auto block = [&](int r0, int n, Eigen::ArrayXf* dw_sum) {
@@ -48,12 +50,14 @@ void CpuBackend::rmsnorm_swish_gate_backward(float* dx, float* dg, float* dweigh
       xhat = xr * rs;
       dy = dor * gr * sg;  // gradient on y = xhat * weight
       // d swish / dg = sigmoid(g) (1 + g (1 - sigmoid(g)))
-      if (dg) Row(dg + size_t(r) * C, C) += dor * xhat * w * sg * (1.f + gr * (1.f - sg));
+      if (dg)
+        store_grad(Row(dg + size_t(r) * C, C), dor * xhat * w * sg * (1.f + gr * (1.f - sg)),
+                   accumulate);
       if (dw_sum) *dw_sum += dy * xhat;
       if (dx) {
         // dx = rstd (dxhat - xhat mean(dxhat xhat)),  dxhat = dy * weight
         const float m = (dy * w * xhat).sum() / C;
-        Row(dx + size_t(r) * C, C) += rs * (dy * w - xhat * m);
+        store_grad(Row(dx + size_t(r) * C, C), rs * (dy * w - xhat * m), accumulate);
       }
     }
   };

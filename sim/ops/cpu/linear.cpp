@@ -60,9 +60,11 @@ void CpuBackend::linear_forward(float* out, const float* inp, const float* weigh
   }
 }
 
-// dinp [N, C] += dout · weight;  dweight [OC, C] += dout^T · inp;  dbias [OC] += sum_rows dout.
+// dinp [N, C] (+)= dout · weight;  dweight [OC, C] += dout^T · inp;  dbias [OC] += sum_rows dout.
+// (beta = 0 for an overwritten dinp: BLAS and the Eigen fallback then never read it.)
 void CpuBackend::linear_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                                 const float* inp, const float* weight, int N, int C, int OC) {
+                                 const float* inp, const float* weight, int N, int C, int OC,
+                                 bool accumulate) {
   ConstMatMap dy(dout, N, OC);
   const double gemm_flops = 2.0 * N * C * OC;
 
@@ -74,10 +76,10 @@ void CpuBackend::linear_backward(float* dinp, float* dweight, float* dbias, cons
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
     for (int blk = 0; blk < blocks; ++blk) {
       const int r0 = blk * rb, n = std::min(rb, N - r0);
-      // dinp[r0:r0+n] [n, C] += dy[r0:r0+n] [n, OC] · w [OC, C]
+      // dinp[r0:r0+n] [n, C] (+)= dy[r0:r0+n] [n, OC] · w [OC, C]
       if (dinp)
-        gemm_serial(false, false, n, C, OC, dout + (size_t)r0 * OC, OC, weight, C, 1.0f,
-                    dinp + (size_t)r0 * C, C);
+        gemm_serial(false, false, n, C, OC, dout + (size_t)r0 * OC, OC, weight, C,
+                    accumulate ? 1.0f : 0.0f, dinp + (size_t)r0 * C, C);
       if (dbias) {
         RowVecMap acc(db_partial.data() + (size_t)blk * OC, OC);
         acc = dy.row(r0);

@@ -5,13 +5,13 @@
 // independent of the thread count, rows are cut into fixed blocks of kRowsPerBlock; each block's
 // partial sum (float within the block) is computed by one thread and the partials are added in
 // double, in block order.
+#include <Eigen/Core>
 #include <cmath>
 #include <stdexcept>
 
-#include <Eigen/Core>
-
 #include "sim/ops/cpu/block_partials.h"
 #include "sim/ops/cpu/cpu_backend.h"
+#include "sim/ops/cpu/grad_store.h"
 
 namespace statex {
 namespace {
@@ -52,14 +52,15 @@ void CpuBackend::softplus_bias_forward(float* dt, const float* dt_raw, const flo
 // and its column sums (float within the block, double across blocks in block order) into
 // ddt_bias.
 void CpuBackend::softplus_bias_backward(float* ddt_raw, float* ddt_bias, const float* ddt,
-                                        const float* dt_raw, const float* dt_bias, int N, int H) {
+                                        const float* dt_raw, const float* dt_bias, int N, int H,
+                                        bool accumulate) {
   if (!ddt_raw && !ddt_bias) return;
   const ConstRowVec bias(dt_bias, H);
   auto block = [&](int r0, int n, Eigen::ArrayXf* bias_sum) {
     const size_t o = size_t(r0) * H;
     const auto v = ConstRowBlock(dt_raw + o, n, H).rowwise() + bias;  // [n, H]
     const RowArrXX g = ConstRowBlock(ddt + o, n, H) * v.logistic();
-    if (ddt_raw) RowBlock(ddt_raw + o, n, H) += g;
+    if (ddt_raw) store_grad(RowBlock(ddt_raw + o, n, H), g, accumulate);
     if (bias_sum) *bias_sum = g.colwise().sum().transpose();
   };
   for_row_blocks_summing(ddt_bias, H, N, kRowsPerBlock, worth_parallel(N, H), block);
@@ -78,14 +79,14 @@ void CpuBackend::ssd_dskip_forward(float* y, const float* x, const float* D, int
 // dx += D[h] dy and dD[h] += sum over rows and p of dy x, in one pass per row block (dD: float
 // within the block, double across blocks in block order).
 void CpuBackend::ssd_dskip_backward(float* dx, float* dD, const float* dy, const float* x,
-                                    const float* D, int N, int H, int P) {
+                                    const float* D, int N, int H, int P, bool accumulate) {
   if (!dx && !dD) return;
   const Eigen::Map<const Eigen::ArrayXf> Dh(D, H);
   auto block = [&](int r0, int n, Eigen::ArrayXf* dD_sum) {
     for (int r = r0; r < r0 + n; ++r) {
       const size_t o = size_t(r) * H * P;
       const ConstRowBlock dyr(dy + o, H, P);  // [H, P]
-      if (dx) RowBlock(dx + o, H, P) += dyr.colwise() * Dh;
+      if (dx) store_grad(RowBlock(dx + o, H, P), dyr.colwise() * Dh, accumulate);
       if (dD_sum) *dD_sum += (dyr * ConstRowBlock(x + o, H, P)).rowwise().sum();
     }
   };
@@ -123,7 +124,8 @@ void CpuBackend::gated_rmsnorm_forward(float* out, float* rstd, const float* y, 
 // block order), so it does not depend on the thread count.
 void CpuBackend::gated_rmsnorm_backward(float* dy, float* dz, float* dweight, const float* dout,
                                         const float* y, const float* z, const float* weight,
-                                        const float* rstd, int N, int C, int group_size) {
+                                        const float* rstd, int N, int C, int group_size,
+                                        bool accumulate) {
   const int ngroups = C / group_size;
   ConstArr w(weight, C);
   // Rows [r0, r0 + n); their dweight sums into dw_sum (nullptr when dweight is not wanted).
@@ -144,8 +146,8 @@ void CpuBackend::gated_rmsnorm_backward(float* dy, float* dz, float* dweight, co
         du.segment(c0, group_size) = rs * w.segment(c0, group_size) * dor.segment(c0, group_size) -
                                      u.segment(c0, group_size) * k;
       }
-      if (dy) Arr(dy + row, C) += du * silu;
-      if (dz) Arr(dz + row, C) += du * yr * sz * (1.f + zr * (1.f - sz));
+      if (dy) store_grad(Arr(dy + row, C), du * silu, accumulate);
+      if (dz) store_grad(Arr(dz + row, C), du * yr * sz * (1.f + zr * (1.f - sz)), accumulate);
       if (dw_sum) *dw_sum += dor * u * rs_row;
     }
   };

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sim/ops/cpu/cpu_backend.h"
+#include "sim/ops/cpu/grad_store.h"
 
 namespace statex {
 
@@ -34,7 +35,8 @@ void CpuBackend::rmsnorm_forward(float* out, float* rstd, const float* inp, cons
 }
 
 void CpuBackend::rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
-                                  const float* weight, const float* rstd, int N, int C) {
+                                  const float* weight, const float* rstd, int N, int C,
+                                  bool accumulate) {
   if (!dinp && !dweight) return;
   ConstRowMap w(weight, C);
   const int blocks = (N + kRowBlock - 1) / kRowBlock;
@@ -51,7 +53,7 @@ void CpuBackend::rmsnorm_backward(float* dinp, float* dweight, const float* dout
       if (dinp) {
         Eigen::ArrayXf g = dy * w;
         const float coef = r * r * r * (g * x).sum() / float(C);
-        RowMap(dinp + (size_t)i * C, C) += r * g - coef * x;
+        store_grad(RowMap(dinp + (size_t)i * C, C), r * g - coef * x, accumulate);
       }
       if (dweight) RowMap(partial.data() + (size_t)blk * C, C) += dy * x * r;
     }

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "sim/ops/cpu/cpu_backend.h"
+#include "sim/ops/cpu/grad_store.h"
 
 namespace statex {
 namespace {
@@ -264,7 +265,8 @@ void CpuBackend::ssd_forward(float* y, float* final_state, const float* x, const
 void CpuBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, float* dCm,
                               const float* dy, const float* dfinal_state, const float* x,
                               const float* dt, const float* A_log, const float* Bm, const float* Cm,
-                              int B, int T, int H, int P, int G, int N, int chunk) {
+                              int B, int T, int H, int P, int G, int N, int chunk,
+                              bool accumulate) {
   check_args(H, G, chunk);
   const ChunkViews V{T, H, P, G, N};
   const GroupViews GV{V, H / G};
@@ -338,14 +340,16 @@ void CpuBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, 
               // dM ∘ Dec = (e ∘ dY_h) (X_h / e)^T; T is zero above the diagonal.
               dM.noalias() = dYe.middleCols(hl * P, P) * Xu.middleCols(hl * P, P).transpose();
               Hm = dM.cwiseProduct(CB);
-              if (dx) dX_head().noalias() += dk.u.asDiagonal() * Q.middleCols(hl * P, P);
+              if (dx)
+                store_grad(dX_head().noalias(), dk.u.asDiagonal() * Q.middleCols(hl * P, P),
+                           accumulate);
             } else {
               M = CB.cwiseProduct(dk.dec) * dk.dt.asDiagonal();  // lower triangular
               dM.noalias() = dYh * Xh.transpose();
               Hm = dM.cwiseProduct(CB).cwiseProduct(dk.dec);
               dCB = dM.cwiseProduct(dk.dec) * dk.dt.asDiagonal();
               dCB_sum += dCB;
-              if (dx) dX_head().noalias() += M.transpose() * dYh;
+              if (dx) store_grad(dX_head().noalias(), M.transpose() * dYh, accumulate);
             }
             // r_j = <dS_h, x_j ⊗ B_j> = sum_p x_jp (B dS_h^T)_jp
             r = Xh.cwiseProduct(BdSh).rowwise().sum();
@@ -384,17 +388,20 @@ void CpuBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, 
               dA[hl] += da * dk.dt[k];
             }
             if (ddt)
-              for (int k = 0; k < L; ++k) ddt[V.dto(b, t0 + k, g * hg + hl)] += ddt_c[k];
+              for (int k = 0; k < L; ++k) {
+                float& d = ddt[V.dto(b, t0 + k, g * hg + hl)];
+                d = accumulate ? d + ddt_c[k] : ddt_c[k];
+              }
           }
           // Group-wide products: sums over the group's heads happen inside one product each.
           if (dCm) {
             auto dCc = V.bc(dCm, b, t0, g, L);
-            dCc.noalias() += dCB_sum * Bc;
+            store_grad(dCc.noalias(), dCB_sum * Bc, accumulate);
             dCc.noalias() += dYe * S0c;  // sum_h diag(e_h) dY_h S0_h
           }
           if (dBm) {
             auto dBc = V.bc(dBm, b, t0, g, L);
-            dBc.noalias() += dCB_sum.transpose() * Cc;
+            store_grad(dBc.noalias(), dCB_sum.transpose() * Cc, accumulate);
             dBc.noalias() += Xw * dS;  // sum_h diag(w_h) X_h dS_h
           }
           // Gradient w.r.t. the incoming states (the previous chunk's outgoing states).

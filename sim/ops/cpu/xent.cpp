@@ -61,9 +61,9 @@ void CpuBackend::softmax_xent_forward(float* losses, float* probs, int* pred, co
   }
 }
 
-// dlogits += (probs - onehot(target)) * dloss_scale
+// dlogits (+)= (probs - onehot(target)) * dloss_scale; when overwriting, dlogits may be probs.
 void CpuBackend::softmax_xent_backward(float* dlogits, const float* probs, const int* targets,
-                                       float dloss_scale, int M, int V) {
+                                       float dloss_scale, int M, int V, bool accumulate) {
   if (!dlogits) return;
   check_targets(targets, M, V);
   const bool parallel = (long long)M * V >= (1 << 14);
@@ -71,7 +71,10 @@ void CpuBackend::softmax_xent_backward(float* dlogits, const float* probs, const
   for (int i = 0; i < M; ++i) {
     float* d = dlogits + (size_t)i * V;
     const float* p = probs + (size_t)i * V;
-    for (int j = 0; j < V; ++j) d[j] += p[j] * dloss_scale;
+    if (accumulate)
+      for (int j = 0; j < V; ++j) d[j] += p[j] * dloss_scale;
+    else
+      for (int j = 0; j < V; ++j) d[j] = p[j] * dloss_scale;
     d[targets[i]] -= dloss_scale;
   }
 }
