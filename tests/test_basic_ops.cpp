@@ -377,12 +377,15 @@ TEST(CpuLinear, GradientsByFiniteDifferences) {
 }
 
 // Bigger shapes that take the threaded paths: dweight with the depth split into chunks
-// (few rows of OC) and without (many). Checked against double and for identical bits with
-// 1 and 3 threads (block boundaries depend only on the shapes).
+// (few rows of OC) and without (many), and deep products. Checked against double and for
+// identical bits with 1 and 3 threads (block boundaries depend only on the shapes).
 TEST(CpuLinear, ThreadedPathsMatchDoubleAndAreThreadCountIndependent) {
   auto be = cpu();
   struct Shape { int N, C, OC; };
-  for (Shape s : {Shape{1500, 60, 37}, Shape{700, 33, 530}}) {
+  // The last two are deep (N >= 2 * 4096): depth chunks over all of OC (ragged last chunk, OC
+  // split into 3 blocks of a multiple of 16 rows, the last ragged).
+  for (Shape s : {Shape{1500, 60, 37}, Shape{700, 33, 530}, Shape{9000, 17, 300},
+                  Shape{8192, 9, 40}}) {
     const int N = s.N, C = s.C, OC = s.OC;
     Vec x = random_vector(size_t(N) * C, 50), W = random_vector(size_t(OC) * C, 51);
     Vec b = random_vector(OC, 52), dy = random_vector(size_t(N) * OC, 53);

@@ -8,8 +8,13 @@
 // one join per op. Block boundaries depend only on the shapes, so every
 // result is bit-identical for any thread count.
 //   forward, dinp : blocks of rows of N.
-//   dweight       : blocks of rows of OC; when that gives too few tasks, the depth N is also cut
-//                   into fixed chunks whose partial products are added in chunk order.
+//   dweight       : a deep product (N >= 2 kDeepChunk) is cut into depth chunks of kDeepChunk
+//                   rows, each a product over all of OC (split in a few row blocks only when
+//                   that gives too few tasks); their partial products are added in chunk
+//                   order. OpenBLAS runs a dweight product 20-30% faster per flop as one wide
+//                   product over a few thousand rows than as 64-row blocks over the whole depth
+//                   (docs/performance.md). Shallow products keep 64-row blocks of OC, with the
+//                   depth cut into chunks when that gives too few tasks.
 //   dbias         : per-row-block partial column sums, added in block order.
 #include <Eigen/Core>
 #include <algorithm>
@@ -33,6 +38,7 @@ constexpr int kMaxRowBlock = 256;    // rows of N per forward / dinp task
 constexpr int kMinRowBlock = 16;
 constexpr int kOcBlock = 64;         // rows of dweight per task
 constexpr int kDepthChunk = 512;     // rows of N per dweight partial product (split depth)
+constexpr int kDeepChunk = 4096;     // rows of N per dweight partial product of a deep product
 // Below this a fork/join costs more than it saves. It is also where Eigen would start to
 // parallelise a product by itself (50k multiply-adds per thread), so above it we always split.
 constexpr double kParallelMinFlops = 2e5;
@@ -95,10 +101,19 @@ void CpuBackend::linear_backward(float* dinp, float* dweight, float* dbias, cons
 
   // ---- dweight: tiles (rows of OC) x (chunks of the depth N) ----
   if (dweight) {
-    const int oc_blocks = ceil_div(OC, kOcBlock);
-    // Split the depth only when rows of OC alone give too few tasks (a function of shapes only).
-    const int depth_chunks =
-        oc_blocks >= kMinTasks ? 1 : std::min(ceil_div(N, kDepthChunk), ceil_div(kMinTasks, oc_blocks));
+    // Task tiling, a function of the shapes only (so results do not depend on the thread count).
+    int ocb, depth_chunks;
+    if (N >= 2 * kDeepChunk) {
+      depth_chunks = ceil_div(N, kDeepChunk);
+      const int blocks = std::max(1, ceil_div(kMinTasks, depth_chunks));
+      ocb = std::max(16, (ceil_div(OC, blocks) + 15) / 16 * 16);
+    } else {
+      ocb = kOcBlock;
+      const int blocks = ceil_div(OC, ocb);
+      depth_chunks =
+          blocks >= kMinTasks ? 1 : std::min(ceil_div(N, kDepthChunk), ceil_div(kMinTasks, blocks));
+    }
+    const int oc_blocks = ceil_div(OC, ocb);
     const int dc = ceil_div(N, depth_chunks);
     const int tasks = oc_blocks * depth_chunks;
     // partial[k] [OC, C] holds chunk k's product when the depth is split.
@@ -107,7 +122,7 @@ void CpuBackend::linear_backward(float* dinp, float* dweight, float* dbias, cons
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
     for (int t = 0; t < tasks; ++t) {
       const int ob = t % oc_blocks, k = t / oc_blocks;
-      const int o0 = ob * kOcBlock, on = std::min(kOcBlock, OC - o0);
+      const int o0 = ob * ocb, on = std::min(ocb, OC - o0);
       const int k0 = k * dc, kn = std::min(dc, N - k0);
       if (kn <= 0) continue;
       // [on, C] = dy[k0:k0+kn, o0:o0+on]^T [on, kn] · x[k0:k0+kn] [kn, C], added into dweight
