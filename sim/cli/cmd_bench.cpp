@@ -21,6 +21,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "sim/cli/commands.h"
 #include "sim/core/backend.h"
@@ -158,7 +159,8 @@ int cmd_bench(int argc, char** argv) {
       "the GPU/CPU ratio (0: skip)")(
       "kernels", po::bool_switch(&kernels),
       "with --device cuda: first a per-kernel table (GFLOP/s, GB/s, % of the card's measured "
-      "peaks), the benchmark shapes of statex verify --bench");
+      "peaks), the benchmark shapes of statex verify --bench; exits 1 if a kernel's output does "
+      "not match the CPU reference");
   auto vm = parse_experiment(argc, argv, cfg, extra,
                              "usage: statex bench [--device cpu|cuda] [--preset a,b|all]");
   if (vm.count("help")) return 0;
@@ -184,13 +186,17 @@ int cmd_bench(int argc, char** argv) {
       chosen.push_back(*it);
     }
   }
+  int kernel_failures = 0;  // benchmark kernels whose output does not match the CPU reference
   if (kernels) {
     auto cpu = make_cpu_backend();
     verify::Options vopt;
     vopt.bench = vopt.bench_only = true;
-    verify::print_bench_table(verify::run(*cpu, *be, vopt),
-                              verify::device_peaks(*be, /*measure=*/true), stdout);
-    std::printf("\n");
+    const std::vector<verify::Row> rows = verify::run(*cpu, *be, vopt);
+    verify::print_bench_table(rows, verify::device_peaks(*be, /*measure=*/true), stdout);
+    for (const auto& r : rows) kernel_failures += r.pass ? 0 : 1;
+    std::printf("kernel check against the CPU reference: %d of %zu cases failed%s\n\n",
+                kernel_failures, rows.size(),
+                kernel_failures ? " (statex verify --bench-only shows which)" : "");
   }
   std::unique_ptr<Backend> cpu_ref;  // the CPU path, for the GPU/CPU ratio
   if (on_gpu && cpu_steps > 0) cpu_ref = make_cpu_backend();
@@ -223,7 +229,7 @@ int cmd_bench(int argc, char** argv) {
     if (prof) std::printf("%s\n", prof->table(steps, r.step_s).c_str());
     std::fflush(stdout);
   }
-  return 0;
+  return kernel_failures ? 1 : 0;
 }
 
 }  // namespace statex::cli

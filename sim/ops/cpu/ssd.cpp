@@ -388,10 +388,8 @@ void CpuBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, 
               dA[hl] += da * dk.dt[k];
             }
             if (ddt)
-              for (int k = 0; k < L; ++k) {
-                float& d = ddt[V.dto(b, t0 + k, g * hg + hl)];
-                d = accumulate ? d + ddt_c[k] : ddt_c[k];
-              }
+              for (int k = 0; k < L; ++k)
+                store_grad(ddt[V.dto(b, t0 + k, g * hg + hl)], ddt_c[k], accumulate);
           }
           // Group-wide products: sums over the group's heads happen inside one product each.
           if (dCm) {
