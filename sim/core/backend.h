@@ -23,6 +23,13 @@
 
 namespace statex {
 
+// Total output width of a stacked projection: sum of ocs[0..parts).
+inline int stacked_width(const int* ocs, int parts) {
+  int w = 0;
+  for (int i = 0; i < parts; ++i) w += ocs[i];
+  return w;
+}
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -80,6 +87,17 @@ class Backend {
   virtual void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                                const float* inp, const float* weight, int N, int C, int OC,
                                bool accumulate) = 0;
+  // Several bias-free projections of one input, weights stacked in one buffer: weight
+  // [sum_i ocs[i], C] holds part i's [ocs[i], C] rows in order; outs[i] [N, ocs[i]]. Same
+  // result as linear_forward per part (up to GEMM rounding); the CPU path makes one pass over
+  // inp with one wide product instead of `parts` narrow ones.
+  virtual void linear_stacked_forward(float* const* outs, const int* ocs, int parts,
+                                      const float* inp, const float* weight, int N, int C) = 0;
+  // dinp [N, C] (+)= sum_i douts[i] · weight_i (one product over the stacked depth on the CPU);
+  // dweight [sum ocs, C]: part i's rows += douts[i]^T · inp.
+  virtual void linear_stacked_backward(float* dinp, float* dweight, const float* const* douts,
+                                       const int* ocs, int parts, const float* inp,
+                                       const float* weight, int N, int C, bool accumulate) = 0;
 
   // ---------------- SwiGLU ----------------
   // out [n] = silu(gate) * up

@@ -127,6 +127,19 @@ void OpTimingBackend::linear_backward(float* dinp, float* dweight, float* dbias,
   Timer t(*this, shape_key("linear_backward", N, C, OC));
   inner_.linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC, accumulate);
 }
+void OpTimingBackend::linear_stacked_forward(float* const* outs, const int* ocs, int parts,
+                                             const float* inp, const float* weight, int N, int C) {
+  Timer t(*this, shape_key("linear_stacked_forward", N, C, stacked_width(ocs, parts)));
+  inner_.linear_stacked_forward(outs, ocs, parts, inp, weight, N, C);
+}
+void OpTimingBackend::linear_stacked_backward(float* dinp, float* dweight,
+                                              const float* const* douts, const int* ocs,
+                                              int parts, const float* inp, const float* weight,
+                                              int N, int C, bool accumulate) {
+  Timer t(*this, shape_key("linear_stacked_backward", N, C, stacked_width(ocs, parts)));
+  inner_.linear_stacked_backward(dinp, dweight, douts, ocs, parts, inp, weight, N, C,
+                                 accumulate);
+}
 void OpTimingBackend::swiglu_forward(float* out, const float* gate, const float* up, size_t n) {
   Timer t(*this, "swiglu_forward");
   inner_.swiglu_forward(out, gate, up, n);

@@ -5,6 +5,7 @@
 //   o [N,Dv]  = chunked GLA(q, k, v, gk) with scale K^-0.5, per head (K = Dk/H, Vh = Dv/H)
 //   y [N,D]   = o_proj(rmsnorm_per_head(o) * g_norm.weight * swish(g))
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 #include "sim/model/arena.h"
@@ -28,6 +29,10 @@ class GlaMixer final : public Mixer {
     conv_ = c.use_short_conv;
     eps_ = c.norm_eps;
     gate_scale_ = 1.0f / c.gate_logit_normalizer;
+    in_proj_oc_[0] = in_proj_oc_[1] = Dk_;
+    in_proj_oc_[2] = in_proj_oc_[3] = Dv_;
+    in_proj_oc_[4] = r_;
+    check_stacked_in_proj();
     size_t n = max_tokens;
     // Activations of the last forward, and their gradients.
     for (ActGrad* b : {&q_lin_, &k_lin_, &gk_raw_, &gk_}) b->alloc(arena_, n, Dk_);
@@ -51,16 +56,14 @@ class GlaMixer final : public Mixer {
   void forward(float* out, const float* h, RunShape s) override {
     const int N = s.N(), K = Dk_ / H_, Vh = Dv_ / H_;
     h_ = h;
-    be_.linear_forward(q_lin_.x, h, b_.p("q_proj.weight"), nullptr, N, D_, Dk_);
-    be_.linear_forward(k_lin_.x, h, b_.p("k_proj.weight"), nullptr, N, D_, Dk_);
-    be_.linear_forward(v_lin_.x, h, b_.p("v_proj.weight"), nullptr, N, D_, Dv_);
-    be_.linear_forward(g_.x, h, b_.p("g_proj.weight"), nullptr, N, D_, Dv_);
+    // q, k, v, g and the gate's low-rank input: five projections of h as one stacked op.
+    float* proj_out[kInProj] = {q_lin_.x, k_lin_.x, v_lin_.x, g_.x, gk_low_.x};
+    be_.linear_stacked_forward(proj_out, in_proj_oc_, kInProj, h, b_.p("q_proj.weight"), N, D_);
     if (conv_) {
       short_conv_forward(q_.x, q_cv_.x, q_lin_.x, "q_conv1d.weight", Dk_, s);
       short_conv_forward(k_.x, k_cv_.x, k_lin_.x, "k_conv1d.weight", Dk_, s);
       short_conv_forward(v_.x, v_cv_.x, v_lin_.x, "v_conv1d.weight", Dv_, s);
     }
-    be_.linear_forward(gk_low_.x, h, b_.p("gk_proj.0.weight"), nullptr, N, D_, r_);
     be_.linear_forward(gk_raw_.x, gk_low_.x, b_.p("gk_proj.1.weight"), b_.p("gk_proj.1.bias"), N,
                        r_, Dk_);
     be_.logsigmoid_forward(gk_.x, gk_raw_.x, gate_scale_, size_t(N) * Dk_);
@@ -74,7 +77,7 @@ class GlaMixer final : public Mixer {
   void backward(float* dh, const float* dout, RunShape s) override {
     const int N = s.N(), K = Dk_ / H_, Vh = Dv_ / H_;
     // Every activation gradient has one writer here, which overwrites it (accumulate = false):
-    // no zeroing pass. dh has five writers: the first overwrites, the others add.
+    // no zeroing pass. dh has one writer, the stacked input projection.
     be_.linear_backward(o_n_.d, b_.g("o_proj.weight"), nullptr, dout, o_n_.x, b_.p("o_proj.weight"),
                         N, Dv_, D_, false);
     be_.rmsnorm_swish_gate_backward(o_.d, g_.d, b_.g("g_norm.weight"), o_n_.d, o_.x, g_.x,
@@ -84,21 +87,14 @@ class GlaMixer final : public Mixer {
     be_.logsigmoid_backward(gk_raw_.d, gk_.d, gk_raw_.x, gate_scale_, size_t(N) * Dk_, false);
     be_.linear_backward(gk_low_.d, b_.g("gk_proj.1.weight"), b_.g("gk_proj.1.bias"), gk_raw_.d,
                         gk_low_.x, b_.p("gk_proj.1.weight"), N, r_, Dk_, false);
-    be_.linear_backward(dh, b_.g("gk_proj.0.weight"), nullptr, gk_low_.d, h_,
-                        b_.p("gk_proj.0.weight"), N, D_, r_, false);
     if (conv_) {
       short_conv_backward(q_lin_.d, q_cv_.d, q_.d, q_cv_.x, q_lin_.x, "q_conv1d.weight", Dk_, s);
       short_conv_backward(k_lin_.d, k_cv_.d, k_.d, k_cv_.x, k_lin_.x, "k_conv1d.weight", Dk_, s);
       short_conv_backward(v_lin_.d, v_cv_.d, v_.d, v_cv_.x, v_lin_.x, "v_conv1d.weight", Dv_, s);
     }
-    be_.linear_backward(dh, b_.g("q_proj.weight"), nullptr, q_lin_.d, h_, b_.p("q_proj.weight"), N,
-                        D_, Dk_, true);
-    be_.linear_backward(dh, b_.g("k_proj.weight"), nullptr, k_lin_.d, h_, b_.p("k_proj.weight"), N,
-                        D_, Dk_, true);
-    be_.linear_backward(dh, b_.g("v_proj.weight"), nullptr, v_lin_.d, h_, b_.p("v_proj.weight"), N,
-                        D_, Dv_, true);
-    be_.linear_backward(dh, b_.g("g_proj.weight"), nullptr, g_.d, h_, b_.p("g_proj.weight"), N, D_,
-                        Dv_, true);
+    const float* proj_grad[kInProj] = {q_lin_.d, k_lin_.d, v_lin_.d, g_.d, gk_low_.d};
+    be_.linear_stacked_backward(dh, b_.g("q_proj.weight"), proj_grad, in_proj_oc_, kInProj, h_,
+                                b_.p("q_proj.weight"), N, D_, false);
   }
 
   double flops_per_token(int T) const override {
@@ -122,11 +118,26 @@ class GlaMixer final : public Mixer {
     be_.conv1d_backward(din, b_.g(w), nullptr, dpre, in, b_.p(w), s.B, s.T, C, W_, false);
   }
 
+  // The stacked op needs the five input-projection weights adjacent, in this order, in the
+  // flat parameter buffer (param_layout.cpp lays them out so; gradients share the layout).
+  void check_stacked_in_proj() const {
+    static const char* names[kInProj] = {"q_proj.weight", "k_proj.weight", "v_proj.weight",
+                                         "g_proj.weight", "gk_proj.0.weight"};
+    const float* next = b_.p(names[0]);
+    for (int i = 0; i < kInProj; ++i) {
+      if (b_.p(names[i]) != next)
+        throw std::logic_error("GLA mixer: input projection weights are not stacked in order");
+      next += size_t(in_proj_oc_[i]) * D_;
+    }
+  }
+
+  static constexpr int kInProj = 5;  // q, k, v, g, gk_proj.0
   Backend& be_;
   MixerBinding b_;
   Arena arena_;
   int chunk_;
   int D_, Dk_, Dv_, H_, r_, W_;
+  int in_proj_oc_[kInProj];  // output widths of the stacked input projection
   bool conv_;
   float eps_, gate_scale_;
   const float* h_ = nullptr;  // input of the last forward

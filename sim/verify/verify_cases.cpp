@@ -408,6 +408,47 @@ void linear_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   }
 }
 
+// Stacked projections (the GLA mixer's q/k/v/g/gate input): three parts of odd widths.
+void linear_stacked_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  struct S { int N, C; std::vector<int> ocs; };
+  std::vector<S> shapes = bench ? std::vector<S>{{16384, 128, {64, 64, 128, 128, 16}}}
+                                : std::vector<S>{{126, 60, {37, 5, 60}}, {4103, 63, {1, 65, 16}}};
+  for (const S& s : shapes) {
+    const int parts = int(s.ocs.size()), W = stacked_width(s.ocs.data(), parts);
+    std::string sh = fmt({{"N", s.N}, {"C", s.C}, {"W", W}, {"parts", parts}});
+    const double flop = 2.0 * s.N * s.C * W;
+    auto part = [](int i) { return std::to_string(i); };
+    {
+      Builder b(cs, "linear_stacked_forward", "linear", sh, TolClass::Gemm, seed++);
+      b.in("inp", size_t(s.N) * s.C);
+      b.in("weight", size_t(W) * s.C);
+      for (int i = 0; i < parts; ++i) b.out("out" + part(i), size_t(s.N) * s.ocs[i]);
+      b.work(flop, bytes_f(double(s.N) * s.C + double(W) * s.C + double(s.N) * W), true);
+      b.done([s, parts, part](Backend& be, const Bufs& p) {
+        std::vector<float*> outs;
+        for (int i = 0; i < parts; ++i) outs.push_back(p.f("out" + part(i)));
+        be.linear_stacked_forward(outs.data(), s.ocs.data(), parts, p.f("inp"), p.f("weight"),
+                                  s.N, s.C);
+      });
+    }
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("linear_stacked_backward", acc), "linear", sh, TolClass::Gemm, seed++);
+      b.in("inp", size_t(s.N) * s.C);
+      b.in("weight", size_t(W) * s.C);
+      for (int i = 0; i < parts; ++i) b.in("dout" + part(i), size_t(s.N) * s.ocs[i]);
+      b.grad("dinp", size_t(s.N) * s.C, acc);
+      b.acc("dweight", size_t(W) * s.C);
+      b.work(2 * flop, bytes_f(2.0 * s.N * s.C + 2.0 * W * s.C + double(s.N) * W), true);
+      b.done([s, parts, part, acc](Backend& be, const Bufs& p) {
+        std::vector<const float*> douts;
+        for (int i = 0; i < parts; ++i) douts.push_back(p.f("dout" + part(i)));
+        be.linear_stacked_backward(p.f("dinp"), p.f("dweight"), douts.data(), s.ocs.data(), parts,
+                                   p.f("inp"), p.f("weight"), s.N, s.C, acc);
+      });
+    }
+  }
+}
+
 void conv1d_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   struct S { int B, T, C, W; bool bias; };
   for (auto s : bench ? std::vector<S>{{64, 512, 1152, 4, true}}
@@ -797,6 +838,7 @@ std::vector<Case> make_cases(bool bench, unsigned seed) {
   embedding_cases(cs, seed, bench);
   rmsnorm_cases(cs, seed, bench);
   linear_cases(cs, seed, bench);
+  linear_stacked_cases(cs, seed, bench);
   conv1d_cases(cs, seed, bench);
   gla_cases(cs, seed, bench);
   gla_norm_cases(cs, seed, bench);

@@ -39,6 +39,11 @@ class CpuBackend : public Backend {
   void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                        const float* inp, const float* weight, int N, int C, int OC,
                        bool accumulate) override;
+  void linear_stacked_forward(float* const* outs, const int* ocs, int parts, const float* inp,
+                              const float* weight, int N, int C) override;
+  void linear_stacked_backward(float* dinp, float* dweight, const float* const* douts,
+                               const int* ocs, int parts, const float* inp, const float* weight,
+                               int N, int C, bool accumulate) override;
   void swiglu_forward(float* out, const float* gate, const float* up, size_t n) override;
   void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
                        const float* up, size_t n, bool accumulate) override;

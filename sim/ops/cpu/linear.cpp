@@ -22,6 +22,7 @@
 
 #include "sim/ops/cpu/cpu_backend.h"
 #include "sim/ops/cpu/gemm.h"
+#include "sim/ops/cpu/linear_blocks.h"
 
 namespace statex {
 
@@ -33,22 +34,11 @@ using RowVec = Eigen::Matrix<float, 1, Eigen::Dynamic>;
 using RowVecMap = Eigen::Map<RowVec>;
 using ConstRowVecMap = Eigen::Map<const RowVec>;
 
-constexpr int kMinTasks = 8;         // aim for at least this many tasks per op
-constexpr int kMaxRowBlock = 256;    // rows of N per forward / dinp task
-constexpr int kMinRowBlock = 16;
+using namespace linear_blocks;
+
 constexpr int kOcBlock = 64;         // rows of dweight per task
 constexpr int kDepthChunk = 512;     // rows of N per dweight partial product (split depth)
 constexpr int kDeepChunk = 4096;     // rows of N per dweight partial product of a deep product
-// Below this a fork/join costs more than it saves. It is also where Eigen would start to
-// parallelise a product by itself (50k multiply-adds per thread), so above it we always split.
-constexpr double kParallelMinFlops = 2e5;
-
-int ceil_div(int a, int b) { return (a + b - 1) / b; }
-
-// Rows of N per task: about N / kMinTasks, clamped; a function of N only.
-int row_block(int N) { return std::clamp(ceil_div(N, kMinTasks), kMinRowBlock, kMaxRowBlock); }
-
-bool worth_parallel(int tasks, double flops) { return tasks > 1 && flops >= kParallelMinFlops; }
 }  // namespace
 
 void CpuBackend::linear_forward(float* out, const float* inp, const float* weight,

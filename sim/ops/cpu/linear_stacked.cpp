@@ -1,0 +1,117 @@
+// Stacked projections: parts i = 0..parts-1 of one input, weight [W, C] with W = sum ocs.
+// Per block of rows of N, one serial GEMM over the whole stacked width instead of one per part:
+//   forward: ybuf [n, W] = x_blk [n, C] · weight^T, then ybuf's column slices are copied to
+//            outs[i] while still in cache;
+//   dinp   : the parts' gradients are gathered into dybuf [n, W] (column slices), then
+//            dinp_blk [n, C] (+)= dybuf · weight, one product of depth W.
+// Why: the GLA mixer's five projections of h (q, k, v, g, gk_proj.0) otherwise read h from
+// memory five times and write dh five times, each as a product of depth 16..128 where
+// OpenBLAS runs below its deep-product speed (docs/performance.md).
+//   dweight: the same gather per slice of N, dweight [W, C] += dybuf^T · x_slice (part i's rows
+//            of the stacked gradient are exactly that part's [ocs[i], C] weight gradient).
+// Blocks depend on N only, so results do not depend on the thread count.
+#include <cstring>
+#include <vector>
+
+#include "sim/ops/cpu/cpu_backend.h"
+#include "sim/ops/cpu/gemm.h"
+#include "sim/ops/cpu/linear_blocks.h"
+
+namespace statex {
+
+using namespace linear_blocks;
+
+namespace {
+
+// buf [n, W] = the parts' rows [r0, r0+n) side by side (part i in columns [col_i, col_i+ocs[i])).
+void gather_columns(float* buf, int W, const float* const* parts_data, const int* ocs, int parts,
+                    int r0, int n) {
+  for (int i = 0, col = 0; i < parts; col += ocs[i], ++i)
+    for (int r = 0; r < n; ++r)
+      std::memcpy(buf + size_t(r) * W + col, parts_data[i] + size_t(r0 + r) * ocs[i],
+                  sizeof(float) * ocs[i]);
+}
+
+constexpr int kDepthSlice = 512;  // rows of N per gathered dweight product (dybuf fits in L2)
+
+// dweight [W, C] += dy_all^T · inp, dy_all [N, W] the parts' gradients side by side. The depth
+// N is cut into kMinTasks groups of whole slices; each group gathers a slice of dy_all into
+// dybuf [slice, W] and adds dybuf^T · inp_slice into its own partial [W, C]; the partials are
+// then added into dweight in group order (so the result does not depend on the thread count).
+void stacked_dweight(float* dweight, const float* const* douts, const int* ocs, int parts,
+                     const float* inp, int N, int C) {
+  const int W = stacked_width(ocs, parts);
+  const int group_rows = ceil_div(ceil_div(N, kMinTasks), kDepthSlice) * kDepthSlice;
+  const int groups = ceil_div(N, group_rows);
+  const size_t wc = size_t(W) * C;
+  std::vector<float> partial(size_t(groups) * wc);  // [groups, W, C]
+  const bool parallel = worth_parallel(groups, 2.0 * N * C * W);
+#pragma omp parallel if (parallel)
+  {
+    std::vector<float> dybuf(size_t(kDepthSlice) * W);  // [kDepthSlice, W]
+#pragma omp for schedule(dynamic, 1)
+    for (int g = 0; g < groups; ++g) {
+      const int end = std::min(N, (g + 1) * group_rows);
+      for (int k0 = g * group_rows; k0 < end; k0 += kDepthSlice) {
+        const int kn = std::min(kDepthSlice, end - k0);
+        gather_columns(dybuf.data(), W, douts, ocs, parts, k0, kn);
+        // partial[g] [W, C] (+)= dybuf^T [W, kn] · inp[k0:k0+kn] [kn, C]
+        gemm_serial(true, false, W, C, kn, dybuf.data(), W, inp + size_t(k0) * C, C,
+                    k0 == g * group_rows ? 0.0f : 1.0f, partial.data() + g * wc, C);
+      }
+    }
+#pragma omp for schedule(static)
+    for (long long e = 0; e < (long long)wc; ++e) {
+      float s = dweight[e];
+      for (int g = 0; g < groups; ++g) s += partial[g * wc + e];
+      dweight[e] = s;
+    }
+  }
+}
+
+}  // namespace
+
+void CpuBackend::linear_stacked_forward(float* const* outs, const int* ocs, int parts,
+                                        const float* inp, const float* weight, int N, int C) {
+  const int W = stacked_width(ocs, parts);
+  const int rb = row_block(N), blocks = ceil_div(N, rb);
+  const bool parallel = worth_parallel(blocks, 2.0 * N * C * W);
+#pragma omp parallel if (parallel)
+  {
+    std::vector<float> ybuf(size_t(rb) * W);  // [rb, W]
+#pragma omp for schedule(dynamic, 1)
+    for (int blk = 0; blk < blocks; ++blk) {
+      const int r0 = blk * rb, n = std::min(rb, N - r0);
+      gemm_serial(false, true, n, W, C, inp + size_t(r0) * C, C, weight, C, 0.0f, ybuf.data(), W);
+      for (int i = 0, col = 0; i < parts; col += ocs[i], ++i)
+        for (int r = 0; r < n; ++r)
+          std::memcpy(outs[i] + size_t(r0 + r) * ocs[i], ybuf.data() + size_t(r) * W + col,
+                      sizeof(float) * ocs[i]);
+    }
+  }
+}
+
+void CpuBackend::linear_stacked_backward(float* dinp, float* dweight, const float* const* douts,
+                                         const int* ocs, int parts, const float* inp,
+                                         const float* weight, int N, int C, bool accumulate) {
+  const int W = stacked_width(ocs, parts);
+  if (dinp) {
+    const int rb = row_block(N), blocks = ceil_div(N, rb);
+    const bool parallel = worth_parallel(blocks, 2.0 * N * C * W);
+#pragma omp parallel if (parallel)
+    {
+      std::vector<float> dybuf(size_t(rb) * W);  // [rb, W]
+#pragma omp for schedule(dynamic, 1)
+      for (int blk = 0; blk < blocks; ++blk) {
+        const int r0 = blk * rb, n = std::min(rb, N - r0);
+        gather_columns(dybuf.data(), W, douts, ocs, parts, r0, n);
+        // dinp[r0:r0+n] [n, C] (+)= dybuf [n, W] · weight [W, C]
+        gemm_serial(false, false, n, C, W, dybuf.data(), W, weight, C, accumulate ? 1.0f : 0.0f,
+                    dinp + size_t(r0) * C, C);
+      }
+    }
+  }
+  if (dweight) stacked_dweight(dweight, douts, ocs, parts, inp, N, C);
+}
+
+}  // namespace statex
