@@ -9,21 +9,44 @@ using namespace cuda;
 
 namespace {
 
+constexpr int kDpreWorkspaceSlot = 9;  // [B, T, C] dpre of conv1d_silu_backward
+
+// The conv output at flat index i = (b*T + t)*C + c.
+__device__ __forceinline__ float conv_at(size_t i, const float* inp, const float* weight,
+                                         const float* bias, int T, int C, int W) {
+  int c = int(i % C);
+  size_t bt = i / C;
+  int t = int(bt % T);
+  size_t row0 = bt - t;  // b * T
+  float acc = bias ? bias[c] : 0.f;
+  for (int j = 0; j < W; ++j) {
+    int ts = t - (W - 1) + j;
+    if (ts >= 0) acc += weight[size_t(c) * W + j] * inp[(row0 + ts) * C + c];
+  }
+  return acc;
+}
+
+// out = conv(inp), or silu(conv(inp)) with kSilu.
+template <bool kSilu>
 __global__ void conv1d_fwd(float* out, const float* inp, const float* weight, const float* bias,
                            int B, int T, int C, int W) {
   size_t n = size_t(B) * T * C;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x) {
-    int c = int(i % C);
-    size_t bt = i / C;
-    int t = int(bt % T);
-    size_t row0 = bt - t;  // b * T
-    float acc = bias ? bias[c] : 0.f;
-    for (int j = 0; j < W; ++j) {
-      int ts = t - (W - 1) + j;
-      if (ts >= 0) acc += weight[size_t(c) * W + j] * inp[(row0 + ts) * C + c];
-    }
-    out[i] = acc;
+    float pre = conv_at(i, inp, weight, bias, T, C, W);
+    out[i] = kSilu ? pre * sigmoidf_(pre) : pre;
+  }
+}
+
+// dpre = dact * silu'(pre), pre recomputed from inp (d silu / dx = s (1 + x (1 - s))).
+__global__ void conv1d_silu_dpre(float* dpre, const float* dact, const float* inp,
+                                 const float* weight, const float* bias, int B, int T, int C,
+                                 int W) {
+  size_t n = size_t(B) * T * C;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x) {
+    float x = conv_at(i, inp, weight, bias, T, C, W), s = sigmoidf_(x);
+    dpre[i] = dact[i] * s * (1.f + x * (1.f - s));
   }
 }
 
@@ -70,7 +93,7 @@ void CudaBackend::conv1d_forward(float* out, const float* inp, const float* weig
                                  const float* bias, int B, int T, int C, int W) {
   size_t n = size_t(B) * T * C;
   if (!n) return;
-  conv1d_fwd<<<blocks_for(n), kThreads>>>(out, inp, weight, bias, B, T, C, W);
+  conv1d_fwd<false><<<blocks_for(n), kThreads>>>(out, inp, weight, bias, B, T, C, W);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -85,6 +108,28 @@ void CudaBackend::conv1d_backward(float* dinp, float* dweight, float* dbias, con
   }
   column_sum(*this, dweight, B * T, C * W, ConvWeightGrad{dout, inp, T, C, W});
   column_sum(*this, dbias, B * T, C, ConvBiasGrad{dout, C});
+}
+
+// The fused conv + SiLU: one kernel forward; backward makes dpre (recomputing the conv) in a
+// workspace, then runs conv1d_backward on it.
+void CudaBackend::conv1d_silu_forward(float* act, const float* inp, const float* weight,
+                                      const float* bias, int B, int T, int C, int W) {
+  size_t n = size_t(B) * T * C;
+  if (!n) return;
+  conv1d_fwd<true><<<blocks_for(n), kThreads>>>(act, inp, weight, bias, B, T, C, W);
+  CUDA_CHECK_LAUNCH();
+}
+
+void CudaBackend::conv1d_silu_backward(float* dinp, float* dweight, float* dbias,
+                                       const float* dact, const float* inp, const float* weight,
+                                       const float* bias, int B, int T, int C, int W,
+                                       bool accumulate) {
+  size_t n = size_t(B) * T * C;
+  if (!n) return;
+  float* dpre = workspace(kDpreWorkspaceSlot, n);
+  conv1d_silu_dpre<<<blocks_for(n), kThreads>>>(dpre, dact, inp, weight, bias, B, T, C, W);
+  CUDA_CHECK_LAUNCH();
+  conv1d_backward(dinp, dweight, dbias, dpre, inp, weight, B, T, C, W, accumulate);
 }
 
 }  // namespace statex

@@ -113,6 +113,14 @@ class Backend {
   virtual void conv1d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                                const float* inp, const float* weight, int B, int T, int C, int W,
                                bool accumulate) = 0;
+  // The same conv followed by SiLU (GLA's q/k/v short convs, Mamba2's xBC conv):
+  // act [B, T, C] = silu(conv1d(inp)). The conv output is not stored; the backward recomputes it
+  // from inp (W multiply-adds per element) and needs bias for that.
+  virtual void conv1d_silu_forward(float* act, const float* inp, const float* weight,
+                                   const float* bias, int B, int T, int C, int W) = 0;
+  virtual void conv1d_silu_backward(float* dinp, float* dweight, float* dbias, const float* dact,
+                                    const float* inp, const float* weight, const float* bias,
+                                    int B, int T, int C, int W, bool accumulate) = 0;
 
   // ---------------- GLA (chunked fast path) ----------------
   // Per (b, h): S_t = diag(exp(gk_t)) S_{t-1} + k_t^T v_t, o_t = (scale q_t) S_t, S_0 = 0.

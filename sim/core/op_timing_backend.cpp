@@ -161,6 +161,19 @@ void OpTimingBackend::conv1d_backward(float* dinp, float* dweight, float* dbias,
   Timer t(*this, "conv1d_backward");
   inner_.conv1d_backward(dinp, dweight, dbias, dout, inp, weight, B, T, C, W, accumulate);
 }
+void OpTimingBackend::conv1d_silu_forward(float* act, const float* inp, const float* weight,
+                                          const float* bias, int B, int T, int C, int W) {
+  Timer t(*this, "conv1d_silu_forward");
+  inner_.conv1d_silu_forward(act, inp, weight, bias, B, T, C, W);
+}
+void OpTimingBackend::conv1d_silu_backward(float* dinp, float* dweight, float* dbias,
+                                           const float* dact, const float* inp,
+                                           const float* weight, const float* bias, int B, int T,
+                                           int C, int W, bool accumulate) {
+  Timer t(*this, "conv1d_silu_backward");
+  inner_.conv1d_silu_backward(dinp, dweight, dbias, dact, inp, weight, bias, B, T, C, W,
+                              accumulate);
+}
 void OpTimingBackend::gla_forward(float* o, float* final_state, const float* q, const float* k,
                                   const float* v, const float* gk, int B, int T, int H, int K,
                                   int V, float scale, int chunk) {

@@ -78,6 +78,11 @@ class OpTimingBackend final : public Backend {
   void conv1d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                        const float* inp, const float* weight, int B, int T, int C, int W,
                        bool accumulate) override;
+  void conv1d_silu_forward(float* act, const float* inp, const float* weight, const float* bias,
+                           int B, int T, int C, int W) override;
+  void conv1d_silu_backward(float* dinp, float* dweight, float* dbias, const float* dact,
+                            const float* inp, const float* weight, const float* bias, int B, int T,
+                            int C, int W, bool accumulate) override;
   void gla_forward(float* o, float* final_state, const float* q, const float* k, const float* v,
                    const float* gk, int B, int T, int H, int K, int V, float scale,
                    int chunk) override;

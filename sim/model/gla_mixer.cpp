@@ -40,8 +40,8 @@ class GlaMixer final : public Mixer {
     gk_low_.alloc(arena_, n, r_);
     o_rstd_.alloc(arena_, n, H_);
     if (conv_) {
-      for (ActGrad* b : {&q_cv_, &k_cv_, &q_, &k_}) b->alloc(arena_, n, Dk_);
-      for (ActGrad* b : {&v_cv_, &v_}) b->alloc(arena_, n, Dv_);
+      for (ActGrad* b : {&q_, &k_}) b->alloc(arena_, n, Dk_);
+      v_.alloc(arena_, n, Dv_);
     }
   }
 
@@ -60,9 +60,9 @@ class GlaMixer final : public Mixer {
     float* proj_out[kInProj] = {q_lin_.x, k_lin_.x, v_lin_.x, g_.x, gk_low_.x};
     be_.linear_stacked_forward(proj_out, in_proj_oc_, kInProj, h, b_.p("q_proj.weight"), N, D_);
     if (conv_) {
-      short_conv_forward(q_.x, q_cv_.x, q_lin_.x, "q_conv1d.weight", Dk_, s);
-      short_conv_forward(k_.x, k_cv_.x, k_lin_.x, "k_conv1d.weight", Dk_, s);
-      short_conv_forward(v_.x, v_cv_.x, v_lin_.x, "v_conv1d.weight", Dv_, s);
+      short_conv_forward(q_.x, q_lin_.x, "q_conv1d.weight", Dk_, s);
+      short_conv_forward(k_.x, k_lin_.x, "k_conv1d.weight", Dk_, s);
+      short_conv_forward(v_.x, v_lin_.x, "v_conv1d.weight", Dv_, s);
     }
     be_.linear_forward(gk_raw_.x, gk_low_.x, b_.p("gk_proj.1.weight"), b_.p("gk_proj.1.bias"), N,
                        r_, Dk_);
@@ -88,9 +88,9 @@ class GlaMixer final : public Mixer {
     be_.linear_backward(gk_low_.d, b_.g("gk_proj.1.weight"), b_.g("gk_proj.1.bias"), gk_raw_.d,
                         gk_low_.x, b_.p("gk_proj.1.weight"), N, r_, Dk_, false);
     if (conv_) {
-      short_conv_backward(q_lin_.d, q_cv_.d, q_.d, q_cv_.x, q_lin_.x, "q_conv1d.weight", Dk_, s);
-      short_conv_backward(k_lin_.d, k_cv_.d, k_.d, k_cv_.x, k_lin_.x, "k_conv1d.weight", Dk_, s);
-      short_conv_backward(v_lin_.d, v_cv_.d, v_.d, v_cv_.x, v_lin_.x, "v_conv1d.weight", Dv_, s);
+      short_conv_backward(q_lin_.d, q_.d, q_lin_.x, "q_conv1d.weight", Dk_, s);
+      short_conv_backward(k_lin_.d, k_.d, k_lin_.x, "k_conv1d.weight", Dk_, s);
+      short_conv_backward(v_lin_.d, v_.d, v_lin_.x, "v_conv1d.weight", Dv_, s);
     }
     const float* proj_grad[kInProj] = {q_lin_.d, k_lin_.d, v_lin_.d, g_.d, gk_low_.d};
     be_.linear_stacked_backward(dh, b_.g("q_proj.weight"), proj_grad, in_proj_oc_, kInProj, h_,
@@ -107,15 +107,14 @@ class GlaMixer final : public Mixer {
   }
 
  private:
-  void short_conv_forward(float* act, float* pre, const float* in, const char* w, int C,
-                          RunShape s) {
-    be_.conv1d_forward(pre, in, b_.p(w), nullptr, s.B, s.T, C, W_);
-    be_.silu_forward(act, pre, size_t(s.N()) * C);
+  // act = silu(causal_conv(in)), fla's ShortConvolution (no bias).
+  void short_conv_forward(float* act, const float* in, const char* w, int C, RunShape s) {
+    be_.conv1d_silu_forward(act, in, b_.p(w), nullptr, s.B, s.T, C, W_);
   }
-  void short_conv_backward(float* din, float* dpre, const float* dact, const float* pre,
-                           const float* in, const char* w, int C, RunShape s) {
-    be_.silu_backward(dpre, dact, pre, size_t(s.N()) * C, false);
-    be_.conv1d_backward(din, b_.g(w), nullptr, dpre, in, b_.p(w), s.B, s.T, C, W_, false);
+  void short_conv_backward(float* din, const float* dact, const float* in, const char* w, int C,
+                           RunShape s) {
+    be_.conv1d_silu_backward(din, b_.g(w), nullptr, dact, in, b_.p(w), nullptr, s.B, s.T, C, W_,
+                             false);
   }
 
   // The stacked op needs the five input-projection weights adjacent, in this order, in the
@@ -142,7 +141,7 @@ class GlaMixer final : public Mixer {
   float eps_, gate_scale_;
   const float* h_ = nullptr;  // input of the last forward
   ActGrad q_lin_, k_lin_, v_lin_, g_, gk_low_, gk_raw_, gk_, o_, o_rstd_, o_n_;
-  ActGrad q_cv_, k_cv_, v_cv_, q_, k_, v_;
+  ActGrad q_, k_, v_;  // post-conv q/k/v (short conv on)
 };
 
 }  // namespace

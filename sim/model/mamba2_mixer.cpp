@@ -30,7 +30,7 @@ class Mamba2Mixer final : public Mixer {
     in_dim_ = di_ + conv_dim_ + H_;
     size_t n = max_tokens;
     zxbcdt_.alloc(arena_, n, in_dim_);
-    for (ActGrad* a : {&xbc_raw_, &xbc_pre_, &xbc_}) a->alloc(arena_, n, conv_dim_);
+    for (ActGrad* a : {&xbc_raw_, &xbc_}) a->alloc(arena_, n, conv_dim_);
     for (ActGrad* a : {&x_, &z_, &y_, &yn_}) a->alloc(arena_, n, di_);
     Bm_.alloc(arena_, n, G_ * Ns_);
     Cm_.alloc(arena_, n, G_ * Ns_);
@@ -46,9 +46,8 @@ class Mamba2Mixer final : public Mixer {
     be_.strided_copy(z_.x, di_, zxbcdt_.x, in_dim_, N, di_, false);
     be_.strided_copy(xbc_raw_.x, conv_dim_, zxbcdt_.x + di_, in_dim_, N, conv_dim_, false);
     be_.strided_copy(dt_raw_.x, H_, zxbcdt_.x + di_ + conv_dim_, in_dim_, N, H_, false);
-    be_.conv1d_forward(xbc_pre_.x, xbc_raw_.x, b_.p("conv1d.weight"), b_.p("conv1d.bias"), s.B,
-                       s.T, conv_dim_, W_);
-    be_.silu_forward(xbc_.x, xbc_pre_.x, size_t(N) * conv_dim_);
+    be_.conv1d_silu_forward(xbc_.x, xbc_raw_.x, b_.p("conv1d.weight"), b_.p("conv1d.bias"), s.B,
+                            s.T, conv_dim_, W_);
     be_.strided_copy(x_.x, di_, xbc_.x, conv_dim_, N, di_, false);
     be_.strided_copy(Bm_.x, G_ * Ns_, xbc_.x + di_, conv_dim_, N, G_ * Ns_, false);
     be_.strided_copy(Cm_.x, G_ * Ns_, xbc_.x + di_ + G_ * Ns_, conv_dim_, N, G_ * Ns_, false);
@@ -79,9 +78,9 @@ class Mamba2Mixer final : public Mixer {
     be_.strided_copy(xbc_.d, conv_dim_, x_.d, di_, N, di_, false);
     be_.strided_copy(xbc_.d + di_, conv_dim_, Bm_.d, G_ * Ns_, N, G_ * Ns_, false);
     be_.strided_copy(xbc_.d + di_ + G_ * Ns_, conv_dim_, Cm_.d, G_ * Ns_, N, G_ * Ns_, false);
-    be_.silu_backward(xbc_pre_.d, xbc_.d, xbc_pre_.x, size_t(N) * conv_dim_, false);
-    be_.conv1d_backward(xbc_raw_.d, b_.g("conv1d.weight"), b_.g("conv1d.bias"), xbc_pre_.d,
-                        xbc_raw_.x, b_.p("conv1d.weight"), s.B, s.T, conv_dim_, W_, false);
+    be_.conv1d_silu_backward(xbc_raw_.d, b_.g("conv1d.weight"), b_.g("conv1d.bias"), xbc_.d,
+                             xbc_raw_.x, b_.p("conv1d.weight"), b_.p("conv1d.bias"), s.B, s.T,
+                             conv_dim_, W_, false);
     be_.strided_copy(zxbcdt_.d, in_dim_, z_.d, di_, N, di_, false);
     be_.strided_copy(zxbcdt_.d + di_, in_dim_, xbc_raw_.d, conv_dim_, N, conv_dim_, false);
     be_.strided_copy(zxbcdt_.d + di_ + conv_dim_, in_dim_, dt_raw_.d, H_, N, H_, false);
@@ -105,7 +104,7 @@ class Mamba2Mixer final : public Mixer {
   int D_, di_, P_, H_, G_, Ns_, W_, conv_dim_, in_dim_;
   float eps_;
   const float* h_ = nullptr;  // input of the last forward
-  ActGrad zxbcdt_, xbc_raw_, xbc_pre_, xbc_, x_, z_, y_, yn_, Bm_, Cm_, dt_raw_, dt_, rstd_;
+  ActGrad zxbcdt_, xbc_raw_, xbc_, x_, z_, y_, yn_, Bm_, Cm_, dt_raw_, dt_, rstd_;
 };
 
 }  // namespace

@@ -480,6 +480,34 @@ void conv1d_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
                            p.f("weight"), s.B, s.T, s.C, s.W, acc);
       });
     }
+    {
+      Builder b(cs, "conv1d_silu_forward", "conv1d", sh, TolClass::Elementwise, seed++);
+      b.in("inp", n, -2.f, 2.f);
+      b.in("weight", size_t(s.C) * s.W);
+      if (s.bias) b.in("bias", s.C);
+      b.out("act", n);
+      b.work(2.0 * n * s.W, bytes_f(2.0 * n));
+      b.done([s](Backend& be, const Bufs& p) {
+        be.conv1d_silu_forward(p.f("act"), p.f("inp"), p.f("weight"), p.opt("bias"), s.B, s.T, s.C,
+                               s.W);
+      });
+    }
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("conv1d_silu_backward", acc), "conv1d", sh, TolClass::LongReduction,
+                seed++);
+      b.in("inp", n, -2.f, 2.f);
+      b.in("weight", size_t(s.C) * s.W);
+      if (s.bias) b.in("bias", s.C);
+      b.in("dact", n);
+      b.grad("dinp", n, acc);
+      b.acc("dweight", size_t(s.C) * s.W);
+      if (s.bias) b.acc("dbias", s.C);
+      b.work(6.0 * n * s.W, bytes_f(3.0 * n));
+      b.done([s, acc](Backend& be, const Bufs& p) {
+        be.conv1d_silu_backward(p.f("dinp"), p.f("dweight"), p.opt("dbias"), p.f("dact"),
+                                p.f("inp"), p.f("weight"), p.opt("bias"), s.B, s.T, s.C, s.W, acc);
+      });
+    }
   }
 }
 

@@ -13,21 +13,11 @@
 #include <algorithm>
 #include <vector>
 
+#include "sim/ops/cpu/conv1d_common.h"
 #include "sim/ops/cpu/cpu_backend.h"
 
 namespace statex {
-namespace {
-// Below this many multiply-adds a parallel region costs more than it saves.
-constexpr size_t kMinParallelWork = size_t(1) << 15;
-
-// weight [C, W] -> [W, C]
-std::vector<float> taps_major(const float* weight, int C, int W) {
-  std::vector<float> wt(size_t(W) * C);
-  for (int c = 0; c < C; ++c)
-    for (int j = 0; j < W; ++j) wt[size_t(j) * C + c] = weight[size_t(c) * W + j];
-  return wt;
-}
-}  // namespace
+using namespace conv1d_common;
 
 void CpuBackend::conv1d_forward(float* out, const float* inp, const float* weight,
                                 const float* bias, int B, int T, int C, int W) {
@@ -89,14 +79,7 @@ void CpuBackend::conv1d_backward(float* dinp, float* dweight, float* dbias, cons
         }
       }
     }
-    for (int b = 0; b < B; ++b) {
-      if (dweight)
-        for (int j = 0; j < W; ++j)
-          for (int c = 0; c < C; ++c)
-            dweight[size_t(c) * W + j] += pw[(size_t(b) * W + j) * C + c];
-      if (dbias)
-        for (int c = 0; c < C; ++c) dbias[c] += pb[size_t(b) * C + c];
-    }
+    add_batch_partials(dweight, dbias, pw, pb, B, C, W);
   }
 }
 

@@ -1,0 +1,109 @@
+// Causal depthwise conv1d followed by SiLU, the short convs of GLA (q, k, v) and Mamba2 (xBC):
+//   act[b,t,c] = silu(pre[b,t,c]),  pre = conv1d(inp) (conv1d.cpp's formula and summation order).
+// The conv output `pre` is never stored: the forward writes only act, and the backward
+// recomputes pre (W multiply-adds per element) instead of reading a stored copy. Per batch
+// element b the backward makes dpre = dact * silu'(pre) for the whole [T, C] slice in a
+// thread-local buffer, then dinp, dweight and dbias from it: one pass over dact and inp where
+// silu_backward + conv1d_backward made three, and no [B, T, C] dpre in memory.
+// Threading: forward over (b, t) rows; backward over b, with per-b dweight/dbias partials added
+// in b order, so results do not depend on the thread count.
+#include <Eigen/Core>
+#include <algorithm>
+#include <vector>
+
+#include "sim/ops/cpu/conv1d_common.h"
+#include "sim/ops/cpu/cpu_backend.h"
+
+namespace statex {
+
+using namespace conv1d_common;
+
+namespace {
+
+using RowArr = Eigen::Map<Eigen::ArrayXf>;
+using ConstRowArr = Eigen::Map<const Eigen::ArrayXf>;
+
+// o [C] = bias + sum_j wt[j] ∘ inp[t-(W-1)+j], the conv output at time t of one sequence
+// (x0 = that sequence's row 0); taps before the start read the zero padding and are skipped.
+void conv_row(float* o, const float* x0, int t, const std::vector<float>& wt, const float* bias,
+              int C, int W) {
+  for (int c = 0; c < C; ++c) o[c] = bias ? bias[c] : 0.f;
+  for (int j = std::max(0, W - 1 - t); j < W; ++j) {
+    const float* x = x0 + size_t(t - (W - 1) + j) * C;
+    const float* w = wt.data() + size_t(j) * C;
+    for (int c = 0; c < C; ++c) o[c] += w[c] * x[c];
+  }
+}
+
+}  // namespace
+
+void CpuBackend::conv1d_silu_forward(float* act, const float* inp, const float* weight,
+                                     const float* bias, int B, int T, int C, int W) {
+  const bool parallel = size_t(B) * T * C * W >= kMinParallelWork;
+  const std::vector<float> wt = taps_major(weight, C, W);
+#pragma omp parallel for collapse(2) schedule(static) if (parallel)
+  for (int b = 0; b < B; ++b) {
+    for (int t = 0; t < T; ++t) {
+      float* o = act + (size_t(b) * T + t) * C;
+      conv_row(o, inp + size_t(b) * T * C, t, wt, bias, C, W);
+      RowArr a(o, C);
+      a = a * a.logistic();
+    }
+  }
+}
+
+void CpuBackend::conv1d_silu_backward(float* dinp, float* dweight, float* dbias,
+                                      const float* dact, const float* inp, const float* weight,
+                                      const float* bias, int B, int T, int C, int W,
+                                      bool accumulate) {
+  if (!dinp && !dweight && !dbias) return;
+  const bool parallel = size_t(B) * T * C * W >= kMinParallelWork;
+  const std::vector<float> wt = taps_major(weight, C, W);
+  // Per-b partials: [B, W, C] for the weight (taps-major), [B, C] for the bias.
+  std::vector<float> pw(dweight ? size_t(B) * C * W : 0, 0.f);
+  std::vector<float> pb(dbias ? size_t(B) * C : 0, 0.f);
+#pragma omp parallel if (parallel)
+  {
+    std::vector<float> g(size_t(T) * C);  // [T, C] dpre of one sequence
+#pragma omp for schedule(static)
+    for (int b = 0; b < B; ++b) {
+      const float* x0 = inp + size_t(b) * T * C;
+      // g = dact * s (1 + pre (1 - s)), s = sigmoid(pre): silu_backward's formula
+      for (int t = 0; t < T; ++t) {
+        float* gr = g.data() + size_t(t) * C;
+        conv_row(gr, x0, t, wt, bias, C, W);
+        RowArr pre(gr, C);
+        const Eigen::ArrayXf s = pre.logistic();
+        pre = ConstRowArr(dact + (size_t(b) * T + t) * C, C) * s * (1.f + pre * (1.f - s));
+      }
+      if (dinp) {
+        // inp[b,s,c] feeds pre[b, s+(W-1)-j, c] through tap j.
+        for (int s = 0; s < T; ++s) {
+          float* dx = dinp + (size_t(b) * T + s) * C;
+          if (!accumulate) std::fill(dx, dx + C, 0.f);  // the row is summed over taps below
+          for (int j = 0; j < W; ++j) {
+            const int t = s + (W - 1) - j;
+            if (t >= T) continue;
+            const float* dy = g.data() + size_t(t) * C;
+            const float* w = wt.data() + size_t(j) * C;
+            for (int c = 0; c < C; ++c) dx[c] += w[c] * dy[c];
+          }
+        }
+      }
+      for (int t = 0; t < T; ++t) {
+        const float* dy = g.data() + size_t(t) * C;
+        if (dbias)
+          for (int c = 0; c < C; ++c) pb[size_t(b) * C + c] += dy[c];
+        if (dweight)
+          for (int j = std::max(0, W - 1 - t); j < W; ++j) {
+            const float* x = x0 + size_t(t - (W - 1) + j) * C;
+            float* w = pw.data() + (size_t(b) * W + j) * C;
+            for (int c = 0; c < C; ++c) w[c] += dy[c] * x[c];
+          }
+      }
+    }
+  }
+  add_batch_partials(dweight, dbias, pw, pb, B, C, W);
+}
+
+}  // namespace statex
