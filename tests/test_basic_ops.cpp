@@ -395,8 +395,9 @@ TEST(CpuLinear, ThreadedPathsMatchDoubleAndAreThreadCountIndependent) {
   struct Shape { int N, C, OC; };
   // The last two are deep (N >= 2 * 4096): depth chunks over all of OC (ragged last chunk, OC
   // split into 3 blocks of a multiple of 16 rows, the last ragged).
+  // {600, 20, 2500} is a wide output (forward in [512 rows, 1024 columns] tiles, both ragged).
   for (Shape s : {Shape{1500, 60, 37}, Shape{700, 33, 530}, Shape{9000, 17, 300},
-                  Shape{8192, 9, 40}}) {
+                  Shape{8192, 9, 40}, Shape{600, 20, 2500}}) {
     const int N = s.N, C = s.C, OC = s.OC;
     Vec x = random_vector(size_t(N) * C, 50), W = random_vector(size_t(OC) * C, 51);
     Vec b = random_vector(OC, 52), dy = random_vector(size_t(N) * OC, 53);

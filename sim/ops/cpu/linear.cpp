@@ -7,7 +7,8 @@
 // a loaded 2-core machine). Here each task is an independent serial GEMM on a fixed block, with
 // one join per op. Block boundaries depend only on the shapes, so every
 // result is bit-identical for any thread count.
-//   forward, dinp : blocks of rows of N.
+//   forward       : blocks of rows of N; a wide output also in blocks of columns of OC.
+//   dinp          : blocks of rows of N.
 //   dweight       : a deep product (N >= 2 kDeepChunk) is cut into depth chunks of kDeepChunk
 //                   rows, each a product over all of OC (split in a few row blocks only when
 //                   that gives too few tasks); their partial products are added in chunk
@@ -39,20 +40,31 @@ using namespace linear_blocks;
 constexpr int kOcBlock = 64;         // rows of dweight per task
 constexpr int kDepthChunk = 512;     // rows of N per dweight partial product (split depth)
 constexpr int kDeepChunk = 4096;     // rows of N per dweight partial product of a deep product
+// Forward of a wide output (OC > 2 kWideOcTile, the LM head): tiles of up to kWideRowBlock rows
+// x kWideOcTile columns. A [128 rows, 8192] tile ran ~20% slower per flop in OpenBLAS than
+// [512, 1024] ones (docs/performance.md).
+constexpr int kWideOcTile = 1024;
+constexpr int kWideRowBlock = 512;
 }  // namespace
 
 void CpuBackend::linear_forward(float* out, const float* inp, const float* weight,
                                 const float* bias, int N, int C, int OC) {
   MatMap y(out, N, OC);
-  const int rb = row_block(N), blocks = ceil_div(N, rb);
-  const bool parallel = worth_parallel(blocks, 2.0 * N * C * OC);
+  // Tiles: rows of N x columns of OC. A wide output (the LM head) is cut into kWideOcTile
+  // columns with up to kWideRowBlock rows per tile; otherwise one column tile.
+  const bool wide = OC > 2 * kWideOcTile;
+  const int rb = wide ? std::min(kWideRowBlock, N) : row_block(N), row_blocks = ceil_div(N, rb);
+  const int ocb = wide ? kWideOcTile : OC, oc_blocks = ceil_div(OC, ocb);
+  const int tasks = row_blocks * oc_blocks;
+  const bool parallel = worth_parallel(tasks, 2.0 * N * C * OC);
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
-  for (int blk = 0; blk < blocks; ++blk) {
-    const int r0 = blk * rb, n = std::min(rb, N - r0);
-    // y[r0:r0+n] [n, OC] = x[r0:r0+n] [n, C] · w^T [C, OC]
-    gemm_serial(false, true, n, OC, C, inp + (size_t)r0 * C, C, weight, C, 0.0f,
-                out + (size_t)r0 * OC, OC);
-    if (bias) y.middleRows(r0, n).rowwise() += ConstRowVecMap(bias, OC);
+  for (int t = 0; t < tasks; ++t) {
+    const int r0 = (t / oc_blocks) * rb, n = std::min(rb, N - r0);
+    const int o0 = (t % oc_blocks) * ocb, on = std::min(ocb, OC - o0);
+    // y[r0:r0+n, o0:o0+on] [n, on] = x[r0:r0+n] [n, C] · w[o0:o0+on]^T [C, on]
+    gemm_serial(false, true, n, on, C, inp + (size_t)r0 * C, C, weight + (size_t)o0 * C, C, 0.0f,
+                out + (size_t)r0 * OC + o0, OC);
+    if (bias) y.block(r0, o0, n, on).rowwise() += ConstRowVecMap(bias + o0, on);
   }
 }
 
