@@ -17,7 +17,7 @@ class Mamba2Mixer final : public Mixer {
  public:
   Mamba2Mixer(const ModelConfig& c, int layer, Backend& be, const MixerBinding& bind,
               int max_tokens, int chunk)
-      : be_(be), b_(bind), arena_(be), chunk_(chunk) {
+      : be_(be), b_(bind), arena_(be), chunk_(chunk), tail_rows_(be, c.d_inner()) {
     D_ = c.d_model;
     di_ = c.d_inner();
     P_ = c.head_dim;
@@ -38,7 +38,7 @@ class Mamba2Mixer final : public Mixer {
     rstd_.alloc(arena_, n, G_);
   }
 
-  void forward(float* out, const float* h, RunShape s) override {
+  void forward(float* out, const float* h, RunShape s, const OutputRows& rows) override {
     const int N = s.N();
     h_ = h;
     be_.linear_forward(zxbcdt_.x, h, b_.p("in_proj.weight"), nullptr, N, D_, in_dim_);
@@ -55,20 +55,32 @@ class Mamba2Mixer final : public Mixer {
     be_.ssd_forward(y_.x, nullptr, x_.x, dt_.x, b_.p("A_log"), Bm_.x, Cm_.x, s.B, s.T, H_, P_, G_,
                     Ns_, chunk_);
     be_.ssd_dskip_forward(y_.x, x_.x, b_.p("D"), N, H_, P_);
-    be_.gated_rmsnorm_forward(yn_.x, rstd_.x, y_.x, z_.x, b_.p("norm.weight"), N, di_, di_ / G_,
-                              eps_);
-    be_.linear_forward(out, yn_.x, b_.p("out_proj.weight"), nullptr, N, di_, D_);
+    // Output tail (gated norm, out_proj) at the output rows only.
+    const int R = rows.count(N);
+    const float *y = y_.x, *z = z_.x;
+    if (!rows.all()) {
+      tail_rows_.gather(rows, y_.x, z_.x);
+      y = tail_rows_.a();
+      z = tail_rows_.b();
+    }
+    be_.gated_rmsnorm_forward(yn_.x, rstd_.x, y, z, b_.p("norm.weight"), R, di_, di_ / G_, eps_);
+    be_.linear_forward(out, yn_.x, b_.p("out_proj.weight"), nullptr, R, di_, D_);
   }
 
-  void backward(float* dh, const float* dout, RunShape s) override {
+  void backward(float* dh, const float* dout, RunShape s, const OutputRows& rows) override {
     const int N = s.N();
     // Each activation gradient's first writer overwrites it (accumulate = false), so none is
     // zeroed: the ops below, the split copies (whole column blocks), and the D skip, which adds
     // to the SSD's dx.
+    const int R = rows.count(N);
+    const bool all = rows.all();
     be_.linear_backward(yn_.d, b_.g("out_proj.weight"), nullptr, dout, yn_.x,
-                        b_.p("out_proj.weight"), N, di_, D_, false);
-    be_.gated_rmsnorm_backward(y_.d, z_.d, b_.g("norm.weight"), yn_.d, y_.x, z_.x,
-                               b_.p("norm.weight"), rstd_.x, N, di_, di_ / G_, false);
+                        b_.p("out_proj.weight"), R, di_, D_, false);
+    be_.gated_rmsnorm_backward(all ? y_.d : tail_rows_.da(), all ? z_.d : tail_rows_.db(),
+                               b_.g("norm.weight"), yn_.d, all ? y_.x : tail_rows_.a(),
+                               all ? z_.x : tail_rows_.b(), b_.p("norm.weight"), rstd_.x, R, di_,
+                               di_ / G_, false);
+    if (!all) tail_rows_.scatter(rows, y_.d, z_.d, N);  // zero off the output rows
     be_.ssd_backward(x_.d, dt_.d, b_.g("A_log"), Bm_.d, Cm_.d, y_.d, nullptr, x_.x, dt_.x,
                      b_.p("A_log"), Bm_.x, Cm_.x, s.B, s.T, H_, P_, G_, Ns_, chunk_, false);
     be_.ssd_dskip_backward(x_.d, b_.g("D"), y_.d, x_.x, b_.p("D"), N, H_, P_, true);
@@ -104,6 +116,7 @@ class Mamba2Mixer final : public Mixer {
   int D_, di_, P_, H_, G_, Ns_, W_, conv_dim_, in_dim_;
   float eps_;
   const float* h_ = nullptr;  // input of the last forward
+  RowSubset tail_rows_;  // y and z at the output rows, when not all rows are needed
   ActGrad zxbcdt_, xbc_raw_, xbc_, x_, z_, y_, yn_, Bm_, Cm_, dt_raw_, dt_, rstd_;
 };
 

@@ -8,6 +8,7 @@
 #include "sim/core/backend.h"
 #include "sim/core/config.h"
 #include "sim/core/params.h"
+#include "sim/model/output_rows.h"
 
 namespace statex {
 
@@ -29,11 +30,13 @@ struct RunShape {
 class Mixer {
  public:
   virtual ~Mixer() = default;
-  // out [N, D] = mixer(in [N, D]); `in` must stay valid until backward.
-  virtual void forward(float* out, const float* in, RunShape s) = 0;
-  // din [N, D] = d mixer / d in · dout (overwritten; its old contents are never read);
-  // parameter gradients accumulate into the flat buffer.
-  virtual void backward(float* din, const float* dout, RunShape s) = 0;
+  // out = mixer(in [N, D]) at the output rows: out [N, D] for all rows, else [M, D] in idx order.
+  // `in` must stay valid until backward.
+  virtual void forward(float* out, const float* in, RunShape s, const OutputRows& rows) = 0;
+  // din [N, D] = d mixer / d in · dout (overwritten; its old contents are never read), dout at
+  // the output rows of the forward ([N, D] or [M, D]); parameter gradients accumulate into the
+  // flat buffer.
+  virtual void backward(float* din, const float* dout, RunShape s, const OutputRows& rows) = 0;
   // Forward FLOPs per token (documented formula; used by bench).
   virtual double flops_per_token(int T) const = 0;
 };

@@ -31,8 +31,7 @@ Model::Model(const ModelConfig& cfg, Backend& be, int max_tokens, int gla_chunk,
     mixers_.push_back(
         make_mixer(cfg, l, be, bind, max_tokens, cfg.model == "mamba2" ? ssd_chunk : gla_chunk));
   }
-  final_in_.alloc(arena_, n, D);
-  final_normed_.alloc(arena_, n, D);
+  final_in_.alloc(arena_, n, D);  // [M, D] used: the last block's output at the labelled rows
   final_rstd_.alloc(arena_, n, 1);
   dresid_ = arena_.floats(n * D);
 }
@@ -99,25 +98,32 @@ float Model::forward(const DeviceBatch& b) {
     std::string pre = nm.layer(l);
     be_.rmsnorm_forward(L.normed.x, L.rstd.x, L.resid_in.x, P(pre + nm.pre_norm), N, D,
                         cfg_.norm_eps);
-    mixers_[l]->forward(L.mixed.x, L.normed.x, s);
-    be_.strided_copy(L.resid_mid.x, D, L.resid_in.x, D, N, D, false);
-    be_.add_inplace(L.resid_mid.x, L.mixed.x, size_t(N) * D);
-    float* block_out = l + 1 < cfg_.n_layers ? layers_[l + 1].resid_in.x : final_in_.x;
-    be_.strided_copy(block_out, D, L.resid_mid.x, D, N, D, false);
+    // The last layer's tail (mixer output, residual, MLP) runs on the labelled rows only: R rows
+    // in label order (output_rows.h).
+    const bool last = l + 1 == cfg_.n_layers;
+    const OutputRows rows = last ? OutputRows{b.label_rows, b.M} : OutputRows{};
+    const int R = rows.count(N);
+    mixers_[l]->forward(L.mixed.x, L.normed.x, s, rows);
+    if (last)
+      be_.gather_rows(L.resid_mid.x, L.resid_in.x, b.label_rows, R, D);
+    else
+      be_.strided_copy(L.resid_mid.x, D, L.resid_in.x, D, N, D, false);
+    be_.add_inplace(L.resid_mid.x, L.mixed.x, size_t(R) * D);
+    float* block_out = last ? final_in_.x : layers_[l + 1].resid_in.x;
+    be_.strided_copy(block_out, D, L.resid_mid.x, D, R, D, false);
     if (cfg_.mlp) {
-      be_.rmsnorm_forward(L.normed2.x, L.rstd2.x, L.resid_mid.x, P(pre + nm.mlp_norm), N, D,
+      be_.rmsnorm_forward(L.normed2.x, L.rstd2.x, L.resid_mid.x, P(pre + nm.mlp_norm), R, D,
                           cfg_.norm_eps);
-      be_.linear_forward(L.gate.x, L.normed2.x, P(pre + "mlp.gate_proj.weight"), nullptr, N, D, F);
-      be_.linear_forward(L.up.x, L.normed2.x, P(pre + "mlp.up_proj.weight"), nullptr, N, D, F);
-      be_.swiglu_forward(L.act.x, L.gate.x, L.up.x, size_t(N) * F);
-      be_.linear_forward(L.mlp_out.x, L.act.x, P(pre + "mlp.down_proj.weight"), nullptr, N, F, D);
-      be_.add_inplace(block_out, L.mlp_out.x, size_t(N) * D);
+      be_.linear_forward(L.gate.x, L.normed2.x, P(pre + "mlp.gate_proj.weight"), nullptr, R, D, F);
+      be_.linear_forward(L.up.x, L.normed2.x, P(pre + "mlp.up_proj.weight"), nullptr, R, D, F);
+      be_.swiglu_forward(L.act.x, L.gate.x, L.up.x, size_t(R) * F);
+      be_.linear_forward(L.mlp_out.x, L.act.x, P(pre + "mlp.down_proj.weight"), nullptr, R, F, D);
+      be_.add_inplace(block_out, L.mlp_out.x, size_t(R) * D);
     }
   }
-  be_.rmsnorm_forward(final_normed_.x, final_rstd_.x, final_in_.x, P(nm.final_norm), N, D,
+  // final_in_ holds the labelled rows [M, D]; LM head: [M, D] · [V, D]^T.
+  be_.rmsnorm_forward(head_in_, final_rstd_.x, final_in_.x, P(nm.final_norm), b.M, D,
                       cfg_.norm_eps);
-  // LM head only at the labelled positions: [M, D] · [V, D]^T.
-  be_.gather_rows(head_in_, final_normed_.x, b.label_rows, b.M, D);
   be_.linear_forward(logits_, head_in_, head_weight(), nullptr, b.M, D, V);
   be_.softmax_xent_forward(losses_, probs_, preds_, logits_, b.label_targets, b.M, V);
 
@@ -136,32 +142,39 @@ void Model::backward(const DeviceBatch& b) {
   const RunShape s{b.B, b.T};
 
   // Loss = mean over the M labelled positions. Each activation gradient's first writer
-  // overwrites it (accumulate = false); only the scatter target needs zeroing (rows without a
-  // label get no gradient). dlogits_ is probs_: overwritten in place.
+  // overwrites it (accumulate = false). dlogits_ is probs_: overwritten in place.
   be_.softmax_xent_backward(dlogits_, probs_, b.label_targets, 1.0f / b.M, b.M, V, false);
   be_.linear_backward(dhead_in_, head_grad(), nullptr, dlogits_, head_in_, head_weight(), b.M, D, V,
                       false);
-  final_normed_.zero_grad(be_, N);
-  be_.scatter_add_rows(final_normed_.d, dhead_in_, b.label_rows, b.M, D);
-  be_.rmsnorm_backward(dresid_, G(nm.final_norm), final_normed_.d, final_in_.x, P(nm.final_norm),
-                       final_rstd_.x, N, D, false);
+  // The last block's output gradient, at the labelled rows [M, D].
+  be_.rmsnorm_backward(final_in_.d, G(nm.final_norm), dhead_in_, final_in_.x, P(nm.final_norm),
+                       final_rstd_.x, b.M, D, false);
 
-  // dresid_ holds d(block output); each block adds its branches' input gradients into it.
+  // dblock holds d(block output) (rows R); each block adds its branches' input gradients into
+  // it. Below the last block it is dresid_ [N, D].
   for (int l = cfg_.n_layers - 1; l >= 0; --l) {
     Layer& L = layers_[l];
     std::string pre = nm.layer(l);
+    const bool last = l + 1 == cfg_.n_layers;
+    const OutputRows rows = last ? OutputRows{b.label_rows, b.M} : OutputRows{};
+    const int R = rows.count(N);
+    float* dblock = last ? final_in_.d : dresid_;
     if (cfg_.mlp) {
-      be_.linear_backward(L.act.d, G(pre + "mlp.down_proj.weight"), nullptr, dresid_, L.act.x,
-                          P(pre + "mlp.down_proj.weight"), N, F, D, false);
-      be_.swiglu_backward(L.gate.d, L.up.d, L.act.d, L.gate.x, L.up.x, size_t(N) * F, false);
+      be_.linear_backward(L.act.d, G(pre + "mlp.down_proj.weight"), nullptr, dblock, L.act.x,
+                          P(pre + "mlp.down_proj.weight"), R, F, D, false);
+      be_.swiglu_backward(L.gate.d, L.up.d, L.act.d, L.gate.x, L.up.x, size_t(R) * F, false);
       be_.linear_backward(L.normed2.d, G(pre + "mlp.gate_proj.weight"), nullptr, L.gate.d,
-                          L.normed2.x, P(pre + "mlp.gate_proj.weight"), N, D, F, false);
+                          L.normed2.x, P(pre + "mlp.gate_proj.weight"), R, D, F, false);
       be_.linear_backward(L.normed2.d, G(pre + "mlp.up_proj.weight"), nullptr, L.up.d, L.normed2.x,
-                          P(pre + "mlp.up_proj.weight"), N, D, F, true);
-      be_.rmsnorm_backward(dresid_, G(pre + nm.mlp_norm), L.normed2.d, L.resid_mid.x,
-                           P(pre + nm.mlp_norm), L.rstd2.x, N, D, true);
+                          P(pre + "mlp.up_proj.weight"), R, D, F, true);
+      be_.rmsnorm_backward(dblock, G(pre + nm.mlp_norm), L.normed2.d, L.resid_mid.x,
+                           P(pre + nm.mlp_norm), L.rstd2.x, R, D, true);
     }
-    mixers_[l]->backward(L.normed.d, dresid_, s);  // overwrites L.normed.d
+    mixers_[l]->backward(L.normed.d, dblock, s, rows);  // overwrites L.normed.d [N, D]
+    if (last) {  // the residual path of the labelled rows; the other rows' gradient is zero
+      be_.zero(dresid_, size_t(N) * D * sizeof(float));
+      be_.scatter_add_rows(dresid_, final_in_.d, b.label_rows, b.M, D);
+    }
     be_.rmsnorm_backward(dresid_, G(pre + nm.pre_norm), L.normed.d, L.resid_in.x,
                          P(pre + nm.pre_norm), L.rstd.x, N, D, true);
   }

@@ -80,8 +80,8 @@ class Model {
     ActGrad normed2, rstd2, gate, up, act, mlp_out;  // MLP only
   };
   std::vector<Layer> layers_;
-  ActGrad final_in_, final_normed_, final_rstd_;  // [N, D], [N, D], [N]
-  float* head_in_ = nullptr;   // [M, D] gathered rows
+  ActGrad final_in_, final_rstd_;  // [M, D], [M]: labelled rows only
+  float* head_in_ = nullptr;   // [M, D] final-normed labelled rows
   float* dhead_in_ = nullptr;  // [M, D]
   float* logits_ = nullptr;    // [M, V]
   float* dlogits_ = nullptr;   // [M, V]: the same buffer as probs_ (overwritten in backward)
