@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstdio>
 
+#include "sim/model/mixer.h"
 #include "sim/model/model.h"
+#include "sim/ops/cpu/cpu_backend.h"
 #include "sim/model/param_layout.h"
 #include "sim/model/state_size.h"
 #include "tests/support/model_harness.h"
@@ -51,6 +53,58 @@ TEST(ModelGrad, GlaNoShortConvWithMlpUntiedHead) {
 TEST(ModelGrad, Mamba2OneGroup) {
   ModelConfig c = tiny_mamba2(/*G=*/1, /*N=*/8, /*P=*/8);  // 5 heads of 8
   run_whole_model_fd(c, "mamba2 G=1", 13);
+}
+
+// A mixer asked for a subset of its output rows (the model's last layer: the labelled rows)
+// against the level below, the same mixer on all rows: the output at those rows, and with dout
+// zero off those rows, the same input gradient and parameter gradients.
+void check_output_rows_subset(const ModelConfig& cfg, unsigned seed) {
+  CpuBackend be;
+  const ParamTable table = build_param_table(cfg);
+  std::vector<float> params;
+  init_params(cfg, table, seed, params);
+  perturb_params(params, seed + 1);
+  liven_gates(table, params, seed + 2);
+  const int N = kB * kT, D = cfg.d_model;
+  const RunShape s{kB, kT};
+  const std::vector<int> idx = {29, 3, 14, 15, 0, 22};  // distinct, unordered, both sequences
+  const int M = int(idx.size());
+  const std::vector<float> in = random_vector(size_t(N) * D, seed + 3);
+  const std::vector<float> dout_sub = random_vector(size_t(M) * D, seed + 4);
+  std::vector<float> dout_full(size_t(N) * D, 0.f);
+  for (int r = 0; r < M; ++r)
+    std::copy_n(&dout_sub[size_t(r) * D], D, &dout_full[size_t(idx[r]) * D]);
+
+  struct Result { std::vector<float> out, din, grads; };
+  auto run = [&](bool subset) {
+    std::vector<float> p = params, g(params.size(), 0.f);
+    MixerBinding bind{&table, model_names(cfg).layer(0) + model_names(cfg).mixer, p.data(),
+                      g.data()};
+    auto mixer = make_mixer(cfg, 0, be, bind, N, kChunk);
+    const OutputRows rows = subset ? OutputRows{idx.data(), M} : OutputRows{};
+    Result r{std::vector<float>(size_t(rows.count(N)) * D), std::vector<float>(size_t(N) * D), {}};
+    mixer->forward(r.out.data(), in.data(), s, rows);
+    mixer->backward(r.din.data(), subset ? dout_sub.data() : dout_full.data(), s, rows);
+    r.grads = g;
+    return r;
+  };
+  const Result full = run(false), sub = run(true);
+  std::vector<float> full_at_rows(size_t(M) * D);
+  for (int r = 0; r < M; ++r)
+    std::copy_n(&full.out[size_t(idx[r]) * D], D, &full_at_rows[size_t(r) * D]);
+  EXPECT_LT(compare(sub.out, full_at_rows).rel_rms, 1e-6);
+  EXPECT_LT(compare(sub.din, full.din).rel_rms, 1e-6);
+  EXPECT_LT(compare(sub.grads, full.grads).rel_rms, 1e-6);
+}
+
+TEST(MixerOutputRows, GlaSubsetMatchesAllRows) {
+  ModelConfig c = tiny_gla(/*short_conv=*/true);
+  c.gate_logit_normalizer = 1;
+  check_output_rows_subset(c, 41);
+}
+
+TEST(MixerOutputRows, Mamba2SubsetMatchesAllRows) {
+  check_output_rows_subset(tiny_mamba2(/*G=*/2, /*N=*/7, /*P=*/5), 42);
 }
 
 TEST(ModelGrad, Mamba2TwoGroupsOddStateDim) {
