@@ -34,6 +34,7 @@
 
 #include "sim/ops/cpu/cpu_backend.h"
 #include "sim/ops/cpu/grad_store.h"
+#include "sim/ops/cpu/small_gemm.h"
 
 namespace statex {
 namespace {
@@ -215,13 +216,15 @@ void CpuBackend::gla_forward(float* o, float* final_state, const float* q, const
         MatRef Vc = s.Vx.middleRows(t0, n);
         s.prepare_chunk(t0, n, scale, true);
         intra_attention(s, f, s.Q.middleRows(t0, n), s.Kx.middleRows(t0, n), n, scale);
-        // o = decayed query against the entering state + intra-chunk attention
-        s.tmpV.topRows(n).noalias() = s.Qd.topRows(n) * S;
-        s.tmpV.topRows(n).noalias() += s.A.topLeftCorner(n, n).triangularView<Eigen::Lower>() * Vc;
-        O.middleRows(t0, n) = s.tmpV.topRows(n);
+        // o = decayed query against the entering state + intra-chunk attention (tril(A) · v)
+        auto A = s.A.topLeftCorner(n, n);
+        A.triangularView<Eigen::StrictlyUpper>().setZero();
+        auto Oc = O.middleRows(t0, n);
+        small_gemm::mm(Oc, s.Qd.topRows(n), S, false);
+        small_gemm::mm(Oc, A, Vc, true, /*lower_depth=*/true);
         // S = diag(exp(B_last)) S + Kd^T v
         S = s.decay.matrix().transpose().asDiagonal() * S;
-        S.noalias() += s.Kd.topRows(n).transpose() * Vc;
+        small_gemm::mm_tn(S, s.Kd.topRows(n), Vc, true);
       }
       if (final_state) Eigen::Map<RowMat>(final_state + size_t(bh) * K * V, K, V) = S;
     }
@@ -256,7 +259,7 @@ void CpuBackend::gla_backward(float* dq, float* dk, float* dv, float* dgk, const
         const int t0 = c * L, n = std::min(L, T - t0);
         s.prepare_chunk(t0, n, scale, false);
         s.states[c + 1].noalias() = s.decay.matrix().transpose().asDiagonal() * s.states[c];
-        s.states[c + 1].noalias() += s.Kd.topRows(n).transpose() * s.Vx.middleRows(t0, n);
+        small_gemm::mm_tn(s.states[c + 1], s.Kd.topRows(n), s.Vx.middleRows(t0, n), true);
       }
       if (dfinal_state)
         dS = Eigen::Map<const RowMat>(dfinal_state + size_t(bh) * K * V, K, V);
@@ -281,9 +284,9 @@ void CpuBackend::gla_backward(float* dq, float* dk, float* dv, float* dgk, const
         s.tmpK.topRows(n).noalias() = dOc * S_in.transpose();
         if (s.factored) {
           intra_attention(s, f, Qc, Kc, n, scale);
-          s.tmpK.topRows(n).noalias() += dA * s.Ku.topRows(n);
+          small_gemm::mm(s.tmpK.topRows(n), dA, s.Ku.topRows(n), true, /*lower_depth=*/true);
           dQc.array() += scale * s.tmpK.topRows(n).array() * s.Eb.topRows(n);
-          s.tmpK.topRows(n).noalias() = dA.transpose() * s.Qd.topRows(n);
+          small_gemm::mm_tn(s.tmpK.topRows(n), dA, s.Qd.topRows(n), false);
           dKc.array() += s.tmpK.topRows(n).array() * s.Eu.topRows(n);
         } else {
           intra_attention(s, f, Qc, Kc, n, scale, &dQc, &dKc);
@@ -296,14 +299,15 @@ void CpuBackend::gla_backward(float* dq, float* dk, float* dv, float* dgk, const
         if (hold_last) s.dk_last_undecayed = s.tmpK.row(n - 1).array();
         dKc.topRows(m).array() += s.tmpK.topRows(m).array() * s.Ed.topRows(m);
         if (dv) {
-          s.tmpV.topRows(n).noalias() =
-              s.A.topLeftCorner(n, n).triangularView<Eigen::Lower>().transpose() * dOc;
-          s.tmpV.topRows(n).noalias() += s.Kd.topRows(n) * dS;
+          auto A = s.A.topLeftCorner(n, n);
+          A.triangularView<Eigen::StrictlyUpper>().setZero();
+          small_gemm::mm_tn(s.tmpV.topRows(n), A, dOc, false);  // tril(A)^T dO
+          small_gemm::mm(s.tmpV.topRows(n), s.Kd.topRows(n), dS, true);
           store_grad(head_view(dv, b, h, T, H, V).middleRows(t0, n), s.tmpV.topRows(n), accumulate);
         }
         // dS_in = diag(exp(B_last)) dS_out + Qd^T dO
         dS = s.decay.matrix().transpose().asDiagonal() * dS;
-        dS.noalias() += s.Qd.topRows(n).transpose() * dOc;
+        small_gemm::mm_tn(dS, s.Qd.topRows(n), dOc, true);
       }
       if (dgk) {
         // dgk_t = rowsum(dS_T ∘ S_T) + sum_{s>=t} (q_s ∘ dq_s - k_s ∘ dk_s), without the terms
@@ -315,8 +319,7 @@ void CpuBackend::gla_backward(float* dq, float* dk, float* dv, float* dgk, const
           const int t0 = (n_chunks - 1) * L, n = T - t0;
           s.prepare_chunk(t0, n, scale, false);
           S_T_decayed.noalias() = s.decay.matrix().transpose().asDiagonal() * s.states[n_chunks - 1];
-          S_T_decayed.noalias() +=
-              s.Kd.topRows(n - 1).transpose() * s.Vx.middleRows(t0, n - 1);
+          small_gemm::mm_tn(S_T_decayed, s.Kd.topRows(n - 1), s.Vx.middleRows(t0, n - 1), true);
           Eigen::Map<const RowMat> dST(dfinal_state + size_t(bh) * K * V, K, V);
           acc = (dST.array() * S_T_decayed.array()).rowwise().sum().cast<double>().transpose();
         }
