@@ -5,7 +5,10 @@ For each config: the median step time of ours (`statex bench --preset NAME`: for
 + grad norm + AdamW on one MQAR batch) and of the PyTorch reference's step (forward + backward +
 clip_grad_norm_ + AdamW, float32) on the same model config, batch shape and number of labelled
 positions, with the same thread count (OMP / torch.set_num_threads). Each measurement runs in its
-own subprocess so its peak RSS (ru_maxrss from os.wait4 on that child) is its own.
+own subprocess so its peak RSS (ru_maxrss from os.wait4 on that child) is its own. Each side is
+measured --repeats times (default 3), alternating ours / torch so both see the same phases of a
+shared machine; the table uses each side's fastest measurement (noise on a shared VM only adds
+time) and shows the range of all of them.
 
 Prints tokens/s for both and the ratio, peak RSS for both (the driver imports only the standard
 library, so a child's ru_maxrss, which Linux seeds with the forking process's RSS, is its own),
@@ -19,6 +22,7 @@ forward = B*T * sum over layers of (projections 2*in*out, conv 2*W*C, recurrence
 the LM head 2*D*V per labelled position. Norms and elementwise ops are not counted.
 
     python3 experiments/bench/bench_vs_torch.py [--threads N] [--steps S] [--configs a,b]
+        [--repeats R]
 """
 from __future__ import annotations
 
@@ -175,11 +179,23 @@ def ours(statex: str, name: str, steps: int, threads: int, env: dict) -> dict:
             "gflops": float(cols[9]), "rss_mib": rss}
 
 
+def fastest(runs: list[dict]) -> dict:
+    return dict(min(runs, key=lambda r: r["step_s"]))
+
+
+def spread(runs: list[dict]) -> str:
+    tps = sorted(r["tokens_per_s"] for r in runs)
+    return f"{tps[0]:.0f}-{tps[-1]:.0f}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--steps", type=int, default=3, help="timed steps (quickstart configs: 5x)")
     ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="measurements per side and config, alternating ours / torch; the table "
+                         "uses each side's fastest (a shared machine only ever adds time)")
     ap.add_argument("--torch-chunk", type=int, default=16, help="chunk length of the torch scans")
     ap.add_argument("--statex-bin", default=os.environ.get("STATEX_BIN", str(REPO / "build" / "statex")))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -214,25 +230,36 @@ def main() -> int:
     _, import_rss = run_child(self_cmd("--worker", "import:", *t_arg), env)
     load = os.getloadavg()
     rows = []
+    if args.repeats < 1:
+        ap.error("--repeats must be >= 1")
     for name in names:
         steps = args.steps * (5 if name.startswith("quickstart") else 1)
-        o = ours(args.statex_bin, name, steps, args.threads, env)
-        t_out, t_rss = run_child(self_cmd("--worker", "torch:" + name, "--steps", str(steps),
-                                          "--torch-chunk", str(args.torch_chunk), *t_arg), env)
-        t = json.loads(t_out.strip().splitlines()[-1])
-        rows.append((name, o, t, t_rss))
+        o_runs, t_runs = [], []
+        for _ in range(args.repeats):  # alternate, so both sides see the same phases of the VM
+            o_runs.append(ours(args.statex_bin, name, steps, args.threads, env))
+            t_out, t_rss = run_child(self_cmd("--worker", "torch:" + name, "--steps", str(steps),
+                                              "--torch-chunk", str(args.torch_chunk), *t_arg), env)
+            t_runs.append(dict(json.loads(t_out.strip().splitlines()[-1]), rss_mib=t_rss))
+        o, t = fastest(o_runs), fastest(t_runs)
+        rows.append((name, o, t, max(r["rss_mib"] for r in t_runs)))
+        o["rss_mib"] = max(r["rss_mib"] for r in o_runs)
+        o["spread"], t["spread"] = spread(o_runs), spread(t_runs)
         print(f"[{len(rows)}/{len(names)}] {name}: ours {o['tokens_per_s']:.0f} tok/s, "
-              f"torch {t['tokens_per_s']:.0f} tok/s", file=sys.stderr, flush=True)
+              f"torch {t['tokens_per_s']:.0f} tok/s (fastest of {args.repeats} each; tok/s "
+              f"spread ours {o['spread']}, torch {t['spread']})", file=sys.stderr, flush=True)
     peak_after = measure_peak()
     pk = max(peak_before, peak_after)
 
+    print(f"{args.repeats} alternating measurements per side and config, each a median step "
+          f"time; the table shows each side's fastest, peak RSS the largest")
     print(f"{args.threads} threads; SGEMM 2048^3 peak (best of torch and numpy): "
           f"{peak_before:.1f} GFLOP/s before the configs, {peak_after:.1f} after; %pk uses "
           f"{pk:.1f}; load average {load[0]:.1f} (a loaded machine slows both sides)")
     print(f"RSS of a process that only imports torch: {import_rss:.0f} MiB (included in torch RSS)")
     hdr = (f"{'config':18s} {'ours tok/s':>11s} {'torch tok/s':>11s} {'ratio':>6s} "
            f"{'ours GF/s':>9s} {'torch GF/s':>10s} {'ours %pk':>8s} {'torch %pk':>9s} "
-           f"{'ours RSS':>9s} {'torch RSS':>9s}")
+           f"{'ours RSS':>9s} {'torch RSS':>9s} {'ours tok/s range':>17s} "
+           f"{'torch tok/s range':>17s}")
     print(hdr)
     for name, o, t, t_rss in rows:
         flops = step_flops(name)
@@ -240,7 +267,7 @@ def main() -> int:
         print(f"{name:18s} {o['tokens_per_s']:11.0f} {t['tokens_per_s']:11.0f} "
               f"{o['tokens_per_s'] / t['tokens_per_s']:6.2f} {o_gf:9.2f} {t_gf:10.2f} "
               f"{100 * o_gf / pk:7.1f}% {100 * t_gf / pk:8.1f}% {o['rss_mib']:6.0f}MiB "
-              f"{t_rss:6.0f}MiB", flush=True)
+              f"{t_rss:6.0f}MiB {o['spread']:>17s} {t['spread']:>17s}", flush=True)
     return 0
 
 
