@@ -9,7 +9,7 @@ using namespace cuda;
 
 namespace {
 
-constexpr int kDpreWorkspaceSlot = 9;  // [B, T, C] dpre of conv1d_silu_backward
+constexpr int kDpreWorkspaceSlot = 10;  // [B, T, C] dpre; not column_sum's slot (9)
 
 // The conv output at flat index i = (b*T + t)*C + c.
 __device__ __forceinline__ float conv_at(size_t i, const float* inp, const float* weight,

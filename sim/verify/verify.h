@@ -22,7 +22,7 @@
 
 namespace statex::verify {
 
-enum class TolClass { Exact, Elementwise, RowReduction, LongReduction, Gemm, Scan };
+enum class TolClass { Exact, Elementwise, RowReduction, LongReduction, Gemm, Scan, ScanParamGrad };
 
 struct Tolerance {
   double rel_rms;
@@ -54,6 +54,7 @@ struct Case {
   std::string group;  // op family for filtering / tests, e.g. "rmsnorm"
   std::string shape;  // e.g. "N=126 C=60"
   TolClass tol = TolClass::Elementwise;
+  std::map<std::string, TolClass> tensor_tol;  // per-output exceptions to `tol`
   std::map<std::string, Tensor> tensors;
   std::function<void(Backend&, const Bufs&)> run;
   // For --bench: work per call (0 = not reported), and which one bounds the op.

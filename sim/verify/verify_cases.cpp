@@ -39,6 +39,11 @@ Tolerance tolerance_for(TolClass c) {
       // sizes, exp of partial sums of log decays), and the decay gradient as a reverse cumsum
       // of q dq - k dk, which cancels: 1e-4.
       return {1e-4, "chunked scan, other grouping"};
+    case TolClass::ScanParamGrad:
+      // A per-head parameter gradient of a scan (SSD dA_log): one sum over every (b, t, p, n)
+      // term, ~1e8 of them at the benchmark shape, with cancellation, in a different order on
+      // each side. Measured 7.6e-5 and 1.4e-4 on two input seeds of that shape (H100, 2026-11-26).
+      return {1e-3, "scan param grad, sum of ~1e8 terms"};
   }
   return {0, ""};
 }
@@ -110,6 +115,8 @@ class Builder {
     else
       out(name, n);
   }
+  // This output is checked at another tolerance than the case's.
+  void tol_for(const std::string& name, TolClass t) { c_.tensor_tol[name] = t; }
   // Output the op accumulates into (gradients, in-place ops): random start, same on both sides.
   std::vector<float>& acc(const std::string& name, size_t n) {
     Tensor& t = c_.tensors[name];
@@ -742,6 +749,7 @@ void ssd_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       b.grad("dx", nx, acc);
       b.grad("ddt", ndt, acc);
       b.acc("dA_log", s.H);
+      b.tol_for("dA_log", TolClass::ScanParamGrad);
       b.grad("dBm", nbc, acc);
       b.grad("dCm", nbc, acc);
       b.work(3 * flop, bytes_f(4.0 * nx + 4.0 * nbc + 3.0 * ndt), true);
