@@ -37,7 +37,8 @@ using ConstRowVecMap = Eigen::Map<const RowVec>;
 
 using namespace linear_blocks;
 
-constexpr int kOcBlock = 64;         // rows of dweight per task
+constexpr int kOcBlock = 64;         // rows of dweight per task (at least)
+constexpr int kMaxOcBlock = 512;     // rows of dweight per task (at most)
 constexpr int kDepthChunk = 512;     // rows of N per dweight partial product (split depth)
 constexpr int kDeepChunk = 4096;     // rows of N per dweight partial product of a deep product
 // Forward of a wide output (OC > 2 kWideOcTile, the LM head): tiles of up to kWideRowBlock rows
@@ -110,7 +111,10 @@ void CpuBackend::linear_backward(float* dinp, float* dweight, float* dbias, cons
       const int blocks = std::max(1, ceil_div(kMinTasks, depth_chunks));
       ocb = std::max(16, (ceil_div(OC, blocks) + 15) / 16 * 16);
     } else {
-      ocb = kOcBlock;
+      // Each task packs all of inp[:N]; a wide OC (the LM head) gets wider blocks so that it is
+      // packed ~2 kMinTasks times rather than OC / 64 times.
+      ocb = std::clamp((ceil_div(OC, 2 * kMinTasks) + kOcBlock - 1) / kOcBlock * kOcBlock, kOcBlock,
+                       kMaxOcBlock);
       const int blocks = ceil_div(OC, ocb);
       depth_chunks =
           blocks >= kMinTasks ? 1 : std::min(ceil_div(N, kDepthChunk), ceil_div(kMinTasks, blocks));
