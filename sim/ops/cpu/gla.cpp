@@ -77,6 +77,7 @@ struct HeadScratch {
   RowMat Qd;        // [L, K] scale q ∘ exp(B)   (query seen from the chunk start)
   RowMat Kd;        // [L, K] k ∘ exp(B_last - B)  (key seen from the chunk end)
   RowMat Ku;        // [L, K] k ∘ exp(-B)        fast form only
+  RowMat KuT;       // [K, L] Ku^T (so that A = Qd KuT is an in-place product)
   RowMat A, dA;     // [L, L] intra-chunk attention (lower triangle) and its gradient
   RowMat tmpK;      // [L, K]
   RowMat tmpV;      // [L, V]
@@ -84,13 +85,15 @@ struct HeadScratch {
   bool factored = false;
   // per pair, backward
   RowMat dQ, dK;               // [T, K] local gradients (needed whole for dgk)
+  RowMat VxT;                  // [V, T] v^T (dA = dO v^T as an in-place product)
   RowVecArr dk_last_undecayed;  // [K] dS_T v_{T-1}
   std::vector<float> dA_diag;   // [T] diagonal of dA
-  std::vector<RowMat> states;   // chunk-entry states, each [K, V]
+  std::vector<RowMat> states;   // chunk-entry states, each TRANSPOSED: [V, K]
 
   HeadScratch(int K_, int V_, int L_) : K(K_), V(V_), L(L_) {
     for (RowArr* a : {&Bc, &Eb, &Ed, &Eu}) a->resize(L, K);
     for (RowMat* m : {&Qd, &Kd, &Ku, &tmpK}) m->resize(L, K);
+    KuT.resize(K, L);
     A.resize(L, L);
     dA.resize(L, L);
     tmpV.resize(L, V);
@@ -124,6 +127,7 @@ struct HeadScratch {
       Eu.topRows(n) = Eb.topRows(n).inverse();
       Ed.topRows(n) = Eu.topRows(n).rowwise() * decay;
       Ku.topRows(n) = (Kx.middleRows(t0, n).array() * Eu.topRows(n)).matrix();
+      KuT.leftCols(n) = Ku.topRows(n).transpose();
     } else {
       exp_of(Ed, n, [&](int i) { return B_last - Bc.row(i); });
     }
@@ -163,7 +167,7 @@ void intra_attention(HeadScratch& s, OffDiagonalFactors& f, const MatRef& Qc, co
                      int n, float scale, Eigen::Block<RowMat, Eigen::Dynamic, Eigen::Dynamic, true>* dQc = nullptr,
                      Eigen::Block<RowMat, Eigen::Dynamic, Eigen::Dynamic, true>* dKc = nullptr) {
   if (s.factored) {
-    s.A.topLeftCorner(n, n).noalias() = s.Qd.topRows(n) * s.Ku.topRows(n).transpose();
+    small_gemm::mm(s.A.topLeftCorner(n, n), s.Qd.topRows(n), s.KuT.leftCols(n), false);
     return;
   }
   const RowArr& Bc = s.Bc;
@@ -242,24 +246,26 @@ void CpuBackend::gla_backward(float* dq, float* dk, float* dv, float* dgk, const
 #pragma omp parallel if (B * H > 1)
   {
     HeadScratch s(K, V, L);
-    s.states.assign(n_chunks + 1, RowMat(K, V));
+    s.states.assign(n_chunks + 1, RowMat(V, K));
     s.dA_diag.resize(T);
     s.dQ.resize(T, K);
     s.dK.resize(T, K);
     OffDiagonalFactors f;
-    RowMat dS(K, V), S_T_decayed(K, V);
+    RowMat dS(K, V), S_T_decayed(V, K);
 #pragma omp for schedule(static)
     for (int bh = 0; bh < B * H; ++bh) {
       const int b = bh / H, h = bh % H;
       s.gather(q, k, v, gk, b, h, T, H);
       s.dO = head_view(dout, b, h, T, H, V);
-      // Chunk-entry states: states[c] enters chunk c, states[n_chunks] = S_T.
+      s.VxT = s.Vx.transpose();
+      // Chunk-entry states (transposed, [V, K]): states[c] enters chunk c, states[n_chunks] = S_T.
       s.states[0].setZero();
       for (int c = 0; c < n_chunks; ++c) {
         const int t0 = c * L, n = std::min(L, T - t0);
         s.prepare_chunk(t0, n, scale, false);
-        s.states[c + 1].noalias() = s.decay.matrix().transpose().asDiagonal() * s.states[c];
-        small_gemm::mm_tn(s.states[c + 1], s.Kd.topRows(n), s.Vx.middleRows(t0, n), true);
+        // S^T = S^T diag(exp(B_last)) + v^T Kd
+        s.states[c + 1] = (s.states[c].array().rowwise() * s.decay).matrix();
+        small_gemm::mm_tn(s.states[c + 1], s.Vx.middleRows(t0, n), s.Kd.topRows(n), true);
       }
       if (dfinal_state)
         dS = Eigen::Map<const RowMat>(dfinal_state + size_t(bh) * K * V, K, V);
@@ -271,17 +277,17 @@ void CpuBackend::gla_backward(float* dq, float* dk, float* dv, float* dgk, const
         const int t0 = c * L, n = std::min(L, T - t0);
         MatRef Qc = s.Q.middleRows(t0, n), Kc = s.Kx.middleRows(t0, n);
         MatRef Vc = s.Vx.middleRows(t0, n), dOc = s.dO.middleRows(t0, n);
-        const RowMat& S_in = s.states[c];
+        const RowMat& S_in_T = s.states[c];
         s.prepare_chunk(t0, n, scale, true);
         auto dQc = s.dQ.middleRows(t0, n);
         auto dKc = s.dK.middleRows(t0, n);
         // dA_ij = dO_i · v_j on the strict lower triangle; the diagonal is kept apart.
         auto dA = s.dA.topLeftCorner(n, n);
-        dA.noalias() = dOc * Vc.transpose();
+        small_gemm::mm(dA, dOc, s.VxT.middleCols(t0, n), false);
         for (int i = 0; i < n; ++i) s.dA_diag[t0 + i] = dA(i, i);
         dA.triangularView<Eigen::Upper>().setZero();
         // dq = scale exp(B) ∘ (dO S_in^T + intra), dk = exp(B_last - B) ∘ (v dS^T) + intra
-        s.tmpK.topRows(n).noalias() = dOc * S_in.transpose();
+        small_gemm::mm(s.tmpK.topRows(n), dOc, S_in_T, false);
         if (s.factored) {
           intra_attention(s, f, Qc, Kc, n, scale);
           small_gemm::mm(s.tmpK.topRows(n), dA, s.Ku.topRows(n), true, /*lower_depth=*/true);
@@ -318,10 +324,15 @@ void CpuBackend::gla_backward(float* dq, float* dk, float* dv, float* dgk, const
           // S_T without k_{T-1}^T v_{T-1}: the last chunk's update over its first n-1 rows.
           const int t0 = (n_chunks - 1) * L, n = T - t0;
           s.prepare_chunk(t0, n, scale, false);
-          S_T_decayed.noalias() = s.decay.matrix().transpose().asDiagonal() * s.states[n_chunks - 1];
-          small_gemm::mm_tn(S_T_decayed, s.Kd.topRows(n - 1), s.Vx.middleRows(t0, n - 1), true);
+          // (transposed, [V, K], like the stored states)
+          S_T_decayed = (s.states[n_chunks - 1].array().rowwise() * s.decay).matrix();
+          small_gemm::mm_tn(S_T_decayed, s.Vx.middleRows(t0, n - 1), s.Kd.topRows(n - 1), true);
           Eigen::Map<const RowMat> dST(dfinal_state + size_t(bh) * K * V, K, V);
-          acc = (dST.array() * S_T_decayed.array()).rowwise().sum().cast<double>().transpose();
+          acc = (dST.array() * S_T_decayed.transpose().array())
+                    .rowwise()
+                    .sum()
+                    .cast<double>()
+                    .transpose();
         }
         StridedMut dG = head_view(dgk, b, h, T, H, K);
         for (int t = T - 1; t >= 0; --t) {
