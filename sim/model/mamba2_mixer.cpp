@@ -28,8 +28,10 @@ class Mamba2Mixer final : public Mixer {
     eps_ = c.norm_eps;
     conv_dim_ = di_ + 2 * G_ * Ns_;
     in_dim_ = di_ + conv_dim_ + H_;
+    in_proj_oc_[0] = di_;
+    in_proj_oc_[1] = conv_dim_;
+    in_proj_oc_[2] = H_;
     size_t n = max_tokens;
-    zxbcdt_.alloc(arena_, n, in_dim_);
     for (ActGrad* a : {&xbc_raw_, &xbc_}) a->alloc(arena_, n, conv_dim_);
     for (ActGrad* a : {&x_, &z_, &y_, &yn_}) a->alloc(arena_, n, di_);
     Bm_.alloc(arena_, n, G_ * Ns_);
@@ -41,11 +43,10 @@ class Mamba2Mixer final : public Mixer {
   void forward(float* out, const float* h, RunShape s, const OutputRows& rows) override {
     const int N = s.N();
     h_ = h;
-    be_.linear_forward(zxbcdt_.x, h, b_.p("in_proj.weight"), nullptr, N, D_, in_dim_);
-    // Contiguous copies of the three column blocks of the fused projection.
-    be_.strided_copy(z_.x, di_, zxbcdt_.x, in_dim_, N, di_, false);
-    be_.strided_copy(xbc_raw_.x, conv_dim_, zxbcdt_.x + di_, in_dim_, N, conv_dim_, false);
-    be_.strided_copy(dt_raw_.x, H_, zxbcdt_.x + di_ + conv_dim_, in_dim_, N, H_, false);
+    // in_proj's three column blocks [z | xBC | dt] straight into contiguous buffers (its weight
+    // rows are stacked in that order).
+    float* proj_out[3] = {z_.x, xbc_raw_.x, dt_raw_.x};
+    be_.linear_stacked_forward(proj_out, in_proj_oc_, 3, h, b_.p("in_proj.weight"), N, D_);
     be_.conv1d_silu_forward(xbc_.x, xbc_raw_.x, b_.p("conv1d.weight"), b_.p("conv1d.bias"), s.B,
                             s.T, conv_dim_, W_);
     be_.strided_copy(x_.x, di_, xbc_.x, conv_dim_, N, di_, false);
@@ -93,11 +94,9 @@ class Mamba2Mixer final : public Mixer {
     be_.conv1d_silu_backward(xbc_raw_.d, b_.g("conv1d.weight"), b_.g("conv1d.bias"), xbc_.d,
                              xbc_raw_.x, b_.p("conv1d.weight"), b_.p("conv1d.bias"), s.B, s.T,
                              conv_dim_, W_, false);
-    be_.strided_copy(zxbcdt_.d, in_dim_, z_.d, di_, N, di_, false);
-    be_.strided_copy(zxbcdt_.d + di_, in_dim_, xbc_raw_.d, conv_dim_, N, conv_dim_, false);
-    be_.strided_copy(zxbcdt_.d + di_ + conv_dim_, in_dim_, dt_raw_.d, H_, N, H_, false);
-    be_.linear_backward(dh, b_.g("in_proj.weight"), nullptr, zxbcdt_.d, h_, b_.p("in_proj.weight"),
-                        N, D_, in_dim_, false);
+    const float* proj_grad[3] = {z_.d, xbc_raw_.d, dt_raw_.d};
+    be_.linear_stacked_backward(dh, b_.g("in_proj.weight"), proj_grad, in_proj_oc_, 3, h_,
+                                b_.p("in_proj.weight"), N, D_, false);
   }
 
   double flops_per_token(int T) const override {
@@ -114,10 +113,11 @@ class Mamba2Mixer final : public Mixer {
   Arena arena_;
   int chunk_;
   int D_, di_, P_, H_, G_, Ns_, W_, conv_dim_, in_dim_;
+  int in_proj_oc_[3];  // in_proj's column blocks: z, xBC, dt_raw
   float eps_;
   const float* h_ = nullptr;  // input of the last forward
   RowSubset tail_rows_;  // y and z at the output rows, when not all rows are needed
-  ActGrad zxbcdt_, xbc_raw_, xbc_, x_, z_, y_, yn_, Bm_, Cm_, dt_raw_, dt_, rstd_;
+  ActGrad xbc_raw_, xbc_, x_, z_, y_, yn_, Bm_, Cm_, dt_raw_, dt_, rstd_;
 };
 
 }  // namespace
