@@ -40,6 +40,7 @@
 
 #include "sim/ops/cpu/cpu_backend.h"
 #include "sim/ops/cpu/grad_store.h"
+#include "sim/ops/cpu/small_gemm.h"
 
 namespace statex {
 namespace {
@@ -204,7 +205,7 @@ void pass_state(MatR& S, MatR& Xw, const std::vector<ChunkDecay>& dks, const XVi
     S.middleRows(hl * P, P) *= dks[hl].e[L - 1];
     Xw.middleCols(hl * P, P) = dks[hl].w.asDiagonal() * Xc.middleCols(hl * P, P);
   }
-  S.noalias() += Xw.transpose() * Bc;
+  small_gemm::mm_tn(S, Xw, Bc, true);
 }
 
 }  // namespace
@@ -240,7 +241,7 @@ void CpuBackend::ssd_forward(float* y, float* final_state, const float* x, const
           if (any_factored) {
             // Y_h = diag(e_h) [T X'_h + C S0_h^T], one product for all factored heads.
             scale_by_dt_over_e(Xs, dks, Xc, P, L);
-            CS.noalias() += CB * Xs;
+            small_gemm::mm(CS, CB, Xs, true, /*lower_depth=*/true);
             for (int hl = 0; hl < hg; ++hl)
               if (dks[hl].factored)
                 Yc.middleCols(hl * P, P) = dks[hl].e.asDiagonal() * CS.middleCols(hl * P, P);
@@ -251,7 +252,7 @@ void CpuBackend::ssd_forward(float* y, float* final_state, const float* x, const
             // Intra-chunk: M = (C B^T) ∘ Dec ∘ dt_j; plus the incoming state's contribution.
             M = CB.cwiseProduct(dk.dec) * dk.dt.asDiagonal();
             auto Yh = Yc.middleCols(hl * P, P);
-            Yh.noalias() = M * Xc.middleCols(hl * P, P);
+            small_gemm::mm(Yh, M, Xc.middleCols(hl * P, P), false, /*lower_depth=*/true);
             Yh.noalias() += dk.e.asDiagonal() * CS.middleCols(hl * P, P);
           }
           pass_state(S, Xw, dks, Xc, Bc, P, L);
@@ -320,7 +321,10 @@ void CpuBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, 
             scale_by_dt_over_e(Xs, dks, Xc, P, L);
             dCB_sum.noalias() = dYe * Xs.transpose();
             dCB_sum.triangularView<Eigen::StrictlyUpper>().setZero();
-            if (dx) Q.noalias() = CB.transpose() * dYe;
+            if (dx) {
+              Q.resize(L, hg * P);
+              small_gemm::mm_tn(Q, CB, dYe, false);
+            }
             Xu.resize(L, hg * P);
             for (int hl = 0; hl < hg; ++hl)
               if (dks[hl].factored)
@@ -349,7 +353,7 @@ void CpuBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, 
               Hm = dM.cwiseProduct(CB).cwiseProduct(dk.dec);
               dCB = dM.cwiseProduct(dk.dec) * dk.dt.asDiagonal();
               dCB_sum += dCB;
-              if (dx) store_grad(dX_head().noalias(), M.transpose() * dYh, accumulate);
+              if (dx) small_gemm::mm_tn(dX_head(), M, dYh, accumulate);
             }
             // r_j = <dS_h, x_j ⊗ B_j> = sum_p x_jp (B dS_h^T)_jp
             r = Xh.cwiseProduct(BdSh).rowwise().sum();
@@ -394,17 +398,17 @@ void CpuBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, 
           // Group-wide products: sums over the group's heads happen inside one product each.
           if (dCm) {
             auto dCc = V.bc(dCm, b, t0, g, L);
-            store_grad(dCc.noalias(), dCB_sum * Bc, accumulate);
-            dCc.noalias() += dYe * S0c;  // sum_h diag(e_h) dY_h S0_h
+            small_gemm::mm(dCc, dCB_sum, Bc, accumulate);
+            small_gemm::mm(dCc, dYe, S0c, true);  // sum_h diag(e_h) dY_h S0_h
           }
           if (dBm) {
             auto dBc = V.bc(dBm, b, t0, g, L);
-            store_grad(dBc.noalias(), dCB_sum.transpose() * Cc, accumulate);
-            dBc.noalias() += Xw * dS;  // sum_h diag(w_h) X_h dS_h
+            small_gemm::mm_tn(dBc, dCB_sum, Cc, accumulate);
+            small_gemm::mm(dBc, Xw, dS, true);  // sum_h diag(w_h) X_h dS_h
           }
           // Gradient w.r.t. the incoming states (the previous chunk's outgoing states).
           for (int hl = 0; hl < hg; ++hl) dS.middleRows(hl * P, P) *= dks[hl].e[L - 1];
-          dS.noalias() += dYe.transpose() * Cc;
+          small_gemm::mm_tn(dS, dYe, Cc, true);
         }
         for (int hl = 0; hl < hg; ++hl) dA_part[size_t(b) * H + g * hg + hl] = dA[hl];
       }
