@@ -65,6 +65,7 @@ void CpuBackend::conv1d_silu_backward(float* dinp, float* dweight, float* dbias,
 #pragma omp parallel if (parallel)
   {
     std::vector<float> g(size_t(T) * C);  // [T, C] dpre of one sequence
+    Eigen::ArrayXf s(C);                   // sigmoid(pre) of one row (allocated once)
 #pragma omp for schedule(static)
     for (int b = 0; b < B; ++b) {
       const float* x0 = inp + size_t(b) * T * C;
@@ -73,7 +74,7 @@ void CpuBackend::conv1d_silu_backward(float* dinp, float* dweight, float* dbias,
         float* gr = g.data() + size_t(t) * C;
         conv_row(gr, x0, t, wt, bias, C, W);
         RowArr pre(gr, C);
-        const Eigen::ArrayXf s = pre.logistic();
+        s = pre.logistic();
         pre = ConstRowArr(dact + (size_t(b) * T + t) * C, C) * s * (1.f + pre * (1.f - s));
       }
       if (dinp) {

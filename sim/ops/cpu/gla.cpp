@@ -82,6 +82,7 @@ struct HeadScratch {
   RowMat tmpK;      // [L, K]
   RowMat tmpV;      // [L, V]
   RowVecArr w;      // [K] pairwise decay in the safe form
+  Eigen::Array<double, 1, Eigen::Dynamic> cumsum;  // [K] running sum of gk (prepare_chunk)
   bool factored = false;
   // per pair, backward
   RowMat dQ, dK;               // [T, K] local gradients (needed whole for dgk)
@@ -99,6 +100,7 @@ struct HeadScratch {
     tmpV.resize(L, V);
     decay.resize(K);
     w.resize(K);
+    cumsum.resize(K);
   }
 
   void gather(const float* q, const float* k, const float* v, const float* gk, int b, int h,
@@ -112,10 +114,10 @@ struct HeadScratch {
   // Decay factors of the chunk at rows [t0, t0+n): Bc, Eb, Ed, decay, Kd, the fast-form Eu, Ku
   // (if the chunk's span allows it), and Qd when `with_queries`.
   void prepare_chunk(int t0, int n, float scale, bool with_queries) {
-    Eigen::Array<double, 1, Eigen::Dynamic> acc = Eigen::Array<double, 1, Eigen::Dynamic>::Zero(K);
+    cumsum.setZero();
     for (int i = 0; i < n; ++i) {  // cumulative sum in double: B reaches -1000 under strong decay
-      acc += G.row(t0 + i).cast<double>().array();
-      Bc.row(i) = acc.cast<float>();
+      cumsum += G.row(t0 + i).cast<double>().array();
+      Bc.row(i) = cumsum.cast<float>();
     }
     auto B_last = Bc.row(n - 1);
     factored = -B_last.minCoeff() <= kMaxFactoredSpan;

@@ -51,9 +51,9 @@ void CpuBackend::rmsnorm_backward(float* dinp, float* dweight, const float* dout
       ConstRowMap dy(dout + (size_t)i * C, C);
       const float r = rstd[i];
       if (dinp) {
-        Eigen::ArrayXf g = dy * w;
-        const float coef = r * r * r * (g * x).sum() / float(C);
-        store_grad(RowMap(dinp + (size_t)i * C, C), r * g - coef * x, accumulate);
+        // g = dy * w, written out twice rather than held in a per-row (heap) temporary
+        const float coef = r * r * r * (dy * w * x).sum() / float(C);
+        store_grad(RowMap(dinp + (size_t)i * C, C), r * (dy * w) - coef * x, accumulate);
       }
       if (dweight) RowMap(partial.data() + (size_t)blk * C, C) += dy * x * r;
     }
