@@ -21,21 +21,7 @@ using namespace conv1d_common;
 
 void CpuBackend::conv1d_forward(float* out, const float* inp, const float* weight,
                                 const float* bias, int B, int T, int C, int W) {
-  const bool parallel = size_t(B) * T * C * W >= kMinParallelWork;
-  const std::vector<float> wt = taps_major(weight, C, W);
-#pragma omp parallel for collapse(2) schedule(static) if (parallel)
-  for (int b = 0; b < B; ++b) {
-    for (int t = 0; t < T; ++t) {
-      float* o = out + (size_t(b) * T + t) * C;
-      for (int c = 0; c < C; ++c) o[c] = bias ? bias[c] : 0.f;
-      // Tap j reads time t-(W-1)+j; taps before t=0 read the zero padding and are skipped.
-      for (int j = std::max(0, W - 1 - t); j < W; ++j) {
-        const float* x = inp + (size_t(b) * T + t - (W - 1) + j) * C;
-        const float* w = wt.data() + size_t(j) * C;
-        for (int c = 0; c < C; ++c) o[c] += w[c] * x[c];
-      }
-    }
-  }
+  conv_forward_rows<false>(out, inp, weight, bias, B, T, C, W);
 }
 
 void CpuBackend::conv1d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
@@ -44,21 +30,11 @@ void CpuBackend::conv1d_backward(float* dinp, float* dweight, float* dbias, cons
   const bool parallel = size_t(B) * T * C * W >= kMinParallelWork;
   if (dinp) {
     const std::vector<float> wt = taps_major(weight, C, W);
-    // inp[b,s,c] feeds out[b, s+(W-1)-j, c] through tap j.
 #pragma omp parallel for collapse(2) schedule(static) if (parallel)
-    for (int b = 0; b < B; ++b) {
-      for (int s = 0; s < T; ++s) {
-        float* dx = dinp + (size_t(b) * T + s) * C;
-        if (!accumulate) std::fill(dx, dx + C, 0.f);  // the row is summed over taps below
-        for (int j = 0; j < W; ++j) {
-          const int t = s + (W - 1) - j;
-          if (t >= T) continue;
-          const float* dy = dout + (size_t(b) * T + t) * C;
-          const float* w = wt.data() + size_t(j) * C;
-          for (int c = 0; c < C; ++c) dx[c] += w[c] * dy[c];
-        }
-      }
-    }
+    for (int b = 0; b < B; ++b)
+      for (int s = 0; s < T; ++s)
+        conv_dinp_row(dinp + (size_t(b) * T + s) * C, dout + size_t(b) * T * C, s, wt, T, C, W,
+                      accumulate);
   }
   if (dweight || dbias) {
     // Per-b partials: [B, W, C] for the weight (taps-major), [B, C] for the bias.

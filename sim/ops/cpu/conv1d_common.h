@@ -1,6 +1,8 @@
 // Helpers shared by the CPU causal conv ops (conv1d.cpp, conv1d_silu.cpp).
 #pragma once
 
+#include <Eigen/Core>
+#include <algorithm>
 #include <cstddef>
 #include <vector>
 
@@ -15,6 +17,51 @@ inline std::vector<float> taps_major(const float* weight, int C, int W) {
   for (int c = 0; c < C; ++c)
     for (int j = 0; j < W; ++j) wt[size_t(j) * C + c] = weight[size_t(c) * W + j];
   return wt;
+}
+
+// o [C] = bias + sum_j wt[j] ∘ inp[t-(W-1)+j]: the conv output at time t of one sequence (x0 =
+// that sequence's row 0, wt taps-major); taps before the start read the zero padding and are
+// skipped. bias may be nullptr.
+inline void conv_row(float* o, const float* x0, int t, const std::vector<float>& wt,
+                     const float* bias, int C, int W) {
+  for (int c = 0; c < C; ++c) o[c] = bias ? bias[c] : 0.f;
+  for (int j = std::max(0, W - 1 - t); j < W; ++j) {
+    const float* x = x0 + size_t(t - (W - 1) + j) * C;
+    const float* w = wt.data() + size_t(j) * C;
+    for (int c = 0; c < C; ++c) o[c] += w[c] * x[c];
+  }
+}
+
+// dx [C] (+)= sum_j wt[j] ∘ dy[s+(W-1)-j]: the input gradient at time s of one sequence (dy0 =
+// that sequence's output-gradient row 0); inp[s] feeds the output at s+(W-1)-j through tap j.
+inline void conv_dinp_row(float* dx, const float* dy0, int s, const std::vector<float>& wt, int T,
+                          int C, int W, bool accumulate) {
+  if (!accumulate) std::fill(dx, dx + C, 0.f);  // the row is summed over taps below
+  for (int j = 0; j < W; ++j) {
+    const int t = s + (W - 1) - j;
+    if (t >= T) continue;
+    const float* dy = dy0 + size_t(t) * C;
+    const float* w = wt.data() + size_t(j) * C;
+    for (int c = 0; c < C; ++c) dx[c] += w[c] * dy[c];
+  }
+}
+
+// out [B, T, C] = conv(inp), or silu(conv(inp)) with kSilu; threads over (b, t) rows.
+template <bool kSilu>
+void conv_forward_rows(float* out, const float* inp, const float* weight, const float* bias, int B,
+                       int T, int C, int W) {
+  const bool parallel = size_t(B) * T * C * W >= kMinParallelWork;
+  const std::vector<float> wt = taps_major(weight, C, W);
+#pragma omp parallel for collapse(2) schedule(static) if (parallel)
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t) {
+      float* o = out + (size_t(b) * T + t) * C;
+      conv_row(o, inp + size_t(b) * T * C, t, wt, bias, C, W);
+      if (kSilu) {
+        Eigen::Map<Eigen::ArrayXf> a(o, C);
+        a = a * a.logistic();
+      }
+    }
 }
 
 // dweight [C, W] += sum_b pw[b] ([W, C], taps-major), dbias [C] += sum_b pb[b], in b order (so

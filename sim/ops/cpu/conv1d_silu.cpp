@@ -23,39 +23,16 @@ namespace {
 using RowArr = Eigen::Map<Eigen::ArrayXf>;
 using ConstRowArr = Eigen::Map<const Eigen::ArrayXf>;
 
-// o [C] = bias + sum_j wt[j] ∘ inp[t-(W-1)+j], the conv output at time t of one sequence
-// (x0 = that sequence's row 0); taps before the start read the zero padding and are skipped.
-void conv_row(float* o, const float* x0, int t, const std::vector<float>& wt, const float* bias,
-              int C, int W) {
-  for (int c = 0; c < C; ++c) o[c] = bias ? bias[c] : 0.f;
-  for (int j = std::max(0, W - 1 - t); j < W; ++j) {
-    const float* x = x0 + size_t(t - (W - 1) + j) * C;
-    const float* w = wt.data() + size_t(j) * C;
-    for (int c = 0; c < C; ++c) o[c] += w[c] * x[c];
-  }
-}
-
 }  // namespace
 
 void CpuBackend::conv1d_silu_forward(float* act, const float* inp, const float* weight,
                                      const float* bias, int B, int T, int C, int W) {
-  const bool parallel = size_t(B) * T * C * W >= kMinParallelWork;
-  const std::vector<float> wt = taps_major(weight, C, W);
-#pragma omp parallel for collapse(2) schedule(static) if (parallel)
-  for (int b = 0; b < B; ++b) {
-    for (int t = 0; t < T; ++t) {
-      float* o = act + (size_t(b) * T + t) * C;
-      conv_row(o, inp + size_t(b) * T * C, t, wt, bias, C, W);
-      RowArr a(o, C);
-      a = a * a.logistic();
-    }
-  }
+  conv_forward_rows<true>(act, inp, weight, bias, B, T, C, W);
 }
 
-void CpuBackend::conv1d_silu_backward(float* dinp, float* dweight, float* dbias,
-                                      const float* dact, const float* inp, const float* weight,
-                                      const float* bias, int B, int T, int C, int W,
-                                      bool accumulate) {
+void CpuBackend::conv1d_silu_backward(float* dinp, float* dweight, float* dbias, const float* dact,
+                                      const float* inp, const float* weight, const float* bias,
+                                      int B, int T, int C, int W, bool accumulate) {
   if (!dinp && !dweight && !dbias) return;
   const bool parallel = size_t(B) * T * C * W >= kMinParallelWork;
   const std::vector<float> wt = taps_major(weight, C, W);
@@ -65,7 +42,7 @@ void CpuBackend::conv1d_silu_backward(float* dinp, float* dweight, float* dbias,
 #pragma omp parallel if (parallel)
   {
     std::vector<float> g(size_t(T) * C);  // [T, C] dpre of one sequence
-    Eigen::ArrayXf s(C);                   // sigmoid(pre) of one row (allocated once)
+    Eigen::ArrayXf s(C);                  // sigmoid(pre) of one row (allocated once)
 #pragma omp for schedule(static)
     for (int b = 0; b < B; ++b) {
       const float* x0 = inp + size_t(b) * T * C;
@@ -77,20 +54,9 @@ void CpuBackend::conv1d_silu_backward(float* dinp, float* dweight, float* dbias,
         s = pre.logistic();
         pre = ConstRowArr(dact + (size_t(b) * T + t) * C, C) * s * (1.f + pre * (1.f - s));
       }
-      if (dinp) {
-        // inp[b,s,c] feeds pre[b, s+(W-1)-j, c] through tap j.
-        for (int s = 0; s < T; ++s) {
-          float* dx = dinp + (size_t(b) * T + s) * C;
-          if (!accumulate) std::fill(dx, dx + C, 0.f);  // the row is summed over taps below
-          for (int j = 0; j < W; ++j) {
-            const int t = s + (W - 1) - j;
-            if (t >= T) continue;
-            const float* dy = g.data() + size_t(t) * C;
-            const float* w = wt.data() + size_t(j) * C;
-            for (int c = 0; c < C; ++c) dx[c] += w[c] * dy[c];
-          }
-        }
-      }
+      if (dinp)
+        for (int s = 0; s < T; ++s)
+          conv_dinp_row(dinp + (size_t(b) * T + s) * C, g.data(), s, wt, T, C, W, accumulate);
       for (int t = 0; t < T; ++t) {
         const float* dy = g.data() + size_t(t) * C;
         if (dbias)

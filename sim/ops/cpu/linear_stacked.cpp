@@ -32,6 +32,28 @@ void gather_columns(float* buf, int W, const float* const* parts_data, const int
                   sizeof(float) * ocs[i]);
 }
 
+// The inverse: the parts' rows [r0, r0+n) = their column slices of buf [n, W].
+void scatter_columns(float* const* parts_data, const int* ocs, int parts, const float* buf, int W,
+                     int r0, int n) {
+  for (int i = 0, col = 0; i < parts; col += ocs[i], ++i)
+    for (int r = 0; r < n; ++r)
+      std::memcpy(parts_data[i] + size_t(r0 + r) * ocs[i], buf + size_t(r) * W + col,
+                  sizeof(float) * ocs[i]);
+}
+
+// body(r0, n, buf) for blocks of row_block(N) rows of N, in parallel when worth it; buf is a
+// per-thread [row block, W] scratch.
+template <class Body>
+void for_row_blocks_with_buffer(int N, int W, double flops, Body body) {
+  const int rb = row_block(N), blocks = ceil_div(N, rb);
+#pragma omp parallel if (worth_parallel(blocks, flops))
+  {
+    std::vector<float> buf(size_t(rb) * W);
+#pragma omp for schedule(dynamic, 1)
+    for (int blk = 0; blk < blocks; ++blk) body(blk * rb, std::min(rb, N - blk * rb), buf.data());
+  }
+}
+
 constexpr int kDepthSlice = 512;  // rows of N per gathered dweight product (dybuf fits in L2)
 
 // dweight [W, C] += dy_all^T · inp, dy_all [N, W] the parts' gradients side by side. The depth
@@ -74,43 +96,24 @@ void stacked_dweight(float* dweight, const float* const* douts, const int* ocs, 
 void CpuBackend::linear_stacked_forward(float* const* outs, const int* ocs, int parts,
                                         const float* inp, const float* weight, int N, int C) {
   const int W = stacked_width(ocs, parts);
-  const int rb = row_block(N), blocks = ceil_div(N, rb);
-  const bool parallel = worth_parallel(blocks, 2.0 * N * C * W);
-#pragma omp parallel if (parallel)
-  {
-    std::vector<float> ybuf(size_t(rb) * W);  // [rb, W]
-#pragma omp for schedule(dynamic, 1)
-    for (int blk = 0; blk < blocks; ++blk) {
-      const int r0 = blk * rb, n = std::min(rb, N - r0);
-      gemm_serial(false, true, n, W, C, inp + size_t(r0) * C, C, weight, C, 0.0f, ybuf.data(), W);
-      for (int i = 0, col = 0; i < parts; col += ocs[i], ++i)
-        for (int r = 0; r < n; ++r)
-          std::memcpy(outs[i] + size_t(r0 + r) * ocs[i], ybuf.data() + size_t(r) * W + col,
-                      sizeof(float) * ocs[i]);
-    }
-  }
+  // Per block: ybuf [n, W] = x_blk [n, C] · weight^T, then its column slices to the parts.
+  for_row_blocks_with_buffer(N, W, 2.0 * N * C * W, [&](int r0, int n, float* ybuf) {
+    gemm_serial(false, true, n, W, C, inp + size_t(r0) * C, C, weight, C, 0.0f, ybuf, W);
+    scatter_columns(outs, ocs, parts, ybuf, W, r0, n);
+  });
 }
 
 void CpuBackend::linear_stacked_backward(float* dinp, float* dweight, const float* const* douts,
                                          const int* ocs, int parts, const float* inp,
                                          const float* weight, int N, int C, bool accumulate) {
   const int W = stacked_width(ocs, parts);
-  if (dinp) {
-    const int rb = row_block(N), blocks = ceil_div(N, rb);
-    const bool parallel = worth_parallel(blocks, 2.0 * N * C * W);
-#pragma omp parallel if (parallel)
-    {
-      std::vector<float> dybuf(size_t(rb) * W);  // [rb, W]
-#pragma omp for schedule(dynamic, 1)
-      for (int blk = 0; blk < blocks; ++blk) {
-        const int r0 = blk * rb, n = std::min(rb, N - r0);
-        gather_columns(dybuf.data(), W, douts, ocs, parts, r0, n);
-        // dinp[r0:r0+n] [n, C] (+)= dybuf [n, W] · weight [W, C]
-        gemm_serial(false, false, n, C, W, dybuf.data(), W, weight, C, accumulate ? 1.0f : 0.0f,
-                    dinp + size_t(r0) * C, C);
-      }
-    }
-  }
+  if (dinp)
+    for_row_blocks_with_buffer(N, W, 2.0 * N * C * W, [&](int r0, int n, float* dybuf) {
+      gather_columns(dybuf, W, douts, ocs, parts, r0, n);
+      // dinp[r0:r0+n] [n, C] (+)= dybuf [n, W] · weight [W, C]
+      gemm_serial(false, false, n, C, W, dybuf, W, weight, C, accumulate ? 1.0f : 0.0f,
+                  dinp + size_t(r0) * C, C);
+    });
   if (dweight) stacked_dweight(dweight, douts, ocs, parts, inp, N, C);
 }
 
