@@ -101,7 +101,9 @@ TEST(SmallGemm, MatchesDoubleTripleLoop) {
               // Nothing outside C is written.
               for (int i = 0; i < M + 2; ++i)
                 for (int j = 0; j < N + 5; ++j)
-                  if (i < 1 || i > M || j < 2 || j >= N + 2) ASSERT_EQ(Cbig(i, j), C0(i, j));
+                  if (i < 1 || i > M || j < 2 || j >= N + 2) {
+                    ASSERT_EQ(Cbig(i, j), C0(i, j));
+                  }
             }
 }
 

@@ -19,7 +19,7 @@ class GlaMixer final : public Mixer {
  public:
   GlaMixer(const ModelConfig& c, int layer, Backend& be, const MixerBinding& bind, int max_tokens,
            int chunk)
-      : be_(be), b_(bind), arena_(be), chunk_(chunk), tail_rows_(be, c.value_dim()) {
+      : be_(be), b_(bind), arena_(be), chunk_(chunk), tail_(be, c.value_dim(), o_, g_) {
     D_ = c.d_model;
     Dk_ = c.key_dim();
     Dv_ = c.value_dim();
@@ -70,31 +70,22 @@ class GlaMixer final : public Mixer {
     be_.gla_forward(o_.x, nullptr, q(), k(), v(), gk_.x, s.B, s.T, H_, K, Vh,
                     1.0f / std::sqrt(float(K)), chunk_);
     // Output tail (norm, gate, o_proj) at the output rows only.
-    const int R = rows.count(N);
-    const float *o = o_.x, *g = g_.x;
-    if (!rows.all()) {
-      tail_rows_.gather(rows, o_.x, g_.x);
-      o = tail_rows_.a();
-      g = tail_rows_.b();
-    }
-    be_.rmsnorm_swish_gate_forward(o_n_.x, o_rstd_.x, o, g, b_.p("g_norm.weight"), R * H_, Vh,
-                                   eps_);
-    be_.linear_forward(out, o_n_.x, b_.p("o_proj.weight"), nullptr, R, Dv_, D_);
+    const TailRows::Buffers t = tail_.inputs(rows, N);  // o, g
+    be_.rmsnorm_swish_gate_forward(o_n_.x, o_rstd_.x, t.a, t.b, b_.p("g_norm.weight"), t.rows * H_,
+                                   Vh, eps_);
+    be_.linear_forward(out, o_n_.x, b_.p("o_proj.weight"), nullptr, t.rows, Dv_, D_);
   }
 
   void backward(float* dh, const float* dout, RunShape s, const OutputRows& rows) override {
     const int N = s.N(), K = Dk_ / H_, Vh = Dv_ / H_;
     // Every activation gradient has one writer here, which overwrites it (accumulate = false):
     // no zeroing pass. dh has one writer, the stacked input projection.
-    const int R = rows.count(N);
-    const bool all = rows.all();
+    const TailRows::Buffers t = tail_.grads(rows, N);  // o, g and their gradients
     be_.linear_backward(o_n_.d, b_.g("o_proj.weight"), nullptr, dout, o_n_.x, b_.p("o_proj.weight"),
-                        R, Dv_, D_, false);
-    be_.rmsnorm_swish_gate_backward(all ? o_.d : tail_rows_.da(), all ? g_.d : tail_rows_.db(),
-                                    b_.g("g_norm.weight"), o_n_.d, all ? o_.x : tail_rows_.a(),
-                                    all ? g_.x : tail_rows_.b(), b_.p("g_norm.weight"), o_rstd_.x,
-                                    R * H_, Vh, false);
-    if (!all) tail_rows_.scatter(rows, o_.d, g_.d, N);  // zero off the output rows
+                        t.rows, Dv_, D_, false);
+    be_.rmsnorm_swish_gate_backward(t.da, t.db, b_.g("g_norm.weight"), o_n_.d, t.a, t.b,
+                                    b_.p("g_norm.weight"), o_rstd_.x, t.rows * H_, Vh, false);
+    tail_.scatter_grads(rows, N);  // into o_.d, g_.d
     be_.gla_backward(dq(), dk(), dv(), gk_.d, o_.d, nullptr, q(), k(), v(), gk_.x, s.B, s.T, H_, K,
                      Vh, 1.0f / std::sqrt(float(K)), chunk_, false);
     be_.logsigmoid_backward(gk_raw_.d, gk_.d, gk_raw_.x, gate_scale_, size_t(N) * Dk_, false);
@@ -155,7 +146,7 @@ class GlaMixer final : public Mixer {
   const float* h_ = nullptr;  // input of the last forward
   ActGrad q_lin_, k_lin_, v_lin_, g_, gk_low_, gk_raw_, gk_, o_, o_rstd_, o_n_;
   ActGrad q_, k_, v_;  // post-conv q/k/v (short conv on)
-  RowSubset tail_rows_;  // o and g at the output rows, when not all rows are needed
+  TailRows tail_;  // o and g at the output rows
 };
 
 }  // namespace

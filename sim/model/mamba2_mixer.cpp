@@ -17,7 +17,7 @@ class Mamba2Mixer final : public Mixer {
  public:
   Mamba2Mixer(const ModelConfig& c, int layer, Backend& be, const MixerBinding& bind,
               int max_tokens, int chunk)
-      : be_(be), b_(bind), arena_(be), chunk_(chunk), tail_rows_(be, c.d_inner()) {
+      : be_(be), b_(bind), arena_(be), chunk_(chunk), tail_(be, c.d_inner(), y_, z_) {
     D_ = c.d_model;
     di_ = c.d_inner();
     P_ = c.head_dim;
@@ -57,15 +57,10 @@ class Mamba2Mixer final : public Mixer {
                     Ns_, chunk_);
     be_.ssd_dskip_forward(y_.x, x_.x, b_.p("D"), N, H_, P_);
     // Output tail (gated norm, out_proj) at the output rows only.
-    const int R = rows.count(N);
-    const float *y = y_.x, *z = z_.x;
-    if (!rows.all()) {
-      tail_rows_.gather(rows, y_.x, z_.x);
-      y = tail_rows_.a();
-      z = tail_rows_.b();
-    }
-    be_.gated_rmsnorm_forward(yn_.x, rstd_.x, y, z, b_.p("norm.weight"), R, di_, di_ / G_, eps_);
-    be_.linear_forward(out, yn_.x, b_.p("out_proj.weight"), nullptr, R, di_, D_);
+    const TailRows::Buffers t = tail_.inputs(rows, N);  // y, z
+    be_.gated_rmsnorm_forward(yn_.x, rstd_.x, t.a, t.b, b_.p("norm.weight"), t.rows, di_, di_ / G_,
+                              eps_);
+    be_.linear_forward(out, yn_.x, b_.p("out_proj.weight"), nullptr, t.rows, di_, D_);
   }
 
   void backward(float* dh, const float* dout, RunShape s, const OutputRows& rows) override {
@@ -73,15 +68,12 @@ class Mamba2Mixer final : public Mixer {
     // Each activation gradient's first writer overwrites it (accumulate = false), so none is
     // zeroed: the ops below, the split copies (whole column blocks), and the D skip, which adds
     // to the SSD's dx.
-    const int R = rows.count(N);
-    const bool all = rows.all();
+    const TailRows::Buffers t = tail_.grads(rows, N);  // y, z and their gradients
     be_.linear_backward(yn_.d, b_.g("out_proj.weight"), nullptr, dout, yn_.x,
-                        b_.p("out_proj.weight"), R, di_, D_, false);
-    be_.gated_rmsnorm_backward(all ? y_.d : tail_rows_.da(), all ? z_.d : tail_rows_.db(),
-                               b_.g("norm.weight"), yn_.d, all ? y_.x : tail_rows_.a(),
-                               all ? z_.x : tail_rows_.b(), b_.p("norm.weight"), rstd_.x, R, di_,
-                               di_ / G_, false);
-    if (!all) tail_rows_.scatter(rows, y_.d, z_.d, N);  // zero off the output rows
+                        b_.p("out_proj.weight"), t.rows, di_, D_, false);
+    be_.gated_rmsnorm_backward(t.da, t.db, b_.g("norm.weight"), yn_.d, t.a, t.b,
+                               b_.p("norm.weight"), rstd_.x, t.rows, di_, di_ / G_, false);
+    tail_.scatter_grads(rows, N);  // into y_.d, z_.d
     be_.ssd_backward(x_.d, dt_.d, b_.g("A_log"), Bm_.d, Cm_.d, y_.d, nullptr, x_.x, dt_.x,
                      b_.p("A_log"), Bm_.x, Cm_.x, s.B, s.T, H_, P_, G_, Ns_, chunk_, false);
     be_.ssd_dskip_backward(x_.d, b_.g("D"), y_.d, x_.x, b_.p("D"), N, H_, P_, true);
@@ -116,8 +108,8 @@ class Mamba2Mixer final : public Mixer {
   int in_proj_oc_[3];  // in_proj's column blocks: z, xBC, dt_raw
   float eps_;
   const float* h_ = nullptr;  // input of the last forward
-  RowSubset tail_rows_;  // y and z at the output rows, when not all rows are needed
   ActGrad xbc_raw_, xbc_, x_, z_, y_, yn_, Bm_, Cm_, dt_raw_, dt_, rstd_;
+  TailRows tail_;  // y and z at the output rows
 };
 
 }  // namespace

@@ -15,46 +15,59 @@ struct OutputRows {
   int count(int N) const { return all() ? N : M; }
 };
 
-// A mixer's two [N, W] inputs of its output tail (e.g. GLA's o and gate g), gathered at the
-// output rows, and the way back: their [M, W] gradients scattered into zeroed [N, W] buffers.
-class RowSubset {
+// A mixer's output tail reads two [N, W] activations a, b (e.g. GLA's o and gate g). When only
+// some rows are output, it reads them gathered at those rows, and its gradients come back
+// [M, W] and are scattered into zeroed [N, W] gradients of a and b. The tail's code is the same
+// either way: it works on the buffers this hands out, with `rows` rows.
+class TailRows {
  public:
-  RowSubset(Backend& be, int width) : be_(be), arena_(be), W_(width) {}
+  struct Buffers {
+    const float *a, *b;  // [rows, W] inputs of the tail
+    float *da, *db;      // [rows, W] their gradients
+    int rows;
+  };
 
-  // a(), b() [M, W] = a_full[idx], b_full[idx]
-  void gather(const OutputRows& r, const float* a_full, const float* b_full) {
+  TailRows(Backend& be, int width, ActGrad& a, ActGrad& b)
+      : be_(be), arena_(be), W_(width), a_(a), b_(b) {}
+
+  // Forward: the inputs at the output rows (gathered when a subset).
+  Buffers inputs(const OutputRows& r, int N) {
+    if (r.all()) return full(N);
     reserve(r.M);
-    be_.gather_rows(a_, a_full, r.idx, r.M, W_);
-    be_.gather_rows(b_, b_full, r.idx, r.M, W_);
+    be_.gather_rows(sa_, a_.x, r.idx, r.M, W_);
+    be_.gather_rows(sb_, b_.x, r.idx, r.M, W_);
+    return sub(r.M);
   }
-  // da_full, db_full [N, W] = 0 except rows idx, which get da(), db().
-  void scatter(const OutputRows& r, float* da_full, float* db_full, int N) {
-    for (auto [full, sub] : {std::pair{da_full, da_}, std::pair{db_full, db_}}) {
-      be_.zero(full, size_t(N) * W_ * sizeof(float));
-      be_.scatter_add_rows(full, sub, r.idx, r.M, W_);
+  // Backward: the buffers of the last inputs() call with the same rows.
+  Buffers grads(const OutputRows& r, int N) const { return r.all() ? full(N) : sub(r.M); }
+  // After the tail's backward: a subset's gradients into a.d, b.d [N, W], zero off its rows.
+  void scatter_grads(const OutputRows& r, int N) {
+    if (r.all()) return;
+    for (auto [full_d, sub_d] : {std::pair{a_.d, sda_}, std::pair{b_.d, sdb_}}) {
+      be_.zero(full_d, size_t(N) * W_ * sizeof(float));
+      be_.scatter_add_rows(full_d, sub_d, r.idx, r.M, W_);
     }
   }
-  float* a() { return a_; }
-  float* b() { return b_; }
-  float* da() { return da_; }
-  float* db() { return db_; }
 
  private:
+  Buffers full(int N) const { return {a_.x, b_.x, a_.d, b_.d, N}; }
+  Buffers sub(int M) const { return {sa_, sb_, sda_, sdb_, M}; }
   void reserve(int M) {  // grows with the largest label count seen (M <= N)
     if (M <= capacity_) return;
     arena_.release();
     capacity_ = M;
     const size_t n = size_t(M) * W_;
-    a_ = arena_.floats(n);
-    b_ = arena_.floats(n);
-    da_ = arena_.floats(n);
-    db_ = arena_.floats(n);
+    sa_ = arena_.floats(n);
+    sb_ = arena_.floats(n);
+    sda_ = arena_.floats(n);
+    sdb_ = arena_.floats(n);
   }
 
   Backend& be_;
   Arena arena_;
   int W_, capacity_ = 0;
-  float *a_ = nullptr, *b_ = nullptr, *da_ = nullptr, *db_ = nullptr;
+  ActGrad &a_, &b_;
+  float *sa_ = nullptr, *sb_ = nullptr, *sda_ = nullptr, *sdb_ = nullptr;  // [capacity, W]
 };
 
 }  // namespace statex

@@ -41,20 +41,10 @@ void CpuBackend::conv1d_backward(float* dinp, float* dweight, float* dbias, cons
     std::vector<float> pw(dweight ? size_t(B) * C * W : 0, 0.f);
     std::vector<float> pb(dbias ? size_t(B) * C : 0, 0.f);
 #pragma omp parallel for schedule(static) if (parallel)
-    for (int b = 0; b < B; ++b) {
-      for (int t = 0; t < T; ++t) {
-        const float* dy = dout + (size_t(b) * T + t) * C;
-        if (dbias)
-          for (int c = 0; c < C; ++c) pb[size_t(b) * C + c] += dy[c];
-        if (dweight) {
-          for (int j = std::max(0, W - 1 - t); j < W; ++j) {
-            const float* x = inp + (size_t(b) * T + t - (W - 1) + j) * C;
-            float* w = pw.data() + (size_t(b) * W + j) * C;
-            for (int c = 0; c < C; ++c) w[c] += dy[c] * x[c];
-          }
-        }
-      }
-    }
+    for (int b = 0; b < B; ++b)
+      add_sequence_param_grads(dweight ? pw.data() + size_t(b) * W * C : nullptr,
+                               dbias ? pb.data() + size_t(b) * C : nullptr,
+                               dout + size_t(b) * T * C, inp + size_t(b) * T * C, T, C, W);
     add_batch_partials(dweight, dbias, pw, pb, B, C, W);
   }
 }

@@ -46,6 +46,24 @@ inline void conv_dinp_row(float* dx, const float* dy0, int s, const std::vector<
   }
 }
 
+// One sequence's parameter-gradient partials: pw [W, C] (taps-major) += sum_t dy[t] ∘
+// x[t-(W-1)+j] per tap j, pb [C] += sum_t dy[t]; dy0 / x0 are the sequence's output-gradient /
+// input row 0. Either partial may be nullptr.
+inline void add_sequence_param_grads(float* pw, float* pb, const float* dy0, const float* x0, int T,
+                                     int C, int W) {
+  for (int t = 0; t < T; ++t) {
+    const float* dy = dy0 + size_t(t) * C;
+    if (pb)
+      for (int c = 0; c < C; ++c) pb[c] += dy[c];
+    if (pw)
+      for (int j = std::max(0, W - 1 - t); j < W; ++j) {
+        const float* x = x0 + size_t(t - (W - 1) + j) * C;
+        float* w = pw + size_t(j) * C;
+        for (int c = 0; c < C; ++c) w[c] += dy[c] * x[c];
+      }
+  }
+}
+
 // out [B, T, C] = conv(inp), or silu(conv(inp)) with kSilu; threads over (b, t) rows.
 template <bool kSilu>
 void conv_forward_rows(float* out, const float* inp, const float* weight, const float* bias, int B,

@@ -42,32 +42,23 @@ void CpuBackend::conv1d_silu_backward(float* dinp, float* dweight, float* dbias,
 #pragma omp parallel if (parallel)
   {
     std::vector<float> g(size_t(T) * C);  // [T, C] dpre of one sequence
-    Eigen::ArrayXf s(C);                  // sigmoid(pre) of one row (allocated once)
+    Eigen::ArrayXf sig(C);                // sigmoid(pre) of one row (allocated once)
 #pragma omp for schedule(static)
     for (int b = 0; b < B; ++b) {
       const float* x0 = inp + size_t(b) * T * C;
-      // g = dact * s (1 + pre (1 - s)), s = sigmoid(pre): silu_backward's formula
+      // g = dact * sig (1 + pre (1 - sig)), sig = sigmoid(pre): silu_backward's formula
       for (int t = 0; t < T; ++t) {
         float* gr = g.data() + size_t(t) * C;
         conv_row(gr, x0, t, wt, bias, C, W);
         RowArr pre(gr, C);
-        s = pre.logistic();
-        pre = ConstRowArr(dact + (size_t(b) * T + t) * C, C) * s * (1.f + pre * (1.f - s));
+        sig = pre.logistic();
+        pre = ConstRowArr(dact + (size_t(b) * T + t) * C, C) * sig * (1.f + pre * (1.f - sig));
       }
       if (dinp)
         for (int s = 0; s < T; ++s)
           conv_dinp_row(dinp + (size_t(b) * T + s) * C, g.data(), s, wt, T, C, W, accumulate);
-      for (int t = 0; t < T; ++t) {
-        const float* dy = g.data() + size_t(t) * C;
-        if (dbias)
-          for (int c = 0; c < C; ++c) pb[size_t(b) * C + c] += dy[c];
-        if (dweight)
-          for (int j = std::max(0, W - 1 - t); j < W; ++j) {
-            const float* x = x0 + size_t(t - (W - 1) + j) * C;
-            float* w = pw.data() + (size_t(b) * W + j) * C;
-            for (int c = 0; c < C; ++c) w[c] += dy[c] * x[c];
-          }
-      }
+      add_sequence_param_grads(dweight ? pw.data() + size_t(b) * W * C : nullptr,
+                               dbias ? pb.data() + size_t(b) * C : nullptr, g.data(), x0, T, C, W);
     }
   }
   add_batch_partials(dweight, dbias, pw, pb, B, C, W);

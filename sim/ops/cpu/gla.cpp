@@ -45,6 +45,7 @@ using RowVecArr = Eigen::Array<float, 1, Eigen::Dynamic>;
 using MatRef = Eigen::Ref<const RowMat>;
 using StridedConst = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
 using StridedMut = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
+using RowBlock = Eigen::Block<RowMat, Eigen::Dynamic, Eigen::Dynamic, true>;  // rows of a RowMat
 
 constexpr int kSubChunk = 16;                // safe form: diagonal sub-block size
 constexpr float kMaxFactoredSpan = 40.f;     // fast form while exp(-B) <= e^40 ~ 2e17
@@ -162,16 +163,10 @@ struct OffDiagonalFactors {
   }
 };
 
-// A[0:n, 0:n] (lower triangle; the strict upper triangle is left undefined) in the chunk's form.
-// With dQc/dKc non-null (backward, safe form only) also adds the intra-chunk dq, dk from dA,
-// except the i == j terms.
-void intra_attention(HeadScratch& s, OffDiagonalFactors& f, const MatRef& Qc, const MatRef& Kc,
-                     int n, float scale, Eigen::Block<RowMat, Eigen::Dynamic, Eigen::Dynamic, true>* dQc = nullptr,
-                     Eigen::Block<RowMat, Eigen::Dynamic, Eigen::Dynamic, true>* dKc = nullptr) {
-  if (s.factored) {
-    small_gemm::mm(s.A.topLeftCorner(n, n), s.Qd.topRows(n), s.KuT.leftCols(n), false);
-    return;
-  }
+// The safe form's A (lower triangle incl. the diagonal; the strict upper part is not written),
+// and with dQc/dKc the intra-chunk dq, dk from dA except the i == j terms.
+void safe_intra_attention(HeadScratch& s, OffDiagonalFactors& f, const MatRef& Qc,
+                          const MatRef& Kc, int n, float scale, RowBlock* dQc, RowBlock* dKc) {
   const RowArr& Bc = s.Bc;
   for (int i0 = 0; i0 < n; i0 += kSubChunk) {
     const int m = std::min(kSubChunk, n - i0);
@@ -199,6 +194,20 @@ void intra_attention(HeadScratch& s, OffDiagonalFactors& f, const MatRef& Qc, co
   }
 }
 
+// A[0:n, 0:n] in the chunk's form, lower triangular with its strict upper part set to zero (so
+// tril(A) products use A as it is). With dQc/dKc non-null (backward, safe form only) also adds
+// the intra-chunk dq, dk from dA, except the i == j terms.
+void intra_attention(HeadScratch& s, OffDiagonalFactors& f, const MatRef& Qc, const MatRef& Kc,
+                     int n, float scale, RowBlock* dQc = nullptr, RowBlock* dKc = nullptr) {
+  auto A = s.A.topLeftCorner(n, n);
+  if (s.factored) {
+    small_gemm::mm(A, s.Qd.topRows(n), s.KuT.leftCols(n), false);  // all of Qd Ku^T
+  } else {
+    safe_intra_attention(s, f, Qc, Kc, n, scale, dQc, dKc);  // the lower triangle only
+  }
+  A.triangularView<Eigen::StrictlyUpper>().setZero();
+}
+
 }  // namespace
 
 void CpuBackend::gla_forward(float* o, float* final_state, const float* q, const float* k,
@@ -223,11 +232,9 @@ void CpuBackend::gla_forward(float* o, float* final_state, const float* q, const
         s.prepare_chunk(t0, n, scale, true);
         intra_attention(s, f, s.Q.middleRows(t0, n), s.Kx.middleRows(t0, n), n, scale);
         // o = decayed query against the entering state + intra-chunk attention (tril(A) · v)
-        auto A = s.A.topLeftCorner(n, n);
-        A.triangularView<Eigen::StrictlyUpper>().setZero();
         auto Oc = O.middleRows(t0, n);
         small_gemm::mm(Oc, s.Qd.topRows(n), S, false);
-        small_gemm::mm(Oc, A, Vc, true, /*lower_depth=*/true);
+        small_gemm::mm(Oc, s.A.topLeftCorner(n, n), Vc, true, /*lower_depth=*/true);
         // S = diag(exp(B_last)) S + Kd^T v
         S = s.decay.matrix().transpose().asDiagonal() * S;
         small_gemm::mm_tn(S, s.Kd.topRows(n), Vc, true);
@@ -307,9 +314,7 @@ void CpuBackend::gla_backward(float* dq, float* dk, float* dv, float* dgk, const
         if (hold_last) s.dk_last_undecayed = s.tmpK.row(n - 1).array();
         dKc.topRows(m).array() += s.tmpK.topRows(m).array() * s.Ed.topRows(m);
         if (dv) {
-          auto A = s.A.topLeftCorner(n, n);
-          A.triangularView<Eigen::StrictlyUpper>().setZero();
-          small_gemm::mm_tn(s.tmpV.topRows(n), A, dOc, false);  // tril(A)^T dO
+          small_gemm::mm_tn(s.tmpV.topRows(n), s.A.topLeftCorner(n, n), dOc, false);  // A^T dO
           small_gemm::mm(s.tmpV.topRows(n), s.Kd.topRows(n), dS, true);
           store_grad(head_view(dv, b, h, T, H, V).middleRows(t0, n), s.tmpV.topRows(n), accumulate);
         }

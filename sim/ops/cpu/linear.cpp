@@ -137,16 +137,8 @@ void CpuBackend::linear_backward(float* dinp, float* dweight, float* dbias, cons
       gemm_serial(true, false, on, C, kn, dout + (size_t)k0 * OC + o0, OC, inp + (size_t)k0 * C,
                   C, depth_chunks == 1 ? 1.0f : 0.0f, dst + (size_t)o0 * C, C);
     }
-    if (depth_chunks > 1) {
-      // dw += sum_k partial[k], k in order for every element (elements split across threads).
-      const long long total = (long long)OC * C;
-#pragma omp parallel for schedule(static) if (total >= (1 << 15))
-      for (long long e = 0; e < total; ++e) {
-        float s = dweight[e];
-        for (int k = 0; k < depth_chunks; ++k) s += partial[(size_t)k * total + e];
-        dweight[e] = s;
-      }
-    }
+    if (depth_chunks > 1)
+      add_partials_in_order(dweight, partial.data(), depth_chunks, size_t(OC) * C);
   }
 }
 

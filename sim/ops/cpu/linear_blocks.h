@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 
 namespace statex::linear_blocks {
 
@@ -22,6 +23,17 @@ inline int row_block(int N) {
 
 inline bool worth_parallel(int tasks, double flops) {
   return tasks > 1 && flops >= kParallelMinFlops;
+}
+
+// dst[e] += sum_k partial[k * total + e] for k = 0..chunks-1, in k order for every element, so
+// the result does not depend on which thread made which partial (elements split across threads).
+inline void add_partials_in_order(float* dst, const float* partial, int chunks, size_t total) {
+#pragma omp parallel for schedule(static) if (total >= (1 << 15))
+  for (long long e = 0; e < (long long)total; ++e) {
+    float s = dst[e];
+    for (int k = 0; k < chunks; ++k) s += partial[size_t(k) * total + e];
+    dst[e] = s;
+  }
 }
 
 }  // namespace statex::linear_blocks

@@ -82,13 +82,8 @@ void stacked_dweight(float* dweight, const float* const* douts, const int* ocs, 
                     k0 == g * group_rows ? 0.0f : 1.0f, partial.data() + g * wc, C);
       }
     }
-#pragma omp for schedule(static)
-    for (long long e = 0; e < (long long)wc; ++e) {
-      float s = dweight[e];
-      for (int g = 0; g < groups; ++g) s += partial[g * wc + e];
-      dweight[e] = s;
-    }
   }
+  add_partials_in_order(dweight, partial.data(), groups, wc);
 }
 
 }  // namespace

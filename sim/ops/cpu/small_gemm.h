@@ -18,7 +18,7 @@ namespace statex::small_gemm {
 namespace detail {
 
 using Packet = Eigen::internal::packet_traits<float>::type;
-constexpr int kP = Eigen::internal::unpacket_traits<Packet>::size;  // floats per packet
+constexpr int kP = Eigen::internal::packet_traits<float>::size;  // floats per packet
 
 struct Operands {
   float* C;
