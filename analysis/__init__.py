@@ -1,13 +1,4 @@
-"""statex-sim analysis: read results files and sweeps, print tables, draw the standard figures.
-
-    import analysis
-    runs = analysis.load_runs(["runs/my_sweep"])       # DataFrame, one row per trial
-    evals = analysis.load_evals(runs)                  # long: run, step, loss, accuracy
-See docs/analysis.md.
-"""
-from .frames import (load_curves, load_evals, load_gaps, load_runs, load_segments)
-from .io import FormatError, read_run
-
-__all__ = ["load_runs", "load_curves", "load_evals", "load_gaps", "load_segments",
-           "read_run", "FormatError"]
-__version__ = "0.1.0"
+"""Compatibility shim: the package is `statex_analysis`; `python3 -m analysis` still works from the
+repository root. Import `statex_analysis` in new code."""
+from statex_analysis import *  # noqa: F401,F403
+from statex_analysis import __all__, __version__  # noqa: F401

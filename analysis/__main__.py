@@ -1,6 +1,6 @@
-"""`python3 -m analysis summary|report PATH...` (see analysis/cli.py)."""
+"""`python3 -m analysis ...` is `python3 -m statex_analysis ...` (kept for existing scripts)."""
 import sys
 
-from .cli import main
+from statex_analysis.cli import main
 
 sys.exit(main())

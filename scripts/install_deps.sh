@@ -6,7 +6,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 PKGS=(build-essential cmake git libeigen3-dev libopenblas-dev libboost-program-options-dev libhdf5-dev
       hdf5-tools
-      libgtest-dev python3 python3-pip)
+      libgtest-dev python3 python3-pip ccache)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

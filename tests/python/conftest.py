@@ -114,25 +114,25 @@ def statex_sweep(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def scaling_records(scaling_sweep):
-    from analysis.frames import read_records
+    from statex_analysis.frames import read_records
     return read_records([scaling_sweep])
 
 
 @pytest.fixture(scope="session")
 def statex_records(statex_sweep):
-    from analysis.frames import read_records
+    from statex_analysis.frames import read_records
     return read_records([statex_sweep / "index.csv"])  # the index file form of a sweep
 
 
 @pytest.fixture(scope="session")
 def scaling_runs(scaling_records):
-    from analysis.frames import runs_frame
+    from statex_analysis.frames import runs_frame
     return runs_frame(scaling_records)
 
 
 @pytest.fixture(scope="session")
 def statex_runs(statex_records):
-    from analysis.frames import runs_frame
+    from statex_analysis.frames import runs_frame
     return runs_frame(statex_records)
 
 

@@ -4,7 +4,7 @@ import io
 import subprocess
 import sys
 
-from analysis.cli import main
+from statex_analysis.cli import main
 from conftest import REPO
 
 

@@ -9,10 +9,10 @@ import pytest
 
 import matplotlib.pyplot as plt
 
-import analysis
-from analysis.cli import main
-from analysis.frames import read_records
-from analysis.report import build_report
+import statex_analysis as analysis
+from statex_analysis.cli import main
+from statex_analysis.frames import read_records
+from statex_analysis.report import build_report
 from conftest import HERE, fixture_dirs
 
 CPP_DIR = HERE / "data" / "cpp_writer"

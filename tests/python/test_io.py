@@ -3,9 +3,9 @@ import h5py
 import numpy as np
 import pytest
 
-import analysis
-from analysis import FormatError
-from analysis.cli import main
+import statex_analysis as analysis
+from statex_analysis import FormatError
+from statex_analysis.cli import main
 
 
 def test_summary_values_from_eval_not_attrs(run_file):

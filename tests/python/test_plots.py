@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from matplotlib.collections import PolyCollection
 
-from analysis import plots, tables
-from analysis.frames import curves_frame, evals_frame, gaps_frame, segments_frame
-from analysis.report import build_report, write_report
+from statex_analysis import plots, tables
+from statex_analysis.frames import curves_frame, evals_frame, gaps_frame, segments_frame
+from statex_analysis.report import build_report, write_report
 from conftest import EXPECTED, ablation_value
 
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-import analysis
-from analysis import tables
-from analysis.frames import segments_frame
+import statex_analysis as analysis
+from statex_analysis import tables
+from statex_analysis.frames import segments_frame
 from conftest import EXPECTED, ablation_value
 
 
@@ -116,7 +116,7 @@ def test_unlabelled_run_that_expanded_counts_as_statex_arm(tmp_path):
     """A sweep that sets statex.step but not statex.arm: its runs expanded, so they are the StateX
     arm (ablation table); an unlabelled run without an expansion stays unlabelled."""
     from h5_writer import write_sweep
-    from analysis.frames import read_records, runs_frame
+    from statex_analysis.frames import read_records, runs_frame
     from conftest import _options
 
     trials = [dict(id=f"u{seed}", status="completed", options=_options("gla", 32, 1e-3, seed),
