@@ -107,6 +107,26 @@ class CudaBackend final : public Backend {
                               const float* y, const float* z, const float* weight,
                               const float* rstd, int N, int C, int group_size,
                               bool accumulate) override;
+  // ---- Gated DeltaNet (issue 19): kernels/l2norm.cu, gated_delta_gate.cu, gated_delta.cu ----
+  void l2norm_forward(float* out, float* rstd, const float* inp, int N, int C, float eps) override;
+  void l2norm_backward(float* dinp, const float* dout, const float* out, const float* rstd, int N,
+                       int C, bool accumulate) override;
+  void gated_delta_gate_forward(float* g, float* beta, const float* a_raw, const float* b_raw,
+                                const float* A_log, const float* dt_bias, int N, int H,
+                                float beta_scale) override;
+  void gated_delta_gate_backward(float* da_raw, float* db_raw, float* dA_log, float* ddt_bias,
+                                 const float* dg, const float* dbeta, const float* a_raw,
+                                 const float* b_raw, const float* A_log, const float* dt_bias,
+                                 int N, int H, float beta_scale, bool accumulate) override;
+  void gated_delta_forward(float* o, float* final_state, const float* q, const float* k,
+                           const float* v, const float* g, const float* beta, int B, int T, int H,
+                           int K, int V, float scale, int chunk) override;
+  void gated_delta_backward(float* dq, float* dk, float* dv, float* dg, float* dbeta,
+                            const float* dout, const float* dfinal_state, const float* q,
+                            const float* k, const float* v, const float* g, const float* beta,
+                            int B, int T, int H, int K, int V, float scale, int chunk,
+                            bool accumulate) override;
+  // ---- end Gated DeltaNet ----
   void softmax_xent_forward(float* losses, float* probs, int* pred, const float* logits,
                             const int* targets, int M, int V) override;
   void softmax_xent_backward(float* dlogits, const float* probs, const int* targets,
@@ -119,7 +139,7 @@ class CudaBackend final : public Backend {
   // Grow-only device workspace, one buffer per slot (ops that need several temporaries use
   // distinct slots). Contents are undefined; valid until the next call with the same slot.
   // Stream-ordered reuse is safe: all ops run on the default stream. Slots in use: 0-2 GLA,
-  // 3-7 SSD, 8 split-K GEMM, 9 column_sum partials, 10 conv1d_silu_backward's dpre (an op whose
+  // 3-7 SSD, 8 split-K GEMM, 0-1 also gated_delta_backward, 9 column_sum partials, 10 conv1d_silu_backward's dpre (an op whose
   // temporary must outlive a call to another op needs a slot that op does not use).
   float* workspace(int slot, size_t floats);
 

@@ -179,6 +179,43 @@ class Backend {
                                       const float* rstd, int N, int C, int group_size,
                                       bool accumulate) = 0;
 
+  // ---------------- Gated DeltaNet (issue 19) ----------------
+  // L2 norm of each row (fla l2norm, q and k per head): out [N, C] = inp * rstd,
+  // rstd [N] = 1/sqrt(sum(inp^2) + eps). Backward: dinp = rstd (dout - (dout . out) out).
+  virtual void l2norm_forward(float* out, float* rstd, const float* inp, int N, int C,
+                              float eps) = 0;
+  virtual void l2norm_backward(float* dinp, const float* dout, const float* out,
+                               const float* rstd, int N, int C, bool accumulate) = 0;
+  // Gates of the gated delta rule, per row n and head h (fla use_gate_in_kernel /
+  // use_beta_sigmoid_in_kernel):
+  //   g [N, H] = -exp(A_log[h]) * softplus(a_raw + dt_bias[h])   (log-space decay, <= 0)
+  //   beta [N, H] = beta_scale * sigmoid(b_raw)   (beta_scale 2 = fla allow_neg_eigval)
+  // a_raw, b_raw [N, H]; A_log, dt_bias [H] (their gradients accumulate).
+  virtual void gated_delta_gate_forward(float* g, float* beta, const float* a_raw,
+                                        const float* b_raw, const float* A_log,
+                                        const float* dt_bias, int N, int H,
+                                        float beta_scale) = 0;
+  virtual void gated_delta_gate_backward(float* da_raw, float* db_raw, float* dA_log,
+                                         float* ddt_bias, const float* dg, const float* dbeta,
+                                         const float* a_raw, const float* b_raw,
+                                         const float* A_log, const float* dt_bias, int N, int H,
+                                         float beta_scale, bool accumulate) = 0;
+  // Gated delta rule (chunked WY / UT-transform fast path), per (b, h), S_0 = 0:
+  //   S_t = a_t S_{t-1} + beta_t k_t (v_t - a_t S_{t-1}^T k_t)^T,  a_t = exp(g_t)
+  //   o_t = (scale q_t) S_t            (S is K x V; fla naive_recurrent_gated_delta_rule)
+  // q, k [B, T, H, K] (already L2-normalised); v, o [B, T, H, V]; g, beta [B, T, H];
+  // final_state [B, H, K, V] or nullptr. chunk: chunk length (any T, last chunk partial).
+  virtual void gated_delta_forward(float* o, float* final_state, const float* q, const float* k,
+                                   const float* v, const float* g, const float* beta, int B,
+                                   int T, int H, int K, int V, float scale, int chunk) = 0;
+  // dfinal_state [B, H, K, V] or nullptr (zero upstream gradient on the final state).
+  virtual void gated_delta_backward(float* dq, float* dk, float* dv, float* dg, float* dbeta,
+                                    const float* dout, const float* dfinal_state, const float* q,
+                                    const float* k, const float* v, const float* g,
+                                    const float* beta, int B, int T, int H, int K, int V,
+                                    float scale, int chunk, bool accumulate) = 0;
+  // ---------------- end Gated DeltaNet ----------------
+
   // ---------------- loss ----------------
   // Softmax cross-entropy over rows of logits [M, V] with targets [M].
   // losses [M] = -log softmax(logits)[target]; probs [M, V] saved for backward;

@@ -251,6 +251,52 @@ void OpTimingBackend::gated_rmsnorm_backward(float* dy, float* dz, float* dweigh
   inner_.gated_rmsnorm_backward(dy, dz, dweight, dout, y, z, weight, rstd, N, C, group_size,
                                 accumulate);
 }
+// ---- Gated DeltaNet (issue 19) ----
+void OpTimingBackend::l2norm_forward(float* out, float* rstd, const float* inp, int N, int C,
+                                     float eps) {
+  Timer t(*this, "l2norm_forward");
+  inner_.l2norm_forward(out, rstd, inp, N, C, eps);
+}
+void OpTimingBackend::l2norm_backward(float* dinp, const float* dout, const float* out,
+                                      const float* rstd, int N, int C, bool accumulate) {
+  Timer t(*this, "l2norm_backward");
+  inner_.l2norm_backward(dinp, dout, out, rstd, N, C, accumulate);
+}
+void OpTimingBackend::gated_delta_gate_forward(float* g, float* beta, const float* a_raw,
+                                               const float* b_raw, const float* A_log,
+                                               const float* dt_bias, int N, int H,
+                                               float beta_scale) {
+  Timer t(*this, "gated_delta_gate_forward");
+  inner_.gated_delta_gate_forward(g, beta, a_raw, b_raw, A_log, dt_bias, N, H, beta_scale);
+}
+void OpTimingBackend::gated_delta_gate_backward(float* da_raw, float* db_raw, float* dA_log,
+                                                float* ddt_bias, const float* dg,
+                                                const float* dbeta, const float* a_raw,
+                                                const float* b_raw, const float* A_log,
+                                                const float* dt_bias, int N, int H,
+                                                float beta_scale, bool accumulate) {
+  Timer t(*this, "gated_delta_gate_backward");
+  inner_.gated_delta_gate_backward(da_raw, db_raw, dA_log, ddt_bias, dg, dbeta, a_raw, b_raw,
+                                   A_log, dt_bias, N, H, beta_scale, accumulate);
+}
+void OpTimingBackend::gated_delta_forward(float* o, float* final_state, const float* q,
+                                          const float* k, const float* v, const float* g,
+                                          const float* beta, int B, int T, int H, int K, int V,
+                                          float scale, int chunk) {
+  Timer t(*this, "gated_delta_forward");
+  inner_.gated_delta_forward(o, final_state, q, k, v, g, beta, B, T, H, K, V, scale, chunk);
+}
+void OpTimingBackend::gated_delta_backward(float* dq, float* dk, float* dv, float* dg,
+                                           float* dbeta, const float* dout,
+                                           const float* dfinal_state, const float* q,
+                                           const float* k, const float* v, const float* g,
+                                           const float* beta, int B, int T, int H, int K, int V,
+                                           float scale, int chunk, bool accumulate) {
+  Timer t(*this, "gated_delta_backward");
+  inner_.gated_delta_backward(dq, dk, dv, dg, dbeta, dout, dfinal_state, q, k, v, g, beta, B, T,
+                              H, K, V, scale, chunk, accumulate);
+}
+// ---- end Gated DeltaNet ----
 void OpTimingBackend::softmax_xent_forward(float* losses, float* probs, int* pred,
                                            const float* logits, const int* targets, int M, int V) {
   Timer t(*this, "softmax_xent_forward");
