@@ -55,6 +55,18 @@ TEST(ModelGrad, Mamba2OneGroup) {
   run_whole_model_fd(c, "mamba2 G=1", 13);
 }
 
+TEST(ModelGrad, GatedDeltaNetWithShortConv) {
+  run_whole_model_fd(tiny_gated_deltanet(/*short_conv=*/true), "gated_deltanet+shortconv", 15);
+}
+
+TEST(ModelGrad, GatedDeltaNetNoShortConvWithMlpUntiedHead) {
+  ModelConfig c = tiny_gated_deltanet(/*short_conv=*/false);
+  c.mlp = true;
+  c.mlp_hidden = 14;
+  c.tie_embeddings = false;
+  run_whole_model_fd(c, "gated_deltanet+mlp+untied", 16);
+}
+
 // A mixer asked for a subset of its output rows (the model's last layer: the labelled rows)
 // against the level below, the same mixer on all rows: the output at those rows, and with dout
 // zero off those rows, the same input gradient and parameter gradients.
@@ -107,6 +119,10 @@ TEST(MixerOutputRows, Mamba2SubsetMatchesAllRows) {
   check_output_rows_subset(tiny_mamba2(/*G=*/2, /*N=*/7, /*P=*/5), 42);
 }
 
+TEST(MixerOutputRows, GatedDeltaNetSubsetMatchesAllRows) {
+  check_output_rows_subset(tiny_gated_deltanet(true), 43);
+}
+
 TEST(ModelGrad, Mamba2TwoGroupsOddStateDim) {
   ModelConfig c = tiny_mamba2(/*G=*/2, /*N=*/7, /*P=*/5);  // 8 heads of 5, N = 7
   run_whole_model_fd(c, "mamba2 G=2 N=7 P=5", 14);
@@ -155,6 +171,10 @@ TEST(ModelChunks, Mamba2LossAndGradsIndependentOfChunk) {
   check_chunk_invariance(tiny_mamba2(2, 7, 5), "mamba2");
 }
 
+TEST(ModelChunks, GatedDeltaNetLossAndGradsIndependentOfChunk) {
+  check_chunk_invariance(tiny_gated_deltanet(true), "gated_deltanet");
+}
+
 // ---- state size ----
 
 TEST(StateSize, GlaMatchesHandCount) {
@@ -176,6 +196,17 @@ TEST(StateSize, GlaMatchesHandCount) {
   EXPECT_EQ(compute_state_size(c).layer_state_scalars[1], 12 * 24);
   // The model reports the same.
   ModelRig rig(tiny_gla(true), random_batch(1, 4, 37, 1), 4);
+  EXPECT_EQ(rig.model->state_size().total_state_scalars(), 200);
+}
+
+TEST(StateSize, GatedDeltaNetMatchesHandCount) {
+  ModelConfig c = tiny_gated_deltanet(true);  // Dk = 10, Dv = 20, H = 2 -> K = 5, V = 10
+  StateSize s = compute_state_size(c);
+  EXPECT_EQ(s.layer_state_scalars[0], 2 * 5 * 10);               // H * K * V
+  EXPECT_EQ(s.layer_conv_state_scalars[1], 3 * (10 + 10 + 20));  // (W-1)(Dk + Dk + Dv)
+  c.heads = 1;  // one head of 10 x 20
+  EXPECT_EQ(compute_state_size(c).layer_state_scalars[1], 10 * 20);
+  ModelRig rig(tiny_gated_deltanet(true), random_batch(1, 4, 37, 1), 4);
   EXPECT_EQ(rig.model->state_size().total_state_scalars(), 200);
 }
 
@@ -250,6 +281,57 @@ TEST(ParamTable, Mamba2NamesAndShapes) {
   EXPECT_EQ(shape_of(t, "backbone.layers.0.mixer.out_proj.weight"), (Shape{20, di}));
   EXPECT_EQ(shape_of(t, "backbone.norm_f.weight"), (Shape{20}));
   EXPECT_FALSE(t.contains("lm_head.weight"));  // tied by default
+}
+
+TEST(ParamTable, GatedDeltaNetNamesAndShapes) {
+  ModelConfig c = tiny_gated_deltanet(true);  // D 20, Dk 10, Dv 20, H 2
+  ParamTable t = build_param_table(c);
+  const std::string a = "model.layers.1.attn.";
+  EXPECT_EQ(shape_of(t, "model.embeddings.weight"), (Shape{37, 20}));
+  EXPECT_EQ(shape_of(t, "model.layers.1.attn_norm.weight"), (Shape{20}));
+  EXPECT_EQ(shape_of(t, a + "q_proj.weight"), (Shape{10, 20}));
+  EXPECT_EQ(shape_of(t, a + "k_proj.weight"), (Shape{10, 20}));
+  EXPECT_EQ(shape_of(t, a + "v_proj.weight"), (Shape{20, 20}));
+  EXPECT_EQ(shape_of(t, a + "g_proj.weight"), (Shape{20, 20}));
+  EXPECT_EQ(shape_of(t, a + "a_proj.weight"), (Shape{2, 20}));
+  EXPECT_EQ(shape_of(t, a + "b_proj.weight"), (Shape{2, 20}));
+  EXPECT_EQ(shape_of(t, a + "A_log"), (Shape{2}));
+  EXPECT_EQ(shape_of(t, a + "dt_bias"), (Shape{2}));
+  EXPECT_EQ(shape_of(t, a + "o_norm.weight"), (Shape{10}));  // V
+  EXPECT_EQ(shape_of(t, a + "o_proj.weight"), (Shape{20, 20}));
+  EXPECT_EQ(shape_of(t, a + "v_conv1d.weight"), (Shape{20, 1, 4}));
+  EXPECT_EQ(shape_of(t, "model.norm.weight"), (Shape{20}));
+  EXPECT_EQ(t.entries().size(), 2u + 2u * (1 + 13));  // embedding, final norm; per layer
+}
+
+TEST(ParamInit, GatedDeltaNetFollowsFla) {
+  ModelConfig c = tiny_gated_deltanet(true);
+  c.heads = 10;  // more A_log / dt_bias draws
+  ParamTable t = build_param_table(c);
+  std::vector<float> p;
+  init_params(c, t, 3, p);
+  const std::string a = "model.layers.0.attn.";
+  const ParamEntry& A = t.at(a + "A_log");
+  for (int64_t i = 0; i < A.numel(); ++i) {
+    EXPECT_GT(std::exp(p[A.offset + i]), 0.0);
+    EXPECT_LE(std::exp(p[A.offset + i]), 16.0 + 1e-4);  // A ~ U(0, 16)
+  }
+  const ParamEntry& dtb = t.at(a + "dt_bias");
+  for (int64_t i = 0; i < dtb.numel(); ++i) {
+    double dt = std::log1p(std::exp(double(p[dtb.offset + i])));
+    EXPECT_GE(dt, 1e-4 * 0.999);
+    EXPECT_LE(dt, 1e-1 * 1.001);
+  }
+  for (const ParamEntry& e : t.entries()) EXPECT_TRUE(std::isfinite(p[e.offset])) << e.name;
+  // Linears and short convs ~ N(0, 0.02): sample std over q_proj and the conv weights.
+  for (const char* name : {"q_proj.weight", "k_conv1d.weight", "o_proj.weight"}) {
+    const ParamEntry& w = t.at(a + name);
+    double ss = 0;
+    for (int64_t i = 0; i < w.numel(); ++i) ss += double(p[w.offset + i]) * p[w.offset + i];
+    EXPECT_NEAR(std::sqrt(ss / w.numel()), 0.02, 0.006) << name;
+  }
+  const ParamEntry& nw = t.at(a + "o_norm.weight");
+  for (int64_t i = 0; i < nw.numel(); ++i) EXPECT_EQ(p[nw.offset + i], 1.0f);
 }
 
 TEST(ParamInit, Mamba2FollowsMambaSsm) {

@@ -17,12 +17,12 @@ struct ConfigError : std::runtime_error {
 
 // Shape of one layer's token mixer. Differs per layer after StateX expansion.
 struct MixerShape {
-  int heads = 2;    // GLA: heads H;          Mamba2: nheads Hm = d_inner / head_dim
+  int heads = 2;    // GLA, GatedDeltaNet: H; Mamba2: nheads Hm = d_inner / head_dim
   int d_state = 0;  // GLA: unused (0);       Mamba2: state dim N
 };
 
 struct ModelConfig {
-  std::string model = "gla";  // model: gla | mamba2
+  std::string model = "gla";  // model: gla | mamba2 | gated_deltanet
   int vocab_size = 256;       // model.vocab_size
   int d_model = 64;           // model.d_model  (D)
   int n_layers = 2;           // model.n_layers (L)
@@ -31,7 +31,8 @@ struct ModelConfig {
   bool tie_embeddings = true; // model.tie_embeddings: LM head = embedding^T
   float norm_eps = 1e-5f;     // model.norm_eps
 
-  // GLA (fla GatedLinearAttention)
+  // GLA (fla GatedLinearAttention); heads, expand_k, expand_v, use_short_conv also shape
+  // Gated DeltaNet (head dims K = Dk / H, V = Dv / H)
   int heads = 2;                  // model.heads (H)
   float expand_k = 0.5f;          // model.expand_k: Dk = expand_k * D
   float expand_v = 1.0f;          // model.expand_v: Dv = expand_v * D

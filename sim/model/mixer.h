@@ -1,5 +1,5 @@
 #pragma once
-// A token mixer (GLA or Mamba2) of one layer. It reads its parameters and writes its parameter
+// A token mixer (GLA, Mamba2 or Gated DeltaNet) of one layer. It reads its parameters and writes its parameter
 // gradients through pointers into the model's flat buffers, and keeps the activations of the
 // last forward for backward.
 #include <memory>

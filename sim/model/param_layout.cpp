@@ -20,6 +20,24 @@ struct Shaped {
   std::vector<int64_t> shape;
 };
 
+// fla GatedDeltaNet's parameters. The six input projections come first and in this order:
+// the mixer runs them as one stacked projection (gated_deltanet_mixer.cpp checks it).
+std::vector<Shaped> gated_deltanet_params(const ModelConfig& c, int layer) {
+  int64_t D = c.d_model, W = c.conv_width, Dk = c.key_dim(), Dv = c.value_dim();
+  int64_t H = c.layer_shape(layer).heads;
+  std::vector<Shaped> p = {{"q_proj.weight", {Dk, D}}, {"k_proj.weight", {Dk, D}},
+                           {"v_proj.weight", {Dv, D}}, {"g_proj.weight", {Dv, D}},
+                           {"a_proj.weight", {H, D}},  {"b_proj.weight", {H, D}},
+                           {"A_log", {H}},             {"dt_bias", {H}},
+                           {"o_norm.weight", {Dv / H}}, {"o_proj.weight", {D, Dv}}};
+  if (c.use_short_conv) {
+    p.push_back({"q_conv1d.weight", {Dk, 1, W}});
+    p.push_back({"k_conv1d.weight", {Dk, 1, W}});
+    p.push_back({"v_conv1d.weight", {Dv, 1, W}});
+  }
+  return p;
+}
+
 std::vector<Shaped> mixer_params(const ModelConfig& c, int layer) {
   int64_t D = c.d_model, W = c.conv_width;
   MixerShape s = c.layer_shape(layer);
@@ -35,6 +53,7 @@ std::vector<Shaped> mixer_params(const ModelConfig& c, int layer) {
             {"norm.weight", {di}},
             {"out_proj.weight", {D, di}}};
   }
+  if (c.model == "gated_deltanet") return gated_deltanet_params(c, layer);
   int64_t Dk = c.key_dim(), Dv = c.value_dim(), r = c.gate_low_rank, Vh = Dv / s.heads;
   std::vector<Shaped> p = {{"q_proj.weight", {Dk, D}},      {"k_proj.weight", {Dk, D}},
                            {"v_proj.weight", {Dv, D}},      {"g_proj.weight", {Dv, D}},
@@ -104,7 +123,15 @@ void init_param(const ModelConfig& c, const ParamEntry& e, uint64_t seed, float*
     for (int64_t i = 0; i < n; ++i) dst[i] = float(v);
   };
   const std::string& nm = e.name;
-  const bool mamba = c.model == "mamba2";
+  const bool mamba = c.model == "mamba2", gdn = c.model == "gated_deltanet";
+  // dt ~ exp(U[log 1e-3, log 1e-1]) floored at 1e-4; dt_bias = softplus^-1(dt) (mamba_ssm, fla).
+  auto fill_dt_bias = [&] {
+    std::uniform_real_distribution<double> u(std::log(1e-3), std::log(1e-1));
+    for (int64_t i = 0; i < n; ++i) {
+      double dt = std::max(std::exp(u(rng)), 1e-4);
+      dst[i] = float(dt + std::log(-std::expm1(-dt)));
+    }
+  };
   const int64_t fan_in = e.shape.size() >= 2 ? e.shape.back() : 1;
 
   if (ends_with(nm, "norm.weight") || ends_with(nm, "norm2.weight") ||
@@ -113,6 +140,16 @@ void init_param(const ModelConfig& c, const ParamEntry& e, uint64_t seed, float*
   } else if (ends_with(nm, "embedding.weight") || ends_with(nm, "embeddings.weight") ||
              nm == "lm_head.weight" || nm.find(".mlp.") != std::string::npos) {
     fill_normal(0.02);  // initializer_range of fla and mamba_ssm
+  } else if (gdn && ends_with(nm, "A_log")) {
+    // fla GatedDeltaNet: A ~ U(0, 16), A_log = log A (A = 0 has probability ~0; floored).
+    std::uniform_real_distribution<double> u(0.0, 16.0);
+    for (int64_t i = 0; i < n; ++i) dst[i] = float(std::log(std::max(u(rng), 1e-30)));
+  } else if (gdn && ends_with(nm, "dt_bias")) {
+    fill_dt_bias();
+  } else if (gdn) {
+    // fla GatedDeltaNetPreTrainedModel._init_weights: every nn.Linear and the short convs
+    // (nn.Conv1d) ~ N(0, initializer_range = 0.02).
+    fill_normal(0.02);
   } else if (ends_with(nm, ".bias") && !ends_with(nm, "conv1d.bias")) {
     fill(0.0);
   } else if (ends_with(nm, "conv1d.weight") || ends_with(nm, "conv1d.bias")) {
@@ -121,12 +158,7 @@ void init_param(const ModelConfig& c, const ParamEntry& e, uint64_t seed, float*
     double b = 1.0 / std::sqrt(double(c.conv_width));
     fill_uniform(-b, b);
   } else if (mamba && ends_with(nm, "dt_bias")) {
-    // dt ~ exp(U[log 1e-3, log 1e-1]) floored at 1e-4; dt_bias = softplus^-1(dt).
-    std::uniform_real_distribution<double> u(std::log(1e-3), std::log(1e-1));
-    for (int64_t i = 0; i < n; ++i) {
-      double dt = std::max(std::exp(u(rng)), 1e-4);
-      dst[i] = float(dt + std::log(-std::expm1(-dt)));
-    }
+    fill_dt_bias();
   } else if (mamba && ends_with(nm, "A_log")) {
     std::uniform_real_distribution<double> u(1.0, 16.0);
     for (int64_t i = 0; i < n; ++i) dst[i] = float(std::log(u(rng)));

@@ -11,6 +11,9 @@
 //     backbone.layers.{i}.mixer.{in_proj.weight, conv1d.weight [C,1,W], conv1d.bias, dt_bias, A_log,
 //     D, norm.weight, out_proj.weight}, backbone.layers.{i}.norm2.weight, mlp.{gate,up,down}_proj
 //     (fla GatedMLP naming; mamba_ssm fuses gate/up into fc1), backbone.norm_f.weight, lm_head.weight.
+//   Gated DeltaNet (fla GatedDeltaNetForCausalLM): as GLA for the embedding, norms, MLP and LM
+//     head; model.layers.{i}.attn.{q,k,v,g,a,b}_proj.weight, attn.A_log, attn.dt_bias,
+//     attn.o_norm.weight [V], attn.o_proj.weight, attn.{q,k,v}_conv1d.weight [C,1,W].
 // docs/pytorch_names.md gives the full rename table.
 #include <cstdint>
 #include <string>

@@ -11,7 +11,7 @@ StateSize compute_state_size(const ModelConfig& c) {
       int64_t N = m.d_state, di = c.d_inner();
       s.layer_state_scalars.push_back(di * N);
       s.layer_conv_state_scalars.push_back(W1 * (di + 2 * int64_t(c.ngroups) * N));
-    } else {
+    } else {  // GLA and Gated DeltaNet: H heads of K x V = Dk Dv / H
       int64_t Dk = c.key_dim(), Dv = c.value_dim();
       s.layer_state_scalars.push_back(Dk * Dv / m.heads);
       s.layer_conv_state_scalars.push_back(c.use_short_conv ? W1 * (2 * Dk + Dv) : 0);

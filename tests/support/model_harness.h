@@ -98,6 +98,12 @@ inline ModelConfig tiny_gla(bool short_conv = true) {
   return c;
 }
 
+inline ModelConfig tiny_gated_deltanet(bool short_conv = true) {
+  ModelConfig c = tiny_gla(short_conv);
+  c.model = "gated_deltanet";  // Dk = 10 (K = 5), Dv = 20 (V = 10)
+  return c;
+}
+
 inline ModelConfig tiny_mamba2(int ngroups = 1, int d_state = 8, int head_dim = 8) {
   ModelConfig c;
   c.model = "mamba2";
@@ -197,6 +203,7 @@ inline void perturb_params(std::vector<float>& p, unsigned seed, float amp = 0.0
 // touch the loss, and their derivatives would sit near the noise floor.
 //   Mamba2: dt_bias ~ U[-1, 0.5] (dt ~ 0.3..1), A_log = log U[0.3, 2].
 //   GLA:    gk_proj.1.bias ~ U[-2, 2] (use with a small model.gate_logit_normalizer).
+//   Gated DeltaNet: dt_bias and A_log as Mamba2 (its decay has the same form).
 inline void liven_gates(const ParamTable& t, std::vector<float>& p, unsigned seed) {
   std::mt19937 rng(seed);
   auto ends = [](const std::string& s, const std::string& x) {
@@ -205,8 +212,9 @@ inline void liven_gates(const ParamTable& t, std::vector<float>& p, unsigned see
   for (const ParamEntry& e : t.entries()) {
     float lo = 0, hi = 0;
     bool log = false;
-    if (ends(e.name, "mixer.dt_bias")) lo = -1.f, hi = 0.5f;
-    else if (ends(e.name, "mixer.A_log")) lo = 0.3f, hi = 2.f, log = true;
+    if (ends(e.name, "mixer.dt_bias") || ends(e.name, "attn.dt_bias")) lo = -1.f, hi = 0.5f;
+    else if (ends(e.name, "mixer.A_log") || ends(e.name, "attn.A_log"))
+      lo = 0.3f, hi = 2.f, log = true;
     else if (ends(e.name, "gk_proj.1.bias")) lo = -2.f, hi = 2.f;
     else continue;
     std::uniform_real_distribution<float> u(lo, hi);
