@@ -22,7 +22,9 @@ namespace {
 // GLA, L = 2, D = 16, H = 2, V = 37; MQAR T = 16, K = 2; batch 4; 20 steps, eval every 10.
 ExperimentConfig tiny_experiment(const std::string& model = "gla") {
   ExperimentConfig c;
-  c.model = model == "gla" ? tiny_gla(true) : tiny_mamba2(1, 4, 8);
+  c.model = model == "gla"              ? tiny_gla(true)
+            : model == "gated_deltanet" ? tiny_gated_deltanet(true)
+                                        : tiny_mamba2(1, 4, 8);
   c.model.d_model = 16;
   c.model.gate_low_rank = 4;
   c.mqar_train = "16:2:200";
@@ -163,9 +165,10 @@ TEST(Trainer, ResumeReproducesUninterruptedCurve) {
   expect_same_curve(full, resumed, "resume at 10");
 }
 
-TEST(Trainer, ResumeAfterStatexExpansionReproducesCurve) {
+void check_resume_after_expansion(const std::string& model) {
+  SCOPED_TRACE(model);
   TempDir d("statex_trainer");
-  ExperimentConfig c = tiny_experiment();
+  ExperimentConfig c = tiny_experiment(model);
   c.statex.step = 5;
   c.statex.arm = "statex";
   c.statex.mode = "inherit";  // keeps accuracy > 0 at step 10, which the early stop needs
@@ -177,6 +180,12 @@ TEST(Trainer, ResumeAfterStatexExpansionReproducesCurve) {
   EXPECT_EQ(resumed.expansion.step, 5);
   EXPECT_EQ(resumed.expansion.state_scalars_after, full.expansion.state_scalars_after);
   EXPECT_EQ(resumed.state.total_state_scalars(), full.state.total_state_scalars());
+}
+
+TEST(Trainer, ResumeAfterStatexExpansionReproducesCurve) { check_resume_after_expansion("gla"); }
+
+TEST(Trainer, GatedDeltaNetResumeAfterStatexExpansionReproducesCurve) {
+  check_resume_after_expansion("gated_deltanet");
 }
 
 // The control arm restarts the schedule at statex.step without expanding; a resume after that

@@ -104,7 +104,7 @@ struct StatexConfig {
   std::string select = "evenly";  // statex.select: evenly | first | last | list
   std::string layers;          // statex.layers: explicit list "0,2" when select = list
   std::string mode = "reinit"; // statex.mode: reinit | inherit
-  int gla_heads = 1;           // statex.gla_heads: GLA target head count after merging
+  int gla_heads = 1;           // statex.gla_heads: GLA / Gated DeltaNet head count after merging
   int state_mult = 4;          // statex.state_mult: Mamba2 N multiplier m
   bool reset_optimizer = false;  // statex.reset_optimizer: zero ALL AdamW moments (new tensors always start at 0)
   int warmup_steps = 100;      // statex.warmup_steps: warm-up of the restarted schedule

@@ -92,7 +92,7 @@ OptionRegistry::OptionRegistry(ExperimentConfig& c) {
   add("statex.select", &s.select, "layer choice: evenly | first | last | list");
   add("statex.layers", &s.layers, "explicit layer list \"0,2\" for select = list");
   add("statex.mode", &s.mode, "reinit (paper) | inherit");
-  add("statex.gla_heads", &s.gla_heads, "GLA: heads after merging");
+  add("statex.gla_heads", &s.gla_heads, "GLA, Gated DeltaNet: heads after merging");
   add("statex.state_mult", &s.state_mult, "Mamba2: d_state multiplier m");
   add("statex.reset_optimizer", &s.reset_optimizer,
       "zero all AdamW moments at expansion (new/reshaped tensors always start at zero)");

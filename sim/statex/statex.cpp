@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "sim/model/param_layout.h"
+#include "sim/statex/gated_deltanet_expand.h"
 
 namespace statex {
 
@@ -72,7 +73,7 @@ ModelConfig expanded_config(const ModelConfig& cfg, const StatexConfig& sx,
   if (out.layers.empty()) out.layers.assign(cfg.n_layers, cfg.default_shape());
   for (int l : layers) {
     MixerShape& s = out.layers.at(l);
-    if (cfg.model == "gla") {
+    if (cfg.model == "gla" || cfg.model == "gated_deltanet") {  // merge heads
       require(sx.gla_heads >= 1 && sx.gla_heads <= s.heads,
               "statex.gla_heads = " + std::to_string(sx.gla_heads) +
                   " must be between 1 and the layer's current heads (" + std::to_string(s.heads) +
@@ -160,7 +161,15 @@ Expansion expand_model(const ModelConfig& cfg, const ParamTable& table,
       copy_old();  // outside the selected mixers: bit for bit
     } else if (is_pre_norm) {
       // GLA reinit resets the block's pre-mixer norm (the paper); otherwise it is kept.
-      if (reinit && cfg.model == "gla") fresh_init(); else copy_old();
+      if (reinit && cfg.model != "mamba2") fresh_init(); else copy_old();
+    } else if (cfg.model == "gated_deltanet") {
+      if (reinit) {
+        fresh_init();
+      } else {
+        x.fresh[i] = inherit_gated_deltanet_tensor(local, e, table.at(e.name), old_ptr(e.name), dst,
+                                                   cfg.layer_shape(layer).heads,
+                                                   x.cfg.layer_shape(layer).heads);
+      }
     } else if (cfg.model == "gla") {
       if (reinit) {
         fresh_init();

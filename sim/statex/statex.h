@@ -6,6 +6,8 @@
 //           state grows by H / H_new.
 //           reinit (paper): fresh mixer parameters, and the block's pre-mixer norm reset to one.
 //           inherit: q/k/v/g/gk/o (and short-conv) weights kept, g_norm.weight tiled.
+//   Gated DeltaNet: heads merged as for GLA; the per-head gate tensors (a_proj, b_proj, A_log,
+//           dt_bias) and o_norm.weight follow the head count (gated_deltanet_expand.h).
 //   Mamba2: d_state N grows x statex.state_mult (default 4). in_proj rows of z, x and dt and the
 //           x channels of conv1d are kept; the B and C rows / channels are new.
 //           reinit: B/C fresh init; A_log, dt_bias and the gated norm weight reset to init.
