@@ -3,7 +3,8 @@ benchmarking our CPU path against what a researcher would write in PyTorch.
 
 Written from the spec, not from our C++: the recurrences use the usual chunked matmul forms
 (GLA: intra-chunk decayed attention with log-space cumulative decays plus inter-chunk state
-passing; Mamba2: the SSD "segsum" form of ssd_minimal). Module attribute names are chosen so
+passing; Mamba2: the SSD "segsum" form of ssd_minimal; Gated DeltaNet: the WY / UT-transform
+chunked form). Module attribute names are chosen so
 that ``state_dict()`` keys are exactly our checkpoint's parameter names (docs/pytorch_names.md),
 so a checkpoint loads with ``load_state_dict(strict=True)``.
 
@@ -244,6 +245,116 @@ class GatedLinearAttention(nn.Module):
         return self.o_proj(o.reshape(B, T, -1))
 
 
+# ----------------------------------------------------------------------------- Gated DeltaNet
+
+
+def gated_delta_chunked(q, k, v, g, beta, scale: float, chunk: int = 16):
+    """Gated delta rule, chunked WY / UT-transform form (as fla's chunk_gated_delta_rule).
+
+    Per (b, h), S_0 = 0, a_t = exp(g_t):
+        S_t = a_t S_{t-1} + beta_t k_t (v_t - a_t S_{t-1}^T k_t)^T,  o_t = (scale q_t) S_t.
+    q, k [B, H, T, K]; v [B, H, T, V]; g (log decay, <= 0), beta [B, H, T]. Returns o [B, H, T, V].
+
+    Within a chunk, G = cumsum(g) and the new values delta_i = beta_i (v_i - a_i S_{i-1}^T k_i)
+    solve (I + A) delta = beta V - diag(beta exp(G)) K S with A_ij = beta_i exp(G_i - G_j) k_i.k_j
+    (j < i): delta = U - W S, U and W by a unit lower-triangular solve. Every exponent is G_i - G_j
+    with j <= i or G_i, so nothing overflows.
+    """
+    B, H, T, K = q.shape
+    Vd = v.shape[-1]
+    pad = (-T) % chunk
+    if pad:  # zero k, v, beta and log decay in the padding: the state passes through unchanged
+        q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+        g, beta = (F.pad(t, (0, pad)) for t in (g, beta))
+    n = q.shape[2] // chunk
+    q, k = (t.reshape(B, H, n, chunk, K) for t in (q, k))
+    v = v.reshape(B, H, n, chunk, Vd)
+    g, beta = (t.reshape(B, H, n, chunk) for t in (g, beta))
+    G = g.cumsum(-1)                                                        # [B, H, n, C]
+    lower = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).tril()
+    strict = lower.tril(-1)
+    decay = (G[..., :, None] - G[..., None, :]).masked_fill(~lower, -math.inf).exp()  # [.., C, C]
+    A = (beta[..., None] * (k @ k.transpose(-1, -2)) * decay).masked_fill(~strict, 0.0)
+    I_A = A + torch.eye(chunk, dtype=q.dtype, device=q.device)
+    U = torch.linalg.solve_triangular(I_A, beta[..., None] * v, upper=False, unitriangular=True)
+    W = torch.linalg.solve_triangular(I_A, (beta * G.exp())[..., None] * k, upper=False,
+                                      unitriangular=True)
+    M = ((q @ k.transpose(-1, -2)) * decay).masked_fill(~lower, 0.0)       # [B, H, n, C, C]
+    k_to_end = k * (G[..., -1:] - G).exp()[..., None]
+    state = q.new_zeros(B, H, K, Vd)
+    out = []
+    for c in range(n):
+        delta = U[:, :, c] - W[:, :, c] @ state                             # [B, H, C, V]
+        out.append(scale * (G[:, :, c].exp()[..., None] * q[:, :, c] @ state + M[:, :, c] @ delta))
+        state = G[:, :, c, -1].exp()[..., None, None] * state + \
+            k_to_end[:, :, c].transpose(-1, -2) @ delta
+    return torch.stack(out, dim=2).reshape(B, H, n * chunk, Vd)[:, :, :T]
+
+
+def gated_delta_recurrent(q, k, v, g, beta, scale: float):
+    """Per-timestep recurrence (fla naive_recurrent_gated_delta_rule); for testing the chunked form."""
+    B, H, T, K = q.shape
+    state = q.new_zeros(B, H, K, v.shape[-1])
+    out = []
+    for t in range(T):
+        state = g[:, :, t].exp()[..., None, None] * state
+        u = (k[:, :, t, None, :] @ state).squeeze(-2)                       # [B, H, V]
+        new = beta[:, :, t, None] * (v[:, :, t] - u)
+        state = state + k[:, :, t, :, None] * new[..., None, :]
+        out.append((scale * q[:, :, t, None, :]) @ state)
+    return torch.cat(out, dim=2)
+
+
+def l2norm(x, eps: float = 1e-6):
+    """fla l2norm: x / sqrt(sum(x^2) + eps) over the last dim."""
+    return x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + eps)
+
+
+class GatedDeltaNet(nn.Module):
+    """fla GatedDeltaNet (DESIGN.md §1) with fla's defaults (use_gate, no negative eigenvalues,
+    no GVA, conv without bias); head dims K = Dk / H, V = Dv / H. Attribute names = fla's."""
+
+    def __init__(self, cfg: ModelConfig, heads: int, chunk: int = 16):
+        super().__init__()
+        D, Dk, Dv = cfg.d_model, cfg.key_dim, cfg.value_dim
+        self.heads, self.chunk = heads, chunk
+        self.q_proj = nn.Linear(D, Dk, bias=False)
+        self.k_proj = nn.Linear(D, Dk, bias=False)
+        self.v_proj = nn.Linear(D, Dv, bias=False)
+        self.g_proj = nn.Linear(D, Dv, bias=False)
+        self.a_proj = nn.Linear(D, heads, bias=False)
+        self.b_proj = nn.Linear(D, heads, bias=False)
+        self.A_log = nn.Parameter(torch.zeros(heads))
+        self.dt_bias = nn.Parameter(torch.zeros(heads))
+        self.o_norm = RMSNorm(Dv // heads, cfg.norm_eps)  # FusedRMSNormGated, shared by heads
+        self.o_proj = nn.Linear(Dv, D, bias=False)
+        self.use_short_conv = cfg.use_short_conv
+        if cfg.use_short_conv:
+            self.q_conv1d = depthwise_conv(Dk, cfg.conv_width, bias=False)
+            self.k_conv1d = depthwise_conv(Dk, cfg.conv_width, bias=False)
+            self.v_conv1d = depthwise_conv(Dv, cfg.conv_width, bias=False)
+
+    def forward(self, x):  # x [B, T, D]
+        B, T, _ = x.shape
+        H = self.heads
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        if self.use_short_conv:
+            q, k, v = (causal_conv(c, t) for c, t in
+                       ((self.q_conv1d, q), (self.k_conv1d, k), (self.v_conv1d, v)))
+        q, k, v = F.silu(q), F.silu(k), F.silu(v)  # fla: SiLU with or without the conv
+
+        def heads(t):  # [B, T, H*d] -> [B, H, T, d]
+            return t.reshape(B, T, H, -1).transpose(1, 2)
+
+        q, k, v = l2norm(heads(q)), l2norm(heads(k)), heads(v)
+        beta = torch.sigmoid(self.b_proj(x)).transpose(1, 2)                           # [B, H, T]
+        g = (-self.A_log.exp() * F.softplus(self.a_proj(x) + self.dt_bias)).transpose(1, 2)
+        o = gated_delta_chunked(q, k, v, g, beta, q.shape[-1] ** -0.5, self.chunk)
+        o = o.transpose(1, 2)                                                          # [B, T, H, V]
+        o = self.o_norm(o) * F.silu(self.g_proj(x).reshape(B, T, H, -1))
+        return self.o_proj(o.reshape(B, T, -1))
+
+
 # ----------------------------------------------------------------------------- Mamba2
 
 
@@ -366,7 +477,8 @@ class Block(nn.Module):
                 self.norm2 = RMSNorm(D, eps)
         else:  # model.layers.i.{attn_norm, attn, mlp_norm, mlp}
             self.attn_norm = RMSNorm(D, eps)
-            self.attn = GatedLinearAttention(cfg, cfg.heads_of(layer), chunk)
+            mixer = GatedDeltaNet if cfg.model == "gated_deltanet" else GatedLinearAttention
+            self.attn = mixer(cfg, cfg.heads_of(layer), chunk)
             if cfg.mlp:
                 self.mlp_norm = RMSNorm(D, eps)
         if cfg.mlp:
@@ -404,11 +516,12 @@ class Backbone(nn.Module):
 
 
 class LanguageModel(nn.Module):
-    """GLA (fla GLAForCausalLM names: model.*) or Mamba2 (MambaLMHeadModel names: backbone.*)."""
+    """GLA (fla GLAForCausalLM names: model.*), Gated DeltaNet (fla GatedDeltaNetForCausalLM:
+    model.*) or Mamba2 (MambaLMHeadModel names: backbone.*)."""
 
     def __init__(self, cfg: ModelConfig, chunk: int = 16):
         super().__init__()
-        if cfg.model not in ("gla", "mamba2"):
+        if cfg.model not in ("gla", "mamba2", "gated_deltanet"):
             raise ValueError(f"unknown model.model {cfg.model!r}")
         self.cfg = cfg
         body = Backbone(cfg, chunk)

@@ -54,6 +54,19 @@ VARIANTS = {
     "gla_statex_inherit": (
         ["--model.model", "gla", "--model.d_model", "40", "--model.heads", "4"],
         ["--statex.count", "1", "--statex.mode", "inherit", "--statex.gla_heads", "1"]),
+    "gated_deltanet": (["--model.model", "gated_deltanet", "--model.d_model", "40",
+                        "--model.heads", "2"], None),
+    "gated_deltanet_mlp_untied_noconv": (
+        ["--model.model", "gated_deltanet", "--model.d_model", "48", "--model.heads", "4",
+         "--model.mlp", "true", "--model.tie_embeddings", "false", "--model.use_short_conv",
+         "false", "--model.n_layers", "3"], None),
+    "gated_deltanet_statex_inherit": (
+        ["--model.model", "gated_deltanet", "--model.d_model", "40", "--model.heads", "4"],
+        ["--statex.count", "1", "--statex.mode", "inherit", "--statex.gla_heads", "1"]),
+    "gated_deltanet_statex_reinit": (
+        ["--model.model", "gated_deltanet", "--model.d_model", "40", "--model.heads", "4"],
+        ["--statex.count", "1", "--statex.select", "last", "--statex.mode", "reinit",
+         "--statex.gla_heads", "2"]),
     "mamba2_statex_reinit": (
         ["--model.model", "mamba2", "--model.d_model", "24", "--model.head_dim", "12",
          "--model.d_state", "8"],
@@ -234,5 +247,25 @@ def test_ssd_chunked_matches_recurrence():
     y1, g1 = _grads(lambda *a: ref.ssd_chunked(*a, chunk=8), inputs)
     y2, g2 = _grads(ref.ssd_recurrent, inputs)
     torch.testing.assert_close(y1, y2, rtol=1e-10, atol=1e-10)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("strong_decay,beta_range", [(False, (0.0, 1.0)), (True, (0.0, 1.0)),
+                                                     (False, (0.97, 1.0)), (False, (0.0, 0.03))])
+def test_gated_delta_chunked_matches_recurrence(strong_decay, beta_range):
+    g = torch.Generator().manual_seed(4)
+    B, H, T, K, V = 2, 3, 37, 5, 7
+    q, k = (torch.randn(B, H, T, K, generator=g, dtype=torch.float64) for _ in range(2))
+    k = ref.l2norm(k)
+    v = torch.randn(B, H, T, V, generator=g, dtype=torch.float64)
+    lo, hi = (-20.0, -5.0) if strong_decay else (-1.0, 0.0)
+    gd = lo + (hi - lo) * torch.rand(B, H, T, generator=g, dtype=torch.float64)
+    beta = beta_range[0] + (beta_range[1] - beta_range[0]) * torch.rand(B, H, T, generator=g,
+                                                                         dtype=torch.float64)
+    inputs = [t.requires_grad_() for t in (q, k, v, gd, beta)]
+    o1, g1 = _grads(lambda *a: ref.gated_delta_chunked(*a, scale=K ** -0.5, chunk=16), inputs)
+    o2, g2 = _grads(lambda *a: ref.gated_delta_recurrent(*a, scale=K ** -0.5), inputs)
+    torch.testing.assert_close(o1, o2, rtol=1e-10, atol=1e-10)
     for a, b in zip(g1, g2):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
