@@ -18,7 +18,8 @@ two), before and after the configs (the higher of the two runs: one measurement 
 slow phase of a shared machine). Progress goes to stderr, the table to stdout at the end.
 
 FLOPs per step (the formula of `statex bench`, docs in sim/cli/cmd_bench.cpp): 3 x forward, with
-forward = B*T * sum over layers of (projections 2*in*out, conv 2*W*C, recurrence 4*state) plus
+forward = B*T * sum over layers of (projections 2*in*out, conv 2*W*C, recurrence 4*state; 6*state
+for the delta rule) plus
 the LM head 2*D*V per labelled position. Norms and elementwise ops are not counted.
 
     python3 experiments/bench/bench_vs_torch.py [--threads N] [--steps S] [--configs a,b]
@@ -48,6 +49,9 @@ CONFIGS = {
     "mamba2-d128": ("mamba2", 128, 8192, 256, 16, 64),
     "gla-d256": ("gla", 256, 8192, 512, 16, 64),
     "mamba2-d256": ("mamba2", 256, 8192, 512, 16, 64),
+    "quickstart-gdn": ("gated_deltanet", 64, 256, 64, 4, 64),
+    "gdn-d128": ("gated_deltanet", 128, 8192, 256, 16, 64),
+    "gdn-d256": ("gated_deltanet", 256, 8192, 512, 16, 64),
 }
 
 
@@ -71,6 +75,10 @@ def step_flops(name: str) -> float:
         H, conv_dim = di // P, di + 2 * G * N
         in_dim = di + conv_dim + H
         per_layer = 2 * D * in_dim + 2 * di * D + 2 * W * conv_dim + 4 * H * P * N
+    elif model == "gated_deltanet":  # projections q,k,v,g,a,b,o; delta rule 6 K V per head
+        Dk, Dv, H = D // 2, D, max(1, D // 64)
+        per_layer = (2 * D * (2 * Dk + 3 * Dv + 2 * H) + 6 * Dk * Dv / H
+                     + 2 * W * (2 * Dk + Dv))
     else:
         Dk, Dv, r, H = D // 2, D, 16, max(1, D // 64)  # expand_k 0.5, expand_v 1, rank 16
         per_layer = (2 * D * (2 * Dk + 3 * Dv) + 2 * r * (D + Dk) + 4 * Dk * Dv / H
@@ -93,6 +101,10 @@ def torch_worker(name: str, steps: int, threads: int, chunk: int) -> dict:
         for mod in model.modules():
             if isinstance(mod, ref.Mamba2):
                 mod.A_log.copy_(torch.empty_like(mod.A_log).uniform_(1, 16).log())
+                dt = torch.empty_like(mod.dt_bias).uniform_(-6.9078, -2.3026).exp().clamp(min=1e-4)
+                mod.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+            if isinstance(mod, ref.GatedDeltaNet):  # fla: A ~ U(0, 16), dt as Mamba2
+                mod.A_log.copy_(torch.empty_like(mod.A_log).uniform_(0, 16).log())
                 dt = torch.empty_like(mod.dt_bias).uniform_(-6.9078, -2.3026).exp().clamp(min=1e-4)
                 mod.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
         model.body.token_embedding.weight.normal_(0, 0.02)

@@ -57,6 +57,9 @@ const std::vector<Preset> kPresets = {
     {"mamba2-d128", "mamba2", 128, 8192, 256, 16, 64},
     {"gla-d256", "gla", 256, 8192, 512, 16, 64},
     {"mamba2-d256", "mamba2", 256, 8192, 512, 16, 64},
+    {"quickstart-gdn", "gated_deltanet", 64, 256, 64, 4, 64},
+    {"gdn-d128", "gated_deltanet", 128, 8192, 256, 16, 64},
+    {"gdn-d256", "gated_deltanet", 256, 8192, 512, 16, 64},
 };
 
 double seconds_since(Clock::time_point t) {
@@ -104,7 +107,7 @@ BenchResult bench_preset(Backend& device, const ExperimentConfig& base, const Pr
   cfg.model.vocab_size = p.V;
   cfg.model.n_layers = 2;
   cfg.model.mlp = false;
-  cfg.model.heads = std::max(1, p.D / 64);  // GLA head dim 32..64 as fla's small configs
+  cfg.model.heads = std::max(1, p.D / 64);  // GLA / GDN key head dim 32..64 (fla small configs)
   MqarDataset ds({{p.T, p.K, 100000}}, p.V, cfg.mqar.power_a, false, 1, Split::train);
   Model model(cfg.model, be, p.B * p.T, cfg.train.gla_chunk, cfg.train.ssd_chunk);
   std::vector<float> params;
@@ -211,14 +214,14 @@ int cmd_bench(int argc, char** argv) {
   if (cpu_ref)
     std::printf("cpu tokens/s: the CPU path (%d OpenMP threads, CPU GEMM %s), median of %d steps\n",
                 omp_get_max_threads(), gemm_library(), cpu_steps);
-  std::printf("%-18s %-7s %5s %5s %5s %4s %4s %11s %12s %10s %9s%s\n", "preset", "model", "D", "V",
+  std::printf("%-18s %-14s %5s %5s %5s %4s %4s %11s %12s %10s %9s%s\n", "preset", "model", "D", "V",
               "T", "K", "B", "step ms", "tokens/s", "GFLOP/s", "of peak",
               cpu_ref ? "  cpu tokens/s  gpu/cpu" : "");
   for (const Preset& p : chosen) {
     std::unique_ptr<OpTimingBackend> prof;
     if (profile) prof = std::make_unique<OpTimingBackend>(*be);
     BenchResult r = bench_preset(*be, cfg, p, steps, prof.get());
-    std::printf("%-18s %-7s %5d %5d %5d %4d %4d %11.2f %12.0f %10.2f %8.1f%%", p.name.c_str(),
+    std::printf("%-18s %-14s %5d %5d %5d %4d %4d %11.2f %12.0f %10.2f %8.1f%%", p.name.c_str(),
                 p.model.c_str(), p.D, p.V, p.T, p.K, p.B, r.step_s * 1e3, r.tokens_per_s,
                 r.gflops, 100.0 * r.gflops / peak);
     if (cpu_ref) {

@@ -860,11 +860,153 @@ void adamw_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   }
 }
 
+// ---- Gated DeltaNet (issue 19): l2norm, gated_delta_gate, gated_delta ----
+
+// Rows of width C scaled to unit L2 norm (the delta rule needs |k| <= 1 to stay a contraction).
+void normalise_rows(std::vector<float>& x, int C) {
+  for (size_t r = 0; r < x.size() / C; ++r) {
+    double ss = 0;
+    for (int c = 0; c < C; ++c) ss += double(x[r * C + c]) * x[r * C + c];
+    for (int c = 0; c < C; ++c) x[r * C + c] = float(x[r * C + c] / std::sqrt(ss + 1e-6));
+  }
+}
+
+void l2norm_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  struct S { int N, C; };
+  for (auto s : bench ? std::vector<S>{{65536 * 4, 64}} : std::vector<S>{{252, 16}, {9, 61}}) {
+    const std::string sh = fmt({{"N", s.N}, {"C", s.C}});
+    const size_t n = size_t(s.N) * s.C;
+    {
+      Builder b(cs, "l2norm_forward", "l2norm", sh, TolClass::RowReduction, seed++);
+      b.in("inp", n, -2.f, 2.f);
+      b.out("out", n);
+      b.out("rstd", s.N);
+      b.work(3.0 * n, bytes_f(2.0 * n));
+      b.done([s](Backend& be, const Bufs& p) {
+        be.l2norm_forward(p.f("out"), p.f("rstd"), p.f("inp"), s.N, s.C, 1e-6f);
+      });
+    }
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("l2norm_backward", acc), "l2norm", sh, TolClass::RowReduction,
+                seed++);
+      normalise_rows(b.in("out", n), s.C);
+      b.in("rstd", s.N, 0.2f, 3.f);
+      b.in("dout", n);
+      b.grad("dinp", n, acc);
+      b.work(4.0 * n, bytes_f(3.0 * n));
+      b.done([s, acc](Backend& be, const Bufs& p) {
+        be.l2norm_backward(p.f("dinp"), p.f("dout"), p.f("out"), p.f("rstd"), s.N, s.C, acc);
+      });
+    }
+  }
+}
+
+void gated_delta_gate_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  struct S { int N, H; float beta_scale; };
+  for (auto s : bench ? std::vector<S>{{65536 * 4, 4, 1.f}}
+                      : std::vector<S>{{189, 3, 1.f}, {64, 2, 2.f}}) {
+    const std::string sh = fmt({{"N", s.N}, {"H", s.H}}) + (s.beta_scale != 1.f ? " beta x2" : "");
+    const size_t n = size_t(s.N) * s.H;
+    {
+      Builder b(cs, "gated_delta_gate_forward", "gated_delta_gate", sh, TolClass::Elementwise,
+                seed++);
+      b.in("a_raw", n, -25.f, 25.f);  // both softplus branches
+      b.in("b_raw", n, -6.f, 6.f);
+      b.in("A_log", s.H, -1.f, 2.7f);
+      b.in("dt_bias", s.H, -7.f, -2.f);
+      b.out("g", n);
+      b.out("beta", n);
+      b.work(0, bytes_f(4.0 * n));
+      b.done([s](Backend& be, const Bufs& p) {
+        be.gated_delta_gate_forward(p.f("g"), p.f("beta"), p.f("a_raw"), p.f("b_raw"),
+                                    p.f("A_log"), p.f("dt_bias"), s.N, s.H, s.beta_scale);
+      });
+    }
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("gated_delta_gate_backward", acc), "gated_delta_gate", sh,
+                TolClass::LongReduction, seed++);
+      b.in("a_raw", n, -25.f, 25.f);
+      b.in("b_raw", n, -6.f, 6.f);
+      b.in("A_log", s.H, -1.f, 2.7f);
+      b.in("dt_bias", s.H, -7.f, -2.f);
+      b.in("dg", n);
+      b.in("dbeta", n);
+      b.grad("da_raw", n, acc);
+      b.grad("db_raw", n, acc);
+      b.acc("dA_log", s.H);
+      b.acc("ddt_bias", s.H);
+      b.work(0, bytes_f(6.0 * n));
+      b.done([s, acc](Backend& be, const Bufs& p) {
+        be.gated_delta_gate_backward(p.f("da_raw"), p.f("db_raw"), p.f("dA_log"),
+                                     p.f("ddt_bias"), p.f("dg"), p.f("dbeta"), p.f("a_raw"),
+                                     p.f("b_raw"), p.f("A_log"), p.f("dt_bias"), s.N, s.H,
+                                     s.beta_scale, acc);
+      });
+    }
+  }
+}
+
+void gated_delta_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  struct S { int B, T, H, K, V, chunk; float gmin, bmin, bmax; bool with_state; };
+  // g in [gmin, 0] (log decay per step); beta in [bmin, bmax].
+  std::vector<S> shapes = bench ? std::vector<S>{{64, 256, 2, 32, 64, 64, -0.5f, 0.f, 1.f, false}}
+                                : std::vector<S>{{2, 63, 2, 16, 32, 16, -0.5f, 0.f, 1.f, true},
+                                                 {1, 100, 1, 60, 70, 64, -0.1f, 0.9f, 1.f, true},
+                                                 {2, 64, 3, 32, 32, 64, -8.f, 0.f, 1.f, false},
+                                                 {1, 7, 2, 5, 3, 4, -1.f, 0.f, 0.05f, true}};
+  for (auto s : shapes) {
+    const std::string sh = fmt({{"B", s.B}, {"T", s.T}, {"H", s.H}, {"K", s.K}, {"V", s.V},
+                                {"chunk", s.chunk}}) + (s.with_state ? " +state" : "");
+    const size_t nqk = size_t(s.B) * s.T * s.H * s.K, nv = size_t(s.B) * s.T * s.H * s.V;
+    const size_t ng = size_t(s.B) * s.T * s.H, ns = size_t(s.B) * s.H * s.K * s.V;
+    const float scale = 1.f / std::sqrt(float(s.K));
+    const double flop = 6.0 * s.B * s.H * double(s.T) * s.K * s.V;  // k^T S, update, readout
+    auto inputs = [&](Builder& b) {
+      normalise_rows(b.in("q", nqk), s.K);  // as the model feeds it
+      normalise_rows(b.in("k", nqk), s.K);
+      b.in("v", nv);
+      b.in("g", ng, s.gmin, 0.f);
+      b.in("beta", ng, s.bmin, s.bmax);
+    };
+    {
+      Builder b(cs, "gated_delta_forward", "gated_delta", sh, TolClass::Scan, seed++);
+      inputs(b);
+      b.out("o", nv);
+      if (s.with_state) b.out("final_state", ns);
+      b.work(flop, bytes_f(2.0 * nqk + 2.0 * nv), true);
+      b.done([s, scale](Backend& be, const Bufs& p) {
+        be.gated_delta_forward(p.f("o"), p.opt("final_state"), p.f("q"), p.f("k"), p.f("v"),
+                               p.f("g"), p.f("beta"), s.B, s.T, s.H, s.K, s.V, scale, s.chunk);
+      });
+    }
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("gated_delta_backward", acc), "gated_delta", sh, TolClass::Scan,
+                seed++);
+      inputs(b);
+      b.in("dout", nv);
+      if (s.with_state) b.in("dfinal_state", ns);
+      b.grad("dq", nqk, acc);
+      b.grad("dk", nqk, acc);
+      b.grad("dv", nv, acc);
+      b.grad("dg", ng, acc);
+      b.grad("dbeta", ng, acc);
+      b.work(3 * flop, bytes_f(4.0 * nqk + 3.0 * nv), true);
+      b.done([s, scale, acc](Backend& be, const Bufs& p) {
+        be.gated_delta_backward(p.f("dq"), p.f("dk"), p.f("dv"), p.f("dg"), p.f("dbeta"),
+                                p.f("dout"), p.opt("dfinal_state"), p.f("q"), p.f("k"), p.f("v"),
+                                p.f("g"), p.f("beta"), s.B, s.T, s.H, s.K, s.V, scale, s.chunk,
+                                acc);
+      });
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> op_groups() {
   return {"memory", "activations", "embedding", "rmsnorm", "linear", "conv1d", "gla", "gla_norm",
-          "mamba2_elementwise", "ssd", "xent", "adamw"};
+          "mamba2_elementwise", "ssd", "xent", "adamw", "l2norm", "gated_delta_gate",
+          "gated_delta"};
 }
 
 std::vector<Case> make_cases(bool bench, unsigned seed) {
@@ -882,6 +1024,9 @@ std::vector<Case> make_cases(bool bench, unsigned seed) {
   ssd_cases(cs, seed, bench);
   xent_cases(cs, seed, bench);
   adamw_cases(cs, seed, bench);
+  l2norm_cases(cs, seed, bench);
+  gated_delta_gate_cases(cs, seed, bench);
+  gated_delta_cases(cs, seed, bench);
   for (auto& c : cs) c.bench_only = bench;
   return cs;
 }
