@@ -45,8 +45,8 @@ __device__ __forceinline__ void load(float* dst, const float* src, int n) {
 
 // smem: S [K * V], q_t [K], k_t [K].
 __global__ void gd_forward_kernel(float* o, float* final_state, float* ckpt, const float* q,
-                                  const float* k, const float* v, const float* g,
-                                  const float* beta, Dims d) {
+                                  const float* k, const float* v, const float* g, const float* beta,
+                                  Dims d) {
   extern __shared__ float sm[];
   const int K = d.K, V = d.V, bh = blockIdx.x, b = bh / d.H, h = bh % d.H;
   float* S = sm;
@@ -198,13 +198,13 @@ __global__ void gd_backward_kernel(float* dq, float* dk, float* dv, float* dg, f
 // Dynamic shared memory for a kernel, opting in above 48 KiB; clear error when it cannot fit.
 void set_smem(const void* kernel, size_t bytes, int optin, int K, int V) {
   if (bytes > size_t(optin))
-    throw std::runtime_error("gated_delta (CUDA): head dims K=" + std::to_string(K) + ", V=" +
-                             std::to_string(V) + " need " + std::to_string(bytes) +
+    throw std::runtime_error("gated_delta (CUDA): head dims K=" + std::to_string(K) +
+                             ", V=" + std::to_string(V) + " need " + std::to_string(bytes) +
                              " bytes of shared memory; this GPU allows " + std::to_string(optin) +
                              " (use more heads or smaller model.expand_k / model.expand_v)");
   if (bytes > 48 * 1024)
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(bytes)));
+    CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
 }
 
 Dims make_dims(int B, int T, int H, int K, int V, int chunk, float scale) {
@@ -214,10 +214,9 @@ Dims make_dims(int B, int T, int H, int K, int V, int chunk, float scale) {
 
 }  // namespace
 
-void CudaBackend::gated_delta_forward(float* o, float* final_state, const float* q,
-                                      const float* k, const float* v, const float* g,
-                                      const float* beta, int B, int T, int H, int K, int V,
-                                      float scale, int chunk) {
+void CudaBackend::gated_delta_forward(float* o, float* final_state, const float* q, const float* k,
+                                      const float* v, const float* g, const float* beta, int B,
+                                      int T, int H, int K, int V, float scale, int chunk) {
   if (B * H == 0 || T == 0) return;
   const Dims d = make_dims(B, T, H, K, V, chunk, scale);
   const size_t smem = (size_t(K) * V + 2 * K) * sizeof(float);
@@ -227,10 +226,10 @@ void CudaBackend::gated_delta_forward(float* o, float* final_state, const float*
 }
 
 void CudaBackend::gated_delta_backward(float* dq, float* dk, float* dv, float* dg, float* dbeta,
-                                       const float* dout, const float* dfinal_state,
-                                       const float* q, const float* k, const float* v,
-                                       const float* g, const float* beta, int B, int T, int H,
-                                       int K, int V, float scale, int chunk, bool accumulate) {
+                                       const float* dout, const float* dfinal_state, const float* q,
+                                       const float* k, const float* v, const float* g,
+                                       const float* beta, int B, int T, int H, int K, int V,
+                                       float scale, int chunk, bool accumulate) {
   if (B * H == 0 || T == 0) return;
   const Dims d = make_dims(B, T, H, K, V, chunk, scale);
   const size_t KV = size_t(K) * V;
@@ -242,8 +241,8 @@ void CudaBackend::gated_delta_backward(float* dq, float* dk, float* dv, float* d
   CUDA_CHECK_LAUNCH();
   const size_t bwd_smem = (size_t(K) * (V + 1) + 2 * K + 4 * V + 32) * sizeof(float);
   set_smem(reinterpret_cast<const void*>(gd_backward_kernel), bwd_smem, max_smem_optin(), K, V);
-  gd_backward_kernel<<<B * H, kBlock, bwd_smem>>>(dq, dk, dv, dg, dbeta, dout, dfinal_state, q,
-                                                   k, v, g, beta, ckpt, states, d, accumulate);
+  gd_backward_kernel<<<B * H, kBlock, bwd_smem>>>(dq, dk, dv, dg, dbeta, dout, dfinal_state, q, k,
+                                                  v, g, beta, ckpt, states, d, accumulate);
   CUDA_CHECK_LAUNCH();
 }
 

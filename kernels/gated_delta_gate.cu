@@ -11,7 +11,9 @@ using namespace cuda;
 namespace {
 
 // PyTorch softplus (threshold 20) without overflow: max(v, 0) + log1p(exp(-|v|)).
-__device__ __forceinline__ float softplusf_(float v) { return fmaxf(v, 0.f) + log1pf(expf(-fabsf(v))); }
+__device__ __forceinline__ float softplusf_(float v) {
+  return fmaxf(v, 0.f) + log1pf(expf(-fabsf(v)));
+}
 
 __global__ void gate_fwd(float* g, float* beta, const float* a_raw, const float* b_raw,
                          const float* A_log, const float* dt_bias, size_t n, int H,
@@ -29,8 +31,8 @@ __global__ void gate_bwd(float* da_raw, float* db_raw, const float* dg, const fl
   GRID_STRIDE(i, n) {
     const int h = int(i % H);
     if (da_raw)
-      store_grad(&da_raw[i],
-                 dg ? -dg[i] * expf(A_log[h]) * sigmoidf_(a_raw[i] + dt_bias[h]) : 0.f, acc);
+      store_grad(&da_raw[i], dg ? -dg[i] * expf(A_log[h]) * sigmoidf_(a_raw[i] + dt_bias[h]) : 0.f,
+                 acc);
     if (db_raw) {
       const float s = sigmoidf_(b_raw[i]);
       store_grad(&db_raw[i], dbeta ? dbeta[i] * beta_scale * s * (1.f - s) : 0.f, acc);
@@ -70,13 +72,13 @@ void CudaBackend::gated_delta_gate_forward(float* g, float* beta, const float* a
 void CudaBackend::gated_delta_gate_backward(float* da_raw, float* db_raw, float* dA_log,
                                             float* ddt_bias, const float* dg, const float* dbeta,
                                             const float* a_raw, const float* b_raw,
-                                            const float* A_log, const float* dt_bias, int N,
-                                            int H, float beta_scale, bool accumulate) {
+                                            const float* A_log, const float* dt_bias, int N, int H,
+                                            float beta_scale, bool accumulate) {
   const size_t n = size_t(N) * H;
   if (n == 0) return;
   if (da_raw || db_raw) {
-    gate_bwd<<<blocks_for(n), kThreads>>>(da_raw, db_raw, dg, dbeta, a_raw, b_raw, A_log,
-                                          dt_bias, n, H, beta_scale, accumulate);
+    gate_bwd<<<blocks_for(n), kThreads>>>(da_raw, db_raw, dg, dbeta, a_raw, b_raw, A_log, dt_bias,
+                                          n, H, beta_scale, accumulate);
     CUDA_CHECK_LAUNCH();
   }
   if (!dg) return;

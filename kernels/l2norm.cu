@@ -40,16 +40,16 @@ __global__ void l2norm_bwd(float* dinp, const float* dout, const float* out, con
 void CudaBackend::l2norm_forward(float* out, float* rstd, const float* inp, int N, int C,
                                  float eps) {
   if (N <= 0) return;
-  l2norm_fwd<<<(N + kRowsPerBlock - 1) / kRowsPerBlock, 32 * kRowsPerBlock>>>(out, rstd, inp, N,
-                                                                             C, eps);
+  l2norm_fwd<<<(N + kRowsPerBlock - 1) / kRowsPerBlock, 32 * kRowsPerBlock>>>(out, rstd, inp, N, C,
+                                                                              eps);
   CUDA_CHECK_LAUNCH();
 }
 
 void CudaBackend::l2norm_backward(float* dinp, const float* dout, const float* out,
                                   const float* rstd, int N, int C, bool accumulate) {
   if (N <= 0 || !dinp) return;
-  l2norm_bwd<<<(N + kRowsPerBlock - 1) / kRowsPerBlock, 32 * kRowsPerBlock>>>(
-      dinp, dout, out, rstd, N, C, accumulate);
+  l2norm_bwd<<<(N + kRowsPerBlock - 1) / kRowsPerBlock, 32 * kRowsPerBlock>>>(dinp, dout, out, rstd,
+                                                                              N, C, accumulate);
   CUDA_CHECK_LAUNCH();
 }
 

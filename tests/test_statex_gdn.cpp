@@ -69,12 +69,11 @@ TEST(StatexGdnExpand, InheritKeepsProjectionsAveragesGatesTilesNorm) {
   Surgery r = expand(gdn4(), sx_config("inherit", 2));
   const ParamTable &ot = r.table, &nt = r.x.table;
   for (const char* n : {"q_proj.weight", "k_proj.weight", "v_proj.weight", "g_proj.weight",
-                        "o_proj.weight", "q_conv1d.weight", "k_conv1d.weight",
-                        "v_conv1d.weight"}) {
+                        "o_proj.weight", "q_conv1d.weight", "k_conv1d.weight", "v_conv1d.weight"}) {
     const std::string name = kL0 + n;
     EXPECT_EQ(nt.at(name).shape, ot.at(name).shape) << name;
-    EXPECT_TRUE(bit_equal(ptr(r.x.params, nt, name), ptr(r.params, ot, name),
-                          size_t(ot.at(name).numel())))
+    EXPECT_TRUE(
+        bit_equal(ptr(r.x.params, nt, name), ptr(r.params, ot, name), size_t(ot.at(name).numel())))
         << name << " must be inherited";
   }
   // Per-head tensors: one merged head = the mean of the four old heads.

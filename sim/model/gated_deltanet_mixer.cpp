@@ -8,11 +8,12 @@
 //   g_log [N,H] = -exp(A_log) softplus(a + dt_bias);  beta [N,H] = sigmoid(b)
 //   o [N,Dv]    = chunked gated delta rule(q, k, v, g_log, beta), scale K^-0.5, per head
 //   y [N,D]     = o_proj(rmsnorm_per_head(o) * o_norm.weight * swish(g))
+#include "sim/model/gated_deltanet_mixer.h"
+
 #include <cmath>
 #include <stdexcept>
 
 #include "sim/model/arena.h"
-#include "sim/model/gated_deltanet_mixer.h"
 
 namespace statex {
 
@@ -59,8 +60,7 @@ class GatedDeltaNetMixer final : public Mixer {
                             H_, K, V, 1.0f / std::sqrt(float(K)), chunk_);
     // Output tail (norm, gate, o_proj) at the output rows only.
     const TailRows::Buffers t = tail_.inputs(rows, N);  // o, g
-    be_.rmsnorm_swish_gate_forward(o_n_.x, o_rstd_.x, t.a, t.b, b_.p("o_norm.weight"),
-                                   t.rows * H_, V, eps_);
+    be_.gla_norm_forward(o_n_.x, o_rstd_.x, t.a, t.b, b_.p("o_norm.weight"), t.rows * H_, V, eps_);
     be_.linear_forward(out, o_n_.x, b_.p("o_proj.weight"), nullptr, t.rows, Dv_, D_);
   }
 
@@ -68,10 +68,10 @@ class GatedDeltaNetMixer final : public Mixer {
     const int N = s.N(), K = Dk_ / H_, V = Dv_ / H_;
     // Each activation gradient has one writer, which overwrites it (accumulate = false).
     const TailRows::Buffers t = tail_.grads(rows, N);
-    be_.linear_backward(o_n_.d, b_.g("o_proj.weight"), nullptr, dout, o_n_.x,
-                        b_.p("o_proj.weight"), t.rows, Dv_, D_, false);
-    be_.rmsnorm_swish_gate_backward(t.da, t.db, b_.g("o_norm.weight"), o_n_.d, t.a, t.b,
-                                    b_.p("o_norm.weight"), o_rstd_.x, t.rows * H_, V, false);
+    be_.linear_backward(o_n_.d, b_.g("o_proj.weight"), nullptr, dout, o_n_.x, b_.p("o_proj.weight"),
+                        t.rows, Dv_, D_, false);
+    be_.gla_norm_backward(t.da, t.db, b_.g("o_norm.weight"), o_n_.d, t.a, t.b,
+                          b_.p("o_norm.weight"), o_rstd_.x, t.rows * H_, V, false);
     tail_.scatter_grads(rows, N);  // into o_.d, g_.d
     be_.gated_delta_backward(q_n_.d, k_n_.d, v_act_.d, g_log_.d, beta_.d, o_.d, nullptr, q_n_.x,
                              k_n_.x, v_act_.x, g_log_.x, beta_.x, s.B, s.T, H_, K, V,
@@ -109,8 +109,8 @@ class GatedDeltaNetMixer final : public Mixer {
   void activation_backward(float* din, const float* dact, const float* in, const char* w, int C,
                            RunShape s) {
     if (conv_)
-      be_.conv1d_silu_backward(din, b_.g(w), nullptr, dact, in, b_.p(w), nullptr, s.B, s.T, C,
-                               W_, false);
+      be_.conv1d_silu_backward(din, b_.g(w), nullptr, dact, in, b_.p(w), nullptr, s.B, s.T, C, W_,
+                               false);
     else
       be_.silu_backward(din, dact, in, size_t(s.N()) * C, false);
   }
@@ -137,7 +137,7 @@ class GatedDeltaNetMixer final : public Mixer {
   int in_proj_oc_[kInProj];
   bool conv_;
   float eps_;
-  const float* h_ = nullptr;  // input of the last forward
+  const float* h_ = nullptr;                           // input of the last forward
   ActGrad q_lin_, k_lin_, v_lin_, g_, a_raw_, b_raw_;  // projections
   ActGrad q_act_, k_act_, v_act_;                      // after conv + SiLU
   ActGrad q_n_, k_n_, q_rstd_, k_rstd_;                // L2-normalised q, k

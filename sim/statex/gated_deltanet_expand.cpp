@@ -9,8 +9,8 @@ namespace statex {
 bool inherit_gated_deltanet_tensor(const std::string& local, const ParamEntry& e,
                                    const ParamEntry& old, const float* old_data, float* dst,
                                    int heads_old, int heads_new) {
-  const bool per_head = local == "a_proj.weight" || local == "b_proj.weight" ||
-                        local == "A_log" || local == "dt_bias";
+  const bool per_head = local == "a_proj.weight" || local == "b_proj.weight" || local == "A_log" ||
+                        local == "dt_bias";
   if (per_head) {
     // [H, row] -> [H', row]: merged head m = mean of old heads m r .. m r + r - 1.
     const int r = heads_old / heads_new;

@@ -63,9 +63,9 @@ struct Grads {
 
 void reference_backward(const Shape& s, const Inputs& in, const float* dfinal, Grads& g) {
   reference::gated_delta_backward(g.dq.data(), g.dk.data(), g.dv.data(), g.dg.data(),
-                                  g.dbeta.data(), in.dout.data(), dfinal, in.q.data(),
-                                  in.k.data(), in.v.data(), in.g.data(), in.beta.data(), s.B, s.T,
-                                  s.H, s.K, s.V, s.scale());
+                                  g.dbeta.data(), in.dout.data(), dfinal, in.q.data(), in.k.data(),
+                                  in.v.data(), in.g.data(), in.beta.data(), s.B, s.T, s.H, s.K, s.V,
+                                  s.scale());
 }
 
 // ---------------- reference vs finite differences ----------------
@@ -77,8 +77,7 @@ TEST(GatedDeltaReference, GradientsMatchFiniteDifferences) {
   // L = <o, dout> + <final_state, dfinal>: both upstream gradients are exercised.
   auto loss = [&] {
     reference::gated_delta_forward(o.data(), fs.data(), in.q.data(), in.k.data(), in.v.data(),
-                                   in.g.data(), in.beta.data(), s.B, s.T, s.H, s.K, s.V,
-                                   s.scale());
+                                   in.g.data(), in.beta.data(), s.B, s.T, s.H, s.K, s.V, s.scale());
     return dot(o, in.dout) + dot(fs, in.dfinal);
   };
   Grads g(s);
@@ -128,12 +127,10 @@ void check_chunked(const ChunkCase& c) {
   Inputs in(s, c.g_lo, c.g_hi, c.b_lo, c.b_hi, 100 + c.chunk + s.T);
   CpuBackend cpu;
   std::vector<float> o_ref(s.vo()), fs_ref(s.state()), o(s.vo()), fs(s.state());
-  reference::gated_delta_forward(o_ref.data(), fs_ref.data(), in.q.data(), in.k.data(),
-                                 in.v.data(), in.g.data(), in.beta.data(), s.B, s.T, s.H, s.K,
-                                 s.V, s.scale());
-  cpu.gated_delta_forward(o.data(), fs.data(), in.q.data(), in.k.data(), in.v.data(),
-                          in.g.data(), in.beta.data(), s.B, s.T, s.H, s.K, s.V, s.scale(),
-                          c.chunk);
+  reference::gated_delta_forward(o_ref.data(), fs_ref.data(), in.q.data(), in.k.data(), in.v.data(),
+                                 in.g.data(), in.beta.data(), s.B, s.T, s.H, s.K, s.V, s.scale());
+  cpu.gated_delta_forward(o.data(), fs.data(), in.q.data(), in.k.data(), in.v.data(), in.g.data(),
+                          in.beta.data(), s.B, s.T, s.H, s.K, s.V, s.scale(), c.chunk);
   double worst_fwd = 0, worst_bwd = 0;  // printed to show the margin
   for (auto [what, got, ref] : {std::tuple{"o", &o, &o_ref}, std::tuple{"final", &fs, &fs_ref}}) {
     auto e = compare(*got, *ref);
@@ -216,8 +213,8 @@ TEST(GatedDeltaChunked, BackwardAccumulatesOverwritesAndSkipsNull) {
   EXPECT_EQ(dot(partial.dk, partial.dk), 0.0);
   // final_state = nullptr still computes o.
   std::vector<float> o1(s.vo()), o2(s.vo()), fs(s.state());
-  cpu.gated_delta_forward(o1.data(), fs.data(), in.q.data(), in.k.data(), in.v.data(),
-                          in.g.data(), in.beta.data(), s.B, s.T, s.H, s.K, s.V, s.scale(), 8);
+  cpu.gated_delta_forward(o1.data(), fs.data(), in.q.data(), in.k.data(), in.v.data(), in.g.data(),
+                          in.beta.data(), s.B, s.T, s.H, s.K, s.V, s.scale(), 8);
   cpu.gated_delta_forward(o2.data(), nullptr, in.q.data(), in.k.data(), in.v.data(), in.g.data(),
                           in.beta.data(), s.B, s.T, s.H, s.K, s.V, s.scale(), 8);
   EXPECT_EQ(o1, o2);
@@ -230,8 +227,8 @@ TEST(GatedDeltaChunked, ResultsDoNotDependOnThreadCount) {
   auto run = [&](int threads, std::vector<float>& o, Grads& g) {
     const int saved = omp_get_max_threads();
     omp_set_num_threads(threads);
-    cpu.gated_delta_forward(o.data(), nullptr, in.q.data(), in.k.data(), in.v.data(),
-                            in.g.data(), in.beta.data(), s.B, s.T, s.H, s.K, s.V, s.scale(), 16);
+    cpu.gated_delta_forward(o.data(), nullptr, in.q.data(), in.k.data(), in.v.data(), in.g.data(),
+                            in.beta.data(), s.B, s.T, s.H, s.K, s.V, s.scale(), 16);
     cpu.gated_delta_backward(g.dq.data(), g.dk.data(), g.dv.data(), g.dg.data(), g.dbeta.data(),
                              in.dout.data(), in.dfinal.data(), in.q.data(), in.k.data(),
                              in.v.data(), in.g.data(), in.beta.data(), s.B, s.T, s.H, s.K, s.V,

@@ -50,15 +50,15 @@ struct Dims {
 // The recomputable quantities of one chunk, [L, .] with L the chunk's length.
 struct Chunk {
   int L = 0;
-  Mat q, k, v;     // [L, K], [L, K], [L, V]
-  Vec beta, G;     // [L] beta, cumulative log decay
-  Vec gamma;       // [L] exp(G)
-  Vec tail;        // [L] exp(G_{L-1} - G_j)
-  Mat Gam;         // [L, L] lower incl. diagonal: exp(G_i - G_j), zero above
-  Mat A;           // [L, L] strictly lower: beta_i exp(G_i - G_j) k_i.k_j
-  Mat KK;          // [L, L] k_i.k_j
-  Mat M;           // [L, L] lower incl. diagonal: q_i.k_j exp(G_i - G_j)
-  Mat U, W;        // [L, V], [L, K]
+  Mat q, k, v;  // [L, K], [L, K], [L, V]
+  Vec beta, G;  // [L] beta, cumulative log decay
+  Vec gamma;    // [L] exp(G)
+  Vec tail;     // [L] exp(G_{L-1} - G_j)
+  Mat Gam;      // [L, L] lower incl. diagonal: exp(G_i - G_j), zero above
+  Mat A;        // [L, L] strictly lower: beta_i exp(G_i - G_j) k_i.k_j
+  Mat KK;       // [L, L] k_i.k_j
+  Mat M;        // [L, L] lower incl. diagonal: q_i.k_j exp(G_i - G_j)
+  Mat U, W;     // [L, V], [L, K]
 
   // Loads chunk [t0, t0 + L) of pair (b, h) and builds everything that does not depend on S.
   void load(const Dims& d, int b, int h, int t0, int len, const float* q_, const float* k_,
@@ -147,24 +147,23 @@ void CpuBackend::gated_delta_forward(float* o, float* final_state, const float* 
     for (int bh = 0; bh < B * H; ++bh) {
       const int b = bh / H, h = bh % H;
       forward_pair(d, b, h, o, S, nullptr, q, k, v, g, beta, c, delta);
-      if (final_state)
-        Eigen::Map<Mat>(final_state + size_t(bh) * K * V, K, V) = S;
+      if (final_state) Eigen::Map<Mat>(final_state + size_t(bh) * K * V, K, V) = S;
     }
   }
 }
 
 void CpuBackend::gated_delta_backward(float* dq, float* dk, float* dv, float* dg, float* dbeta,
-                                      const float* dout, const float* dfinal_state,
-                                      const float* q, const float* k, const float* v,
-                                      const float* g, const float* beta, int B, int T, int H,
-                                      int K, int V, float scale, int chunk, bool accumulate) {
+                                      const float* dout, const float* dfinal_state, const float* q,
+                                      const float* k, const float* v, const float* g,
+                                      const float* beta, int B, int T, int H, int K, int V,
+                                      float scale, int chunk, bool accumulate) {
   const Dims d{B, T, H, K, V, std::max(1, chunk), scale};
   const int nchunks = (T + d.chunk - 1) / d.chunk;
 #pragma omp parallel
   {
     Chunk c;
-    Mat S, delta, starts(size_t(nchunks) * K, V), dS, dSp, ddelta, dM, P, dQ, dK, dV, dKt, dXU,
-        dXW, dA, dKK, Kt, O1;
+    Mat S, delta, starts(size_t(nchunks) * K, V), dS, dSp, ddelta, dM, P, dQ, dK, dV, dKt, dXU, dXW,
+        dA, dKK, Kt, O1;
     Vec dB, e;
     Eigen::VectorXd dG;  // dL/dG in double: its terms cancel heavily under strong decay
 #pragma omp for schedule(dynamic)

@@ -66,8 +66,8 @@ void gated_delta_forward(float* o, float* final_state, const float* q, const flo
 
 void gated_delta_backward(float* dq, float* dk, float* dv, float* dg, float* dbeta,
                           const float* dout, const float* dfinal_state, const float* q,
-                          const float* k, const float* v, const float* g, const float* beta,
-                          int B, int T, int H, int K, int V, float scale) {
+                          const float* k, const float* v, const float* g, const float* beta, int B,
+                          int T, int H, int K, int V, float scale) {
   const size_t KV = size_t(K) * V;
   std::vector<double> states(size_t(T + 1) * KV);  // S_0 .. S_T, each [K, V]
   std::vector<double> S(KV), u(V), dS(KV), Sd(KV), w(V), dw(V), du(V);

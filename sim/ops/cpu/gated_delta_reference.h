@@ -17,7 +17,7 @@ void gated_delta_forward(float* o, float* final_state, const float* q, const flo
 // (each may be nullptr). dfinal_state [B, H, K, V] may be nullptr (zero upstream gradient).
 void gated_delta_backward(float* dq, float* dk, float* dv, float* dg, float* dbeta,
                           const float* dout, const float* dfinal_state, const float* q,
-                          const float* k, const float* v, const float* g, const float* beta,
-                          int B, int T, int H, int K, int V, float scale);
+                          const float* k, const float* v, const float* g, const float* beta, int B,
+                          int T, int H, int K, int V, float scale);
 
 }  // namespace statex::reference
