@@ -138,6 +138,23 @@ def depthwise_conv(channels: int, width: int, bias: bool) -> nn.Conv1d:
     return nn.Conv1d(channels, channels, width, groups=channels, padding=width - 1, bias=bias)
 
 
+def add_short_convs(module: nn.Module, cfg: ModelConfig) -> None:
+    """fla's ShortConvolution on q, k, v (no bias) as module.{q,k,v}_conv1d, when use_short_conv."""
+    module.use_short_conv = cfg.use_short_conv
+    if cfg.use_short_conv:
+        module.q_conv1d = depthwise_conv(cfg.key_dim, cfg.conv_width, bias=False)
+        module.k_conv1d = depthwise_conv(cfg.key_dim, cfg.conv_width, bias=False)
+        module.v_conv1d = depthwise_conv(cfg.value_dim, cfg.conv_width, bias=False)
+
+
+def short_convs(module: nn.Module, q, k, v):
+    """q, k, v through the module's short convs (no activation); unchanged without them."""
+    if not module.use_short_conv:
+        return q, k, v
+    return (causal_conv(module.q_conv1d, q), causal_conv(module.k_conv1d, k),
+            causal_conv(module.v_conv1d, v))
+
+
 def causal_conv(conv: nn.Conv1d, x):
     """Causal depthwise conv over time. x [B, T, C] -> [B, T, C] (left zero padding)."""
     T = x.shape[1]
@@ -218,20 +235,14 @@ class GatedLinearAttention(nn.Module):
         self.gk_proj = nn.Sequential(nn.Linear(D, r, bias=False), nn.Linear(r, Dk, bias=True))
         self.o_proj = nn.Linear(Dv, D, bias=False)
         self.g_norm = RMSNorm(Dv // heads, cfg.norm_eps)  # shared by heads
-        self.use_short_conv = cfg.use_short_conv
-        if cfg.use_short_conv:
-            self.q_conv1d = depthwise_conv(Dk, cfg.conv_width, bias=False)
-            self.k_conv1d = depthwise_conv(Dk, cfg.conv_width, bias=False)
-            self.v_conv1d = depthwise_conv(Dv, cfg.conv_width, bias=False)
+        add_short_convs(self, cfg)
 
     def forward(self, x):  # x [B, T, D]
         B, T, _ = x.shape
         H = self.heads
         q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
         if self.use_short_conv:
-            q = F.silu(causal_conv(self.q_conv1d, q))
-            k = F.silu(causal_conv(self.k_conv1d, k))
-            v = F.silu(causal_conv(self.v_conv1d, v))
+            q, k, v = (F.silu(t) for t in short_convs(self, q, k, v))
         gk = F.logsigmoid(self.gk_proj(x)) / self.gate_logit_normalizer
 
         def heads(t):  # [B, T, H*d] -> [B, H, T, d]
@@ -328,20 +339,14 @@ class GatedDeltaNet(nn.Module):
         self.dt_bias = nn.Parameter(torch.zeros(heads))
         self.o_norm = RMSNorm(Dv // heads, cfg.norm_eps)  # FusedRMSNormGated, shared by heads
         self.o_proj = nn.Linear(Dv, D, bias=False)
-        self.use_short_conv = cfg.use_short_conv
-        if cfg.use_short_conv:
-            self.q_conv1d = depthwise_conv(Dk, cfg.conv_width, bias=False)
-            self.k_conv1d = depthwise_conv(Dk, cfg.conv_width, bias=False)
-            self.v_conv1d = depthwise_conv(Dv, cfg.conv_width, bias=False)
+        add_short_convs(self, cfg)
 
     def forward(self, x):  # x [B, T, D]
         B, T, _ = x.shape
         H = self.heads
         q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        if self.use_short_conv:
-            q, k, v = (causal_conv(c, t) for c, t in
-                       ((self.q_conv1d, q), (self.k_conv1d, k), (self.v_conv1d, v)))
-        q, k, v = F.silu(q), F.silu(k), F.silu(v)  # fla: SiLU with or without the conv
+        # fla: SiLU with or without the conv
+        q, k, v = (F.silu(t) for t in short_convs(self, q, k, v))
 
         def heads(t):  # [B, T, H*d] -> [B, H, T, d]
             return t.reshape(B, T, H, -1).transpose(1, 2)

@@ -14,16 +14,10 @@
 #include <cstddef>
 #include <vector>
 
+#include "sim/ops/cpu/reference_layout.h"
+
 namespace statex::reference {
 namespace {
-
-// Offsets of row (b, t, h) in a [B, T, H, width] tensor and of (b, h) in a [B, H, K, V] state.
-inline size_t row(int b, int t, int h, int T, int H, int width) {
-  return ((size_t(b) * T + t) * H + h) * size_t(width);
-}
-inline size_t state_at(int b, int h, int H, int K, int V) {
-  return (size_t(b) * H + h) * size_t(K) * V;
-}
 
 // One step of the recurrence: S [K, V] (in: S_{t-1}, out: S_t); u [V] gets Sd^T k.
 void step(std::vector<double>& S, std::vector<double>& u, const float* kt, const float* vt,
