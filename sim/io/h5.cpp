@@ -5,6 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -190,15 +193,6 @@ std::string unwritable_reason(const std::string& path) {
   return "";
 }
 
-void fsync_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw Error("cannot reopen '" + path + "': " + std::strerror(errno));
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) throw Error("cannot flush '" + path + "' to disk: " + std::strerror(err));
-}
-
 herr_t collect_attr(hid_t, const char* name, const H5A_info_t*, void* data) {
   static_cast<std::vector<std::string>*>(data)->push_back(name);
   return 0;
@@ -251,8 +245,43 @@ Handle open_file(const std::string& path) {
   if (is_h5 == 0) throw Error("it is not an HDF5 file");
   hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, file_access());
   if (id < 0) fail("the file is truncated or damaged");
-  return Handle(id, H5Fclose);
+  Handle file(id, H5Fclose);
+  try {
+    verify_digests(file);
+  } catch (const Error&) {
+    H5Eclear2(H5E_DEFAULT);
+    throw;
+  }
+  return file;
 }
+
+namespace {
+
+// Writes all of `bytes` to a new file `path` and fsyncs it; Error with errno's reason on failure
+// (a full disk shows up here as "No space left on device").
+void write_bytes(const std::string& path, const std::vector<char>& bytes) {
+  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error("cannot create '" + path + "': " + std::strerror(errno));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : ENOSPC;
+      ::close(fd);
+      throw Error("cannot write '" + path + "': " + std::strerror(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    throw Error("cannot flush '" + path + "' to disk: " + std::strerror(err));
+  }
+  if (::close(fd) != 0) throw Error("cannot close '" + path + "': " + std::strerror(errno));
+}
+
+}  // namespace
 
 void write_atomically(const std::string& path, const std::function<void(hid_t file)>& fill) {
   silence_errors();
@@ -260,11 +289,33 @@ void write_atomically(const std::string& path, const std::function<void(hid_t fi
   std::string reason = unwritable_reason(path);
   if (!reason.empty()) throw Error("cannot write '" + path + "': " + reason);
   try {
-    Handle file = create_file(tmp);
-    fill(file);
-    // Close explicitly (not in the destructor) so a failed final flush is reported.
-    check(H5Fclose(file.release()), "cannot close '" + tmp + "'");
-    fsync_file(tmp);
+    // The file is built in memory (core driver, no backing store) and written with plain
+    // write(2): HDF5 never holds an open file on disk, so a full disk is an ordinary write error
+    // here, and no half-closed file is left for HDF5 to flush again at exit (that second close
+    // crashed with SIGSEGV).
+    std::vector<char> image;
+    {
+      Handle fapl = file_access();
+      check(H5Pset_fapl_core(fapl, 1 << 20, /*backing_store=*/0), "cannot select the core driver");
+#if H5_VERSION_GE(1, 10, 2)
+      // v2 object headers and the new chunk indexes: HDF5 checksums all of this metadata.
+      check(H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_LATEST),
+            "cannot set the file format version");
+#endif
+      Handle file(check_id(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl),
+                           "cannot create '" + tmp + "' in memory"),
+                  H5Fclose);
+      fill(file);
+      write_digests(file);
+      check(H5Fflush(file, H5F_SCOPE_GLOBAL), "cannot flush the in-memory file");
+      ssize_t size = H5Fget_file_image(file, nullptr, 0);
+      if (size < 0) fail("cannot size the in-memory file");
+      image.resize(static_cast<size_t>(size));
+      if (H5Fget_file_image(file, image.data(), image.size()) != size)
+        fail("cannot copy the in-memory file");
+      check(H5Fclose(file.release()), "cannot close the in-memory file");
+    }
+    write_bytes(tmp, image);
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
       throw Error("cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno));
   } catch (const std::exception& e) {
@@ -416,11 +467,28 @@ std::map<std::string, std::string> read_str_attrs(hid_t obj) {
 }
 
 // ---- datasets ----
+namespace {
+// Creation properties of a numeric dataset: chunked + Fletcher32 when it has data to protect
+// (scalars and empty datasets cannot be chunked; kDigestDataset covers them). Chunks of at most
+// ~4 MiB along the first axis.
+Handle dataset_creation(const std::vector<int64_t>& shape, size_t elem_size) {
+  Handle dcpl(check_id(H5Pcreate(H5P_DATASET_CREATE), "cannot create property list"), H5Pclose);
+  if (shape.empty() || numel(shape) == 0) return dcpl;
+  std::vector<hsize_t> chunk(shape.begin(), shape.end());
+  const hsize_t row_bytes = static_cast<hsize_t>(numel(shape) / shape[0]) * elem_size;
+  chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(chunk[0], (hsize_t{4} << 20) / std::max<hsize_t>(row_bytes, 1)));
+  check(H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data()), "cannot set chunking");
+  check(H5Pset_fletcher32(dcpl), "cannot add the Fletcher32 checksum filter");
+  return dcpl;
+}
+}  // namespace
+
 template <class T>
 Handle write_dataset(hid_t parent, const std::string& name, const T* data,
                      const std::vector<int64_t>& shape) {
   Handle s = space_for(shape);
-  Handle d(check_id(H5Dcreate2(parent, name.c_str(), file_type<T>(), s, H5P_DEFAULT, H5P_DEFAULT,
+  Handle dcpl = dataset_creation(shape, sizeof(T));
+  Handle d(check_id(H5Dcreate2(parent, name.c_str(), file_type<T>(), s, H5P_DEFAULT, dcpl,
                                H5P_DEFAULT),
                     "cannot create dataset '" + where(parent, name) + "'"),
            H5Dclose);
@@ -485,9 +553,131 @@ void read_dataset_into(hid_t parent, const std::string& name, T* out, int64_t n)
   if (numel(shape) != n)
     throw Error("dataset '" + where(parent, name) + "' has shape " + shape_str(shape) + " (" +
                 std::to_string(numel(shape)) + " values), expected " + std::to_string(n));
-  if (n > 0)
-    check(H5Dread(d, mem_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out),
-          "cannot read dataset '" + where(parent, name) + "'");
+  if (n > 0 && H5Dread(d, mem_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
+    if (has_checksum(parent, name)) {
+      H5Eclear2(H5E_DEFAULT);
+      throw Error("dataset '" + where(parent, name) +
+                  "' is damaged: its Fletcher32 checksum does not match its data");
+    }
+    fail("cannot read dataset '" + where(parent, name) + "'");
+  }
+}
+
+namespace {
+bool dataset_has_fletcher32(hid_t d) {
+  Handle dcpl(check_id(H5Dget_create_plist(d), "cannot read dataset properties"), H5Pclose);
+  int n = H5Pget_nfilters(dcpl);
+  for (int i = 0; i < n; ++i) {
+    unsigned flags = 0;
+    size_t nelem = 0;
+    char fname[64];
+    unsigned config = 0;
+    if (H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nelem, nullptr, sizeof fname,
+                       fname, &config) == H5Z_FILTER_FLETCHER32)
+      return true;
+  }
+  return false;
+}
+}  // namespace
+
+bool has_checksum(hid_t parent, const std::string& name) {
+  Handle d = open_dataset(parent, name);
+  return dataset_has_fletcher32(d);
+}
+
+// ---- integrity digests ----
+namespace {
+
+// Value bytes for the digest: numeric and fixed-size types in their native memory type,
+// variable-length strings as their text (each followed by a NUL).
+std::string value_bytes(hid_t ftype, hssize_t n, const std::function<herr_t(hid_t, void*)>& read) {
+  if (n <= 0) return "";
+  if (H5Tget_class(ftype) == H5T_STRING && H5Tis_variable_str(ftype) > 0) {
+    Handle mt = vlen_utf8_type();
+    std::vector<char*> p(static_cast<size_t>(n), nullptr);
+    check(read(mt, p.data()), "cannot read strings");
+    std::string out;
+    for (char* c : p) {
+      out += c ? c : "";
+      out += '\0';
+      H5free_memory(c);
+    }
+    return out;
+  }
+  Handle mt(check_id(H5Tget_native_type(ftype, H5T_DIR_ASCEND), "cannot map a type"), H5Tclose);
+  std::string out(H5Tget_size(mt) * static_cast<size_t>(n), '\0');
+  check(read(mt, out.data()), "cannot read values");
+  return out;
+}
+
+void feed(uLong& crc, const std::string& bytes) {
+  crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size()));
+}
+
+// CRC-32 of an object's attributes (by name) and, for a dataset without Fletcher32, its data.
+int64_t object_digest(hid_t obj) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (const std::string& name : attr_names(obj)) {
+    Handle a(check_id(H5Aopen(obj, name.c_str(), H5P_DEFAULT), "cannot open attribute '" + name + "'"),
+             H5Aclose);
+    Handle t(check_id(H5Aget_type(a), "cannot read attribute type"), H5Tclose);
+    Handle sp(check_id(H5Aget_space(a), "cannot read attribute space"), H5Sclose);
+    feed(crc, name + '\0' + char('0' + H5Tget_class(t)));
+    feed(crc, value_bytes(t, H5Sget_simple_extent_npoints(sp),
+                          [&](hid_t mt, void* buf) { return H5Aread(a, mt, buf); }));
+  }
+  if (H5Iget_type(obj) == H5I_DATASET && !dataset_has_fletcher32(obj)) {
+    Handle t(check_id(H5Dget_type(obj), "cannot read dataset type"), H5Tclose);
+    Handle sp(check_id(H5Dget_space(obj), "cannot read dataspace"), H5Sclose);
+    feed(crc, value_bytes(t, H5Sget_simple_extent_npoints(sp), [&](hid_t mt, void* buf) {
+           return H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+         }));
+  }
+  return static_cast<int64_t>(crc);
+}
+
+// Every object below `group` (depth first, in child_names order), as absolute paths.
+void list_objects(hid_t group, const std::string& path, std::vector<std::string>& out) {
+  for (const std::string& name : child_names(group)) {
+    if (path == "/" && name == kDigestDataset) continue;
+    std::string p = path == "/" ? "/" + name : path + "/" + name;
+    out.push_back(p);
+    Handle o(check_id(H5Oopen(group, name.c_str(), H5P_DEFAULT), "cannot open '" + p + "'"),
+             H5Oclose);
+    if (H5Iget_type(o) == H5I_GROUP) list_objects(o, p, out);
+  }
+}
+
+std::pair<std::vector<std::string>, std::vector<int64_t>> file_digests(hid_t file) {
+  std::vector<std::string> paths{"/"};
+  list_objects(file, "/", paths);
+  std::vector<int64_t> digests;
+  for (const std::string& p : paths) {
+    Handle o(check_id(H5Oopen(file, p.c_str(), H5P_DEFAULT), "cannot open '" + p + "'"), H5Oclose);
+    digests.push_back(object_digest(o));
+  }
+  return {paths, digests};
+}
+
+}  // namespace
+
+void write_digests(hid_t file) {
+  if (exists(file, kDigestDataset))
+    check(H5Ldelete(file, kDigestDataset, H5P_DEFAULT), "cannot replace the digests");
+  write_dataset(file, kDigestDataset, file_digests(file).second);
+}
+
+void verify_digests(hid_t file) {
+  if (!exists(file, kDigestDataset)) return;  // h5py-written or older file: nothing to check
+  std::vector<int64_t> stored = read_dataset<int64_t>(file, kDigestDataset);
+  auto [paths, now] = file_digests(file);
+  if (stored.size() != now.size())
+    throw Error("the file is damaged: it holds " + std::to_string(now.size()) +
+                " objects but its checksums cover " + std::to_string(stored.size()));
+  for (size_t i = 0; i < now.size(); ++i)
+    if (stored[i] != now[i])
+      throw Error("'" + paths[i] + "' is damaged: the checksum of its attributes" +
+                  std::string(paths[i] == "/" ? "" : " or data") + " does not match");
 }
 
 template <class T>

@@ -59,6 +59,21 @@ Handle open_file(const std::string& path);
 // an existing file at `path` is left untouched.
 void write_atomically(const std::string& path, const std::function<void(hid_t file)>& fill);
 
+// ---- integrity (docs/results_format.md, "Integrity") ----
+// Every non-empty, non-scalar numeric dataset is written chunked with HDF5's Fletcher32 filter,
+// which HDF5 verifies on every read. Everything else (attributes of every object, string and
+// scalar datasets) is covered by one CRC-32 per object in the uint32 dataset kDigestDataset
+// (itself Fletcher32-protected), written by write_atomically and checked by open_file. Files
+// without kDigestDataset (written by h5py, or before this existed) are read unchecked.
+constexpr const char* kDigestDataset = "attr_digests";
+// Recomputes and (re)writes kDigestDataset for the whole file (write_atomically calls it; tests
+// that edit a file in place call it to keep the file consistent).
+void write_digests(hid_t file);
+// Throws Error naming the first object whose attributes / unfiltered data do not match.
+void verify_digests(hid_t file);
+// True when the dataset carries the Fletcher32 filter.
+bool has_checksum(hid_t parent, const std::string& name);
+
 // Throws Error if `path` could not be written (parent directory missing / not a directory / not
 // writable, or `path` is a directory). Creates and removes `path + ".tmp"` to be sure.
 void check_writable(const std::string& path);
