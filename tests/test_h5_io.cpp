@@ -168,13 +168,27 @@ void expect_same(const RunRecord& a, const RunRecord& b) {
   EXPECT_EQ(a.tokens_seen, b.tokens_seen);
 }
 
-// Opens a file read-write for tests that damage it on purpose.
-h5::Handle open_rw(const std::string& p) {
-  h5::silence_errors();
-  hid_t id = H5Fopen(p.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-  EXPECT_GE(id, 0) << p;
-  return h5::Handle(id, H5Fclose);
-}
+// Opens a file read-write for tests that damage it on purpose. The integrity digests are
+// re-stamped on close, so the structural check under test (not the checksum) must name the
+// damage.
+class RwFile {
+ public:
+  explicit RwFile(const std::string& p) {
+    h5::silence_errors();
+    hid_t id = H5Fopen(p.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    EXPECT_GE(id, 0) << p;
+    f_ = h5::Handle(id, H5Fclose);
+  }
+  RwFile(RwFile&&) = default;
+  ~RwFile() {
+    if (f_.get() >= 0) h5::write_digests(f_);
+  }
+  operator hid_t() const { return f_.get(); }  // NOLINT: pass straight to H5 calls
+
+ private:
+  h5::Handle f_;
+};
+RwFile open_rw(const std::string& p) { return RwFile(p); }
 
 // ---------------------------------------------------------------- results
 
@@ -295,7 +309,7 @@ TEST_F(H5IoTest, ResultsReaderRefusesOtherVersionAndFormat) {
   const std::string p = path("run.h5");
   write_results(p, full_record());
   {
-    h5::Handle f = open_rw(p);
+    auto f = open_rw(p);
     h5::write_attr(f, "format_version", int32_t{2});
   }
   std::string msg = error_of<std::runtime_error>([&] { read_results(p); });
@@ -303,7 +317,7 @@ TEST_F(H5IoTest, ResultsReaderRefusesOtherVersionAndFormat) {
   EXPECT_CONTAINS(msg, "format_version");
   EXPECT_CONTAINS(msg, "2");
   {
-    h5::Handle f = open_rw(p);
+    auto f = open_rw(p);
     h5::write_attr(f, "format_version", int32_t{1});
     h5::write_attr(f, "format", "something else");
   }
@@ -486,7 +500,7 @@ TEST_F(H5IoTest, BadCheckpointMissingParameterDatasets) {
   std::string p = path("ck.h5");
   save_checkpoint(p, full_checkpoint());
   {
-    h5::Handle f = open_rw(p);
+    auto f = open_rw(p);
     ASSERT_GE(H5Ldelete(f, "optim/exp_avg_sq/layers.0.mixer.A_log", H5P_DEFAULT), 0);
   }
   std::string msg = error_of<ConfigError>([&] { load_checkpoint(p); });
@@ -522,7 +536,7 @@ TEST_F(H5IoTest, BadCheckpointShapeMismatches) {
   EXPECT_CONTAINS(msg, "not a parameter of this model");
 
   {  // a moment whose shape differs from its parameter
-    h5::Handle f = open_rw(p);
+    auto f = open_rw(p);
     ASSERT_GE(H5Ldelete(f, "optim/exp_avg/layers.0.mixer.A_log", H5P_DEFAULT), 0);
     h5::Handle g = h5::open_group(f, "optim/exp_avg");
     std::vector<float> nine(9, 1.0f);
@@ -533,7 +547,7 @@ TEST_F(H5IoTest, BadCheckpointShapeMismatches) {
 
   save_checkpoint(p, full_checkpoint());
   {  // per-layer shape list of the wrong length
-    h5::Handle f = open_rw(p);
+    auto f = open_rw(p);
     ASSERT_GE(H5Ldelete(f, "model/layer_heads", H5P_DEFAULT), 0);
     h5::Handle m = h5::open_group(f, "model");
     h5::write_dataset(m, "layer_heads", std::vector<int32_t>{8, 8});

@@ -257,28 +257,13 @@ Handle open_file(const std::string& path) {
 
 namespace {
 
-// Writes all of `bytes` to a new file `path` and fsyncs it; Error with errno's reason on failure
-// (a full disk shows up here as "No space left on device").
-void write_bytes(const std::string& path, const std::vector<char>& bytes) {
-  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error("cannot create '" + path + "': " + std::strerror(errno));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = n < 0 ? errno : ENOSPC;
-      ::close(fd);
-      throw Error("cannot write '" + path + "': " + std::strerror(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    int err = errno;
-    ::close(fd);
-    throw Error("cannot flush '" + path + "' to disk: " + std::strerror(err));
-  }
-  if (::close(fd) != 0) throw Error("cannot close '" + path + "': " + std::strerror(errno));
+void fsync_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) throw Error("cannot reopen '" + path + "': " + std::strerror(errno));
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) throw Error("cannot flush '" + path + "' to disk: " + std::strerror(err));
 }
 
 }  // namespace
@@ -289,33 +274,20 @@ void write_atomically(const std::string& path, const std::function<void(hid_t fi
   std::string reason = unwritable_reason(path);
   if (!reason.empty()) throw Error("cannot write '" + path + "': " + reason);
   try {
-    // The file is built in memory (core driver, no backing store) and written with plain
-    // write(2): HDF5 never holds an open file on disk, so a full disk is an ordinary write error
-    // here, and no half-closed file is left for HDF5 to flush again at exit (that second close
-    // crashed with SIGSEGV).
-    std::vector<char> image;
-    {
-      Handle fapl = file_access();
-      check(H5Pset_fapl_core(fapl, 1 << 20, /*backing_store=*/0), "cannot select the core driver");
-#if H5_VERSION_GE(1, 10, 2)
-      // v2 object headers and the new chunk indexes: HDF5 checksums all of this metadata.
-      check(H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_LATEST),
-            "cannot set the file format version");
-#endif
-      Handle file(check_id(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl),
-                           "cannot create '" + tmp + "' in memory"),
-                  H5Fclose);
-      fill(file);
-      write_digests(file);
-      check(H5Fflush(file, H5F_SCOPE_GLOBAL), "cannot flush the in-memory file");
-      ssize_t size = H5Fget_file_image(file, nullptr, 0);
-      if (size < 0) fail("cannot size the in-memory file");
-      image.resize(static_cast<size_t>(size));
-      if (H5Fget_file_image(file, image.data(), image.size()) != size)
-        fail("cannot copy the in-memory file");
-      check(H5Fclose(file.release()), "cannot close the in-memory file");
-    }
-    write_bytes(tmp, image);
+    Handle fapl = file_access();
+    // The 1.8 format: v2 superblock and object headers, which HDF5 checksums.
+    check(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18),
+          "cannot set the file format version");
+    Handle file(check_id(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl),
+                         "cannot create '" + tmp + "'"),
+                H5Fclose);
+    fill(file);
+    write_digests(file);
+    // Close explicitly (not in the destructor) so a failed final flush is reported. A failed
+    // close (a full disk) leaves HDF5 holding the file; main() calls H5dont_atexit so HDF5 does
+    // not try to flush it again during library shutdown (that crashed with SIGSEGV).
+    check(H5Fclose(file.release()), "cannot close '" + tmp + "'");
+    fsync_file(tmp);
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
       throw Error("cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno));
   } catch (const std::exception& e) {
@@ -650,7 +622,8 @@ void list_objects(hid_t group, const std::string& path, std::vector<std::string>
 
 std::pair<std::vector<std::string>, std::vector<int64_t>> file_digests(hid_t file) {
   std::vector<std::string> paths{"/"};
-  list_objects(file, "/", paths);
+  Handle root(check_id(H5Gopen2(file, "/", H5P_DEFAULT), "cannot open the root group"), H5Gclose);
+  list_objects(root, "/", paths);
   std::vector<int64_t> digests;
   for (const std::string& p : paths) {
     Handle o(check_id(H5Oopen(file, p.c_str(), H5P_DEFAULT), "cannot open '" + p + "'"), H5Oclose);

@@ -32,7 +32,7 @@ inline std::string statex_bin() {
   return self.substr(0, self.rfind('/') + 1) + "statex";
 }
 
-struct Run {
+struct Outcome {
   int code = -1;        // exit status, or 128 + signal
   bool signaled = false;
   std::string out;      // stdout and stderr together
@@ -60,9 +60,9 @@ inline void exec_statex(const std::vector<std::string>& args, const RunOptions& 
 }
 
 // Runs statex with `args` and waits for it.
-inline Run run(const std::vector<std::string>& args, const RunOptions& o = {}) {
+inline Outcome run(const std::vector<std::string>& args, const RunOptions& o = {}) {
   int fds[2];
-  Run r;
+  Outcome r;
   if (pipe(fds) != 0) return r;
   pid_t pid = fork();
   if (pid == 0) {
@@ -167,7 +167,7 @@ class Attack : public ::testing::Test {
   // A trained checkpoint of the tiny config (plus its results file name.run.h5).
   std::string checkpoint(const std::string& name = "ck.h5",
                          std::map<std::string, std::string> over = {}) {
-    Run r = run({"train"} + tiny(over) +
+    Outcome r = run(std::vector<std::string>{"train"} + tiny(over) +
                 std::vector<std::string>{"--out", path(name + ".run.h5"), "--checkpoint-out", path(name)});
     EXPECT_EQ(r.code, 0) << r.out;
     return path(name);
@@ -175,10 +175,10 @@ class Attack : public ::testing::Test {
 
   // The command must exit with `code`, print every needle, and leave the test directory exactly
   // as it was (no new, changed or removed file).
-  Run refused(const std::vector<std::string>& args, int code, const std::vector<std::string>& needles,
+  Outcome refused(const std::vector<std::string>& args, int code, const std::vector<std::string>& needles,
               const RunOptions& o = {}) {
     auto before = snapshot(dir());
-    Run r = run(args, o);
+    Outcome r = run(args, o);
     EXPECT_EQ(r.code, code) << "statex " << joined(args) << "\n" << r.out;
     for (auto& n : needles) EXPECT_CONTAINS(r.out, n);
     auto after = snapshot(dir());

@@ -48,7 +48,7 @@ TEST_F(Attack, StatexStepMinusSevenRefused) {
 }
 
 TEST_F(Attack, StatexFractionOneNamesFraction) {
-  Run r = refused(train_with({{"statex.fraction", "1.0"}}, path("r.h5")), 2, {"statex.fraction"});
+  Outcome r = refused(train_with({{"statex.fraction", "1.0"}}, path("r.h5")), 2, {"statex.fraction"});
   EXPECT_EQ(r.out.find("statex.step"), std::string::npos) << r.out;
 }
 
@@ -76,7 +76,7 @@ TEST_F(Attack, EvalTokensOnSmallVocabulary) {
   tf.seq_len = 5;
   tf.tokens = {1, 2, 3, 4, 5, 0, 1, 2, 3, 4};
   write_token_file(path("tok.h5"), tf);
-  Run r = run({"eval", "--checkpoint", ck, "--tokens", path("tok.h5"), "--out", path("e.h5")});
+  Outcome r = run({"eval", "--checkpoint", ck, "--tokens", path("tok.h5"), "--out", path("e.h5")});
   EXPECT_EQ(r.code, 0) << r.out;
 }
 
@@ -102,7 +102,7 @@ TEST_F(Attack, ConfigBadValueNamesFileAndLine) {
 }
 
 TEST_F(Attack, AbbreviationsRefused) {
-  Run r = refused(V{"train"} + tiny({{"train.steps", "<unset>"}}) +
+  Outcome r = refused(V{"train"} + tiny({{"train.steps", "<unset>"}}) +
                       V{"--train.step", "50", "--out", path("r.h5")},
                   2, {"--train.step"});
   EXPECT_CONTAINS(r.out, "abbreviations");
@@ -117,24 +117,24 @@ TEST_F(Attack, OptionsACommandIgnoresAreRefused) {
 }
 
 TEST_F(Attack, HelpListsOnlyWhatTheCommandUses) {
-  Run eval = run({"eval", "--help"});
+  Outcome eval = run({"eval", "--help"});
   EXPECT_EQ(eval.code, 0);
   EXPECT_CONTAINS(eval.out, "--mqar.test");
   EXPECT_EQ(eval.out.find("--train.lr"), std::string::npos) << eval.out;
   EXPECT_EQ(eval.out.find("--model.d_model"), std::string::npos);
-  Run expand = run({"expand", "--help"});
+  Outcome expand = run({"expand", "--help"});
   EXPECT_CONTAINS(expand.out, "--statex.gla_heads");
   EXPECT_EQ(expand.out.find("--train.steps"), std::string::npos);
-  Run info = run({"info", "--help"});
+  Outcome info = run({"info", "--help"});
   EXPECT_CONTAINS(info.out, "--model.d_model");
   EXPECT_EQ(info.out.find("--statex.mode"), std::string::npos);
-  Run train = run({"train", "--help"});
+  Outcome train = run({"train", "--help"});
   for (const char* s : {"--train.lr", "--model.d_model", "--statex.mode", "--overwrite", "75"})
     EXPECT_CONTAINS(train.out, s);
 }
 
 TEST_F(Attack, WarmupLongerThanRunWarns) {
-  Run r = run(train_with({{"train.warmup_steps", "10"}}, path("r.h5")));
+  Outcome r = run(train_with({{"train.warmup_steps", "10"}}, path("r.h5")));
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_CONTAINS(r.out, "warning: train.warmup_steps = 10");
 }
@@ -142,7 +142,7 @@ TEST_F(Attack, WarmupLongerThanRunWarns) {
 TEST_F(Attack, StartOfRunHeader) {
   V args = train_with({}, path("r.h5"));
   args.erase(std::find(args.begin(), args.end(), "--quiet"));
-  Run r = run(args + V{"--checkpoint-out", path("c.h5")});
+  Outcome r = run(args + V{"--checkpoint-out", path("c.h5")});
   EXPECT_EQ(r.code, 0) << r.out;
   for (const char* s : {"gla, L=2, D=16, V=37", "params", "state", "bytes", "r.h5", "c.h5"})
     EXPECT_CONTAINS(r.out, s);

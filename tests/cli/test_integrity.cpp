@@ -16,8 +16,8 @@ using V = std::vector<std::string>;
 const V kEvalSet = {"--mqar.test", "16:2:8"};
 
 // Logits of `statex eval` on the tiny test set ("" + the message when it fails).
-std::pair<std::vector<float>, Run> eval_logits(const std::string& ck, const std::string& out) {
-  Run r = run(V{"eval", "--checkpoint", ck, "--out", out, "--overwrite"} + kEvalSet);
+std::pair<std::vector<float>, Outcome> eval_logits(const std::string& ck, const std::string& out) {
+  Outcome r = run(V{"eval", "--checkpoint", ck, "--out", out, "--overwrite"} + kEvalSet);
   if (r.code != 0) return {{}, r};
   return {read_eval_output(out).logits, r};
 }

@@ -11,19 +11,19 @@ namespace {
 using V = std::vector<std::string>;
 
 TEST_F(Attack, TrainOutSameAsCheckpointOut) {
-  refused({"train"} + tiny() + V{"--out", path("x.h5"), "--checkpoint-out", path("x.h5")}, 2,
+  refused(std::vector<std::string>{"train"} + tiny() + V{"--out", path("x.h5"), "--checkpoint-out", path("x.h5")}, 2,
           {"--checkpoint-out", "same file as --out"});
 }
 
 TEST_F(Attack, TrainResumeCheckpointAsOut) {
   std::string ck = checkpoint();
-  refused({"train"} + tiny() + V{"--resume", ck, "--out", ck}, 2, {"--out", "--resume", "an input"});
+  refused(std::vector<std::string>{"train"} + tiny() + V{"--resume", ck, "--out", ck}, 2, {"--out", "--resume", "an input"});
 }
 
 TEST_F(Attack, TrainInitFromAsOutAndCheckpointOut) {
   std::string ck = checkpoint();
-  refused({"train"} + tiny() + V{"--init-from", ck, "--out", ck}, 2, {"--init-from"});
-  refused({"train"} + tiny() + V{"--init-from", ck, "--out", path("n.h5"), "--checkpoint-out", ck},
+  refused(std::vector<std::string>{"train"} + tiny() + V{"--init-from", ck, "--out", ck}, 2, {"--init-from"});
+  refused(std::vector<std::string>{"train"} + tiny() + V{"--init-from", ck, "--out", path("n.h5"), "--checkpoint-out", ck},
           2, {"--checkpoint-out", "--init-from"});
 }
 
@@ -31,7 +31,7 @@ TEST_F(Attack, TrainConfigFileAsOut) {
   {
     std::ofstream(path("exp.ini")) << "[train]\nsteps = 4\n";
   }
-  refused({"train"} + tiny() + V{"--config", path("exp.ini"), "--out", path("exp.ini")}, 2,
+  refused(std::vector<std::string>{"train"} + tiny() + V{"--config", path("exp.ini"), "--out", path("exp.ini")}, 2,
           {"--config"});
 }
 
@@ -64,41 +64,41 @@ TEST_F(Attack, CollisionThroughDotDot) {
 
 TEST_F(Attack, ResumeMayKeepWritingItsCheckpoint) {
   std::string ck = path("ck.h5");
-  Run first = run({"train"} + tiny({{"train.steps", "6"}, {"train.checkpoint_every", "2"}}) +
+  Outcome first = run(std::vector<std::string>{"train"} + tiny({{"train.steps", "6"}, {"train.checkpoint_every", "2"}}) +
                   V{"--out", path("r.h5"), "--checkpoint-out", ck});
   ASSERT_EQ(first.code, 0) << first.out;
   // A finished run cannot be resumed into its completed results without --overwrite ...
-  refused({"train"} + tiny({{"train.steps", "6"}, {"train.checkpoint_every", "2"}}) +
+  refused(std::vector<std::string>{"train"} + tiny({{"train.steps", "6"}, {"train.checkpoint_every", "2"}}) +
               V{"--resume", ck, "--out", path("r.h5"), "--checkpoint-out", ck},
           2, {"completed", "--overwrite"});
 }
 
 TEST_F(Attack, EmptyOutputPathsRefused) {
   std::string ck = checkpoint();
-  refused({"train"} + tiny() + V{"--out", ""}, 2, {"--out is empty"});
-  refused({"train"} + tiny() + V{"--out", path("r.h5"), "--checkpoint-out", ""}, 2,
+  refused(std::vector<std::string>{"train"} + tiny() + V{"--out", ""}, 2, {"--out is empty"});
+  refused(std::vector<std::string>{"train"} + tiny() + V{"--out", path("r.h5"), "--checkpoint-out", ""}, 2,
           {"--checkpoint-out is empty"});
   refused({"eval", "--checkpoint", ck, "--out", ""}, 2, {"--out is empty"});
   refused({"expand", "--checkpoint", ck, "--out", ""}, 2, {"--out is empty"});
 }
 
 TEST_F(Attack, CompletedResultsNotOverwritten) {
-  Run a = run({"train"} + tiny() + V{"--out", path("r.h5")});
+  Outcome a = run(std::vector<std::string>{"train"} + tiny() + V{"--out", path("r.h5")});
   ASSERT_EQ(a.code, 0) << a.out;
-  refused({"train"} + tiny({{"train.seed", "7"}}) + V{"--out", path("r.h5")}, 2,
+  refused(std::vector<std::string>{"train"} + tiny({{"train.seed", "7"}}) + V{"--out", path("r.h5")}, 2,
           {"already exists", "--overwrite"});
 }
 
 TEST_F(Attack, DefaultRunH5NotOverwritten) {
-  Run a = run({"train"} + tiny(), {dir()});
+  Outcome a = run(std::vector<std::string>{"train"} + tiny(), {dir()});
   ASSERT_EQ(a.code, 0) << a.out;
   ASSERT_TRUE(exists(path("run.h5")));
-  refused({"train"} + tiny({{"train.seed", "3"}}), 2, {"run.h5", "--overwrite"}, {dir()});
+  refused(std::vector<std::string>{"train"} + tiny({{"train.seed", "3"}}), 2, {"run.h5", "--overwrite"}, {dir()});
 }
 
 TEST_F(Attack, OverwriteReplacesAndLeavesNoCopy) {
-  ASSERT_EQ(run({"train"} + tiny() + V{"--out", path("r.h5")}).code, 0);
-  Run b = run({"train"} + tiny({{"train.seed", "9"}}) + V{"--out", path("r.h5"), "--overwrite"});
+  ASSERT_EQ(run(std::vector<std::string>{"train"} + tiny() + V{"--out", path("r.h5")}).code, 0);
+  Outcome b = run(std::vector<std::string>{"train"} + tiny({{"train.seed", "9"}}) + V{"--out", path("r.h5"), "--overwrite"});
   ASSERT_EQ(b.code, 0) << b.out;
   EXPECT_EQ(read_results(path("r.h5")).param_seed, 9u);
   EXPECT_FALSE(exists(path("r.h5.prev")));
@@ -106,10 +106,10 @@ TEST_F(Attack, OverwriteReplacesAndLeavesNoCopy) {
 }
 
 TEST_F(Attack, FailedNewRunKeepsTheOlderFile) {
-  ASSERT_EQ(run({"train"} + tiny() + V{"--out", path("r.h5")}).code, 0);
+  ASSERT_EQ(run(std::vector<std::string>{"train"} + tiny() + V{"--out", path("r.h5")}).code, 0);
   std::string old = read_bytes(path("r.h5"));
   // lr 1e30 without clipping: the loss becomes non-finite, the run fails (exit 5).
-  Run b = run({"train"} + tiny({{"train.lr", "1e30"}, {"train.grad_clip", "0"}, {"train.steps", "20"}}) +
+  Outcome b = run(std::vector<std::string>{"train"} + tiny({{"train.lr", "1e30"}, {"train.grad_clip", "0"}, {"train.steps", "20"}}) +
               V{"--out", path("r.h5"), "--overwrite"});
   ASSERT_EQ(b.code, 5) << b.out;
   EXPECT_EQ(read_bytes(path("r.h5")), old) << "a failed run replaced the earlier results";
@@ -119,7 +119,7 @@ TEST_F(Attack, FailedNewRunKeepsTheOlderFile) {
 
 TEST_F(Attack, ExistingCheckpointOutNeedsOverwrite) {
   std::string ck = checkpoint();
-  refused({"train"} + tiny() + V{"--out", path("new.h5"), "--checkpoint-out", ck}, 2,
+  refused(std::vector<std::string>{"train"} + tiny() + V{"--out", path("new.h5"), "--checkpoint-out", ck}, 2,
           {"--checkpoint-out", "--overwrite"});
 }
 
@@ -128,7 +128,7 @@ TEST_F(Attack, ExistingEvalAndExpandOutputsNeedOverwrite) {
   ASSERT_EQ(run({"eval", "--checkpoint", ck, "--out", path("e.h5"), "--mqar.test", "16:2:8"}).code, 0);
   refused({"eval", "--checkpoint", ck, "--out", path("e.h5"), "--mqar.test", "16:2:8"}, 2,
           {"--overwrite"});
-  Run again = run({"eval", "--checkpoint", ck, "--out", path("e.h5"), "--mqar.test", "16:2:8",
+  Outcome again = run({"eval", "--checkpoint", ck, "--out", path("e.h5"), "--mqar.test", "16:2:8",
                    "--overwrite"});
   EXPECT_EQ(again.code, 0) << again.out;
   ASSERT_EQ(run({"expand", "--checkpoint", ck, "--out", path("x.h5")}).code, 0);
@@ -140,7 +140,7 @@ TEST_F(Attack, LockedOutputRefused) {
   int fd = open(path("r.h5.lock").c_str(), O_RDWR | O_CREAT, 0644);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(flock(fd, LOCK_EX | LOCK_NB), 0);
-  refused({"train"} + tiny() + V{"--out", path("r.h5")}, 2, {"another statex process"});
+  refused(std::vector<std::string>{"train"} + tiny() + V{"--out", path("r.h5")}, 2, {"another statex process"});
   close(fd);
 }
 
@@ -150,7 +150,7 @@ TEST_F(Attack, TwoTrainersOneOut) {
   pid_t first = spawn(args, path("first.log"));
   // Wait until the first trainer holds its lock, then start the second.
   for (int i = 0; i < 500 && !exists(path("r.h5.lock")); ++i) usleep(10000);
-  Run second = run(args);
+  Outcome second = run(args);
   EXPECT_EQ(second.code, 2) << second.out;
   EXPECT_CONTAINS(second.out, "another statex process");
   EXPECT_EQ(wait_exit(first), 0) << read_bytes(path("first.log"));
@@ -158,10 +158,10 @@ TEST_F(Attack, TwoTrainersOneOut) {
 }
 
 TEST_F(Attack, FullDiskIsAnErrorNotACrash) {
-  ASSERT_EQ(run({"train"} + tiny() + V{"--out", path("r.h5")}).code, 0);
+  ASSERT_EQ(run(std::vector<std::string>{"train"} + tiny() + V{"--out", path("r.h5")}).code, 0);
   std::string old = read_bytes(path("r.h5"));
   // Files larger than 4 KiB cannot be written (EFBIG), as on a full disk.
-  Run r = run({"train"} + tiny({{"train.seed", "5"}}) + V{"--out", path("r.h5"), "--overwrite"},
+  Outcome r = run(std::vector<std::string>{"train"} + tiny({{"train.seed", "5"}}) + V{"--out", path("r.h5"), "--overwrite"},
               {"", 4096});
   EXPECT_FALSE(r.signaled) << "crashed: " << r.out;
   EXPECT_NE(r.code, 0) << r.out;

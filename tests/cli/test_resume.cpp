@@ -74,7 +74,7 @@ bool wait_for_steps(const std::string& out, int64_t steps, pid_t pid) {
 TEST_F(Attack, KillNineTwentyTimesThenResume) {
   const V args = long_run();
   auto t0 = std::chrono::steady_clock::now();
-  Run ref = run(args + V{"--out", path("ref.h5"), "--checkpoint-out", path("ref_ck.h5")});
+  Outcome ref = run(args + V{"--out", path("ref.h5"), "--checkpoint-out", path("ref_ck.h5")});
   ASSERT_EQ(ref.code, 0) << ref.out;
   const double ref_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -104,7 +104,7 @@ TEST_F(Attack, KillNineTwentyTimesThenResume) {
     V a = args + V{"--out", out, "--checkpoint-out", ck};
     if (exists(ck)) a = a + V{"--resume", ck};
     else a = a + V{"--overwrite"};
-    Run last = run(a);
+    Outcome last = run(a);
     ASSERT_EQ(last.code, 0) << last.out;
   }
   RunRecord got = read_results(out), want = read_results(path("ref.h5"));
@@ -132,7 +132,7 @@ TEST_P(Interrupt, EndsCleanlyAndResumesExactly) {
   EXPECT_EQ(load_checkpoint(path("ck.h5")).step, mid.steps_done) << "no final checkpoint";
   EXPECT_LT(mid.steps_done, 300);
 
-  Run resumed = run(args + V{"--out", path("r.h5"), "--checkpoint-out", path("ck.h5"), "--resume",
+  Outcome resumed = run(args + V{"--out", path("r.h5"), "--checkpoint-out", path("ck.h5"), "--resume",
                              path("ck.h5")});
   ASSERT_EQ(resumed.code, 0) << resumed.out;
   expect_same_record(read_results(path("r.h5")), read_results(path("ref.h5")));
@@ -175,7 +175,7 @@ TEST_F(ResumeCase, ChangedDataSeedRefused) {
 }
 
 TEST_F(ResumeCase, AllowedChangeIsListed) {
-  Run r = run(long_run({{"train.steps", "20"}, {"train.eval_every", "5"}}) +
+  Outcome r = run(long_run({{"train.steps", "20"}, {"train.eval_every", "5"}}) +
               V{"--resume", path("half_ck.h5"), "--out", path("new.h5")});
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_CONTAINS(r.out, "train.eval_every: 25 -> 5");

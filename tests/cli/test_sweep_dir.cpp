@@ -20,11 +20,11 @@ TEST_F(Attack, DifferentSweepIntoSameDirectoryRefused) {
   std::ofstream(path("a.ini")) << sweep_text("0, 1");
   std::ofstream(path("b.ini")) << sweep_text("5");
   const std::string out = path("sw");
-  Run a = run({"sweep", path("a.ini"), "--out", out, "--quiet"});
+  Outcome a = run({"sweep", path("a.ini"), "--out", out, "--quiet"});
   ASSERT_EQ(a.code, 0) << a.out;
   auto before = snapshot(out);
   auto trials_before = snapshot(out + "/trials");
-  Run b = run({"sweep", path("b.ini"), "--out", out, "--quiet"});
+  Outcome b = run({"sweep", path("b.ini"), "--out", out, "--quiet"});
   EXPECT_EQ(b.code, 2) << b.out;
   EXPECT_CONTAINS(b.out, "another sweep file");
   EXPECT_EQ(snapshot(out), before);
@@ -36,7 +36,7 @@ TEST_F(Attack, SweepFileThatKeepsEveryTrialMayGrow) {
   std::ofstream(path("b.ini")) << sweep_text("0, 1");
   const std::string out = path("sw");
   ASSERT_EQ(run({"sweep", path("a.ini"), "--out", out, "--quiet"}).code, 0);
-  Run b = run({"sweep", path("b.ini"), "--out", out, "--quiet"});
+  Outcome b = run({"sweep", path("b.ini"), "--out", out, "--quiet"});
   EXPECT_EQ(b.code, 0) << b.out;
   std::string index = read_bytes(out + "/index.csv");
   EXPECT_EQ(std::count(index.begin(), index.end(), '\n'), 3) << index;  // header + 2 trials
