@@ -65,6 +65,16 @@ std::string tiny(std::map<std::string, std::string> over = {}, bool quiet = true
 }
 const std::string kTiny = tiny();
 
+// Only the model.* words of an option string (statex info reads no other experiment option).
+std::string model_only(const std::string& args) {
+  std::istringstream in(args);
+  std::string k, v, out;
+  while (in >> k) {
+    if (k.rfind("--model.", 0) == 0 && in >> v) out += " " + k + " " + v;
+  }
+  return out;
+}
+
 class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -225,7 +235,7 @@ std::pair<long long, long long> info_totals(const std::string& out) {
 }
 
 TEST_F(Cli, InfoPrintsStateSizesWithUnits) {
-  Result r = statex("info" + tiny({{"model.n_layers", "3"}}, /*quiet=*/false) + " --params");
+  Result r = statex("info" + model_only(tiny({{"model.n_layers", "3"}}, /*quiet=*/false)) + " --params");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_CONTAINS(r.out, "state scalars");
   EXPECT_CONTAINS(r.out, "state bytes");
@@ -235,9 +245,9 @@ TEST_F(Cli, InfoPrintsStateSizesWithUnits) {
   auto [scalars, bytes] = info_totals(r.out);
   EXPECT_EQ(scalars, 3 * 64);
   EXPECT_EQ(bytes, 4 * 3 * 64);
-  Result m = statex("info" + tiny({{"model.model", "mamba2"}, {"model.head_dim", "8"},
-                                     {"model.d_state", "5"}},
-                                    /*quiet=*/false));
+  Result m = statex("info" + model_only(tiny({{"model.model", "mamba2"}, {"model.head_dim", "8"},
+                                                {"model.d_state", "5"}},
+                                               /*quiet=*/false)));
   ASSERT_EQ(m.code, 0) << m.out;
   EXPECT_EQ(info_totals(m.out).first, 2 * 32 * 5);  // L * d_inner * N
 }
@@ -271,7 +281,7 @@ TEST_F(Cli, ExpandWritesLargerState) {
 TEST_F(Cli, EvalWritesAccuracy) {
   const std::string ck = make_checkpoint();
   const std::string ev = path("ev.h5");
-  Result r = statex("eval --checkpoint " + ck + tiny({}, false) + " --out " + ev);
+  Result r = statex("eval --checkpoint " + ck + " --mqar.test 16:2:8 --out " + ev);
   ASSERT_EQ(r.code, 0) << r.out;
   EvalOutput e = read_eval_output(ev);
   EXPECT_EQ(e.num_examples, 8);

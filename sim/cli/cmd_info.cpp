@@ -29,7 +29,7 @@ int cmd_info(int argc, char** argv) {
                              "Prints build info, parameter counts and recurrent state sizes.",
                              {"model."});
   if (vm.count("help")) return 0;
-  finalize(cfg);
+  validate(cfg.model);  // info reads only the model options
   ModelConfig mc = cfg.model;
   if (!checkpoint.empty()) mc = load_checkpoint(checkpoint).model;
 

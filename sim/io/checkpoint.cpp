@@ -51,7 +51,8 @@ void read_flat(hid_t group, const std::string& group_path, const ParamTable& tab
     if (shape != e.shape)
       throw Bad("'" + group_path + "/" + e.name + "' has shape " + h5::shape_str(shape) +
                 ", expected " + h5::shape_str(e.shape));
-    if (e.numel() > 0 && !h5::has_checksum(group, e.name))  // integrity rule: results_format.md
+    // Integrity rule (docs/results_format.md): every non-scalar tensor carries Fletcher32.
+    if (!e.shape.empty() && e.numel() > 0 && !h5::has_checksum(group, e.name))
       throw Bad("'" + group_path + "/" + e.name + "' has no Fletcher32 checksum (write every " +
                 "checkpoint dataset chunked with fletcher32=True)");
     h5::read_dataset_into<float>(group, e.name, buf.data() + e.offset, e.numel());
