@@ -581,7 +581,7 @@ TEST_F(SweepTest, SlurmSigtermRequeuesAndResumesExactly) {
     }
   }
   ASSERT_GT(seen, 0) << "the trial never ran: " << read_file(out + "/trials/" + id + ".log");
-  ASSERT_EQ(run_cmd({"scancel", "--batch", "--signal=TERM", task}, tmp + "/scancel.log"), 0)
+  ASSERT_EQ(run_cmd({"/usr/bin/env", "scancel", "--batch", "--signal=TERM", task}, tmp + "/scancel.log"), 0)
       << read_file(tmp + "/scancel.log");
 
   // The task is requeued and completes; --collect shows it completed.
