@@ -73,7 +73,6 @@ int cmd_eval(int argc, char** argv) {
   OutputLock lock("--out", out);
   refuse_existing("--out", out, overwrite);
   validate(cfg.train);
-  check_device(cfg.train.device);
   Checkpoint ck = load_checkpoint(checkpoint);
   cfg.model.vocab_size = ck.model.vocab_size;
   cfg.mqar_train = cfg.mqar_test;  // eval never uses the train set; don't validate its default

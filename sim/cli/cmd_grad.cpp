@@ -57,7 +57,6 @@ int cmd_grad(int argc, char** argv) {
   OutputLock lock("--out", out);
   refuse_existing("--out", out, overwrite);
   validate(cfg.train);
-  check_device(cfg.train.device);
   Checkpoint ck;
   try {
     ck = load_checkpoint(checkpoint);

@@ -93,7 +93,6 @@ int cmd_train(int argc, char** argv) {
                         {"--out", opt.out_path, true},
                         {"--checkpoint-out", opt.checkpoint_out, true}},
                        {{"--resume", "--checkpoint-out"}});
-  check_device(cfg.train.device);
   check_statex_family(vm, cfg.model);
   check_planned_expansion(cfg);
   check_memory(cfg.model, int64_t(cfg.train.batch_size) * max_seq_len(cfg), /*with_optimizer=*/true);

@@ -7,7 +7,6 @@
 #include <climits>
 #include <cstdio>
 
-#include "sim/core/backend.h"
 
 namespace statex::cli {
 namespace {
@@ -24,13 +23,6 @@ double physical_memory_bytes() {
 }
 
 }  // namespace
-
-void check_device(const std::string& device) {
-  if (device != "cuda") return;
-  std::string why;
-  if (!cuda_available(&why))
-    throw ConfigError("device = cuda, but no usable GPU: " + why + " (use --device cpu)");
-}
 
 void check_memory(const ModelConfig& m, int64_t tokens_per_batch, bool with_optimizer) {
   // Rough upper estimate in doubles (no overflow for absurd sizes): counts of fp32 scalars.

@@ -9,9 +9,6 @@
 
 namespace statex::cli {
 
-// device = cuda on a machine without a usable GPU.
-void check_device(const std::string& device);
-
 // Refuses a model / batch whose memory need (parameters, gradients, AdamW moments, activations
 // of `tokens_per_batch` tokens, label logits) exceeds this machine's memory or the 2^31-element
 // limit of one buffer; the message gives the estimate and the options to reduce.

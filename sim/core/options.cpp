@@ -1,5 +1,7 @@
 #include "sim/core/options.h"
 
+#include "sim/core/backend.h"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -266,6 +268,11 @@ po::variables_map parse_experiment(int argc, char** argv, ExperimentConfig& cfg,
       po::store(po::parse_config_file(ini, reg.description(), /*allow_unregistered=*/false), vm);
     }
     po::notify(vm);
+    if (used_by("device", uses) && cfg.train.device == "cuda") {
+      std::string why;
+      if (!cuda_available(&why))
+        throw ConfigError("device = cuda, but no usable GPU: " + why + " (use --device cpu)");
+    }
   } catch (const po::unknown_option& e) {
     std::string name = e.get_option_name();
     throw ConfigError(at_line(path, text, name) + "unknown option '" + name +
