@@ -15,6 +15,7 @@
 #include "sim/io/results_file.h"
 #include "sim/io/token_file.h"
 #include "sim/model/state_size.h"
+#include "tests/cli/cli_harness.h"
 #include "tests/support/model_harness.h"
 
 using namespace statex;
@@ -22,13 +23,7 @@ using namespace statex::testing;
 
 namespace {
 
-std::string statex_bin() {
-  if (const char* b = std::getenv("STATEX_BIN")) return b;
-  char buf[4096];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  std::string self = n > 0 ? std::string(buf, size_t(n)) : "./test_cli";
-  return self.substr(0, self.rfind('/') + 1) + "statex";
-}
+using statex::cli_test::statex_bin;
 
 struct Result {
   int code = -1;

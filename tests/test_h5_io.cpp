@@ -108,12 +108,14 @@ RunRecord full_record() {
   r.steps_done = 300;
   r.wall_time_s = 12.345678901;
   r.tokens_seen = 1.5e9;
+  r.resume_log = "resumed at step 100 from ck.h5\nresumed at step 200 from ck.h5; changed: train.threads: 1 -> 2";
   return r;
 }
 
 void expect_same(const RunRecord& a, const RunRecord& b) {
   EXPECT_EQ(a.status, b.status);
   EXPECT_EQ(a.failure_reason, b.failure_reason);
+  EXPECT_EQ(a.resume_log, b.resume_log);
   EXPECT_EQ(a.arm, b.arm);
   EXPECT_EQ(a.config, b.config);
   EXPECT_EQ(a.config_ini, b.config_ini);
