@@ -275,8 +275,10 @@ void write_atomically(const std::string& path, const std::function<void(hid_t fi
   if (!reason.empty()) throw Error("cannot write '" + path + "': " + reason);
   try {
     Handle fapl = file_access();
-    // The 1.8 format: v2 superblock and object headers, which HDF5 checksums.
-    check(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18),
+    // The 1.10 format: superblock, object headers and chunk indexes all carry checksums that
+    // HDF5 verifies. (The 1.8 format indexes chunks with v1 B-trees, which have none: a flipped
+    // chunk key there reads back as zeros without an error.)
+    check(H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110),
           "cannot set the file format version");
     Handle file(check_id(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl),
                          "cannot create '" + tmp + "'"),
