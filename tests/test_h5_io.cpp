@@ -175,7 +175,7 @@ void expect_same(const RunRecord& a, const RunRecord& b) {
 // damage.
 class RwFile {
  public:
-  explicit RwFile(const std::string& p) {
+  explicit RwFile(const std::string& p) : path_(p) {
     h5::silence_errors();
     hid_t id = H5Fopen(p.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
     EXPECT_GE(id, 0) << p;
@@ -183,11 +183,15 @@ class RwFile {
   }
   RwFile(RwFile&&) = default;
   ~RwFile() {
-    if (f_.get() >= 0) h5::write_digests(f_);
+    if (f_.get() < 0) return;
+    h5::write_digests(f_);
+    f_.reset();
+    h5::stamp_file_crc(path_);
   }
   operator hid_t() const { return f_.get(); }  // NOLINT: pass straight to H5 calls
 
  private:
+  std::string path_;
   h5::Handle f_;
 };
 RwFile open_rw(const std::string& p) { return RwFile(p); }

@@ -23,6 +23,9 @@ herr_t collect_desc(unsigned, const H5E_error2_t* err, void* data) {
   return 0;
 }
 
+bool dataset_has_fletcher32(hid_t d);  // below, with the dataset readers
+void check_file_crc(const std::string& path);  // below, with the writers
+
 [[noreturn]] void fail(const std::string& what) {
   std::string reason = hdf5_reason();
   H5Eclear2(H5E_DEFAULT);
@@ -243,6 +246,7 @@ Handle open_file(const std::string& path) {
   htri_t is_h5 = H5Fis_hdf5(path.c_str());
   H5Eclear2(H5E_DEFAULT);
   if (is_h5 == 0) throw Error("it is not an HDF5 file");
+  check_file_crc(path);  // before HDF5 parses any of it
   hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, file_access());
   if (id < 0) fail("the file is truncated or damaged");
   Handle file(id, H5Fclose);
@@ -256,6 +260,112 @@ Handle open_file(const std::string& path) {
 }
 
 namespace {
+
+// CRC-32 of the bytes of `path` from `offset` to the end; its length in *length.
+uint32_t crc_from(int fd, off_t offset, int64_t* length) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  std::vector<unsigned char> buf(1 << 20);
+  int64_t total = 0;
+  while (true) {
+    ssize_t n = ::pread(fd, buf.data(), buf.size(), offset + total);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(std::string("cannot read: ") + std::strerror(errno));
+    if (n == 0) break;
+    crc = crc32(crc, buf.data(), static_cast<uInt>(n));
+    total += n;
+  }
+  *length = total;
+  return static_cast<uint32_t>(crc);
+}
+
+// The file's stored CRC line ("" when it has none: not written by write_atomically).
+std::string stored_crc_line(int fd) {
+  char head[kUserBlockBytes + 1] = {0};
+  ssize_t n = ::pread(fd, head, kUserBlockBytes, 0);
+  if (n < static_cast<ssize_t>(std::strlen(kFileCrcMagic)) ||
+      std::strncmp(head, kFileCrcMagic, std::strlen(kFileCrcMagic)) != 0)
+    return "";
+  return std::string(head, strnlen(head, kUserBlockBytes));
+}
+
+std::string crc_line(uint32_t crc, int64_t length) {
+  char line[96];
+  std::snprintf(line, sizeof line, "%s %08x %lld\n", kFileCrcMagic, crc,
+                static_cast<long long>(length));
+  return line;
+}
+
+// The first numeric dataset whose read fails (Fletcher32), as that read's message; "" if none.
+// Reads only numeric datasets: HDF5 verifies their metadata and data, so this is safe on a
+// damaged file (strings live in the unchecksummed global heap and are never touched here).
+std::string first_damaged_tensor(hid_t group, const std::string& path) {
+  std::vector<std::string> names;
+  try {
+    names = child_names(group);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  for (const std::string& name : names) {
+    std::string p = path == "/" ? "/" + name : path + "/" + name;
+    hid_t o = H5Oopen(group, name.c_str(), H5P_DEFAULT);
+    if (o < 0) {
+      H5Eclear2(H5E_DEFAULT);
+      return "cannot open '" + p + "'";
+    }
+    Handle obj(o, H5Oclose);
+    std::string found;
+    if (H5Iget_type(obj) == H5I_GROUP) {
+      found = first_damaged_tensor(obj, p);
+    } else if (H5Iget_type(obj) == H5I_DATASET) {
+      Handle t(H5Dget_type(obj), H5Tclose);
+      Handle sp(H5Dget_space(obj), H5Sclose);
+      H5T_class_t cls = t.get() >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
+      hssize_t n = sp.get() >= 0 ? H5Sget_simple_extent_npoints(sp) : 0;
+      if ((cls == H5T_INTEGER || cls == H5T_FLOAT) && n > 0) {
+        std::vector<double> buf(static_cast<size_t>(n));
+        if (H5Dread(obj, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0) {
+          H5Eclear2(H5E_DEFAULT);
+          found = "dataset '" + p + "' is damaged" +
+                  (dataset_has_fletcher32(obj) ? ": its Fletcher32 checksum does not match its data"
+                                               : "");
+        }
+      }
+    }
+    if (!found.empty()) return found;
+  }
+  return "";
+}
+
+// Throws Error when the file's user-block CRC does not match its bytes, naming the damaged
+// tensor when one is found. Files without the CRC line pass unchecked.
+void check_file_crc(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(std::string("cannot open: ") + std::strerror(errno));
+  std::string line;
+  int64_t length = 0;
+  uint32_t crc = 0;
+  try {
+    line = stored_crc_line(fd);
+    if (!line.empty()) crc = crc_from(fd, kUserBlockBytes, &length);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+  if (line.empty() || line == crc_line(crc, length)) return;
+  std::string where;
+  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, file_access());
+  if (id >= 0) {
+    Handle file(id, H5Fclose);
+    Handle root(H5Gopen2(file, "/", H5P_DEFAULT), H5Gclose);
+    if (root.get() >= 0) where = first_damaged_tensor(root, "/");
+  }
+  H5Eclear2(H5E_DEFAULT);
+  throw Error(where.empty() ? "the file is damaged: its CRC-32 (" + line.substr(0, line.size() - 1) +
+                                  ") does not match its bytes (truncated, or damaged outside "
+                                  "the tensors: metadata or attributes)"
+                            : where + " (the file's CRC-32 does not match either)");
+}
 
 void fsync_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY);
@@ -280,7 +390,9 @@ void write_atomically(const std::string& path, const std::function<void(hid_t fi
     // chunk key there reads back as zeros without an error.)
     check(H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110),
           "cannot set the file format version");
-    Handle file(check_id(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl),
+    Handle fcpl(check_id(H5Pcreate(H5P_FILE_CREATE), "cannot create property list"), H5Pclose);
+    check(H5Pset_userblock(fcpl, kUserBlockBytes), "cannot reserve the user block");
+    Handle file(check_id(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl, fapl),
                          "cannot create '" + tmp + "'"),
                 H5Fclose);
     fill(file);
@@ -289,6 +401,7 @@ void write_atomically(const std::string& path, const std::function<void(hid_t fi
     // close (a full disk) leaves HDF5 holding the file; main() calls H5dont_atexit so HDF5 does
     // not try to flush it again during library shutdown (that crashed with SIGSEGV).
     check(H5Fclose(file.release()), "cannot close '" + tmp + "'");
+    stamp_file_crc(tmp);
     fsync_file(tmp);
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
       throw Error("cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno));
@@ -296,6 +409,23 @@ void write_atomically(const std::string& path, const std::function<void(hid_t fi
     std::remove(tmp.c_str());
     throw Error("cannot write '" + path + "': " + e.what());
   }
+}
+
+void stamp_file_crc(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot reopen '" + path + "': " + std::strerror(errno));
+  try {
+    int64_t length = 0;
+    uint32_t crc = crc_from(fd, kUserBlockBytes, &length);
+    std::string line = crc_line(crc, length);
+    line.resize(kUserBlockBytes, '\0');
+    if (::pwrite(fd, line.data(), line.size(), 0) != static_cast<ssize_t>(line.size()))
+      throw Error("cannot write the checksum of '" + path + "': " + std::strerror(errno));
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (::close(fd) != 0) throw Error("cannot close '" + path + "': " + std::strerror(errno));
 }
 
 void check_writable(const std::string& path) {

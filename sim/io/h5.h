@@ -60,6 +60,16 @@ Handle open_file(const std::string& path);
 void write_atomically(const std::string& path, const std::function<void(hid_t file)>& fill);
 
 // ---- integrity (docs/results_format.md, "Integrity") ----
+// Files written by write_atomically start with a 512-byte HDF5 user block holding a CRC-32 of
+// every byte after it (kFileCrcMagic, the CRC in hex, the length). open_file checks it before
+// HDF5 parses anything, so no damaged byte (e.g. in HDF5's unchecksummed global heap of strings,
+// where a flipped length made HDF5 crash) ever reaches the library; on a mismatch it names the
+// first tensor whose Fletcher32 check fails, if any.
+constexpr const char* kFileCrcMagic = "statex-crc32";
+constexpr int kUserBlockBytes = 512;
+// (Re)writes the user-block CRC of a closed file (after an in-place edit, e.g. in tests).
+void stamp_file_crc(const std::string& path);
+
 // Every non-empty, non-scalar numeric dataset is written chunked with HDF5's Fletcher32 filter,
 // which HDF5 verifies on every read. Everything else (attributes of every object, string and
 // scalar datasets) is covered by one CRC-32 per object in the uint32 dataset kDigestDataset

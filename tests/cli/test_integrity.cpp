@@ -66,10 +66,10 @@ TEST_P(BitFlip, LoadsIdenticallyOrIsRefusedByName) {
 }
 INSTANTIATE_TEST_SUITE_P(Twenty, BitFlip, ::testing::Range(0, 20));
 
-// Edits a checkpoint in place with HDF5, then re-stamps the digests (a deliberate edit, so the
-// structural check, not the checksum, must name the problem).
+// Edits a checkpoint in place with HDF5, then re-stamps the digests and the file CRC (a
+// deliberate edit, so the structural check, not a checksum, must name the problem).
 template <class F>
-void edit(const std::string& path, F f, bool restamp = true) {
+void edit(const std::string& path, F f, bool restamp = true, bool restamp_crc = true) {
   h5::silence_errors();
   hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
   ASSERT_GE(id, 0);
@@ -78,6 +78,7 @@ void edit(const std::string& path, F f, bool restamp = true) {
     f(file.get());
     if (restamp) h5::write_digests(file);
   }
+  if (restamp_crc) h5::stamp_file_crc(path);
 }
 
 TEST_F(Attack, MissingParameterDatasetIsNamed) {
@@ -101,11 +102,17 @@ TEST_F(Attack, DamagedTrainerAttributeIsNamed) {
           {"ck.h5", "schedule_start", "damaged"});
 }
 
-TEST_F(Attack, EditedAttributeWithoutDigestIsDamage) {
+TEST_F(Attack, EditedAttributeIsDamage) {
   std::string ck = checkpoint();
-  edit(ck, [&](hid_t f) { h5::write_attr(f, "step", int64_t{999}); }, /*restamp=*/false);
+  // Neither the file CRC nor the digests re-stamped: the CRC-32 catches it first.
+  edit(ck, [&](hid_t f) { h5::write_attr(f, "step", int64_t{999}); }, false, false);
   refused(V{"eval", "--checkpoint", ck, "--out", path("e.h5")} + kEvalSet, 2,
-          {"ck.h5", "damaged", "checksum"});
+          {"ck.h5", "damaged", "CRC-32"});
+  // File CRC re-stamped but not the digests: the per-object digest names the object.
+  ck = checkpoint("ck2.h5");
+  edit(ck, [&](hid_t f) { h5::write_attr(f, "step", int64_t{999}); }, false, true);
+  refused(V{"eval", "--checkpoint", ck, "--out", path("e.h5")} + kEvalSet, 2,
+          {"ck2.h5", "'/' is damaged", "checksum"});
 }
 
 TEST_F(Attack, FlippedParameterValueNamesTheTensor) {
