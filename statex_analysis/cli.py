@@ -9,7 +9,7 @@ import sys
 import warnings
 
 from . import tables
-from .cells import PoolingWarning
+from .cells import PoolingWarning, warn_small_cells
 from .frames import read_records, runs_frame
 from .io import FormatError
 
@@ -71,6 +71,7 @@ def cmd_summary(args) -> int:
     n_bad = int((runs["status"] != "completed").sum())
     print(f"\n{len(runs)} runs, {n_bad} not completed")
     cell_table = tables.cell_summary_table(runs)
+    warn_small_cells(cell_table, "cells")
     if not cell_table.empty:
         print("\nCells (runs identical in every option except the seeds):")
         print(tables.to_text(tables.presentable(cell_table)))

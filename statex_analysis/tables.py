@@ -334,7 +334,6 @@ def cell_summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     named = [o for o in grouping.varied]
     table = table[["cell", *named, "model", "arm", *CELL_STATS, *ESCAPE_STATS, "runs"]]
     table.attrs["caption"] = _caption(grouping, "Accuracy = best eval accuracy.")
-    cells.warn_small_cells(table, "cells")
     return table
 
 
