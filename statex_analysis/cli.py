@@ -94,26 +94,18 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _one_line_warning(message, category, *_args, **_kwargs) -> str:
-    return f"warning: {message}\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    try:
-        with warnings.catch_warnings():  # the analysis's own warnings as one line each
-            warnings.simplefilter("always", PoolingWarning)
-            previous, warnings.formatwarning = warnings.formatwarning, _one_line_warning
-            try:
-                return {"summary": cmd_summary, "report": cmd_report}[args.command](args)
-            finally:
-                warnings.formatwarning = previous
-    except FormatError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except tables.TableError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    with warnings.catch_warnings(record=True) as caught:  # the analysis's warnings, one line each
+        warnings.simplefilter("always", PoolingWarning)
+        try:
+            return {"summary": cmd_summary, "report": cmd_report}[args.command](args)
+        except (FormatError, tables.TableError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        finally:
+            for warning in caught:
+                print(f"warning: {warning.message}", file=sys.stderr)
 
 
 def main_exit() -> None:

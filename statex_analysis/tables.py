@@ -385,7 +385,8 @@ def _fmt_state(value: float) -> str:
 
 
 def summary_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
-    """One row per trial: model, sizes, state size, lr, seed, arm, final/best accuracy, status."""
+    """One row per trial: model, sizes, state size, lr, seed, arm, final/best accuracy, the
+    plateau-escape step, status."""
     def col(name):
         return runs[name] if name in runs else pd.Series(np.nan, index=runs.index)
 
@@ -405,8 +406,19 @@ def summary_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
         "final_acc": col("final_accuracy"),
         "best_acc": col("best_accuracy"),
         "best_step": col("best_step"),
+        "escape_step": _escape_text(runs),
         "status": status,
     })
+
+
+def _escape_text(runs: pd.DataFrame) -> pd.Series:
+    """Per run: the plateau-escape step, 'never' (threshold known, not exceeded) or '' (no K)."""
+    if "escape_step" not in runs:
+        return pd.Series("", index=runs.index)
+    threshold = pd.to_numeric(runs["plateau_threshold"], errors="coerce")
+    step = pd.to_numeric(runs["escape_step"], errors="coerce")
+    return pd.Series(["" if pd.isna(t) else ("never" if pd.isna(s) else f"{int(s):,}")
+                      for t, s in zip(threshold, step)], index=runs.index)
 
 
 def group_table(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
