@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 1
         finally:
-            for warning in caught:
-                print(f"warning: {warning.message}", file=sys.stderr)
+            for message in dict.fromkeys(str(w.message) for w in caught):  # each once
+                print(f"warning: {message}", file=sys.stderr)
 
 
 def main_exit() -> None:

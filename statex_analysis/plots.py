@@ -3,6 +3,8 @@ matplotlib Figure whose legend labels name the series, so tests can inspect them
 reads files or picks runs; selection lives in tables.py."""
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")  # headless: reports are files
@@ -10,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .tables import ARMS, PHASES, state_label  # noqa: E402
+from .tables import ARMS, PHASES, STATEX_EVENT_OPTIONS, state_label  # noqa: E402
 
 SPREAD_TEXT = {"ci": "line = median, band = 95% bootstrap interval of the median",
                "minmax": "line = median, band = min-max over seeds",
@@ -48,12 +50,17 @@ def accuracy_vs_state(points: pd.DataFrame, unit: str, spread: str = "ci") -> pl
     """Best eval accuracy vs recurrent state size (log x), one series per model (and per value
     of any non-shape option that varied, e.g. train.steps), one point per cell at its chosen lr:
     the median with the interval band (`spread`) and error bars."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
     keys = _series_key(points)
-    for key, series in points.groupby(keys, sort=True, dropna=False):
+    groups = list(points.groupby(keys, sort=True, dropna=False))
+    long_labels = len(keys) > 1
+    # constrained layout keeps a legend placed under the axes inside the figure
+    fig, ax = plt.subplots(figsize=(6.4, 4.2 + (0.5 * len(groups) if long_labels else 0)),
+                           layout="constrained")
+    for key, series in groups:
         key = key if isinstance(key, tuple) else (key,)
         label = ", ".join([str(key[0])] + [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                                            for k, v in zip(keys[1:], key[1:])])
+        label = textwrap.fill(label, 90, subsequent_indent="  ")
         series = series.sort_values("state")
         x = series["state"].to_numpy(float)
         center, low, high = _center_band(series, spread)
@@ -65,9 +72,13 @@ def accuracy_vs_state(points: pd.DataFrame, unit: str, spread: str = "ci") -> pl
     ax.set_xlabel(state_label(unit))
     ax.set_ylabel("best eval accuracy")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"MQAR accuracy vs state size ({SPREAD_TEXT[spread]})", fontsize=9)
+    ax.set_title(f"MQAR accuracy vs state size\n({SPREAD_TEXT[spread]})", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(title="model")
+    if long_labels:  # series named by varied options: below the axes, where there is room
+        ax.legend(title="model, and the options that differ between series", fontsize=7,
+                  title_fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15))
+    else:
+        ax.legend(title="model")
     return fig
 
 
@@ -187,11 +198,15 @@ def _per_item(table: pd.DataFrame, unit: str, item: str, item_labels, xlabel: st
         sub = table[table["model"] == model]
         items = sorted(sub[item].unique(), key=item_labels[1])
         pos = {v: i for i, v in enumerate(items)}
-        for _, series in sub.groupby(["arm", "state", "cell"], sort=True):
+        per_label = sub.groupby(["arm", "state"])["cell"].nunique()
+        for (arm, state, cell), series in sub.groupby(["arm", "state", "cell"], sort=True):
             series = series.assign(_x=series[item].map(pos)).sort_values("_x")
             x = series["_x"].to_numpy(float)
             center, low, high = _center_band(series, "ci")
-            (line,) = ax.plot(x, center, marker="o", label=_series_label(series.iloc[0], unit))
+            label = _series_label(series.iloc[0], unit)
+            if per_label[(arm, state)] > 1:  # same state and arm, other options: name the cell
+                label += f", cell {cell} (tables/cells)"
+            (line,) = ax.plot(x, center, marker="o", label=label)
             ax.fill_between(x, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
         ax.set_xticks(range(len(items)))
         ax.set_xticklabels([item_labels[0](sub, v) for v in items], fontsize=7, rotation=30)
@@ -213,7 +228,7 @@ def gap_accuracy(gaps: pd.DataFrame, unit: str) -> plt.Figure:
     """Accuracy vs key→query distance bucket, per model, one series per state size."""
     return _per_item(gaps, unit, "gap_lo", (_gap_text, lambda v: v),
                      "key→query gap (tokens; bucket [lo, hi))",
-                     f"accuracy vs query gap ({SPREAD_TEXT['ci']})")
+                     f"accuracy vs query gap\n({SPREAD_TEXT['ci']})")
 
 
 def _segment_key(name: str):
@@ -227,11 +242,11 @@ def segment_accuracy(segments: pd.DataFrame, unit: str) -> plt.Figure:
         parts = name.split(":")
         return f"T={parts[0]} K={parts[1]}" if len(parts) == 3 else name
     return _per_item(segments, unit, "segment", (text, _segment_key), "MQAR test segment",
-                     f"accuracy per test segment ({SPREAD_TEXT['ci']})")
+                     f"accuracy per test segment\n({SPREAD_TEXT['ci']})")
 
 
 # Options that the ablation heatmap's axes (or the lr choice) already account for.
-ABLATION_AXES_OPTIONS = ("statex.step", "statex.layers", "statex.count", "statex.mode", "train.lr")
+ABLATION_AXES_OPTIONS = (*STATEX_EVENT_OPTIONS, "train.lr")
 
 
 def ablation_heatmaps(ablation: pd.DataFrame) -> plt.Figure:

@@ -103,6 +103,8 @@ def filter_runs(runs: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
 CELL_STATS = ["n", "median", "ci_low", "ci_high", "mean", "std", "min", "max"]
 ESCAPE_STATS = ["n_escaped", "n_escape_known", "escape_fraction", "escape_step_median"]
 STATEX_CONFIG = ("statex_mode", "statex_step", "statex_layers")
+# Options whose effect the /statex record states (mode, step, which layers were expanded).
+STATEX_EVENT_OPTIONS = ("statex.mode", "statex.step", "statex.count", "statex.layers")
 
 
 def _unit_factor(unit: str) -> int:
@@ -317,7 +319,8 @@ def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
     statex = runs[(runs["arm"] == "statex") & runs["statex_step"].notna()]
     table, grouping = cells_table(statex, metric="final_accuracy", carry=STATEX_CONFIG)
     table = choose_lr(table, grouping)
-    named = _named_options(grouping)
+    # the expansion's own record (/statex: mode, step, layers) names these options' effect
+    named = _named_options(grouping, drop=(LR_COL, "model.model", *STATEX_EVENT_OPTIONS))
     columns = ["model", *STATEX_CONFIG, *named, "lr", "lrs_tried", "state_scalars", *CELL_STATS,
                *ESCAPE_STATS, "cell_label", "runs"]
     table = table[columns].sort_values(["model", *STATEX_CONFIG], kind="stable")
@@ -493,7 +496,7 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 # Raw columns folded into the formatted ones (or too long for a README table).
 _FOLDED = {"ci_low", "ci_high", "mean", "std", "min", "max", "n_escape_known", "escape_fraction",
-           "cell", "cell_label", "runs", "comparison", "diff_ci_low", "diff_ci_high",
+           "cell_label", "runs", "comparison", "diff_ci_low", "diff_ci_high",
            "mean_diff", "n_negative", "n_ties", "state_bytes", "state_scalars", "state_unit",
            "seeds"}
 
