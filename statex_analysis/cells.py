@@ -14,7 +14,6 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 # Seeds of a run: train.seed (parameter init / batch order) and mqar.seed (train and test data).

@@ -113,8 +113,9 @@ def _unit_factor(unit: str) -> int:
 
 def _escape_stats(group: pd.DataFrame) -> dict:
     """Escape counts over the runs whose plateau threshold is known (K found in the file)."""
-    known = group[pd.to_numeric(group.get("plateau_threshold", np.nan), errors="coerce").notna()] \
-        if "plateau_threshold" in group else group.iloc[0:0]
+    if "plateau_threshold" not in group:
+        return dict.fromkeys(ESCAPE_STATS, np.nan)
+    known = group[pd.to_numeric(group["plateau_threshold"], errors="coerce").notna()]
     if known.empty:
         return dict.fromkeys(ESCAPE_STATS, np.nan)
     return {**stats.escape_summary(pd.to_numeric(known["escape_step"], errors="coerce")),
