@@ -14,8 +14,9 @@ Every number here comes from numpy / scipy; nothing is a hand-written formula:
 
 Why percentile and not BCa: the bootstrap distribution of a median of a few values is discrete
 (it only takes sample values), so BCa's bias correction - the share of resamples below the
-observed median - jumps with ties and its jackknife acceleration degenerates when values repeat;
-scipy then warns and may return NaN. The percentile interval is always defined. At n = 5 it is
+observed median - jumps with ties and its jackknife acceleration degenerates when values repeat
+(scipy returns NaN for seeds 0, 1, 1, 1, 1: saturated runs are common). The percentile interval
+is always defined. At n = 5 it is
 still narrow for a median (its coverage is below 95%; docs/analysis.md gives the measured
 coverage): read it as "how much the median moves when seeds are resampled", not as an exact
 interval.

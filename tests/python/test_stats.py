@@ -60,6 +60,13 @@ def test_large_normal_sample_covers_the_true_median_and_shrinks(seed):
     assert widths[1600] / widths[100] == pytest.approx(0.25, abs=0.1)  # ~ 1/sqrt(n)
 
 
+@pytest.mark.parametrize("values", [[0.3, 0.5, 0.5, 0.5, 0.7], [0.0, 1.0, 1.0, 1.0, 1.0]])
+def test_interval_is_defined_for_tied_seeds(values):
+    """Repeated values (saturated runs) are where BCa degenerates to NaN; percentile does not."""
+    low, high = stats.median_ci(values)
+    assert min(values) <= low <= np.median(values) <= high <= max(values)
+
+
 def test_interval_lies_within_the_sample_range():
     x = [0.2, 0.9, 0.5, 0.55, 0.6]
     low, high = stats.median_ci(x)
