@@ -43,6 +43,7 @@ def test_cpp_writer_files_read_as_documented():
     assert gaps[gaps["step"] == 0]["accuracy"].isna().tolist() == [False, True, False]
 
 
+@pytest.mark.filterwarnings("ignore::statex_analysis.cells.PoolingWarning")  # cells of n < 3 here
 @pytest.mark.parametrize("directory", DIRS, ids=lambda d: d.name)
 def test_fixture_directory_invariants(directory: Path, capsys):
     runs = analysis.load_runs([directory])

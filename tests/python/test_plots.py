@@ -153,6 +153,7 @@ def test_ablation_heatmaps(statex_runs):
     plt.close(fig)
 
 
+@pytest.mark.filterwarnings("ignore::statex_analysis.cells.PoolingWarning")  # cells of n < 3 here
 def test_report_writes_everything(scaling_records, statex_records, tmp_path):
     rep = build_report(scaling_records + statex_records, "bytes", "minmax")
     assert set(rep.tables) >= {"accuracy_vs_state", "statex_arms", "statex_differences",

@@ -27,6 +27,7 @@ def test_best_lr_uses_best_accuracy_and_aggregates_seeds(scaling_runs):
     assert "`train.seed`" in points.attrs["caption"] and "`model.d_model`" in points.attrs["caption"]
 
 
+@pytest.mark.filterwarnings("ignore::statex_analysis.cells.PoolingWarning")  # cells of n < 3 here
 def test_state_units(scaling_runs):
     bytes_ = tables.state_column(scaling_runs, "bytes")
     scalars = tables.state_column(scaling_runs, "scalars")
@@ -157,6 +158,7 @@ def test_text_and_markdown_render(scaling_runs):
     assert md.startswith("| run | status |") and "non-finite loss at step 150" in md
 
 
+@pytest.mark.filterwarnings("ignore::statex_analysis.cells.PoolingWarning")  # cells of n < 3 here
 def test_unlabelled_run_that_expanded_counts_as_statex_arm(tmp_path):
     """A sweep that sets statex.step but not statex.arm: its runs expanded, so they are the StateX
     arm (ablation table); an unlabelled run without an expansion stays unlabelled."""
