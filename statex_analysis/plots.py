@@ -114,7 +114,10 @@ def statex_arms(arms: pd.DataFrame, unit: str, spread: str = "ci") -> plt.Figure
         ax.set_ylabel("eval accuracy")
         config = next((c for c in table.get("statex_config", []) if c), "")  # statex arm's choice
         bars = SPREAD_TEXT[spread].replace("line", "bar").replace("band", "error bar")
-        ax.set_title(f"{model}: StateX arms (state in {unit})\n{bars}"
+        differ = "".join(f", {k}={v:g}" if isinstance(v, float) else f", {k}={v}"
+                         for k, v in table.iloc[0].items() if ("." in str(k) or k == "lr")
+                         and arms.loc[arms["model"] == model, k].nunique(dropna=False) > 1)
+        ax.set_title(f"{model}{differ}: StateX arms (state in {unit})\n{bars}"
                      + (f"\nStateX: {config}" if config else ""), fontsize=7)
         ax.legend(fontsize=7, loc="upper left")
     return fig
@@ -275,8 +278,11 @@ def ablation_heatmaps(ablation: pd.DataFrame) -> plt.Figure:
         ax.set_yticklabels(list(grid.index))
         ax.set_xlabel("expansion step")
         ax.set_ylabel("expanded layers")
-        extra = "".join(f", {k}={v}" for k, v in zip(keys[2:], others))
-        ax.set_title(f"{model} / {mode}{extra}", fontsize=9)
+        same_model = ablation[ablation["model"] == model]
+        extra = "".join(f", {k}={v:g}" if isinstance(v, float) else f", {k}={v}"
+                        for k, v in zip(keys[2:], others)
+                        if same_model[k].nunique(dropna=False) > 1)  # what tells panels apart
+        ax.set_title(textwrap.fill(f"{model} / {mode}{extra}", 60), fontsize=9)
     if image is not None:
         fig.colorbar(image, ax=list(axes[0]), label="final accuracy (median over seeds, chosen LR)")
     return fig

@@ -243,14 +243,15 @@ def _statex_config(group: pd.DataFrame) -> str:
 def arms_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
     """The StateX arms per comparison (_comparisons): accuracy just before and after the
     expansion (/statex) and at the end of training (equal total steps) for statex, control and
-    scratch, each a cell with n / median / interval and, at the end, the escape counts."""
+    scratch, each a cell with n / median / interval and, at the end, the escape counts. A phase
+    no run measured has no row."""
     rows, grouping = [], cells.Grouping()
     for cell_id, group, grouping in _comparisons(runs):
         config = _statex_config(group)
         for label, arm, acc_col, state_col in PHASES:
             arm_runs = group[group["arm"] == arm]
-            if arm_runs.empty:
-                continue
+            if pd.to_numeric(arm_runs[acc_col], errors="coerce").isna().all():
+                continue  # no such arm, or the phase was not measured (-1 in /statex)
             escape = _escape_stats(arm_runs) if label in END_PHASES else \
                 dict.fromkeys(ESCAPE_STATS, np.nan)
             rows.append({"comparison": cell_id,

@@ -118,3 +118,24 @@ def test_unpaired_seeds_are_counted(run_file):
     assert diffs["n_pairs"].iloc[0] == 3 and diffs["unpaired"].iloc[0] == 2
     assert diffs["seeds"].iloc[0] == "1;2;3"
     assert np.isfinite(diffs["diff_ci_low"].iloc[0])
+
+
+def test_two_comparisons_of_one_model_are_two_panels_named_by_what_differs(run_file):
+    import matplotlib.pyplot as plt
+    from statex_analysis import plots
+    sx = dict(step=100, mode="reinit", layers=[0], mult=2)
+    specs = []
+    for lr in ("0.001", "0.01"):
+        common = {"statex.step": "100", "statex.mode": "reinit", "statex.count": "1",
+                  "train.lr": lr}
+        specs += [(f"sx{lr}-{s}", dict(seed=s, arm="statex", statex=sx,
+                                       extra_config={"train.lr": lr})) for s in (0, 1, 2)]
+        specs += [(f"ctl{lr}-{s}", dict(seed=s, arm="control", extra_config=common))
+                  for s in (0, 1, 2)]
+    arms = tables.arms_table(_runs(run_file, specs))
+    assert arms["comparison"].nunique() == 2
+    fig = plots.statex_arms(arms, "bytes")
+    titles = sorted(ax.get_title() for ax in fig.axes)
+    assert titles[0].startswith("gla, lr=0.001: StateX arms")
+    assert titles[1].startswith("gla, lr=0.01: StateX arms")
+    plt.close(fig)
