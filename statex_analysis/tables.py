@@ -283,7 +283,8 @@ def statex_differences_table(runs: pd.DataFrame, metric: str = "final_accuracy")
     """Paired StateX differences per comparison: statex minus control and statex minus scratch,
     paired by seed (train.seed, mqar.seed), `metric` = end-of-training accuracy. Per pair set:
     n_pairs, the median difference with its bootstrap interval, mean, signs and the two-sided
-    sign-test p; runs without a partner of the same seeds are counted in `unpaired`."""
+    sign-test p; runs without a partner of the same seeds are counted in `unpaired`; `seeds`
+    and `differences` list the pairs (';'-joined, same order)."""
     rows, grouping = [], cells.Grouping()
     for cell_id, group, grouping in _comparisons(runs):
         group = group.assign(_seeds=_seed_key(group))
@@ -300,12 +301,14 @@ def statex_differences_table(runs: pd.DataFrame, metric: str = "final_accuracy")
                          "statex_config": _statex_config(group), "difference": f"statex − {other}",
                          **stats.paired_summary(diff.to_numpy(float)),
                          "unpaired": len(sx) + len(ot) - 2 * len(common),
-                         "seeds": ";".join(common)})
+                         "seeds": ";".join(common),
+                         "differences": ";".join(f"{d:.4f}" for d in diff.to_numpy(float))})
     named = _named_options(grouping)
     paired = ["n_pairs", "median_diff", "diff_ci_low", "diff_ci_high", "mean_diff", "n_positive",
               "n_negative", "n_ties", "sign_p"]
     table = pd.DataFrame(rows, columns=["comparison", *named, "model", "lr", "statex_config",
-                                        "difference", *paired, "unpaired", "seeds"])
+                                        "difference", *paired, "unpaired", "seeds",
+                                        "differences"])
     table.attrs["caption"] = _caption(
         grouping, "Differences of end-of-training accuracy, paired by seed "
         f"({', '.join(s for s in cells.SEED_OPTIONS)}); median difference with its bootstrap "
@@ -500,7 +503,7 @@ def to_markdown(table: pd.DataFrame) -> str:
 _FOLDED = {"ci_low", "ci_high", "mean", "std", "min", "max", "n_escape_known", "escape_fraction",
            "cell_label", "runs", "comparison", "diff_ci_low", "diff_ci_high",
            "mean_diff", "n_negative", "n_ties", "state_bytes", "state_scalars", "state_unit",
-           "seeds"}
+           "seeds", "differences"}
 
 
 def _with_interval(center, low, high) -> str:

@@ -114,6 +114,8 @@ def test_statex_differences_are_paired_by_seed(statex_runs):
     # the interval of the median of {0.24, 0.32, 0.40} lies within the pairs' range
     assert 0.24 - 1e-6 <= control["diff_ci_low"] <= 0.32 <= control["diff_ci_high"] <= 0.40 + 1e-6
     assert control["seeds"].split(";") == ["0", "1", "2"]  # train.seed (these files have no mqar.seed)
+    assert [float(d) for d in control["differences"].split(";")] == pytest.approx(
+        [0.40, 0.32, 0.24], abs=1e-4)
 
 
 def test_ablation_table(statex_runs):
