@@ -114,7 +114,7 @@ def test_learning_curves_say_when_runs_are_left_out(statex_runs, statex_records,
     ax_acc = fig.axes[0]
     n = len(statex_runs[statex_runs["model"] == "gla"])
     assert n > 2
-    assert f"(first 2 of " in ax_acc.get_title() and "runs shown)" in ax_acc.get_title()
+    assert "(first 2 of " in ax_acc.get_title() and "runs shown)" in ax_acc.get_title()
     assert sum(1 for l in ax_acc.get_lines() if list(l.get_xdata())[:1] == [0]) == 2
     plt.close(fig)
 
