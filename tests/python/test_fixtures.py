@@ -43,6 +43,17 @@ def test_cpp_writer_files_read_as_documented():
     assert gaps[gaps["step"] == 0]["accuracy"].isna().tolist() == [False, True, False]
 
 
+def test_simulator_run_that_escapes_the_plateau():
+    """A real `statex train` run (data/fixtures/README.md): the escape step the trainer's results
+    writer stored is the first eval above min(3/K, (1+1/K)/2) = 0.625 for K = 4."""
+    path = HERE.parents[1] / "data" / "fixtures" / "runs" / "gla_escapes.h5"
+    row = analysis.load_runs([path]).iloc[0]
+    assert row["escape_source"] == "file"
+    assert (row["plateau_num_kv"], row["plateau_threshold"], row["escape_step"]) == (4, 0.625, 250)
+    evals = analysis.load_evals([path]).set_index("step")["accuracy"]
+    assert evals[200] <= 0.625 < evals[250]
+
+
 @pytest.mark.filterwarnings("ignore::statex_analysis.cells.PoolingWarning")  # cells of n < 3 here
 @pytest.mark.parametrize("directory", DIRS, ids=lambda d: d.name)
 def test_fixture_directory_invariants(directory: Path, capsys):
