@@ -48,15 +48,10 @@ Result statex(const std::string& args) {
 // a time (options may be given once only) so that a missed check cannot turn into a long
 // default-sized run.
 std::string tiny(std::map<std::string, std::string> over = {}, bool quiet = true) {
-  std::map<std::string, std::string> o = {
-      {"model.d_model", "16"},     {"model.vocab_size", "37"},   {"model.gate_low_rank", "4"},
-      {"mqar.train", "16:2:40"},   {"mqar.test", "16:2:8"},      {"train.steps", "4"},
-      {"train.batch_size", "2"},   {"train.eval_every", "2"},    {"train.warmup_steps", "1"},
-      {"train.threads", "1"}};
-  for (auto& [k, v] : over) o[k] = v;
   std::string s;
-  for (auto& [k, v] : o) s += " --" + k + " " + v;
-  return quiet ? s + " --quiet" : s;
+  for (const std::string& w : statex::cli_test::tiny(std::move(over)))
+    if (quiet || w != "--quiet") s += " " + w;
+  return s;
 }
 const std::string kTiny = tiny();
 
