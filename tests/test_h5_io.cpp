@@ -108,12 +108,14 @@ RunRecord full_record() {
   r.steps_done = 300;
   r.wall_time_s = 12.345678901;
   r.tokens_seen = 1.5e9;
+  r.resume_log = "resumed at step 100 from ck.h5\nresumed at step 200 from ck.h5; changed: train.threads: 1 -> 2";
   return r;
 }
 
 void expect_same(const RunRecord& a, const RunRecord& b) {
   EXPECT_EQ(a.status, b.status);
   EXPECT_EQ(a.failure_reason, b.failure_reason);
+  EXPECT_EQ(a.resume_log, b.resume_log);
   EXPECT_EQ(a.arm, b.arm);
   EXPECT_EQ(a.config, b.config);
   EXPECT_EQ(a.config_ini, b.config_ini);
@@ -168,13 +170,31 @@ void expect_same(const RunRecord& a, const RunRecord& b) {
   EXPECT_EQ(a.tokens_seen, b.tokens_seen);
 }
 
-// Opens a file read-write for tests that damage it on purpose.
-h5::Handle open_rw(const std::string& p) {
-  h5::silence_errors();
-  hid_t id = H5Fopen(p.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-  EXPECT_GE(id, 0) << p;
-  return h5::Handle(id, H5Fclose);
-}
+// Opens a file read-write for tests that damage it on purpose. The integrity digests are
+// re-stamped on close, so the structural check under test (not the checksum) must name the
+// damage.
+class RwFile {
+ public:
+  explicit RwFile(const std::string& p) : path_(p) {
+    h5::silence_errors();
+    hid_t id = H5Fopen(p.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    EXPECT_GE(id, 0) << p;
+    f_ = h5::Handle(id, H5Fclose);
+  }
+  RwFile(RwFile&&) = default;
+  ~RwFile() {
+    if (f_.get() < 0) return;
+    h5::write_digests(f_);
+    f_.reset();
+    h5::stamp_file_crc(path_);
+  }
+  operator hid_t() const { return f_.get(); }  // NOLINT: pass straight to H5 calls
+
+ private:
+  std::string path_;
+  h5::Handle f_;
+};
+RwFile open_rw(const std::string& p) { return RwFile(p); }
 
 // ---------------------------------------------------------------- results
 
@@ -229,6 +249,43 @@ TEST_F(H5IoTest, ResultsLayoutSummaryAndUnits) {
   EXPECT_EQ(h5::read_attr_str(h5::open_dataset(e, "gap_bucket_edges"), "unit"), "tokens");
   h5::Handle c = h5::open_group(f, "config");
   EXPECT_EQ(h5::read_attr_str(c, "model.d_model"), "64");
+}
+
+// Plateau escape (docs/results_format.md): K = smallest test K, threshold min(3/K, (1+1/K)/2),
+// escape_step = first eval strictly above it, -1 when none.
+TEST_F(H5IoTest, ResultsPlateauEscapeFromTheEvalCurve) {
+  auto escape = [&](std::vector<std::string> segments, std::vector<float> accs,
+                    int64_t* k = nullptr, double* threshold = nullptr) {
+    RunRecord r;
+    r.test_segments = std::move(segments);
+    for (size_t i = 0; i < accs.size(); ++i) {
+      EvalPoint e;
+      e.step = 50 * static_cast<int64_t>(i);
+      e.accuracy = accs[i];
+      r.evals.push_back(e);
+    }
+    write_results(path("plateau.h5"), r);
+    h5::Handle f = h5::open_file(path("plateau.h5"));
+    if (k) *k = h5::read_attr_i64(f, "plateau_num_kv");
+    if (threshold) *threshold = h5::read_attr_f64(f, "plateau_threshold");
+    EXPECT_EQ(h5::read_attr_str(f, "escape_step_unit"), "steps");
+    return h5::read_attr_i64(f, "escape_step");
+  };
+  int64_t k = 0;
+  double threshold = 0;
+  // K = 8 (smallest of 8 and 16): threshold 3/8; 0.375 itself is a tie and does not escape.
+  EXPECT_EQ(escape({"128:16:10", "64:8:10"}, {0.0f, 0.375f, 0.376f, 0.2f}, &k, &threshold), 100);
+  EXPECT_EQ(k, 8);
+  EXPECT_DOUBLE_EQ(threshold, 0.375);
+  EXPECT_EQ(escape({"64:8:10"}, {0.0f, 0.125f, 0.3f}), -1);  // never above: stuck on the plateau
+  EXPECT_EQ(escape({"64:8:10"}, {kNaN, 0.9f}), 50);           // a NaN eval is not an escape
+  // K = 2: 3/K would be unreachable, so the cap (1 + 1/2)/2 = 0.75 applies.
+  EXPECT_EQ(escape({"64:2:10"}, {0.7f, 0.75f, 0.8f}, &k, &threshold), 100);
+  EXPECT_DOUBLE_EQ(threshold, 0.75);
+  // No segment: K unknown, NaN threshold, never escapes.
+  EXPECT_EQ(escape({}, {0.9f}, &k, &threshold), -1);
+  EXPECT_EQ(k, -1);
+  EXPECT_TRUE(std::isnan(threshold));
 }
 
 TEST_F(H5IoTest, ResultsWriteLeavesNoTmpAndOverwriteStaysReadable) {
@@ -295,7 +352,7 @@ TEST_F(H5IoTest, ResultsReaderRefusesOtherVersionAndFormat) {
   const std::string p = path("run.h5");
   write_results(p, full_record());
   {
-    h5::Handle f = open_rw(p);
+    auto f = open_rw(p);
     h5::write_attr(f, "format_version", int32_t{2});
   }
   std::string msg = error_of<std::runtime_error>([&] { read_results(p); });
@@ -303,7 +360,7 @@ TEST_F(H5IoTest, ResultsReaderRefusesOtherVersionAndFormat) {
   EXPECT_CONTAINS(msg, "format_version");
   EXPECT_CONTAINS(msg, "2");
   {
-    h5::Handle f = open_rw(p);
+    auto f = open_rw(p);
     h5::write_attr(f, "format_version", int32_t{1});
     h5::write_attr(f, "format", "something else");
   }
@@ -383,7 +440,9 @@ TEST_F(H5IoTest, CheckpointRoundTripIsBitExact) {
   Checkpoint ck = full_checkpoint();
   save_checkpoint(path("ck.h5"), ck);
   EXPECT_FALSE(file_exists(path("ck.h5.tmp")));
-  Checkpoint back = load_checkpoint(path("ck.h5"));
+  // The odd table is not the mamba2 model's own layout, so it is passed as the expected one.
+  ParamTable odd = odd_table();
+  Checkpoint back = load_checkpoint(path("ck.h5"), &odd);
   EXPECT_EQ(back.step, ck.step);
   expect_same_table(ck.table, back.table);  // creation order kept, so same offsets
   EXPECT_TRUE(same(back.params, ck.params));
@@ -486,10 +545,11 @@ TEST_F(H5IoTest, BadCheckpointMissingParameterDatasets) {
   std::string p = path("ck.h5");
   save_checkpoint(p, full_checkpoint());
   {
-    h5::Handle f = open_rw(p);
+    auto f = open_rw(p);
     ASSERT_GE(H5Ldelete(f, "optim/exp_avg_sq/layers.0.mixer.A_log", H5P_DEFAULT), 0);
   }
-  std::string msg = error_of<ConfigError>([&] { load_checkpoint(p); });
+  ParamTable odd = odd_table();
+  std::string msg = error_of<ConfigError>([&] { load_checkpoint(p, &odd); });
   EXPECT_CONTAINS(msg, p);
   EXPECT_CONTAINS(msg, "missing parameter dataset '/optim/exp_avg_sq/layers.0.mixer.A_log'");
 
@@ -522,18 +582,18 @@ TEST_F(H5IoTest, BadCheckpointShapeMismatches) {
   EXPECT_CONTAINS(msg, "not a parameter of this model");
 
   {  // a moment whose shape differs from its parameter
-    h5::Handle f = open_rw(p);
+    auto f = open_rw(p);
     ASSERT_GE(H5Ldelete(f, "optim/exp_avg/layers.0.mixer.A_log", H5P_DEFAULT), 0);
     h5::Handle g = h5::open_group(f, "optim/exp_avg");
     std::vector<float> nine(9, 1.0f);
     h5::write_dataset(g, "layers.0.mixer.A_log", nine);
   }
-  msg = error_of<ConfigError>([&] { load_checkpoint(p); });
+  msg = error_of<ConfigError>([&] { load_checkpoint(p, &right); });
   EXPECT_CONTAINS(msg, "'/optim/exp_avg/layers.0.mixer.A_log' has shape [9], expected [8]");
 
   save_checkpoint(p, full_checkpoint());
   {  // per-layer shape list of the wrong length
-    h5::Handle f = open_rw(p);
+    auto f = open_rw(p);
     ASSERT_GE(H5Ldelete(f, "model/layer_heads", H5P_DEFAULT), 0);
     h5::Handle m = h5::open_group(f, "model");
     h5::write_dataset(m, "layer_heads", std::vector<int32_t>{8, 8});
