@@ -43,18 +43,9 @@ void gated_delta_forward(float* o, float* final_state, const float* q, const flo
         const size_t gi = (size_t(b) * T + t) * H + h;
         step(S, u, k + row(b, t, h, T, H, K), v + row(b, t, h, T, H, V), std::exp(double(g[gi])),
              beta[gi], K, V);
-        const float* qt = q + row(b, t, h, T, H, K);
-        float* ot = o + row(b, t, h, T, H, V);
-        for (int j = 0; j < V; ++j) {
-          double acc = 0;
-          for (int i = 0; i < K; ++i) acc += double(qt[i]) * S[size_t(i) * V + j];
-          ot[j] = float(double(scale) * acc);
-        }
+        readout(o + row(b, t, h, T, H, V), q + row(b, t, h, T, H, K), S, K, V, scale);
       }
-      if (final_state) {
-        float* fs = final_state + state_at(b, h, H, K, V);
-        for (size_t i = 0; i < S.size(); ++i) fs[i] = float(S[i]);
-      }
+      if (final_state) store_state(final_state + state_at(b, h, H, K, V), S);
     }
 }
 

@@ -27,18 +27,9 @@ void gla_forward(float* o, float* final_state, const float* q, const float* k, c
           for (int j = 0; j < V; ++j)
             S[size_t(i) * V + j] = alpha * S[size_t(i) * V + j] + double(kt[i]) * vt[j];
         }
-        // o_t = (scale q_t) S
-        float* ot = o + row(b, t, h, T, H, V);
-        for (int j = 0; j < V; ++j) {
-          double acc = 0;
-          for (int i = 0; i < K; ++i) acc += double(qt[i]) * S[size_t(i) * V + j];
-          ot[j] = float(double(scale) * acc);
-        }
+        readout(o + row(b, t, h, T, H, V), qt, S, K, V, scale);  // o_t = (scale q_t) S
       }
-      if (final_state) {
-        float* fs = final_state + state_at(b, h, H, K, V);
-        for (size_t i = 0; i < S.size(); ++i) fs[i] = float(S[i]);
-      }
+      if (final_state) store_state(final_state + state_at(b, h, H, K, V), S);
     }
   }
 }
