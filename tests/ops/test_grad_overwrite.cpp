@@ -1,4 +1,4 @@
-// The `accumulate` flag of the CPU backward ops (sim/core/backend.h): with accumulate = false an
+// The `accumulate` flag of the CPU backward ops (sim/core/ops.def): with accumulate = false an
 // op overwrites its input (activation) gradients without reading them, and still adds into its
 // parameter gradients. Every op is run twice on the same random inputs at odd shapes:
 //   1. accumulate = true into zeroed input gradients,

@@ -8,8 +8,8 @@
 #include <random>
 #include <vector>
 
-#include "sim/ops/cpu/gemm.h"
-#include "sim/ops/cpu/small_gemm.h"
+#include "sim/ops/cpu/detail/gemm.h"
+#include "sim/ops/cpu/detail/small_gemm.h"
 
 namespace statex {
 namespace {
