@@ -26,11 +26,7 @@
 namespace statex {
 namespace {
 
-using namespace testing;
-using testing::compare;
-using testing::dot;
-using testing::fd_check;
-using testing::random_vector;
+using namespace testing;  // tests/support: fd_check, random_vector, cpu(), kN...
 
 double sigmoid_d(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 double logsigmoid_d(double x) { return std::min(x, 0.0) - std::log1p(std::exp(-std::fabs(x))); }

@@ -25,13 +25,7 @@
 namespace statex {
 namespace {
 
-using statex::testing::compare;
-using statex::testing::describe;
-using statex::testing::dot;
-using statex::testing::fd_check;
-using statex::testing::random_vector;
-using Vec = std::vector<float>;
-using statex::testing::zeros;
+using namespace testing;  // tests/support: fd_check, random_vector, cpu(), kN...
 
 // The fused conv + SiLU against the level below (conv1d then silu; silu_backward then
 // conv1d_backward), forward and backward in both gradient modes, with and without bias, on odd
@@ -79,7 +73,9 @@ TEST(Conv1dSilu, MatchesConvThenSiluAndIsThreadCountIndependent) {
     EXPECT_LT(compare(act[0], act_ref).rel_rms, 1e-6);
     EXPECT_LT(compare(dx[0], dx_ref).rel_rms, 1e-6);
     EXPECT_LT(compare(dw[0], dw_ref).rel_rms, 1e-6);
-    if (s.bias) EXPECT_LT(compare(db[0], db_ref).rel_rms, 1e-6);
+    if (s.bias) {
+      EXPECT_LT(compare(db[0], db_ref).rel_rms, 1e-6);
+    }
     Vec dx_delta(n);
     for (size_t i = 0; i < n; ++i) dx_delta[i] = dx[0][i] - dx_init[i];
     EXPECT_LT(compare(dx_over[0], dx_delta).rel_rms, 1e-5);

@@ -14,10 +14,7 @@
 namespace statex {
 namespace {
 
-using testing::compare;
-using testing::dot;
-using testing::fd_check;
-using testing::random_vector;
+using namespace testing;  // tests/support: fd_check, random_vector, cpu(), kN...
 
 struct GlaShape {
   int B, T, H, K, V;

@@ -14,37 +14,9 @@
 namespace statex {
 namespace {
 
-using testing::compare;
-using testing::dot;
-using testing::fd_check;
-using testing::random_vector;
+using namespace testing;  // tests/support: fd_check, random_vector, cpu(), kN...
 
-struct GlaShape {
-  int B, T, H, K, V;
-  size_t qk() const { return size_t(B) * T * H * K; }
-  size_t vo() const { return size_t(B) * T * H * V; }
-  size_t state() const { return size_t(B) * H * K * V; }
-  float scale() const { return 1.f / std::sqrt(float(K)); }
-};
-
-// Inputs plus a random upstream gradient on o and on the final state.
-struct GlaInputs {
-  std::vector<float> q, k, v, gk, dout, dfinal;
-  GlaInputs(const GlaShape& s, float gk_lo, float gk_hi, unsigned seed)
-      : q(random_vector(s.qk(), seed + 1)),
-        k(random_vector(s.qk(), seed + 2)),
-        v(random_vector(s.vo(), seed + 3)),
-        gk(random_vector(s.qk(), seed + 4, gk_lo, gk_hi)),
-        dout(random_vector(s.vo(), seed + 5)),
-        dfinal(random_vector(s.state(), seed + 6)) {}
-};
-
-struct GlaGrads {
-  std::vector<float> dq, dk, dv, dgk;
-  explicit GlaGrads(const GlaShape& s) : dq(s.qk()), dk(s.qk()), dv(s.vo()), dgk(s.qk()) {}
-};
-
-TEST(RmsnormSwishGate, GradientsMatchFiniteDifferences) {
+TEST(GlaNorm, GradientsMatchFiniteDifferences) {
   const int N = 9, C = 61;
   const float eps = 1e-5f;
   auto x = random_vector(size_t(N) * C, 21, -2.f, 2.f);

@@ -16,13 +16,13 @@
 #include <vector>
 
 #include "sim/core/backend.h"
+#include "tests/support/cpu_ops.h"
 #include "tests/support/fd_check.h"
 
 namespace statex {
 namespace {
 
-using testing::random_vector;
-using Vec = std::vector<float>;
+using namespace testing;  // tests/support: fd_check, random_vector, cpu(), kN...
 
 void expect_overwrite_matches_accumulate_from_zero(const std::string& op,
                                                    const std::vector<Vec*>& input_grads,

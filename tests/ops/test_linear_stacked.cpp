@@ -26,11 +26,7 @@
 namespace statex {
 namespace {
 
-using namespace testing;
-using testing::compare;
-using testing::dot;
-using testing::fd_check;
-using testing::random_vector;
+using namespace testing;  // tests/support: fd_check, random_vector, cpu(), kN...
 
 // Stacked projections against the level below, one linear op per part (forward, dinp in both
 // gradient modes, dweight), on odd part widths and an odd C; N small (one block), mid (several

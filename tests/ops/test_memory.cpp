@@ -26,11 +26,7 @@
 namespace statex {
 namespace {
 
-using namespace testing;
-using testing::compare;
-using testing::dot;
-using testing::fd_check;
-using testing::random_vector;
+using namespace testing;  // tests/support: fd_check, random_vector, cpu(), kN...
 
 TEST(CpuMemory, NameAllocZeroAndTransfers) {
   auto be = cpu();

@@ -25,13 +25,7 @@
 namespace statex {
 namespace {
 
-using statex::testing::compare;
-using statex::testing::describe;
-using statex::testing::dot;
-using statex::testing::fd_check;
-using statex::testing::random_vector;
-using Vec = std::vector<float>;
-using statex::testing::zeros;
+using namespace testing;  // tests/support: fd_check, random_vector, cpu(), kN...
 
 TEST(SoftplusBias, ForwardValuesAndThreshold) {
   CpuBackend be;

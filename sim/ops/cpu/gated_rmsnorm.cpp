@@ -1,97 +1,17 @@
-// Mamba2 elementwise ops on the CPU: dt softplus (+ bias), the D skip, and the gated RMSNorm
-// (mamba_ssm RMSNormGated, norm_before_gate=False). Contract: sim/core/backend.h.
-//
-// Parameter gradients (ddt_bias, dD, dweight) are reductions over all N rows. To keep results
-// independent of the thread count, rows are cut into fixed blocks of kRowsPerBlock; each block's
-// partial sum (float within the block) is computed by one thread and the partials are added in
-// double, in block order.
+// Mamba2 gated RMSNorm (mamba_ssm RMSNormGated, norm_before_gate=False), on the CPU.
+// Contract: sim/core/ops.def.
 #include <Eigen/Core>
 #include <cmath>
 #include <stdexcept>
 
-#include "sim/ops/cpu/block_partials.h"
 #include "sim/ops/cpu/cpu_backend.h"
-#include "sim/ops/cpu/grad_store.h"
+#include "sim/ops/cpu/detail/block_partials.h"
+#include "sim/ops/cpu/detail/grad_store.h"
+#include "sim/ops/cpu/detail/row_blocks.h"
 
 namespace statex {
-namespace {
 
-constexpr int kRowsPerBlock = 256;
-// Below this many elements a parallel region costs more than it saves.
-constexpr size_t kMinParallelWork = size_t(1) << 15;
-
-using Arr = Eigen::Map<Eigen::ArrayXf>;
-using ConstArr = Eigen::Map<const Eigen::ArrayXf>;
-using RowArrXX = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using RowBlock = Eigen::Map<RowArrXX>;             // [n, H] rows of an [N, H] tensor
-using ConstRowBlock = Eigen::Map<const RowArrXX>;
-using ConstRowVec = Eigen::Map<const Eigen::Array<float, 1, Eigen::Dynamic>>;
-
-// Whether a pass over an [N, C] tensor is big enough to run its row blocks in parallel.
-bool worth_parallel(int N, int C) { return size_t(N) * C >= kMinParallelWork; }
-
-}  // namespace
-
-// dt [N, H] = softplus(dt_raw [N, H] + dt_bias [H]) as PyTorch's F.softplus(beta=1,
-// threshold=20), evaluated as max(v, 0) + log1p(exp(-|v|)):
-// never overflows, and above the threshold (v > 20) the log1p term (< 2e-9) is below half an ulp
-// of v, so the result is exactly v, as PyTorch's identity branch gives. Blocks of rows are
-// Eigen arrays (vectorised exp / log1p).
-void CpuBackend::softplus_bias_forward(float* dt, const float* dt_raw, const float* dt_bias, int N,
-                                       int H) {
-  const ConstRowVec bias(dt_bias, H);
-  for_row_blocks(N, kRowsPerBlock, worth_parallel(N, H), [&](int r0, int n) {
-    RowBlock v(dt + size_t(r0) * H, n, H);
-    v = ConstRowBlock(dt_raw + size_t(r0) * H, n, H).rowwise() + bias;
-    v = v.max(0.f) + (-v.abs()).exp().log1p();
-  });
-}
-
-// d softplus(v)/dv = sigmoid(v) = logistic(v), which is exactly 1 above ~15.7, so also on the
-// identity branch (v > 20). One pass per row block: g = ddt * sigmoid(v) is added into ddt_raw
-// and its column sums (float within the block, double across blocks in block order) into
-// ddt_bias.
-void CpuBackend::softplus_bias_backward(float* ddt_raw, float* ddt_bias, const float* ddt,
-                                        const float* dt_raw, const float* dt_bias, int N, int H,
-                                        bool accumulate) {
-  if (!ddt_raw && !ddt_bias) return;
-  const ConstRowVec bias(dt_bias, H);
-  auto block = [&](int r0, int n, Eigen::ArrayXf* bias_sum) {
-    const size_t o = size_t(r0) * H;
-    const auto v = ConstRowBlock(dt_raw + o, n, H).rowwise() + bias;  // [n, H]
-    const RowArrXX g = ConstRowBlock(ddt + o, n, H) * v.logistic();
-    if (ddt_raw) store_grad(RowBlock(ddt_raw + o, n, H), g, accumulate);
-    if (bias_sum) *bias_sum = g.colwise().sum().transpose();
-  };
-  for_row_blocks_summing(ddt_bias, H, N, kRowsPerBlock, worth_parallel(N, H), block);
-}
-
-// y [N, H, P] += D[h] * x [N, H, P]
-void CpuBackend::ssd_dskip_forward(float* y, const float* x, const float* D, int N, int H, int P) {
-#pragma omp parallel for schedule(static) if (size_t(N) * H * P >= kMinParallelWork)
-  for (int r = 0; r < N; ++r)
-    for (int h = 0; h < H; ++h) {
-      const size_t o = (size_t(r) * H + h) * P;
-      for (int p = 0; p < P; ++p) y[o + p] += D[h] * x[o + p];
-    }
-}
-
-// dx += D[h] dy and dD[h] += sum over rows and p of dy x, in one pass per row block (dD: float
-// within the block, double across blocks in block order).
-void CpuBackend::ssd_dskip_backward(float* dx, float* dD, const float* dy, const float* x,
-                                    const float* D, int N, int H, int P, bool accumulate) {
-  if (!dx && !dD) return;
-  const Eigen::Map<const Eigen::ArrayXf> Dh(D, H);
-  auto block = [&](int r0, int n, Eigen::ArrayXf* dD_sum) {
-    for (int r = r0; r < r0 + n; ++r) {
-      const size_t o = size_t(r) * H * P;
-      const ConstRowBlock dyr(dy + o, H, P);  // [H, P]
-      if (dx) store_grad(RowBlock(dx + o, H, P), dyr.colwise() * Dh, accumulate);
-      if (dD_sum) *dD_sum += (dyr * ConstRowBlock(x + o, H, P)).rowwise().sum();
-    }
-  };
-  for_row_blocks_summing(dD, H, N, kRowsPerBlock, worth_parallel(N, H * P), block);
-}
+using namespace row_blocks;
 
 // u = y * silu(z); out = u * rstd_group * weight. y, z, out [N, C]; rstd [N, C/group_size].
 // Rows are Eigen arrays (vectorised; sigmoid = Eigen's logistic(), a couple of ulps).
