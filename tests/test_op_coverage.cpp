@@ -90,16 +90,19 @@ TEST(OpCoverage, TwinsAreNamedAlike) {
           << op.name << " is not defined in " << file;
     }
     const std::regex def(side.cls + "(\\w+)\\(");
+    size_t definitions = 0;
     for (const auto& e : fs::directory_iterator(side.dir)) {
       if (e.path().extension() != side.ext) continue;
       const std::string text = read_text(e.path()), stem = e.path().stem().string();
       for (std::sregex_iterator m(text.begin(), text.end(), def), end; m != end; ++m) {
         const OpInfo* op = find_op((*m)[1].str());
-        if (op) {
-          EXPECT_EQ(op->stem, stem) << e.path() << " defines " << op->name;
-        }
+        if (!op) continue;
+        ++definitions;
+        EXPECT_EQ(op->stem, stem) << e.path() << " defines " << op->name;
       }
     }
+    // Each op defined exactly once per side (and the scan above did find the definitions).
+    EXPECT_EQ(definitions, op_list().size()) << side.dir;
   }
 }
 

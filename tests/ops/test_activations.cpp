@@ -1,4 +1,5 @@
-// CPU tests of the activations op family: the elementwise activations: silu, logsigmoid, swiglu (sim/ops/cpu/activations.cpp).
+// CPU tests of the activations op family: the elementwise activations: silu, logsigmoid, swiglu
+// (sim/ops/cpu/activations.cpp).
 //
 // Tolerance policy (see tests/support/fd_check.h): gradients by central finite differences on
 // odd shapes (N=63, C=60, OC=37, V=53); forwards against direct double-precision formulas with

@@ -1,4 +1,5 @@
-// CPU tests of the adamw op family: AdamW against a transcription of torch.optim.AdamW (sim/ops/cpu/adamw.cpp).
+// CPU tests of the adamw op family: AdamW against a transcription of torch.optim.AdamW
+// (sim/ops/cpu/adamw.cpp).
 //
 // Tolerance policy (see tests/support/fd_check.h): gradients by central finite differences on
 // odd shapes (N=63, C=60, OC=37, V=53); forwards against direct double-precision formulas with

@@ -1,4 +1,5 @@
-// CPU tests of the conv1d_silu op family: the fused conv1d + SiLU against conv1d then SiLU (sim/ops/cpu/conv1d_silu.cpp).
+// CPU tests of the conv1d_silu op family: the fused conv1d + SiLU against conv1d then SiLU
+// (sim/ops/cpu/conv1d_silu.cpp).
 //
 // Tolerance policy:
 //  - finite differences use tests/support/fd_check.h defaults (atol 2e-3, rtol 2e-2, justified
@@ -30,7 +31,8 @@ using namespace testing;  // tests/support: fd_check, random_vector, cpu(), kN..
 // The fused conv + SiLU against the level below (conv1d then silu; silu_backward then
 // conv1d_backward), forward and backward in both gradient modes, with and without bias, on odd
 // shapes (T = 63, C = 60, a sequence shorter than the taps), and for identical bits with 1 and
-// 3 threads. The level below is finite-difference checked above and in test_basic_ops.
+// 3 threads. The level below is finite-difference checked in test_conv1d.cpp and
+// test_activations.cpp.
 TEST(Conv1dSilu, MatchesConvThenSiluAndIsThreadCountIndependent) {
   CpuBackend be;
   struct S { int B, T, C, W; bool bias; };

@@ -1,4 +1,5 @@
-// CPU tests of the gated_rmsnorm op family: the Mamba2 gated RMSNorm (sim/ops/cpu/gated_rmsnorm.cpp).
+// CPU tests of the gated_rmsnorm op family: the Mamba2 gated RMSNorm
+// (sim/ops/cpu/gated_rmsnorm.cpp).
 //
 // Tolerance policy:
 //  - finite differences use tests/support/fd_check.h defaults (atol 2e-3, rtol 2e-2, justified

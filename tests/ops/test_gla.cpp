@@ -1,4 +1,6 @@
-// CPU tests of the gla op family: the GLA scan: the per-timestep reference against finite differences, the chunked fast path against the reference (forward and gradients, weak and strong decay, partial chunks), the accumulate contract, thread-count independence (sim/ops/cpu/gla.cpp).
+// CPU tests of the gla op family: the GLA scan: the per-timestep reference against finite
+// differences, the chunked fast path against the reference (forward and gradients, weak and strong
+// decay, partial chunks), the accumulate contract, thread-count independence (sim/ops/cpu/gla.cpp).
 #include <omp.h>
 
 #include <algorithm>

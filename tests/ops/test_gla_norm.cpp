@@ -1,4 +1,5 @@
-// CPU tests of the gla_norm op family: the GLA output norm (RMSNorm + swish gate) (sim/ops/cpu/gla_norm.cpp).
+// CPU tests of the gla_norm op family: the GLA output norm (RMSNorm + swish gate)
+// (sim/ops/cpu/gla_norm.cpp).
 #include <omp.h>
 
 #include <algorithm>

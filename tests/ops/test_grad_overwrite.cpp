@@ -5,7 +5,7 @@
 //   2. accumulate = false into input gradients filled with NaN (a read would leave NaN).
 // Parameter gradients start at zero both times. The two must agree bit for bit: overwriting is
 // "the same sum without the old value", and 0 + x == x exactly. (Accumulation into non-zero
-// gradients is checked op by op in test_basic_ops, test_gla_ops and test_mamba2_ops.)
+// gradients is checked op by op in tests/ops/test_<stem>.cpp.)
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -1,4 +1,5 @@
-// CPU tests of the linear op family: linear (and the OpenBLAS / Eigen GEMM paths under it) (sim/ops/cpu/linear.cpp).
+// CPU tests of the linear op family: linear (and the OpenBLAS / Eigen GEMM paths under it)
+// (sim/ops/cpu/linear.cpp).
 //
 // Tolerance policy (see tests/support/fd_check.h): gradients by central finite differences on
 // odd shapes (N=63, C=60, OC=37, V=53); forwards against direct double-precision formulas with
@@ -125,6 +126,8 @@ TEST(CpuLinear, ThreadedPathsMatchDoubleAndAreThreadCountIndependent) {
   }
 }
 
+// Throughput probe, not part of CI: run with
+//   ./test_ops --gtest_also_run_disabled_tests --gtest_filter='*LinearThroughput*'
 // Prints wall-clock GFLOP/s and, since shared machines are often loaded, GFLOP per CPU-second
 // (process CPU time over all threads: equals the per-core rate when OMP_NUM_THREADS=1).
 TEST(CpuLinear, DISABLED_LinearThroughput) {

@@ -1,4 +1,5 @@
-// CPU tests of the linear_stacked op family: the stacked linear (several projections of one input) (sim/ops/cpu/linear_stacked.cpp).
+// CPU tests of the linear_stacked op family: the stacked linear (several projections of one input)
+// (sim/ops/cpu/linear_stacked.cpp).
 //
 // Tolerance policy (see tests/support/fd_check.h): gradients by central finite differences on
 // odd shapes (N=63, C=60, OC=37, V=53); forwards against direct double-precision formulas with
@@ -92,7 +93,5 @@ TEST(CpuLinearStacked, MatchesOneLinearPerPartAndIsThreadCountIndependent) {
   }
 }
 
-// Throughput probe, not part of CI: run with
-//   ./test_basic_ops --gtest_also_run_disabled_tests --gtest_filter='*LinearThroughput*'
 }  // namespace
 }  // namespace statex

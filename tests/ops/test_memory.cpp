@@ -1,4 +1,5 @@
-// CPU tests of the memory op family: memory and data movement: zero, strided_copy, gather_rows, scatter_add_rows, add_inplace, scale_inplace (sim/ops/cpu/memory.cpp).
+// CPU tests of the memory op family: memory and data movement: zero, strided_copy, gather_rows,
+// scatter_add_rows, add_inplace, scale_inplace (sim/ops/cpu/memory.cpp).
 //
 // Tolerance policy (see tests/support/fd_check.h): gradients by central finite differences on
 // odd shapes (N=63, C=60, OC=37, V=53); forwards against direct double-precision formulas with

@@ -1,4 +1,5 @@
-// CPU tests of the softplus_bias op family: softplus with bias (Mamba2 dt) (sim/ops/cpu/softplus_bias.cpp).
+// CPU tests of the softplus_bias op family: softplus with bias (Mamba2 dt)
+// (sim/ops/cpu/softplus_bias.cpp).
 //
 // Tolerance policy:
 //  - finite differences use tests/support/fd_check.h defaults (atol 2e-3, rtol 2e-2, justified

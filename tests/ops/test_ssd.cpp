@@ -1,4 +1,5 @@
-// CPU tests of the ssd op family: the SSD scan: the recurrent reference against finite differences and a hand-unrolled case, the chunked fast path against the reference (sim/ops/cpu/ssd.cpp).
+// CPU tests of the ssd op family: the SSD scan: the recurrent reference against finite differences
+// and a hand-unrolled case, the chunked fast path against the reference (sim/ops/cpu/ssd.cpp).
 //
 // Tolerance policy:
 //  - finite differences use tests/support/fd_check.h defaults (atol 2e-3, rtol 2e-2, justified

@@ -1,4 +1,5 @@
-// CPU tests of the sum_squares op family: the sum of squares behind the global gradient norm (sim/ops/cpu/sum_squares.cpp).
+// CPU tests of the sum_squares op family: the sum of squares behind the global gradient norm
+// (sim/ops/cpu/sum_squares.cpp).
 //
 // Tolerance policy (see tests/support/fd_check.h): gradients by central finite differences on
 // odd shapes (N=63, C=60, OC=37, V=53); forwards against direct double-precision formulas with
