@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "sim/io/h5.h"
+#include "sim/model/param_layout.h"
 #include "sim/io/run_record.h"
 
 namespace statex {
@@ -50,6 +51,10 @@ void read_flat(hid_t group, const std::string& group_path, const ParamTable& tab
     if (shape != e.shape)
       throw Bad("'" + group_path + "/" + e.name + "' has shape " + h5::shape_str(shape) +
                 ", expected " + h5::shape_str(e.shape));
+    // Integrity rule (docs/results_format.md): every non-scalar tensor carries Fletcher32.
+    if (!e.shape.empty() && e.numel() > 0 && !h5::has_checksum(group, e.name))
+      throw Bad("'" + group_path + "/" + e.name + "' has no Fletcher32 checksum (write every " +
+                "checkpoint dataset chunked with fletcher32=True)");
     h5::read_dataset_into<float>(group, e.name, buf.data() + e.offset, e.numel());
   }
 }
@@ -116,6 +121,18 @@ Checkpoint read_checkpoint(hid_t f, const ParamTable* expected) {
   Checkpoint ck;
   ck.step = h5::read_attr_i64(f, "step");
   ck.model = read_model(f);
+  // Without an expected table, the model's own layout is expected: a missing, extra or
+  // reshaped tensor is then a named error here, not a size mismatch later.
+  ParamTable own;
+  if (!expected) {
+    try {
+      validate(ck.model);
+      own = build_param_table(ck.model);
+    } catch (const std::exception& e) {
+      throw Bad(std::string("bad model options in '/model': ") + e.what());
+    }
+    expected = &own;
+  }
   {
     h5::Handle p = h5::open_group(f, "params");
     ck.table = read_table(p, expected);
@@ -130,14 +147,24 @@ Checkpoint read_checkpoint(hid_t f, const ParamTable* expected) {
   }
   if (h5::exists(f, "trainer")) {
     h5::Handle t = h5::open_group(f, "trainer");
+    // A missing or mistyped attribute is named (e.g. a string where an int64 belongs).
+    auto attr = [&](const char* name, auto read) {
+      try {
+        return read(t, name);
+      } catch (const std::exception& e) {
+        throw Bad(std::string("trainer attribute '") + name + "' is damaged or missing (" +
+                  e.what() + ")");
+      }
+    };
     TrainerState s;
-    s.config_ini = h5::read_attr_str(t, "config_ini");
-    s.schedule_start = h5::read_attr_i64(t, "schedule_start");
-    s.schedule_length = h5::read_attr_i64(t, "schedule_length");
-    s.schedule_warmup = h5::read_attr_i64(t, "schedule_warmup");
-    s.tensor_steps = h5::read_attr_i64_vec(t, "tensor_steps");
-    s.statex_event_step = h5::read_attr_i64(t, "statex_event_step");
-    s.wall_time_s = h5::read_attr_f64(t, "wall_time_s");
+    s.config_ini = attr("config_ini", h5::read_attr_str);
+    s.schedule_start = attr("schedule_start", h5::read_attr_i64);
+    s.schedule_length = attr("schedule_length", h5::read_attr_i64);
+    s.schedule_warmup = attr("schedule_warmup", h5::read_attr_i64);
+    s.tensor_steps = attr("tensor_steps", h5::read_attr_i64_vec);
+    s.statex_event_step = attr("statex_event_step", h5::read_attr_i64);
+    s.wall_time_s = attr("wall_time_s", h5::read_attr_f64);
+    s.tokens_seen = attr("tokens_seen", h5::read_attr_f64);
     ck.trainer = std::move(s);
   }
   if (h5::exists(f, "expansion")) {
@@ -196,6 +223,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck) {
       h5::write_attr(t, "tensor_steps", s.tensor_steps);
       h5::write_attr(t, "statex_event_step", s.statex_event_step);
       h5::write_attr(t, "wall_time_s", s.wall_time_s);
+      h5::write_attr(t, "tokens_seen", s.tokens_seen);
     }
     if (ck.expansion) {
       h5::Handle x = h5::create_group(f, "expansion");

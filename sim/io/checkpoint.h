@@ -21,6 +21,13 @@ struct TrainerState {
   std::vector<int64_t> tensor_steps;   // AdamW per-tensor step counts, table order
   int64_t statex_event_step = -1;      // step of the StateX event (expansion / restart); -1: none yet
   double wall_time_s = 0;              // wall time of the run up to the checkpoint
+  double tokens_seen = 0;              // training tokens up to the checkpoint
+  bool operator==(const TrainerState& o) const {
+    return config_ini == o.config_ini && schedule_start == o.schedule_start &&
+           schedule_length == o.schedule_length && schedule_warmup == o.schedule_warmup &&
+           tensor_steps == o.tensor_steps && statex_event_step == o.statex_event_step &&
+           wall_time_s == o.wall_time_s && tokens_seen == o.tokens_seen;
+  }
 };
 
 // Where a `statex expand` output came from. Stored under /expansion.
@@ -28,6 +35,9 @@ struct ExpansionOrigin {
   std::vector<int64_t> layers;  // the expanded layers
   std::string mode;             // statex.mode
   std::string source;           // the checkpoint it was expanded from
+  bool operator==(const ExpansionOrigin& o) const {
+    return layers == o.layers && mode == o.mode && source == o.source;
+  }
 };
 
 struct Checkpoint {

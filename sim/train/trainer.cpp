@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "build_info.h"
@@ -23,8 +24,11 @@
 #include "sim/task/mqar.h"
 #include "sim/train/device_batch.h"
 #include "sim/train/evaluate.h"
+#include "sim/train/interrupt.h"
 #include "sim/train/optimizer.h"
 #include "sim/train/progress.h"
+#include "sim/train/resume_check.h"
+#include "sim/train/run_header.h"
 #include "sim/train/schedule.h"
 #include "sim/train/train_step.h"
 
@@ -80,6 +84,7 @@ struct Trainer::Impl {
   void save_checkpoint_file(const std::string& path);
   void write_results();
   int fail(const std::string& why);
+  int interrupted(int sig);
   // Wall time of the whole run so far, earlier segments (before a resume) included.
   double wall_time() const {
     return wall_before + std::chrono::duration<double>(Clock::now() - t0).count();
@@ -93,7 +98,9 @@ const RunRecord& Trainer::record() const { return impl_->rec; }
 
 int Trainer::run() {
   impl_->t0 = Clock::now();
+  install_interrupt_handlers();
   impl_->setup();  // config / file errors throw before anything is written
+  if (!impl_->opt.quiet) print_run_header(impl_->rec, impl_->opt, impl_->step, stderr);
   try {
     return impl_->loop();
   } catch (const ConfigError&) {
@@ -189,8 +196,14 @@ int Trainer::Impl::loop() {
         break;
       }
     }
-    if (tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0 && !opt.checkpoint_out.empty())
+    if (tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0 && !opt.checkpoint_out.empty()) {
+      // Results first: they then always hold the curve up to the checkpoint, which a --resume
+      // from it keeps (every step once).
+      rec.wall_time_s = wall_time();
+      write_results();
       save_checkpoint_file(opt.checkpoint_out);
+    }
+    if (int sig = pending_interrupt()) return interrupted(sig);
   }
   if (rec.evals.empty() || rec.evals.back().step != step) do_eval(progress);
   rec.status = "completed";
@@ -281,6 +294,11 @@ void Trainer::Impl::restore(const Checkpoint& ck) {
     rec.expansion.step = ts.statex_event_step;
   }
   wall_before = ts.wall_time_s;
+  rec.tokens_seen = ts.tokens_seen;
+  const std::vector<std::string> changes = resume_changes(ts.config_ini, cfg, opt.resume_path);
+  std::string note = "resumed at step " + std::to_string(step) + " from " + opt.resume_path;
+  for (size_t i = 0; i < changes.size(); ++i) note += (i ? ", " : "; changed: ") + changes[i];
+  std::fprintf(stderr, "statex train: %s\n", note.c_str());
   // Keep the curve of the interrupted run up to the checkpoint, when its results file is there.
   if (!opt.out_path.empty() && access(opt.out_path.c_str(), R_OK) == 0) {
     try {
@@ -290,11 +308,13 @@ void Trainer::Impl::restore(const Checkpoint& ck) {
       for (auto& e : old.evals)
         if (e.step <= step) rec.evals.push_back(e);
       if (old.expansion.happened && old.expansion.step <= step) rec.expansion = old.expansion;
+      rec.resume_log = old.resume_log;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "warning: could not read earlier results '%s' (%s); curve restarts\n",
                    opt.out_path.c_str(), e.what());
     }
   }
+  rec.resume_log += (rec.resume_log.empty() ? "" : "\n") + note;
 }
 
 void Trainer::Impl::save_checkpoint_file(const std::string& path) {
@@ -314,7 +334,8 @@ void Trainer::Impl::save_checkpoint_file(const std::string& path) {
   ts.schedule_warmup = schedule.warmup;
   ts.tensor_steps = std::move(moments.tensor_steps);
   ts.statex_event_step = rec.expansion.happened ? rec.expansion.step : -1;
-  ts.wall_time_s = rec.wall_time_s;
+  ts.wall_time_s = wall_time();
+  ts.tokens_seen = rec.tokens_seen;
   ck.trainer = std::move(ts);
   save_checkpoint(path, ck);
 }
@@ -349,6 +370,20 @@ void Trainer::Impl::write_results() {
   if (opt.out_path.empty()) return;
   rec.steps_done = step;
   statex::write_results(opt.out_path, rec);
+}
+
+// SIGTERM / SIGINT (interrupt.h): final checkpoint, results marked interrupted at this step.
+int Trainer::Impl::interrupted(int sig) {
+  rec.status = "interrupted";
+  rec.failure_reason = std::string("interrupted by ") + signal_name(sig) + " at step " +
+                       std::to_string(step) +
+                       (opt.checkpoint_out.empty() ? " (no --checkpoint-out: cannot be resumed)"
+                                                   : "; continue with --resume " + opt.checkpoint_out);
+  rec.wall_time_s = wall_time();
+  write_results();
+  if (!opt.checkpoint_out.empty()) save_checkpoint_file(opt.checkpoint_out);
+  std::fprintf(stderr, "statex train: %s\n", rec.failure_reason.c_str());
+  return kExitInterrupted;
 }
 
 int Trainer::Impl::fail(const std::string& why) {
