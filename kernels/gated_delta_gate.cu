@@ -1,9 +1,9 @@
 // Gates of the gated delta rule (CPU twin and formulas: sim/ops/cpu/gated_delta_gate.cpp):
 //   g = -exp(A_log[h]) softplus(a_raw + dt_bias[h]),  beta = beta_scale sigmoid(b_raw).
 // Elementwise kernels; dA_log and ddt_bias through the deterministic column_sum.
-#include "kernels/column_sum.cuh"
+#include "kernels/detail/column_sum.cuh"
 #include "kernels/cuda_backend.h"
-#include "kernels/cuda_common.cuh"
+#include "kernels/detail/cuda_common.cuh"
 
 namespace statex {
 using namespace cuda;

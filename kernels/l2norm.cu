@@ -2,7 +2,7 @@
 // out = inp * rstd, rstd = 1/sqrt(sum(inp^2) + eps); dinp = rstd (dout - (dout . out) out).
 // One warp per row; CPU twin: sim/ops/cpu/l2norm.cpp.
 #include "kernels/cuda_backend.h"
-#include "kernels/cuda_common.cuh"
+#include "kernels/detail/cuda_common.cuh"
 
 namespace statex {
 using namespace cuda;

@@ -10,6 +10,7 @@
 //   y [N,D]     = o_proj(rmsnorm_per_head(o) * o_norm.weight * swish(g))
 #include "sim/model/gated_deltanet_mixer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -22,11 +23,20 @@ namespace {
 constexpr float kL2NormEps = 1e-6f;  // fla l2norm default
 constexpr float kBetaScale = 1.0f;   // 2 would be fla's allow_neg_eigval = True
 
+// One layer's Gated DeltaNet tensors, bound once.
+struct GatedDeltaNetParams {
+  ParamRef in_proj;                 // q, k, v, g, a, b weights, stacked [2Dk + 2Dv + 2H, D]
+  ParamRef q_conv, k_conv, v_conv;  // short convs [Dk | Dv, W] (use_short_conv)
+  ParamRef A_log, dt_bias;          // [H]
+  ParamRef o_norm;                  // [V]
+  ParamRef o_proj;                  // [D, Dv]
+};
+
 class GatedDeltaNetMixer final : public Mixer {
  public:
   GatedDeltaNetMixer(const ModelConfig& c, int layer, Backend& be, const MixerBinding& bind,
                      int max_tokens, int chunk)
-      : be_(be), b_(bind), arena_(be), chunk_(chunk), tail_(be, c.value_dim(), o_, g_) {
+      : be_(be), arena_(be), chunk_(chunk) {
     D_ = c.d_model;
     Dk_ = c.key_dim();
     Dv_ = c.value_dim();
@@ -36,7 +46,7 @@ class GatedDeltaNetMixer final : public Mixer {
     eps_ = c.norm_eps;
     const int widths[kInProj] = {Dk_, Dk_, Dv_, Dv_, H_, H_};
     std::copy(widths, widths + kInProj, in_proj_oc_);
-    check_stacked_in_proj();
+    bind_params(bind);
     const size_t n = max_tokens;
     for (ActGrad* x : {&q_lin_, &k_lin_, &q_act_, &k_act_, &q_n_, &k_n_}) x->alloc(arena_, n, Dk_);
     for (ActGrad* x : {&v_lin_, &v_act_, &g_, &o_, &o_n_}) x->alloc(arena_, n, Dv_);
@@ -44,49 +54,55 @@ class GatedDeltaNetMixer final : public Mixer {
       x->alloc(arena_, n, H_);
   }
 
-  void forward(float* out, const float* h, RunShape s, const OutputRows& rows) override {
+  TailInputs tail_inputs() override { return {&o_, &g_, Dv_}; }
+
+  void scan_forward(const float* h, RunShape s) override {
     const int N = s.N(), K = Dk_ / H_, V = Dv_ / H_;
     h_ = h;
     float* proj_out[kInProj] = {q_lin_.x, k_lin_.x, v_lin_.x, g_.x, a_raw_.x, b_raw_.x};
-    be_.linear_stacked_forward(proj_out, in_proj_oc_, kInProj, h, b_.p("q_proj.weight"), N, D_);
-    activation_forward(q_act_.x, q_lin_.x, "q_conv1d.weight", Dk_, s);
-    activation_forward(k_act_.x, k_lin_.x, "k_conv1d.weight", Dk_, s);
-    activation_forward(v_act_.x, v_lin_.x, "v_conv1d.weight", Dv_, s);
+    be_.linear_stacked_forward(proj_out, in_proj_oc_, kInProj, h, p_.in_proj.w, N, D_);
+    activation_forward(q_act_.x, q_lin_.x, p_.q_conv, Dk_, s);
+    activation_forward(k_act_.x, k_lin_.x, p_.k_conv, Dk_, s);
+    activation_forward(v_act_.x, v_lin_.x, p_.v_conv, Dv_, s);
     be_.l2norm_forward(q_n_.x, q_rstd_.x, q_act_.x, N * H_, K, kL2NormEps);
     be_.l2norm_forward(k_n_.x, k_rstd_.x, k_act_.x, N * H_, K, kL2NormEps);
-    be_.gated_delta_gate_forward(g_log_.x, beta_.x, a_raw_.x, b_raw_.x, b_.p("A_log"),
-                                 b_.p("dt_bias"), N, H_, kBetaScale);
+    be_.gated_delta_gate_forward(g_log_.x, beta_.x, a_raw_.x, b_raw_.x, p_.A_log.w,
+                                 p_.dt_bias.w, N, H_, kBetaScale);
     be_.gated_delta_forward(o_.x, nullptr, q_n_.x, k_n_.x, v_act_.x, g_log_.x, beta_.x, s.B, s.T,
                             H_, K, V, 1.0f / std::sqrt(float(K)), chunk_);
-    // Output tail (norm, gate, o_proj) at the output rows only.
-    const TailRows::Buffers t = tail_.inputs(rows, N);  // o, g
-    be_.gla_norm_forward(o_n_.x, o_rstd_.x, t.a, t.b, b_.p("o_norm.weight"), t.rows * H_, V, eps_);
-    be_.linear_forward(out, o_n_.x, b_.p("o_proj.weight"), nullptr, t.rows, Dv_, D_);
   }
 
-  void backward(float* dh, const float* dout, RunShape s, const OutputRows& rows) override {
+  // out = o_proj(rmsnorm_per_head(o) * o_norm.weight * swish(g)); a = o, b = g [R, Dv].
+  void tail_forward(float* out, const float* o, const float* g, int R) override {
+    be_.gla_norm_forward(o_n_.x, o_rstd_.x, o, g, p_.o_norm.w, R * H_, Dv_ / H_, eps_);
+    be_.linear_forward(out, o_n_.x, p_.o_proj.w, nullptr, R, Dv_, D_);
+  }
+
+  void tail_backward(float* d_o, float* dg, const float* dout, const float* o, const float* g,
+                     int R) override {
+    be_.linear_backward(o_n_.d, p_.o_proj.g, nullptr, dout, o_n_.x, p_.o_proj.w, R, Dv_, D_,
+                        false);
+    be_.gla_norm_backward(d_o, dg, p_.o_norm.g, o_n_.d, o, g, p_.o_norm.w, o_rstd_.x, R * H_,
+                          Dv_ / H_, false);
+  }
+
+  void scan_backward(float* dh, RunShape s) override {
     const int N = s.N(), K = Dk_ / H_, V = Dv_ / H_;
     // Each activation gradient has one writer, which overwrites it (accumulate = false).
-    const TailRows::Buffers t = tail_.grads(rows, N);
-    be_.linear_backward(o_n_.d, b_.g("o_proj.weight"), nullptr, dout, o_n_.x, b_.p("o_proj.weight"),
-                        t.rows, Dv_, D_, false);
-    be_.gla_norm_backward(t.da, t.db, b_.g("o_norm.weight"), o_n_.d, t.a, t.b,
-                          b_.p("o_norm.weight"), o_rstd_.x, t.rows * H_, V, false);
-    tail_.scatter_grads(rows, N);  // into o_.d, g_.d
     be_.gated_delta_backward(q_n_.d, k_n_.d, v_act_.d, g_log_.d, beta_.d, o_.d, nullptr, q_n_.x,
                              k_n_.x, v_act_.x, g_log_.x, beta_.x, s.B, s.T, H_, K, V,
                              1.0f / std::sqrt(float(K)), chunk_, false);
-    be_.gated_delta_gate_backward(a_raw_.d, b_raw_.d, b_.g("A_log"), b_.g("dt_bias"), g_log_.d,
-                                  beta_.d, a_raw_.x, b_raw_.x, b_.p("A_log"), b_.p("dt_bias"), N,
-                                  H_, kBetaScale, false);
+    be_.gated_delta_gate_backward(a_raw_.d, b_raw_.d, p_.A_log.g, p_.dt_bias.g, g_log_.d,
+                                  beta_.d, a_raw_.x, b_raw_.x, p_.A_log.w, p_.dt_bias.w, N, H_,
+                                  kBetaScale, false);
     be_.l2norm_backward(q_act_.d, q_n_.d, q_n_.x, q_rstd_.x, N * H_, K, false);
     be_.l2norm_backward(k_act_.d, k_n_.d, k_n_.x, k_rstd_.x, N * H_, K, false);
-    activation_backward(q_lin_.d, q_act_.d, q_lin_.x, "q_conv1d.weight", Dk_, s);
-    activation_backward(k_lin_.d, k_act_.d, k_lin_.x, "k_conv1d.weight", Dk_, s);
-    activation_backward(v_lin_.d, v_act_.d, v_lin_.x, "v_conv1d.weight", Dv_, s);
+    activation_backward(q_lin_.d, q_act_.d, q_lin_.x, p_.q_conv, Dk_, s);
+    activation_backward(k_lin_.d, k_act_.d, k_lin_.x, p_.k_conv, Dk_, s);
+    activation_backward(v_lin_.d, v_act_.d, v_lin_.x, p_.v_conv, Dv_, s);
     const float* proj_grad[kInProj] = {q_lin_.d, k_lin_.d, v_lin_.d, g_.d, a_raw_.d, b_raw_.d};
-    be_.linear_stacked_backward(dh, b_.g("q_proj.weight"), proj_grad, in_proj_oc_, kInProj, h_,
-                                b_.p("q_proj.weight"), N, D_, false);
+    be_.linear_stacked_backward(dh, p_.in_proj.g, proj_grad, in_proj_oc_, kInProj, h_,
+                                p_.in_proj.w, N, D_, false);
   }
 
   double flops_per_token(int T) const override {
@@ -100,16 +116,16 @@ class GatedDeltaNetMixer final : public Mixer {
 
  private:
   // act = silu(causal_conv(in)) (fla ShortConvolution, no bias), or silu(in) without the conv.
-  void activation_forward(float* act, const float* in, const char* w, int C, RunShape s) {
+  void activation_forward(float* act, const float* in, ParamRef w, int C, RunShape s) {
     if (conv_)
-      be_.conv1d_silu_forward(act, in, b_.p(w), nullptr, s.B, s.T, C, W_);
+      be_.conv1d_silu_forward(act, in, w.w, nullptr, s.B, s.T, C, W_);
     else
       be_.silu_forward(act, in, size_t(s.N()) * C);
   }
-  void activation_backward(float* din, const float* dact, const float* in, const char* w, int C,
+  void activation_backward(float* din, const float* dact, const float* in, ParamRef w, int C,
                            RunShape s) {
     if (conv_)
-      be_.conv1d_silu_backward(din, b_.g(w), nullptr, dact, in, b_.p(w), nullptr, s.B, s.T, C, W_,
+      be_.conv1d_silu_backward(din, w.g, nullptr, dact, in, w.w, nullptr, s.B, s.T, C, W_,
                                false);
     else
       be_.silu_backward(din, dact, in, size_t(s.N()) * C, false);
@@ -117,33 +133,42 @@ class GatedDeltaNetMixer final : public Mixer {
 
   // The stacked op needs the six input-projection weights adjacent, in this order, in the flat
   // parameter buffer (param_layout.cpp lays them out so; gradients share the layout).
-  void check_stacked_in_proj() const {
+  void bind_params(const MixerBinding& b) {
     static const char* names[kInProj] = {"q_proj.weight", "k_proj.weight", "v_proj.weight",
                                          "g_proj.weight", "a_proj.weight", "b_proj.weight"};
-    const float* next = b_.p(names[0]);
+    p_.in_proj = b(names[0]);
+    const float* next = p_.in_proj.w;
     for (int i = 0; i < kInProj; ++i) {
-      if (b_.p(names[i]) != next)
+      if (b(names[i]).w != next)
         throw std::logic_error("Gated DeltaNet mixer: input projections are not stacked in order");
       next += size_t(in_proj_oc_[i]) * D_;
     }
+    if (conv_) {
+      p_.q_conv = b("q_conv1d.weight");
+      p_.k_conv = b("k_conv1d.weight");
+      p_.v_conv = b("v_conv1d.weight");
+    }
+    p_.A_log = b("A_log");
+    p_.dt_bias = b("dt_bias");
+    p_.o_norm = b("o_norm.weight");
+    p_.o_proj = b("o_proj.weight");
   }
 
   static constexpr int kInProj = 6;  // q, k, v, g, a, b
   Backend& be_;
-  MixerBinding b_;
   Arena arena_;
+  GatedDeltaNetParams p_;
   int chunk_;
   int D_, Dk_, Dv_, H_, W_;
   int in_proj_oc_[kInProj];
   bool conv_;
   float eps_;
-  const float* h_ = nullptr;                           // input of the last forward
+  const float* h_ = nullptr;                           // input of the last scan_forward
   ActGrad q_lin_, k_lin_, v_lin_, g_, a_raw_, b_raw_;  // projections
   ActGrad q_act_, k_act_, v_act_;                      // after conv + SiLU
   ActGrad q_n_, k_n_, q_rstd_, k_rstd_;                // L2-normalised q, k
   ActGrad g_log_, beta_;                               // gates [N, H]
   ActGrad o_, o_n_, o_rstd_;                           // scan output, normed tail
-  TailRows tail_;                                      // o and g at the output rows
 };
 
 }  // namespace

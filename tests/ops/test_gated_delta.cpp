@@ -1,8 +1,8 @@
 // Gated DeltaNet CPU ops: the per-timestep gated delta rule against finite differences, the
 // chunked WY / UT-transform fast path against it (forward and every gradient; weak and strong
 // decay, beta near 0 and near 1 (and 2, allow_neg_eigval), T not a multiple of the chunk), the
-// accumulate / overwrite contract, thread-count independence; the gate op and the L2 norm
-// against finite differences and their formulas.
+// accumulate / overwrite contract, thread-count independence. The gate op and the L2 norm have
+// their own stem files (test_gated_delta_gate.cpp, test_l2norm.cpp).
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -245,66 +245,6 @@ TEST(GatedDeltaChunked, ResultsDoNotDependOnThreadCount) {
   EXPECT_EQ(g1.dv, g3.dv);
   EXPECT_EQ(g1.dg, g3.dg);
   EXPECT_EQ(g1.dbeta, g3.dbeta);
-}
-
-// ---------------- gate ----------------
-
-TEST(GatedDeltaGate, ForwardFormulaAndFiniteDifferences) {
-  const int N = 37, H = 3;
-  auto a = random_vector(size_t(N) * H, 31, -4.f, 4.f);
-  auto braw = random_vector(size_t(N) * H, 32, -4.f, 4.f);
-  auto A_log = random_vector(H, 33, -1.f, 2.f);
-  auto dt_bias = random_vector(H, 34, -3.f, 1.f);
-  auto dgo = random_vector(size_t(N) * H, 35), dbo = random_vector(size_t(N) * H, 36);
-  for (float beta_scale : {1.f, 2.f}) {
-    SCOPED_TRACE(beta_scale);
-    CpuBackend cpu;
-    std::vector<float> g(size_t(N) * H), beta(size_t(N) * H);
-    auto loss = [&] {
-      cpu.gated_delta_gate_forward(g.data(), beta.data(), a.data(), braw.data(), A_log.data(),
-                                   dt_bias.data(), N, H, beta_scale);
-      return dot(g, dgo) + dot(beta, dbo);
-    };
-    loss();
-    const int i = 3 * H + 2;  // row 3, head 2
-    const double v = double(a[i]) + dt_bias[2];
-    EXPECT_NEAR(g[i], -std::exp(double(A_log[2])) * std::log1p(std::exp(v)), 1e-5);
-    EXPECT_NEAR(beta[i], beta_scale / (1 + std::exp(-double(braw[i]))), 1e-6);
-    std::vector<float> da(a.size()), db(braw.size()), dA(H, 0.f), ddt(H, 0.f);
-    cpu.gated_delta_gate_backward(da.data(), db.data(), dA.data(), ddt.data(), dgo.data(),
-                                  dbo.data(), a.data(), braw.data(), A_log.data(), dt_bias.data(),
-                                  N, H, beta_scale, false);
-    EXPECT_FD_OK(fd_check(loss, a, da, 1e-2), "da_raw");
-    EXPECT_FD_OK(fd_check(loss, braw, db, 1e-2), "db_raw");
-    EXPECT_FD_OK(fd_check(loss, A_log, dA, 1e-3), "dA_log");
-    EXPECT_FD_OK(fd_check(loss, dt_bias, ddt, 1e-3), "ddt_bias");
-  }
-}
-
-// ---------------- l2norm ----------------
-
-TEST(L2Norm, ForwardFormulaAndFiniteDifferences) {
-  const int N = 9, C = 61;
-  const float eps = 1e-6f;
-  auto x = random_vector(size_t(N) * C, 41, -2.f, 2.f);
-  auto dout = random_vector(size_t(N) * C, 42);
-  CpuBackend cpu;
-  std::vector<float> out(x.size()), rstd(N);
-  auto loss = [&] {
-    cpu.l2norm_forward(out.data(), rstd.data(), x.data(), N, C, eps);
-    return dot(out, dout);
-  };
-  loss();
-  double ss = 0;
-  for (int c = 0; c < C; ++c) ss += double(x[C + c]) * x[C + c];
-  EXPECT_NEAR(out[C + 7], x[C + 7] / std::sqrt(ss + eps), 1e-6);
-  std::vector<float> dx(x.size());
-  cpu.l2norm_backward(dx.data(), dout.data(), out.data(), rstd.data(), N, C, false);
-  EXPECT_FD_OK(fd_check(loss, x, dx, 1e-2, 1e-3, 2e-2, 200), "dx");
-  auto dx1 = dx;
-  loss();  // fd_check left out / rstd at a perturbed x
-  cpu.l2norm_backward(dx.data(), dout.data(), out.data(), rstd.data(), N, C, true);
-  for (size_t i = 0; i < dx.size(); ++i) ASSERT_FLOAT_EQ(dx[i], 2 * dx1[i]);
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <vector>
 
-#include "sim/ops/cpu/reference_layout.h"
+#include "sim/ops/cpu/detail/reference_layout.h"
 
 namespace statex::reference {
 

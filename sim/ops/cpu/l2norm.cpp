@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "sim/ops/cpu/cpu_backend.h"
-#include "sim/ops/cpu/grad_store.h"
+#include "sim/ops/cpu/detail/grad_store.h"
 
 namespace statex {
 namespace {
