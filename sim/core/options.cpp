@@ -42,7 +42,7 @@ OptionRegistry::OptionRegistry(ExperimentConfig& c) {
   add("model.mlp", &m.mlp, "SwiGLU MLP after each mixer (Zoology MQAR default: false)");
   add("model.mlp_hidden", &m.mlp_hidden, "MLP hidden width (0 = 8D/3 rounded up to 8)");
   add("model.tie_embeddings", &m.tie_embeddings, "LM head tied to the embedding");
-  add("model.norm_eps", &m.norm_eps, "RMSNorm epsilon");
+  add("model.norm_eps", &m.norm_eps, "RMSNorm epsilon of the block norms and the final norm (Mamba2's gated norm keeps mamba_ssm's fixed 1e-5)");
   add("model.heads", &m.heads, "GLA: heads H");
   add("model.expand_k", &m.expand_k, "GLA: key dim Dk = expand_k * D");
   add("model.expand_v", &m.expand_v, "GLA: value dim Dv = expand_v * D");

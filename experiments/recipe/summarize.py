@@ -1,0 +1,65 @@
+"""Per-variant plateau escape of the recipe screens (docs/mamba2_recipe.md).
+
+Usage: python3 experiments/recipe/summarize.py SWEEP_DIR [SWEEP_DIR ...] [--threshold 0.5] [--csv OUT]
+
+A run has escaped the 1/K plateau at the first eval whose test accuracy is >= the threshold
+(default 0.5, four times the 1/K = 0.125 of MQAR K=8). Trials are grouped by every swept option
+except train.seed (index.csv columns), so runs that differ in anything but the seed are never
+pooled. Prints per group: seeds done, escaped / done, the escape steps, and the best accuracies.
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+
+import h5py
+import numpy as np
+import pandas as pd
+
+
+def escape_step(steps: np.ndarray, acc: np.ndarray, threshold: float) -> int | None:
+    """First eval step with accuracy >= threshold, or None."""
+    hit = np.nonzero(acc >= threshold)[0]
+    return int(steps[hit[0]]) if hit.size else None
+
+
+def load(sweep_dir: pathlib.Path, threshold: float) -> pd.DataFrame:
+    index = pd.read_csv(sweep_dir / "index.csv", dtype=str)
+    rows = []
+    for _, r in index.iterrows():
+        row = {k: v for k, v in r.items() if k not in ("result_path", "error")}
+        row["sweep"] = sweep_dir.name
+        path = sweep_dir / str(r["result_path"])
+        if r["status"] == "completed" and path.exists():
+            with h5py.File(path, "r") as f:
+                steps, acc = f["eval/step"][()], f["eval/accuracy"][()]
+                row["best_accuracy"] = float(acc.max())
+                row["steps_done"] = int(f.attrs["steps_done"])
+                row["escape_step"] = escape_step(steps, acc, threshold)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dirs", nargs="+", type=pathlib.Path)
+    ap.add_argument("--threshold", type=float, default=0.5)
+    ap.add_argument("--csv", type=pathlib.Path, help="write one row per trial here")
+    args = ap.parse_args()
+    runs = pd.concat([load(d, args.threshold) for d in args.dirs], ignore_index=True)
+    if args.csv:
+        runs.to_csv(args.csv, index=False)
+    swept = [c for c in runs.columns
+             if c not in ("trial_id", "status", "train.seed", "sweep", "best_accuracy",
+                          "steps_done", "escape_step")]
+    done = runs[runs["status"] == "completed"]
+    for key, g in done.groupby(["sweep", *swept], sort=False, dropna=False):
+        esc = g["escape_step"].dropna().astype(int).tolist()
+        print(f"{' '.join(f'{c}={v}' for c, v in zip(['sweep', *swept], key))}\n"
+              f"    escaped {len(esc)}/{len(g)}  steps {sorted(esc)}  "
+              f"best acc {sorted(round(a, 3) for a in g['best_accuracy'])}  "
+              f"median {g['best_accuracy'].median():.3f}")
+
+
+if __name__ == "__main__":
+    main()
