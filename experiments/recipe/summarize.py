@@ -53,13 +53,16 @@ def main() -> None:
              if c not in ("trial_id", "status", "train.seed", "sweep", "best_accuracy",
                           "steps_done", "escape_step")]
     done = runs[runs["status"] == "completed"]
+    rows = []
     for key, g in done.groupby(["sweep", *swept], sort=False, dropna=False):
-        esc = g["escape_step"].dropna().astype(int).tolist()
-        print(f"{' '.join(f'{c}={v}' for c, v in zip(['sweep', *swept], key))}\n"
-              f"    escaped {len(esc)}/{len(g)}  steps {sorted(esc)}  "
-              f"best acc {sorted(round(a, 3) for a in g['best_accuracy'])}  "
-              f"median {g['best_accuracy'].median():.3f}")
-
+        esc = sorted(g["escape_step"].dropna().astype(int))
+        rows.append({**dict(zip(["sweep", *swept], key)), "escaped": f"{len(esc)}/{len(g)}",
+                     "escape_steps": " ".join(map(str, esc)),
+                     "best_acc": " ".join(f"{a:.2f}" for a in sorted(g["best_accuracy"])),
+                     "median": round(g["best_accuracy"].median(), 3)})
+    table = pd.DataFrame(rows)
+    varying = [c for c in ["sweep", *swept] if table[c].nunique(dropna=False) > 1]
+    print(table[varying + ["escaped", "escape_steps", "median", "best_acc"]].to_string(index=False))
 
 if __name__ == "__main__":
     main()
