@@ -49,7 +49,7 @@ build=$("$bin" info | awk '$1 == "build" {print $3}' | tr -d ,)
 {
   echo "# Reproduction: $label"
   echo
-  echo "- command: \`bash scripts/reproduce.sh $*\`"
+  echo "- command: \`bash scripts/reproduce.sh $args\`"
   echo "- commit: $commit ($dirty working tree)"
   echo "- binary: $bin, build commit $build"
   echo "- started: $(date -u '+%Y-%m-%d %H:%M UTC')"
