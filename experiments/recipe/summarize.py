@@ -1,26 +1,25 @@
 """Per-variant plateau escape of the recipe screens (docs/mamba2_recipe.md).
 
-Usage: python3 experiments/recipe/summarize.py SWEEP_DIR [SWEEP_DIR ...] [--threshold 0.5] [--csv OUT]
+Usage: python3 experiments/recipe/summarize.py SWEEP_DIR [SWEEP_DIR ...] [--threshold 0.375] [--csv OUT]
 
 A run has escaped the 1/K plateau at the first eval whose test accuracy is >= the threshold
-(default 0.5, four times the 1/K = 0.125 of MQAR K=8). Trials are grouped by every swept option
-except train.seed (index.csv columns), so runs that differ in anything but the seed are never
-pooled. Prints per group: seeds done, escaped / done, the escape steps, and the best accuracies.
+(0.375 = statex_analysis's min(3/K, (1+1/K)/2) for K=8; the screen's runs stopped at 0.5). Trials
+are grouped by every swept option except train.seed (index.csv columns), so runs that differ in
+anything but the seed are never pooled; unlike `python3 -m analysis report`, no best-lr choice
+merges variants that differ in lr. Prints per group: escaped / seeds done, the escape steps, and
+the best accuracies.
 """
 from __future__ import annotations
 
 import argparse
 import pathlib
+import sys
 
 import h5py
-import numpy as np
 import pandas as pd
 
-
-def escape_step(steps: np.ndarray, acc: np.ndarray, threshold: float) -> int | None:
-    """First eval step with accuracy >= threshold, or None."""
-    hit = np.nonzero(acc >= threshold)[0]
-    return int(steps[hit[0]]) if hit.size else None
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))  # the repository root
+from statex_analysis.plateau import escape_step  # noqa: E402  (one definition of "escaped")
 
 
 def load(sweep_dir: pathlib.Path, threshold: float) -> pd.DataFrame:
@@ -43,7 +42,7 @@ def load(sweep_dir: pathlib.Path, threshold: float) -> pd.DataFrame:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dirs", nargs="+", type=pathlib.Path)
-    ap.add_argument("--threshold", type=float, default=0.5)
+    ap.add_argument("--threshold", type=float, default=0.375)
     ap.add_argument("--csv", type=pathlib.Path, help="write one row per trial here")
     args = ap.parse_args()
     runs = pd.concat([load(d, args.threshold) for d in args.dirs], ignore_index=True)
