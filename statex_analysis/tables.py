@@ -6,7 +6,9 @@ Conventions, used by every table and figure:
     accuracy over seeds; the chosen LR is recorded (column `lr`).
   * Seeds at the chosen LR are aggregated as mean, std (sample, ddof=1; NaN for one seed), min
     and max. Figures draw the band the caller picks (min-max by default).
-  * State size: recurrent state only (conv state apart), bytes = 4 x scalars (fp32).
+  * State size: recurrent state only (conv state apart) by default, or Zoology's convention
+    `recurrent+conv` (use_state_convention / --state); bytes = 4 x scalars (fp32). Every label
+    says which.
   * Only completed runs enter aggregates; every other run is listed by failures_table.
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pandas as pd
 
 BYTES_PER_SCALAR = 4
 STATE_UNITS = ("bytes", "scalars")
+STATE_CONVENTIONS = ("recurrent", "recurrent+conv")  # ours / Zoology's (conv state included)
 SPREADS = ("minmax", "std")
 LR_COL, SEED_COL = "train.lr", "train.seed"
 ARMS = ("statex", "control", "scratch")
@@ -38,9 +41,28 @@ def state_column(runs: pd.DataFrame, unit: str) -> pd.Series:
     return scalars * BYTES_PER_SCALAR if unit == "bytes" else scalars
 
 
+_convention = {"name": "recurrent"}
+
+
+def use_state_convention(runs: pd.DataFrame, convention: str) -> pd.DataFrame:
+    """Runs whose `state_scalars` (and every table and label after it) follow `convention`:
+    `recurrent` (ours, the default) or `recurrent+conv` (Zoology's: short-conv state counted)."""
+    if convention not in STATE_CONVENTIONS:
+        raise TableError(f"--state must be one of {', '.join(STATE_CONVENTIONS)}, "
+                         f"not '{convention}'")
+    _convention["name"] = convention
+    if convention == "recurrent":
+        return runs
+    runs = runs.copy()
+    runs["state_scalars"] = pd.to_numeric(runs["state_with_conv_scalars"], errors="coerce")
+    runs["state_bytes"] = runs["state_scalars"] * BYTES_PER_SCALAR
+    return runs
+
+
 def state_label(unit: str) -> str:
-    return ("recurrent state size (bytes, fp32 = 4 B/scalar)" if unit == "bytes"
-            else "recurrent state size (scalars)")
+    what = "recurrent+conv state size (Zoology)" if _convention["name"] == "recurrent+conv" \
+        else "recurrent state size"
+    return f"{what} (bytes, fp32 = 4 B/scalar)" if unit == "bytes" else f"{what} (scalars)"
 
 
 def completed(runs: pd.DataFrame) -> pd.DataFrame:
@@ -148,13 +170,14 @@ def summary_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
     status = runs["status"].astype(str)
     reason = runs["failure_reason"].fillna("").astype(str)
     status = status.where(reason == "", status + ": " + reason)
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "run": runs["run"],
         "model": runs["model"],
         "d_model": col("model.d_model"),
         "layers": col("model.n_layers").where(col("model.n_layers").notna(), col("n_layers")),
         "params": col("n_params"),
-        f"state ({unit})": state_column(runs, unit),
+        (f"state ({unit})" if _convention["name"] == "recurrent"
+         else f"recurrent+conv state ({unit})"): state_column(runs, unit),
         "lr": col(LR_COL),
         "seed": col(SEED_COL),
         "arm": runs["arm"].replace("", "-"),
@@ -163,6 +186,12 @@ def summary_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
         "best_step": col("best_step"),
         "status": status,
     })
+    # Per-task query classes (docs/tasks.md): final accuracy on forgetting kept / updated keys and
+    # compositional shared / unique first tokens, where any run has them.
+    for name in sorted(c for c in runs.columns if str(c).startswith("class_acc_")):
+        if pd.to_numeric(runs[name], errors="coerce").notna().any():
+            table[name.replace("class_acc_", "acc_")] = runs[name]
+    return table
 
 
 def group_table(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
