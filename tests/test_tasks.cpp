@@ -18,6 +18,7 @@
 #include "sim/task/metrics.h"
 #include "sim/task/mqar.h"
 #include "sim/task/token_dataset.h"
+#include "tests/support/gap_stats.h"
 #include "tests/support/model_harness.h"
 
 namespace statex {
@@ -202,15 +203,6 @@ TEST(TaskData, OnePassIsPlainMqar) {
   for (long i = 0; i < a.size(); ++i) EXPECT_EQ(get(a, i), get(b, i)) << i;
 }
 
-double chi_square(const std::vector<long>& counts, const std::vector<double>& p, long n) {
-  double chi2 = 0;
-  for (size_t g = 0; g < counts.size(); ++g) {
-    const double e = p[g] * n;
-    chi2 += (counts[g] - e) * (counts[g] - e) / e;
-  }
-  return chi2;
-}
-
 // The first drawn query (key 0 in context order) follows p(g) ∝ (g+1)^(a-1) over the slots of
 // every task; a clearly different law (uniform) is rejected.
 TEST(TaskData, GapsFollowThePowerLawInEveryTask) {
@@ -232,13 +224,10 @@ TEST(TaskData, GapsFollowThePowerLawInEveryTask) {
         if (is_key0) ++first[(start - C) / slot];
       }
     }
-    std::vector<double> p(space), uniform(space, 1.0 / space);
-    double z = 0;
-    for (int g = 0; g < space; ++g) z += p[g] = std::pow(g + 1.0, a - 1.0);
-    for (double& x : p) x /= z;
+    const std::vector<double> p = testing::power_law(space, a), uniform(space, 1.0 / space);
     // space 26 / 20 / 24 slots -> df <= 25; the chi-square 99.99% quantile for df 25 is 60.1.
-    EXPECT_LT(chi_square(first, p, ds.size()), 60.1);
-    EXPECT_GT(chi_square(first, uniform, ds.size()), 300.0);
+    EXPECT_LT(testing::chi_square(first, p, ds.size()), 60.1);
+    EXPECT_GT(testing::chi_square(first, uniform, ds.size()), 300.0);
   }
 }
 
@@ -351,31 +340,10 @@ TEST(TaskMetrics, ClassAccuracyOnUpdatedAndKeptKeys) {
   EXPECT_EQ(p.class_count[kForgettingUpdated], 20 * 2);
 }
 
-// The generated set written as a token file, as `statex data` does (sim/cli/cmd_data.cpp).
-TokenFile as_token_file(const MqarDataset& ds) {
-  TokenFile tf;
-  const int64_t N = ds.size(), T = ds.max_seq_len();
-  tf.num_examples = N;
-  tf.seq_len = T;
-  tf.has_labels = true;
-  tf.tokens.assign(N * T, 0);
-  tf.labels.assign(N * T, kIgnoreLabel);
-  tf.distance.assign(N * T, -1);
-  tf.query_class.assign(N * T, kNoQueryClass);
-  for (int64_t n = 0; n < N; ++n) {
-    const size_t at = n * T;
-    ds.example(n, ExampleRow{&tf.tokens[at], &tf.labels[at], &tf.distance[at], &tf.query_class[at]});
-    tf.lengths.push_back(ds.seq_len(n));
-    tf.segment.push_back(ds.segment_of(n));
-  }
-  tf.segment_names = ds.segment_names();
-  return tf;
-}
-
 TEST(TokenFileData, GivesTheGeneratorsBatchesBitForBit) {
   testing::TempDir d("statex_tasks");
   MqarDataset gen = dataset("forgetting:64:4:30:updates=2,compositional:48:4:25,32:2:20", 150);
-  write_token_file(d.path("t.h5"), as_token_file(gen));
+  write_token_file(d.path("t.h5"), to_token_file(gen));
   TokenFileDataset file(d.path("t.h5"), 150, "data.train");
   EXPECT_EQ(file.size(), gen.size());
   EXPECT_EQ(file.segment_names(), gen.segment_names());
@@ -395,7 +363,7 @@ TEST(TokenFileData, GivesTheGeneratorsBatchesBitForBit) {
 TEST(TokenFileData, BadFilesNameTheOption) {
   testing::TempDir d("statex_tasks");
   MqarDataset gen = dataset("32:2:10", 64);
-  TokenFile good = as_token_file(gen);
+  TokenFile good = to_token_file(gen);
   auto check = [&](TokenFile tf, int V, std::vector<std::string> words) {
     write_token_file(d.path("bad.h5"), tf);
     words.insert(words.begin(), "data.test");

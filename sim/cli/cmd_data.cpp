@@ -1,8 +1,6 @@
 // statex data: write the generated train and/or test set of a task config to HDF5 token files
 // (layout in docs/results_format.md, "Token file") and print a few examples readably. What it
 // writes, `statex train --data.train/--data.test` reads back as bit-for-bit the same batches.
-#include <omp.h>
-
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -12,42 +10,20 @@
 #include "sim/io/results_file.h"
 #include "sim/io/token_file.h"
 #include "sim/task/mqar.h"
+#include "sim/task/token_dataset.h"
 
 namespace po = boost::program_options;
 
 namespace statex::cli {
 namespace {
 
-// The whole set as a token file: rows padded to the longest example (token 0, label -100).
-TokenFile to_token_file(const MqarDataset& ds, const ExperimentConfig& cfg, Split split) {
-  TokenFile tf;
-  const int64_t N = ds.size(), T = ds.max_seq_len();
-  tf.num_examples = N;
-  tf.seq_len = T;
-  tf.tokens.assign(N * T, 0);
-  tf.labels.assign(N * T, kIgnoreLabel);
-  tf.distance.assign(N * T, -1);
-  tf.query_class.assign(N * T, kNoQueryClass);
-  tf.has_labels = true;
-  tf.lengths.resize(N);
-  tf.segment.resize(N);
-  tf.task.resize(N);
-  // Each example writes its own row: the file does not depend on the thread count.
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < N; ++n) {
-    const size_t at = static_cast<size_t>(n) * T;
-    ds.example(n, ExampleRow{&tf.tokens[at], &tf.labels[at], &tf.distance[at],
-                             &tf.query_class[at]});
-    const int s = ds.segment_of(n);
-    tf.lengths[n] = ds.segments()[s].seq_len;
-    tf.segment[n] = s;
-    tf.task[n] = static_cast<int32_t>(ds.segments()[s].task);
-  }
-  tf.segment_names = ds.segment_names();
-  OptionRegistry reg(const_cast<ExperimentConfig&>(cfg));
+// The whole set with its provenance attributes.
+TokenFile data_file(const MqarDataset& ds, const ExperimentConfig& cfg, Split split) {
+  TokenFile tf = to_token_file(ds);
+  ExperimentConfig copy = cfg;  // OptionRegistry binds to a mutable config
   tf.info = {{"generator", "statex data"},
              {"split", split_name(split)},
-             {"config_ini", reg.to_ini()},
+             {"config_ini", OptionRegistry(copy).to_ini()},
              {"vocab_size", std::to_string(ds.vocab_size())},
              {"seed", std::to_string(cfg.mqar.train_seed)}};
   return tf;
@@ -134,7 +110,7 @@ int cmd_data(int argc, char** argv) {
     const auto& mq = cfg.mqar;
     MqarDataset ds(split == Split::train ? mq.train : mq.test, mq.vocab_size, mq.power_a,
                    mq.random_non_queries, mq.train_seed, split);
-    TokenFile tf = to_token_file(ds, cfg, split);
+    TokenFile tf = data_file(ds, cfg, split);
     write_token_file(path, tf);
     std::printf("wrote %s set: %lld examples x %lld positions (%s) to %s\n", split_name(split),
                 (long long)tf.num_examples, (long long)tf.seq_len,

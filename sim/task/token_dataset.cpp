@@ -80,6 +80,34 @@ void TokenFileDataset::example(long index, const ExampleRow& row) const {
   }
 }
 
+TokenFile to_token_file(const MqarDataset& ds) {
+  TokenFile tf;
+  const int64_t N = ds.size(), T = ds.max_seq_len();
+  tf.num_examples = N;
+  tf.seq_len = T;
+  tf.has_labels = true;
+  tf.tokens.assign(N * T, 0);
+  tf.labels.assign(N * T, kIgnoreLabel);
+  tf.distance.assign(N * T, -1);
+  tf.query_class.assign(N * T, kNoQueryClass);
+  tf.lengths.resize(N);
+  tf.segment.resize(N);
+  tf.task.resize(N);
+  // Each example writes its own row: the file does not depend on the thread count.
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    const size_t at = static_cast<size_t>(n) * T;
+    ds.example(n, ExampleRow{&tf.tokens[at], &tf.labels[at], &tf.distance[at],
+                             &tf.query_class[at]});
+    const int s = ds.segment_of(n);
+    tf.lengths[n] = ds.segments()[s].seq_len;
+    tf.segment[n] = s;
+    tf.task[n] = static_cast<int32_t>(ds.segments()[s].task);
+  }
+  tf.segment_names = ds.segment_names();
+  return tf;
+}
+
 std::unique_ptr<Dataset> make_dataset(const MqarConfig& mq, Split split) {
   const bool train = split == Split::train;
   const std::string& file = train ? mq.train_file : mq.test_file;

@@ -36,6 +36,11 @@ class TokenFileDataset : public Dataset {
   int max_len_ = 0;
 };
 
+// A generated set as a token file, every field filled (tokens, labels, lengths, segment and task
+// ids, distances, query classes, segment names); rows padded to the longest example. What
+// `statex data` writes; TokenFileDataset reads it back as the same examples.
+TokenFile to_token_file(const MqarDataset& ds);
+
 // The dataset a run trains (Split train) or evaluates (Split test) on: the token file of
 // data.train / data.test when given, else the generator of mqar.train / mqar.test.
 std::unique_ptr<Dataset> make_dataset(const MqarConfig& cfg, Split split);
