@@ -47,8 +47,10 @@ void print_example(const MqarDataset& ds, const TokenFile& tf, int64_t n) {
     if (t < C) {
       const int r = t % C1;
       if (r == 0 && t > 0) items.push_back("|");
-      const char* role = seg.task == Task::compositional ? (r % 3 == 0 ? "a" : r % 3 == 1 ? "b" : "v")
-                                                         : (r % 2 == 0 ? "k" : "v");
+      const char* role = seg.task != Task::compositional ? (r % 2 == 0 ? "k" : "v")
+                         : r % 3 == 0                      ? "a"
+                         : r % 3 == 1                      ? "b"
+                                                           : "v";
       item = role + std::to_string(tok[t]);
     } else if (lab[t] != kIgnoreLabel) {
       item = "q" + std::to_string(tok[t]) + "->v" + std::to_string(lab[t]);

@@ -46,7 +46,8 @@ int cmd_info(int argc, char** argv) {
               (long long)t.total(), (long long)t.total() * 4);
   // Two conventions side by side (docs/results_format.md): ours counts the recurrent state only;
   // Zoology's counts the short-conv state too ("recurrent+conv").
-  std::printf("\nstate: recurrent state (ours) and recurrent+conv (Zoology's convention); bytes = 4 x scalars (fp32)\n");
+  std::printf("\nstate: recurrent state (ours) and recurrent+conv (Zoology's convention); "
+              "bytes = 4 x scalars (fp32)\n");
   std::printf("%-6s %-6s %-8s %14s %12s %18s %22s %20s\n", "layer", "heads", "d_state",
               "state scalars", "state bytes", "conv state scalars", "recurrent+conv scalars",
               "recurrent+conv bytes");

@@ -127,7 +127,8 @@ void write_token_file(const std::string& path, const TokenFile& tf) {
                            {"task", &tf.task}})
       if (!v->empty()) h5::write_dataset<int32_t>(f, name, v->data(), {tf.num_examples});
     for (auto [name, v] : {std::pair{"distance", &tf.distance}, {"query_class", &tf.query_class}})
-      if (!v->empty()) h5::write_dataset<int32_t>(f, name, v->data(), {tf.num_examples, tf.seq_len});
+      if (!v->empty())
+        h5::write_dataset<int32_t>(f, name, v->data(), {tf.num_examples, tf.seq_len});
     if (!tf.segment_names.empty()) {
       std::string joined;
       for (size_t i = 0; i < tf.segment_names.size(); ++i)

@@ -112,7 +112,8 @@ std::unique_ptr<Dataset> make_dataset(const MqarConfig& mq, Split split) {
   const bool train = split == Split::train;
   const std::string& file = train ? mq.train_file : mq.test_file;
   if (!file.empty())
-    return std::make_unique<TokenFileDataset>(file, mq.vocab_size, train ? "data.train" : "data.test");
+    return std::make_unique<TokenFileDataset>(file, mq.vocab_size,
+                                              train ? "data.train" : "data.test");
   return std::make_unique<MqarDataset>(train ? mq.train : mq.test, mq.vocab_size, mq.power_a,
                                        mq.random_non_queries, mq.train_seed, split);
 }

@@ -12,7 +12,8 @@ from statex_analysis.frames import load_runs
 CLASSES = "forgetting_kept,forgetting_updated,compositional_shared_first,compositional_unique_first"
 
 
-def add_task_fields(path, conv=384, class_acc=(0.9, 0.25, np.nan, np.nan), class_count=(60, 40, 0, 0)):
+def add_task_fields(path, conv=384, class_acc=(0.9, 0.25, np.nan, np.nan),
+                    class_count=(60, 40, 0, 0)):
     """What a run on forgetting MQAR writes beside the plain fields."""
     with h5py.File(path, "a") as f:
         state = int(f["model"].attrs["state_scalars"])
@@ -23,7 +24,8 @@ def add_task_fields(path, conv=384, class_acc=(0.9, 0.25, np.nan, np.nan), class
         acc[0] = np.nan  # the first eval had other values: only the final one is reported
         d = f["eval"].create_dataset("class_accuracy", data=acc)
         d.attrs.create("classes", CLASSES, dtype=STR)
-        f["eval"].create_dataset("class_count", data=np.tile(np.asarray(class_count, np.int64), (n, 1)))
+        counts = np.tile(np.asarray(class_count, np.int64), (n, 1))
+        f["eval"].create_dataset("class_count", data=counts)
     return state
 
 
