@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdio>
 #include <cstring>
+#include <sstream>
 #include <string>
 
 #include "sim/io/results_file.h"
@@ -128,6 +129,24 @@ TEST(StatexData, ErrorsNameTheOptionAndWriteNothing) {
   expect_error("train" + kModel + " --model.vocab_size 40 --mqar.train 16:2:10 --mqar.test 16:2:4"
                " --data.test " + d.path("te.h5") + " --out " + d.path("o.h5"),
                {"data.test", "outside the model vocabulary"});
+}
+
+// `statex info` gives both conventions: recurrent (ours) and recurrent+conv (Zoology's).
+TEST(StateSize, InfoShowsRecurrentPlusConvTotals) {
+  auto [code, out] = statex("info --model.d_model 16 --model.gate_low_rank 4 --model.n_layers 3 "
+                            "--mqar.train 16:2:4 --mqar.test 16:2:4 --model.vocab_size 37");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("recurrent+conv scalars"), std::string::npos) << out;
+  const size_t at = out.find("\ntotal");
+  ASSERT_NE(at, std::string::npos) << out;
+  std::istringstream row(out.substr(at + 6));
+  long long state = 0, bytes = 0, conv = 0, both = 0, both_bytes = 0;
+  row >> state >> bytes >> conv >> both >> both_bytes;
+  // GLA D 16: Dk 8, Dv 16, H 2 -> 64 recurrent scalars a layer; short conv 3*(2*8+16) = 96.
+  EXPECT_EQ(state, 3 * 64);
+  EXPECT_EQ(conv, 3 * 96);
+  EXPECT_EQ(both, 3 * (64 + 96));
+  EXPECT_EQ(both_bytes, 4 * 3 * (64 + 96));
 }
 
 TEST(StatexData, HelpStatesTheZoologyDefault) {
