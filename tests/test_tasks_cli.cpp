@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 
+#include "sim/io/h5.h"
 #include "sim/io/results_file.h"
 #include "sim/io/token_file.h"
 #include "sim/task/tasks.h"
@@ -102,6 +103,10 @@ TEST(StatexData, RoundTripTrainsBitForBitLikeTheGenerator) {
     EXPECT_EQ(g.evals[i].class_count, f.evals[i].class_count);
   }
   EXPECT_EQ(f.test_segments, g.test_segments);
+  // The plateau-escape K reads task segments too: min K over forgetting:32:3 and
+  // compositional:36:4 is 3 (not T = 32 read from the wrong field).
+  h5::Handle h = h5::open_file(d.path("gen.h5"));
+  EXPECT_EQ(h5::read_attr_i64(h, "plateau_num_kv"), 3);
   EXPECT_EQ(g.evals.back().class_count[kForgettingKept] +
                 g.evals.back().class_count[kForgettingUpdated], 12 * 3);
   EXPECT_EQ(g.evals.back().class_count[kForgettingUpdated], 12);

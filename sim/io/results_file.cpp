@@ -1,6 +1,8 @@
 // Results file writer/reader: exactly the layout in docs/results_format.md.
 #include "sim/io/results_file.h"
 
+#include <cctype>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -68,10 +70,13 @@ std::vector<T> matrix_of(const std::vector<EvalPoint>& evals,
 }
 
 // Plateau escape (docs/results_format.md, "Plateau escape"): K = the smallest number of KV
-// pairs among the test segments "T:K:count"; -1 when no segment names one.
+// pairs among the test segments "[task:]T:K:count[:opt=v...]" (docs/tasks.md); -1 when no
+// segment names one.
 int64_t plateau_num_kv(const std::vector<std::string>& segments) {
   int64_t k_min = -1;
-  for (const std::string& seg : segments) {
+  for (const std::string& text : segments) {
+    const bool named = !text.empty() && std::isalpha(static_cast<unsigned char>(text[0]));
+    const std::string seg = named ? text.substr(text.find(':') + 1) : text;  // drop "task:"
     size_t a = seg.find(':'), b = seg.find(':', a == std::string::npos ? a : a + 1);
     if (a == std::string::npos || b == std::string::npos) continue;
     try {

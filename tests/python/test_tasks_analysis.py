@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from h5_writer import STR, write_run
-from statex_analysis import tables
+from statex_analysis import plateau, tables
 from statex_analysis.cli import main
 from statex_analysis.frames import load_runs
 
@@ -66,3 +66,9 @@ def test_old_files_without_task_fields_still_read(tmp_path):
     assert not any(str(c).startswith("class_acc_") for c in row.index)
     # Files from before the recurrent+conv attribute: the total comes from the two parts.
     assert row["state_with_conv_scalars"] == row["state_scalars"] + row["conv_state_scalars"]
+
+
+def test_plateau_k_of_task_segments():
+    assert plateau.plateau_num_kv(["forgetting:32:4:300:updates=2", "compositional:96:9:10"]) == 4
+    assert plateau.plateau_num_kv(["64:8:10:passes=2", "mqar:64:6:10"]) == 6
+    assert plateau.plateau_num_kv(["file:0", "64:4"]) is None
