@@ -367,6 +367,31 @@ def cell_summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def query_class_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and query class of the task variants (docs/tasks.md: forgetting kept / updated
+    keys, compositional shared / unique first token): n / median / 95% interval of the final
+    per-class accuracy. Empty when no run has a class."""
+    frames = []
+    for column in sorted(c for c in runs.columns if str(c).startswith("class_acc_")):
+        has = completed(runs)[pd.to_numeric(completed(runs)[column], errors="coerce").notna()]
+        if has.empty:
+            continue
+        table, grouping = cells_table(has, metric=column)
+        table.insert(table.columns.get_loc("model") + 2, "query_class",
+                     column.replace("class_acc_", ""))
+        frames.append((table, grouping))
+    if not frames:
+        return pd.DataFrame()
+    grouping = frames[0][1]
+    table = pd.concat([t for t, _ in frames], ignore_index=True)
+    keep = ["cell", *[o for o in grouping.varied if o in table], "model", "arm", "query_class",
+            *CELL_STATS]
+    table = table[keep].sort_values(["cell", "query_class"], kind="stable").reset_index(drop=True)
+    table.attrs["caption"] = _caption(grouping, "Accuracy = token accuracy of the queries of "
+                                      "each class at the last eval (docs/tasks.md).")
+    return table
+
+
 def series_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs drawn as series in the gap / segment / learning-curve figures: every cell of the
     completed runs, lr chosen per cell among cells differing only in lr (best eval accuracy)."""

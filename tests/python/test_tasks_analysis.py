@@ -72,3 +72,20 @@ def test_plateau_k_of_task_segments():
     assert plateau.plateau_num_kv(["forgetting:32:4:300:updates=2", "compositional:96:9:10"]) == 4
     assert plateau.plateau_num_kv(["64:8:10:passes=2", "mqar:64:6:10"]) == 6
     assert plateau.plateau_num_kv(["file:0", "64:4"]) is None
+
+
+def test_query_class_table_per_cell(tmp_path):
+    paths = []
+    for seed, updated in enumerate((0.2, 0.4, 0.6)):
+        path = tmp_path / f"s{seed}.h5"
+        write_run(path, seed=seed)
+        add_task_fields(path, class_acc=(0.9, updated, np.nan, np.nan))
+        paths.append(path)
+    table = tables.query_class_table(load_runs(paths))
+    assert list(table["query_class"]) == ["forgetting_kept", "forgetting_updated"]
+    row = table.set_index("query_class").loc["forgetting_updated"]
+    assert row["n"] == 3 and abs(row["median"] - 0.4) < 1e-6
+    assert row["ci_low"] <= 0.4 <= row["ci_high"]
+    assert tables.query_class_table(load_runs([tmp_path / "s0.h5"]).drop(
+        columns=[c for c in load_runs([tmp_path / "s0.h5"]).columns
+                 if c.startswith("class_acc_")])).empty
