@@ -121,6 +121,8 @@ TEST(StatexData, ErrorsNameTheOptionAndWriteNothing) {
     EXPECT_FALSE(exists(d.path("o.h5"))) << args;
   };
   expect_error("data" + kData, {"--train-out"});
+  expect_error("data" + kData + " --train-out " + d.path("o.h5") + " --test-out " + d.path("o.h5"),
+               {"--train-out", "--test-out"});
   expect_error("data" + kData + " --train-out " + d.path("o.h5") + " --show -1", {"--show"});
   expect_error("data --model.vocab_size 64 --mqar.train compositional:36:5:10 --train-out " +
                    d.path("o.h5"),
@@ -130,6 +132,14 @@ TEST(StatexData, ErrorsNameTheOptionAndWriteNothing) {
                {"data.train", "missing.h5"});
   auto [dc, dout] = statex("data" + kData + " --test-out " + d.path("te.h5") + " --show 0");
   ASSERT_EQ(dc, 0) << dout;
+  // An existing file is replaced only with --overwrite.
+  auto [again, again_out] = statex("data" + kData + " --test-out " + d.path("te.h5"));
+  EXPECT_EQ(again, 2) << again_out;
+  EXPECT_NE(again_out.find("--overwrite"), std::string::npos) << again_out;
+  EXPECT_EQ(statex("data" + kData + " --test-out " + d.path("te.h5") + " --overwrite").first, 0);
+  expect_error("train" + kData + kModel + " --data.test " + d.path("te.h5") + " --out " +
+                   d.path("te.h5"),
+               {"--data.test", "--out"});
   // The file holds tokens up to 63: a 40-token model cannot read it.
   expect_error("train" + kModel + " --model.vocab_size 40 --mqar.train 16:2:10 --mqar.test 16:2:4"
                " --data.test " + d.path("te.h5") + " --out " + d.path("o.h5"),
@@ -139,7 +149,7 @@ TEST(StatexData, ErrorsNameTheOptionAndWriteNothing) {
 // `statex info` gives both conventions: recurrent (ours) and recurrent+conv (Zoology's).
 TEST(StateSize, InfoShowsRecurrentPlusConvTotals) {
   auto [code, out] = statex("info --model.d_model 16 --model.gate_low_rank 4 --model.n_layers 3 "
-                            "--mqar.train 16:2:4 --mqar.test 16:2:4 --model.vocab_size 37");
+                            "--model.vocab_size 37");
   ASSERT_EQ(code, 0) << out;
   EXPECT_NE(out.find("recurrent+conv scalars"), std::string::npos) << out;
   const size_t at = out.find("\ntotal");

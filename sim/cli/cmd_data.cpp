@@ -2,11 +2,13 @@
 // (layout in docs/results_format.md, "Token file") and print a few examples readably. What it
 // writes, `statex train --data.train/--data.test` reads back as bit-for-bit the same batches.
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "sim/cli/commands.h"
 #include "sim/core/options.h"
+#include "sim/io/output_guard.h"
 #include "sim/io/results_file.h"
 #include "sim/io/token_file.h"
 #include "sim/task/mqar.h"
@@ -80,17 +82,19 @@ int cmd_data(int argc, char** argv) {
   ExperimentConfig cfg;
   std::string train_out, test_out;
   int show = 3;
+  bool overwrite = false;
   po::options_description extra("Data options");
   extra.add_options()("train-out", po::value<std::string>(&train_out),
                       "write the train set (mqar.train) to this token file")(
       "test-out", po::value<std::string>(&test_out),
       "write the test set (mqar.test) to this token file")(
       "show", po::value<int>(&show)->default_value(3),
-      "print this many examples of each written set (0 = none)");
+      "print this many examples of each written set (0 = none)")(
+      "overwrite", po::bool_switch(&overwrite), "replace existing output files");
   auto vm = parse_experiment(
       argc, argv, cfg, extra,
       "usage: statex data [--config FILE.ini] [--train-out TRAIN.h5] [--test-out TEST.h5] "
-      "[--show N] [options]\n"
+      "[--show N] [--overwrite] [options]\n"
       "Writes the generated train/test set of the mqar.* options (any task, docs/tasks.md) to\n"
       "HDF5 token files that `statex train --data.train/--data.test` and `statex eval --tokens`\n"
       "read, and prints a few examples (kN/vN context pairs, qN->vM labelled queries).");
@@ -104,8 +108,18 @@ int cmd_data(int argc, char** argv) {
   if (train_out.empty()) cfg.mqar_train = cfg.mqar_test;  // unused: don't validate its default
   if (test_out.empty()) cfg.mqar_test = cfg.mqar_train;
   finalize(cfg);
-  if (!train_out.empty()) check_writable(train_out, "--train-out");
-  if (!test_out.empty()) check_writable(test_out, "--test-out");
+  // Output rules of every command (sim/io/output_guard.h): distinct paths, no silent replace.
+  const std::string config = vm.count("config") ? vm["config"].as<std::string>() : "";
+  check_distinct_paths({{"--config", config, false},
+                        {"--train-out", train_out, true},
+                        {"--test-out", test_out, true}});
+  std::vector<std::unique_ptr<OutputLock>> locks;
+  for (auto [option, path] : {std::pair{"--train-out", train_out}, {"--test-out", test_out}}) {
+    if (path.empty()) continue;
+    check_writable(path, option);
+    locks.push_back(std::make_unique<OutputLock>(option, path));
+    refuse_existing(option, path, overwrite);
+  }
 
   for (auto [split, path] : {std::pair{Split::train, train_out}, {Split::test, test_out}}) {
     if (path.empty()) continue;
