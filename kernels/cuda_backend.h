@@ -107,6 +107,17 @@ class CudaBackend final : public Backend {
                               const float* y, const float* z, const float* weight,
                               const float* rstd, int N, int C, int group_size,
                               bool accumulate) override;
+  // ---- softmax attention (issue 18) ----
+  void attention_forward(float* o, float* lse, const float* q, const float* k, const float* v,
+                         int B, int T, int H, int Dh, float scale) override;
+  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
+                          const float* k, const float* v, const float* o, const float* lse, int B,
+                          int T, int H, int Dh, float scale, bool accumulate) override;
+  void rope_forward(float* out, const float* inp, int B, int T, int H, int Dh,
+                    float theta) override;
+  void rope_backward(float* dinp, const float* dout, int B, int T, int H, int Dh, float theta,
+                     bool accumulate) override;
+  // ---- end softmax attention ----
   void softmax_xent_forward(float* losses, float* probs, int* pred, const float* logits,
                             const int* targets, int M, int V) override;
   void softmax_xent_backward(float* dlogits, const float* probs, const int* targets,
@@ -119,12 +130,13 @@ class CudaBackend final : public Backend {
   // Grow-only device workspace, one buffer per slot (ops that need several temporaries use
   // distinct slots). Contents are undefined; valid until the next call with the same slot.
   // Stream-ordered reuse is safe: all ops run on the default stream. Slots in use: 0-2 GLA,
-  // 3-7 SSD, 8 split-K GEMM, 9 column_sum partials, 10 conv1d_silu_backward's dpre (an op whose
+  // 3-7 SSD, 8 split-K GEMM, 9 column_sum partials, 10 conv1d_silu_backward's dpre,
+  // 11 attention_backward's Dv (an op whose
   // temporary must outlive a call to another op needs a slot that op does not use).
   float* workspace(int slot, size_t floats);
 
  private:
-  static constexpr int kSlots = 11;
+  static constexpr int kSlots = 12;
   float* ws_[kSlots] = {};
   size_t ws_size_[kSlots] = {};
   int device_ = 0;

@@ -179,6 +179,24 @@ class Backend {
                                       const float* rstd, int N, int C, int group_size,
                                       bool accumulate) = 0;
 
+  // ---------------- softmax attention (issue 18) ----------------
+  // Causal softmax attention per (b, h): o_t = sum_{s<=t} softmax_s(scale q_t·k_s) v_s.
+  // q, k, v, o [B, T, H, Dh]; lse [B, H, T] = per-row log-sum-exp of the scaled scores, saved
+  // for the backward. Blocked online softmax (flash-attention scheme): the T x T matrix is
+  // never stored; the backward recomputes the probabilities from lse.
+  virtual void attention_forward(float* o, float* lse, const float* q, const float* k,
+                                 const float* v, int B, int T, int H, int Dh, float scale) = 0;
+  virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout,
+                                  const float* q, const float* k, const float* v, const float* o,
+                                  const float* lse, int B, int T, int H, int Dh, float scale,
+                                  bool accumulate) = 0;
+  // Rotary position embedding (fla RotaryEmbedding, rotate-half form) on x [B, T, H, Dh], Dh
+  // even, position t = 0..T-1, frequencies theta^(-2i/Dh). The backward is the inverse rotation.
+  virtual void rope_forward(float* out, const float* inp, int B, int T, int H, int Dh,
+                            float theta) = 0;
+  virtual void rope_backward(float* dinp, const float* dout, int B, int T, int H, int Dh,
+                             float theta, bool accumulate) = 0;
+
   // ---------------- loss ----------------
   // Softmax cross-entropy over rows of logits [M, V] with targets [M].
   // losses [M] = -log softmax(logits)[target]; probs [M, V] saved for backward;

@@ -251,6 +251,30 @@ void OpTimingBackend::gated_rmsnorm_backward(float* dy, float* dz, float* dweigh
   inner_.gated_rmsnorm_backward(dy, dz, dweight, dout, y, z, weight, rstd, N, C, group_size,
                                 accumulate);
 }
+// ---- softmax attention (issue 18) ----
+void OpTimingBackend::attention_forward(float* o, float* lse, const float* q, const float* k,
+                                        const float* v, int B, int T, int H, int Dh, float scale) {
+  Timer t(*this, "attention_forward");
+  inner_.attention_forward(o, lse, q, k, v, B, T, H, Dh, scale);
+}
+void OpTimingBackend::attention_backward(float* dq, float* dk, float* dv, const float* dout,
+                                         const float* q, const float* k, const float* v,
+                                         const float* o, const float* lse, int B, int T, int H,
+                                         int Dh, float scale, bool accumulate) {
+  Timer t(*this, "attention_backward");
+  inner_.attention_backward(dq, dk, dv, dout, q, k, v, o, lse, B, T, H, Dh, scale, accumulate);
+}
+void OpTimingBackend::rope_forward(float* out, const float* inp, int B, int T, int H, int Dh,
+                                   float theta) {
+  Timer t(*this, "rope_forward");
+  inner_.rope_forward(out, inp, B, T, H, Dh, theta);
+}
+void OpTimingBackend::rope_backward(float* dinp, const float* dout, int B, int T, int H, int Dh,
+                                    float theta, bool accumulate) {
+  Timer t(*this, "rope_backward");
+  inner_.rope_backward(dinp, dout, B, T, H, Dh, theta, accumulate);
+}
+// ---- end softmax attention ----
 void OpTimingBackend::softmax_xent_forward(float* losses, float* probs, int* pred,
                                            const float* logits, const int* targets, int M, int V) {
   Timer t(*this, "softmax_xent_forward");

@@ -116,6 +116,17 @@ class OpTimingBackend final : public Backend {
                               const float* y, const float* z, const float* weight,
                               const float* rstd, int N, int C, int group_size,
                               bool accumulate) override;
+  // ---- softmax attention (issue 18) ----
+  void attention_forward(float* o, float* lse, const float* q, const float* k, const float* v,
+                         int B, int T, int H, int Dh, float scale) override;
+  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
+                          const float* k, const float* v, const float* o, const float* lse, int B,
+                          int T, int H, int Dh, float scale, bool accumulate) override;
+  void rope_forward(float* out, const float* inp, int B, int T, int H, int Dh,
+                    float theta) override;
+  void rope_backward(float* dinp, const float* dout, int B, int T, int H, int Dh, float theta,
+                     bool accumulate) override;
+  // ---- end softmax attention ----
   void softmax_xent_forward(float* losses, float* probs, int* pred, const float* logits,
                             const int* targets, int M, int V) override;
   void softmax_xent_backward(float* dlogits, const float* probs, const int* targets,
