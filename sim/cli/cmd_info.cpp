@@ -1,6 +1,7 @@
 // statex info: build info, parameter table and state sizes of a config (or a checkpoint).
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -40,12 +41,16 @@ int cmd_info(int argc, char** argv) {
   std::printf("cuda      %s\n", cuda ? "available" : ("not available: " + why).c_str());
 
   ParamTable t = build_param_table(mc);
-  StateSize s = compute_state_size(mc);
+  // Attention's state is its KV cache, counted at the longest test length (mqar.test).
+  int eval_len = 0;
+  for (const MqarSegment& seg : cfg.mqar.test) eval_len = std::max(eval_len, seg.seq_len);
+  StateSize s = compute_state_size(mc, eval_len);
   std::printf("model     %s, L=%d, D=%d, V=%d, mlp=%s, params %lld scalars (%lld bytes)\n",
               mc.model.c_str(), mc.n_layers, mc.d_model, mc.vocab_size, mc.mlp ? "yes" : "no",
               (long long)t.total(), (long long)t.total() * 4);
-  std::printf("\n%-6s %-8s %-8s %16s %16s %18s\n", "layer", "heads", "d_state", "state scalars",
-              "state bytes", "conv state scalars");
+  std::printf("\n%-6s %-8s %-8s %16s %16s %18s\n", "layer", "heads", "d_state",
+              s.is_kv_cache() ? "KV cache scalars" : "state scalars",
+              s.is_kv_cache() ? "KV cache bytes" : "state bytes", "conv state scalars");
   for (int l = 0; l < mc.n_layers; ++l) {
     MixerShape m = mc.layer_shape(l);
     std::printf("%-6d %-8d %-8d %16lld %16lld %18lld\n", l, m.heads, m.d_state,
@@ -55,6 +60,10 @@ int cmd_info(int argc, char** argv) {
   std::printf("%-6s %-8s %-8s %16lld %16lld %18lld\n", "total", "", "",
               (long long)s.total_state_scalars(), (long long)s.total_state_scalars() * 4,
               (long long)s.total_conv_state_scalars());
+  if (s.is_kv_cache())
+    std::printf("state     KV cache at length T = %lld (2 T D per layer; it grows with T; set by "
+                "mqar.test)\n",
+                (long long)s.kv_cache_len);
   if (list_params) {
     std::printf("\n%-50s %-18s %10s\n", "parameter", "shape", "scalars");
     for (auto& e : t.entries()) {

@@ -170,7 +170,7 @@ void Trainer::Impl::fill_record_header() {
   rec.test_data_seed = cfg.mqar.train_seed;  // same seed, disjoint "test" split stream
   rec.model = model->config().model;
   rec.n_params = model->n_params();
-  rec.state = model->state_size();
+  rec.state = model->state_size(test_set->max_seq_len());
   rec.test_segments.clear();
   for (auto& s : cfg.mqar.test) rec.test_segments.push_back(format_segment(s));
   rec.gap_bucket_edges = default_gap_edges(test_set->max_seq_len());
