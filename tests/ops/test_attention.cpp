@@ -126,8 +126,10 @@ TEST_P(AttentionLadder, FastMatchesReference) {
                          Item{"dq", fast.g.dq, ref.dq}, Item{"dk", fast.g.dk, ref.dk},
                          Item{"dv", fast.g.dv, ref.dv}}) {
     auto d = compare(it.got, it.want);
-    EXPECT_LT(d.rel_rms, 1e-5) << it.what << ": worst element " << d.worst << " got "
-                               << it.got[d.worst] << " want " << it.want[d.worst];
+    // (T = 1: dq and dk are exactly zero in the reference; ours are rounding-level.)
+    EXPECT_TRUE(d.rel_rms < 1e-5 || d.max_abs < 1e-6)
+        << it.what << ": rel RMS " << d.rel_rms << ", worst element " << d.worst << " got "
+        << it.got[d.worst] << " want " << it.want[d.worst];
   }
 }
 

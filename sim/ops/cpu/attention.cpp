@@ -8,6 +8,7 @@
 //   backward: P is recomputed from lse (P = exp(S - lse)), Dv_t = dout_t · o_t, and per block
 //     pair (I >= J): dV_J += P^T dO_I, dP = dO_I V_J^T, dS = P ∘ (dP - Dv_I),
 //     dK_J += scale dS^T Q_I, dQ_I += scale dS K_J.
+// The block products are small_gemm's in-place register-tiled products (no packing per call).
 // Threading: OpenMP over (b, h) pairs; each pair is computed and written by one thread, so the
 // results do not depend on the thread count.
 #include <omp.h>
@@ -19,6 +20,7 @@
 
 #include "sim/ops/cpu/cpu_backend.h"
 #include "sim/ops/cpu/grad_store.h"
+#include "sim/ops/cpu/small_gemm.h"
 
 namespace statex {
 namespace {
@@ -40,21 +42,30 @@ StridedMut head_view(float* p, int b, int h, int T, int H, int Dh) {
   return StridedMut(p + (size_t(b) * T * H + h) * Dh, T, Dh, Eigen::OuterStride<>(size_t(H) * Dh));
 }
 
-// Scores of query block [i0, i0+rows) against key block [j0, j0+cols): S = scale Q K^T, with
-// -inf above the diagonal (s > t) when the blocks overlap it.
-void scores(RowMat& S, const RowMat& Q, const RowMat& K, int i0, int rows, int j0, int cols,
-            float scale) {
+// Scores of query block [i0, i0+rows) against key block [j0, j0+cols): S = Qs K^T with Qs the
+// pre-scaled queries and KT = K^T [Dh, T], and -inf above the diagonal (s > t) when the blocks
+// overlap it.
+void scores(RowMat& S, const RowMat& Qs, const RowMat& KT, int i0, int rows, int j0, int cols) {
   S.resize(rows, cols);
-  S.noalias() = scale * Q.middleRows(i0, rows) * K.middleRows(j0, cols).transpose();
+  small_gemm::mm(S, Qs.middleRows(i0, rows), KT.middleCols(j0, cols), false);
   if (j0 + cols - 1 > i0)
     for (int r = 0; r < rows; ++r)
       for (int c = std::max(0, i0 + r - j0 + 1); c < cols; ++c)
         S(r, c) = -std::numeric_limits<float>::infinity();
 }
 
+// Per-thread buffers, reused across (b, h) pairs. Operands of the small in-place products
+// (small_gemm.h) are row-major with contiguous rows, so K and V are also kept transposed.
 struct PairScratch {
-  RowMat Q, K, V, O, dO, dQ, dK, dV, S, dP, acc;
+  RowMat Qs, K, KT, V, VT, O, dO, dQ, dK, dV, S, dP, acc;
   ColVec m, l, Dv;
+  void load(const float* q, const float* k, const float* v, int b, int h, int T, int H, int Dh,
+            float scale) {
+    Qs = scale * head_view(q, b, h, T, H, Dh);
+    K = head_view(k, b, h, T, H, Dh);
+    KT = K.transpose();
+    V = head_view(v, b, h, T, H, Dh);
+  }
 };
 
 }  // namespace
@@ -67,9 +78,7 @@ void CpuBackend::attention_forward(float* o, float* lse, const float* q, const f
 #pragma omp for schedule(static)
     for (int bh = 0; bh < B * H; ++bh) {
       const int b = bh / H, h = bh % H;
-      w.Q = head_view(q, b, h, T, H, Dh);
-      w.K = head_view(k, b, h, T, H, Dh);
-      w.V = head_view(v, b, h, T, H, Dh);
+      w.load(q, k, v, b, h, T, H, Dh, scale);
       StridedMut O = head_view(o, b, h, T, H, Dh);
       for (int i0 = 0; i0 < T; i0 += kBlock) {
         const int rows = std::min(kBlock, T - i0);
@@ -78,7 +87,7 @@ void CpuBackend::attention_forward(float* o, float* lse, const float* q, const f
         w.acc.setZero(rows, Dh);
         for (int j0 = 0; j0 <= i0; j0 += kBlock) {  // key blocks up to the diagonal one
           const int cols = std::min(kBlock, T - j0);
-          scores(w.S, w.Q, w.K, i0, rows, j0, cols, scale);
+          scores(w.S, w.Qs, w.KT, i0, rows, j0, cols);
           for (int r = 0; r < rows; ++r) {
             // Row r always has a finite entry (column 0 of the first block: s = 0 <= t).
             const float m_new = std::max(w.m(r), w.S.row(r).maxCoeff());
@@ -88,7 +97,7 @@ void CpuBackend::attention_forward(float* o, float* lse, const float* q, const f
             w.acc.row(r) *= alpha;
             w.m(r) = m_new;
           }
-          w.acc.noalias() += w.S * w.V.middleRows(j0, cols);
+          small_gemm::mm(w.acc, w.S, w.V.middleRows(j0, cols), true);
         }
         O.middleRows(i0, rows) = w.l.cwiseInverse().asDiagonal() * w.acc;
         if (lse)
@@ -109,9 +118,8 @@ void CpuBackend::attention_backward(float* dq, float* dk, float* dv, const float
 #pragma omp for schedule(static)
     for (int bh = 0; bh < B * H; ++bh) {
       const int b = bh / H, h = bh % H;
-      w.Q = head_view(q, b, h, T, H, Dh);
-      w.K = head_view(k, b, h, T, H, Dh);
-      w.V = head_view(v, b, h, T, H, Dh);
+      w.load(q, k, v, b, h, T, H, Dh, scale);
+      w.VT = w.V.transpose();
       w.dO = head_view(dout, b, h, T, H, Dh);
       w.O = head_view(o, b, h, T, H, Dh);
       // Dv_t = dout_t · o_t = sum_s P[t, s] dP[t, s] (the softmax backward's row term).
@@ -124,19 +132,21 @@ void CpuBackend::attention_backward(float* dq, float* dk, float* dv, const float
         const int cols = std::min(kBlock, T - j0);
         for (int i0 = j0; i0 < T; i0 += kBlock) {  // query blocks on or below the diagonal
           const int rows = std::min(kBlock, T - i0);
-          scores(w.S, w.Q, w.K, i0, rows, j0, cols, scale);
+          scores(w.S, w.Qs, w.KT, i0, rows, j0, cols);
           // P = exp(S - lse): exactly the forward's probabilities (exp(-inf) = 0 above the
           // diagonal), recomputed instead of stored.
           w.S = (w.S.colwise() - L.segment(i0, rows)).array().exp().matrix();
-          w.dV.middleRows(j0, cols).noalias() += w.S.transpose() * w.dO.middleRows(i0, rows);
-          w.dP.noalias() = w.dO.middleRows(i0, rows) * w.V.middleRows(j0, cols).transpose();
-          // dS (in dP's buffer) = scale P ∘ (dP - Dv): scale folded in once here.
-          w.dP = scale * (w.S.array() * (w.dP.colwise() - w.Dv.segment(i0, rows)).array()).matrix();
-          w.dK.middleRows(j0, cols).noalias() += w.dP.transpose() * w.Q.middleRows(i0, rows);
-          w.dQ.middleRows(i0, rows).noalias() += w.dP * w.K.middleRows(j0, cols);
+          small_gemm::mm_tn(w.dV.middleRows(j0, cols), w.S, w.dO.middleRows(i0, rows), true);
+          w.dP.resize(rows, cols);
+          small_gemm::mm(w.dP, w.dO.middleRows(i0, rows), w.VT.middleCols(j0, cols), false);
+          // dS / scale (in dP's buffer) = P ∘ (dP - Dv). With the pre-scaled queries,
+          // dK_J += (dS / scale)^T Qs is exact; dQ gets its factor scale once at the end.
+          w.dP = (w.S.array() * (w.dP.colwise() - w.Dv.segment(i0, rows)).array()).matrix();
+          small_gemm::mm_tn(w.dK.middleRows(j0, cols), w.dP, w.Qs.middleRows(i0, rows), true);
+          small_gemm::mm(w.dQ.middleRows(i0, rows), w.dP, w.K.middleRows(j0, cols), true);
         }
       }
-      if (dq) store_grad(head_view(dq, b, h, T, H, Dh), w.dQ, accumulate);
+      if (dq) store_grad(head_view(dq, b, h, T, H, Dh), scale * w.dQ, accumulate);
       if (dk) store_grad(head_view(dk, b, h, T, H, Dh), w.dK, accumulate);
       if (dv) store_grad(head_view(dv, b, h, T, H, Dh), w.dV, accumulate);
     }
