@@ -27,6 +27,9 @@ def _band(table: pd.DataFrame, spread: str) -> tuple[np.ndarray, np.ndarray]:
     return table["min"].to_numpy(float), table["max"].to_numpy(float)
 
 
+KV_CACHE_MODELS = {"attention"}  # models whose "state" is a KV cache that grows with T
+
+
 def _state_text(value: float, unit: str) -> str:
     return f"{int(value):,} {'B' if unit == 'bytes' else 'scalars'}"
 
@@ -38,7 +41,10 @@ def accuracy_vs_state(points: pd.DataFrame, unit: str, spread: str = "minmax") -
     for model, series in points.groupby("model", sort=True):
         series = series.sort_values("state")
         x = series["state"].to_numpy(float)
-        (line,) = ax.plot(x, series["mean"], marker="o", label=str(model))
+        # Attention has no fixed state: its x is the KV cache at the test length T (results
+        # /model state_kind = kv_cache, docs/design.md §1), said so in the legend.
+        label = f"{model} (KV cache at length T)" if model in KV_CACHE_MODELS else str(model)
+        (line,) = ax.plot(x, series["mean"], marker="o", label=label)
         low, high = _band(series, spread)
         ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set_xscale("log")
