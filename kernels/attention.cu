@@ -20,9 +20,9 @@ using namespace cuda;
 
 namespace {
 
-constexpr int kMaxPerLane = 8;   // head dim up to 256
+constexpr int kMaxPerLane = 8;  // head dim up to 256
 constexpr int kWarpsPerBlock = 4;
-constexpr int kDvSlot = 11;      // workspace slot of Dv [B, H, T]
+constexpr int kDvSlot = 11;  // workspace slot of Dv [B, H, T]
 
 struct Dims {
   int B, T, H, Dh;
@@ -80,8 +80,8 @@ __device__ void store_row(float* p, const float (&x)[kMaxPerLane], int Dh, float
   }
 }
 
-__global__ void attention_fwd(float* o, float* lse, const float* q, const float* k,
-                              const float* v, Dims d, float scale) {
+__global__ void attention_fwd(float* o, float* lse, const float* q, const float* k, const float* v,
+                              Dims d, float scale) {
   int b, h, t;
   if (!warp_row(d, b, h, t)) return;
   float qs[kMaxPerLane], acc[kMaxPerLane] = {};
@@ -171,9 +171,9 @@ void CudaBackend::attention_forward(float* o, float* lse, const float* q, const 
 }
 
 void CudaBackend::attention_backward(float* dq, float* dk, float* dv, const float* dout,
-                                     const float* q, const float* k, const float* v,
-                                     const float* o, const float* lse, int B, int T, int H,
-                                     int Dh, float scale, bool accumulate) {
+                                     const float* q, const float* k, const float* v, const float* o,
+                                     const float* lse, int B, int T, int H, int Dh, float scale,
+                                     bool accumulate) {
   check_head_dim(Dh);
   const Dims d{B, T, H, Dh};
   if (size_t(B) * T * H == 0) return;

@@ -8,12 +8,13 @@
 //   y [N, D] = o_proj(o)
 // Its "state" is the KV cache (sim/model/state_size.cpp), which grows with T; StateX does not
 // apply.
+#include "sim/model/attention_mixer.h"
+
 #include <array>
 #include <cmath>
 #include <stdexcept>
 
 #include "sim/model/arena.h"
-#include "sim/model/attention_mixer.h"
 
 namespace statex {
 
@@ -49,8 +50,8 @@ class AttentionMixer final : public Mixer {
     be_.linear_stacked_forward(proj_out, in_proj_oc_, kInProj, h, b_.p("q_proj.weight"), N, D_);
     if (conv_) {
       for (int i = 0; i < kInProj; ++i)
-        be_.conv1d_silu_forward(conv_out(i).x, lin(i).x, b_.p(kConvNames[i]), nullptr, s.B, s.T,
-                                D_, W_);
+        be_.conv1d_silu_forward(conv_out(i).x, lin(i).x, b_.p(kConvNames[i]), nullptr, s.B, s.T, D_,
+                                W_);
     }
     if (rope_) {
       be_.rope_forward(q_rot_.x, qk_pre(0).x, s.B, s.T, H_, Dh_, theta_);
@@ -79,8 +80,8 @@ class AttentionMixer final : public Mixer {
       be_.zero(o_.d, size_t(N) * D_ * sizeof(float));
       be_.scatter_add_rows(o_.d, o_sub_.d, rows.idx, rows.M, D_);
     }
-    be_.attention_backward(q().d, k().d, v().d, o_.d, q().x, k().x, v().x, o_.x, lse_, s.B, s.T,
-                           H_, Dh_, scale_, false);
+    be_.attention_backward(q().d, k().d, v().d, o_.d, q().x, k().x, v().x, o_.x, lse_, s.B, s.T, H_,
+                           Dh_, scale_, false);
     if (rope_) {
       be_.rope_backward(qk_pre(0).d, q_rot_.d, s.B, s.T, H_, Dh_, theta_, false);
       be_.rope_backward(qk_pre(1).d, k_rot_.d, s.B, s.T, H_, Dh_, theta_, false);
@@ -140,7 +141,7 @@ class AttentionMixer final : public Mixer {
   int in_proj_oc_[kInProj] = {0, 0, 0};
   bool conv_, rope_;
   float theta_, scale_;
-  const float* h_ = nullptr;  // input of the last forward
+  const float* h_ = nullptr;          // input of the last forward
   ActGrad q_lin_, k_lin_, v_lin_;     // projections [N, D]
   ActGrad q_conv_, k_conv_, v_conv_;  // after the short conv (use_short_conv)
   ActGrad q_rot_, k_rot_;             // after RoPE (rope)

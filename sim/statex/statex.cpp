@@ -67,18 +67,20 @@ std::vector<int> select_layers(const StatexConfig& sx, int L) {
 }
 
 namespace {
-// Attention has no fixed-size state to expand (its KV cache already grows with T).
+// Attention has no fixed-size state to expand (its KV cache already grows with T). `what`
+// prefixes the message (the options that asked for StateX), or nothing.
 void refuse_attention(const ModelConfig& m, const std::string& what) {
   require(m.model != "attention",
-          what + ": StateX does not apply to model.model = attention (its state is a KV cache "
-                 "that already grows with T); use model.model = gla or mamba2, or drop the "
-                 "statex.* options");
+          (what.empty() ? "" : what + ": ") +
+              "StateX does not apply to model.model = attention (its state is a KV cache that "
+              "already grows with T); use model.model = gla or mamba2, or drop the statex.* "
+              "options");
 }
 }  // namespace
 
 ModelConfig expanded_config(const ModelConfig& cfg, const StatexConfig& sx,
                             const std::vector<int>& layers) {
-  refuse_attention(cfg, "statex expand");
+  refuse_attention(cfg, "");
   ModelConfig out = cfg;
   if (out.layers.empty()) out.layers.assign(cfg.n_layers, cfg.default_shape());
   for (int l : layers) {
@@ -141,7 +143,7 @@ void validate(const StatexConfig& sx, const ModelConfig& m, int64_t total_steps)
 
 Expansion expand_model(const ModelConfig& cfg, const ParamTable& table,
                        const std::vector<float>& params, const StatexConfig& sx, uint64_t seed) {
-  refuse_attention(cfg, "statex expand");
+  refuse_attention(cfg, "");
   Expansion x;
   x.layers = select_layers(sx, cfg.n_layers);
   x.cfg = expanded_config(cfg, sx, x.layers);

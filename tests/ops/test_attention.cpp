@@ -47,8 +47,8 @@ struct FastRun {
   AttnGrads g;
   FastRun(CpuBackend& be, const AttnShape& s, const AttnInputs& in)
       : o(s.n()), lse(s.rows()), g(s) {
-    be.attention_forward(o.data(), lse.data(), in.q.data(), in.k.data(), in.v.data(), s.B, s.T,
-                         s.H, s.Dh, s.scale());
+    be.attention_forward(o.data(), lse.data(), in.q.data(), in.k.data(), in.v.data(), s.B, s.T, s.H,
+                         s.Dh, s.scale());
     be.attention_backward(g.dq.data(), g.dk.data(), g.dv.data(), in.dout.data(), in.q.data(),
                           in.k.data(), in.v.data(), o.data(), lse.data(), s.B, s.T, s.H, s.Dh,
                           s.scale(), false);
@@ -62,14 +62,13 @@ TEST(AttentionReference, GradientsMatchFiniteDifferences) {
   AttnInputs in(s, 7);
   std::vector<float> o(s.n());
   auto loss = [&] {
-    reference::attention_forward(o.data(), nullptr, in.q.data(), in.k.data(), in.v.data(), s.B,
-                                 s.T, s.H, s.Dh, s.scale());
+    reference::attention_forward(o.data(), nullptr, in.q.data(), in.k.data(), in.v.data(), s.B, s.T,
+                                 s.H, s.Dh, s.scale());
     return dot(o, in.dout);
   };
   AttnGrads g(s);
-  reference::attention_backward(g.dq.data(), g.dk.data(), g.dv.data(), in.dout.data(),
-                                in.q.data(), in.k.data(), in.v.data(), s.B, s.T, s.H, s.Dh,
-                                s.scale());
+  reference::attention_backward(g.dq.data(), g.dk.data(), g.dv.data(), in.dout.data(), in.q.data(),
+                                in.k.data(), in.v.data(), s.B, s.T, s.H, s.Dh, s.scale());
   // h = 1e-2: the loss is smooth (softmax of O(1) scores); O(h^2) truncation ~1e-5.
   EXPECT_FD_OK(fd_check(loss, in.q, g.dq, 1e-2), "dq");
   EXPECT_FD_OK(fd_check(loss, in.k, g.dk, 1e-2), "dk");
@@ -83,8 +82,8 @@ TEST(AttentionFast, GradientsMatchFiniteDifferences) {
   FastRun run(be, s, in);
   std::vector<float> o(s.n()), lse(s.rows());
   auto loss = [&] {
-    be.attention_forward(o.data(), lse.data(), in.q.data(), in.k.data(), in.v.data(), s.B, s.T,
-                         s.H, s.Dh, s.scale());
+    be.attention_forward(o.data(), lse.data(), in.q.data(), in.k.data(), in.v.data(), s.B, s.T, s.H,
+                         s.Dh, s.scale());
     return dot(o, in.dout);
   };
   EXPECT_FD_OK(fd_check(loss, in.q, run.g.dq, 1e-2), "dq");
@@ -122,9 +121,9 @@ TEST_P(AttentionLadder, FastMatchesReference) {
     const std::vector<float>& got;
     const std::vector<float>& want;
   };
-  for (const Item& it : {Item{"o", fast.o, o}, Item{"lse", fast.lse, lse},
-                         Item{"dq", fast.g.dq, ref.dq}, Item{"dk", fast.g.dk, ref.dk},
-                         Item{"dv", fast.g.dv, ref.dv}}) {
+  for (const Item& it :
+       {Item{"o", fast.o, o}, Item{"lse", fast.lse, lse}, Item{"dq", fast.g.dq, ref.dq},
+        Item{"dk", fast.g.dk, ref.dk}, Item{"dv", fast.g.dv, ref.dv}}) {
     auto d = compare(it.got, it.want);
     // (T = 1: dq and dk are exactly zero in the reference; ours are rounding-level.)
     EXPECT_TRUE(d.rel_rms < 1e-5 || d.max_abs < 1e-6)
@@ -133,15 +132,16 @@ TEST_P(AttentionLadder, FastMatchesReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, AttentionLadder,
-    ::testing::Values(LadderCase{"T63_H3_Dh20", {2, 63, 3, 20}, 1.f},
-                      LadderCase{"T100_H5_Dh12", {1, 100, 5, 12}, 1.f},
-                      LadderCase{"T129_H2_Dh7", {3, 129, 2, 7}, 1.f},
-                      LadderCase{"T64_exact_blocks", {2, 64, 3, 16}, 1.f},
-                      LadderCase{"T1", {2, 1, 3, 4}, 1.f},
-                      LadderCase{"sharp_scores", {2, 97, 3, 20}, 4.f}),
-    [](const ::testing::TestParamInfo<LadderCase>& i) { return std::string(i.param.name); });
+INSTANTIATE_TEST_SUITE_P(Shapes, AttentionLadder,
+                         ::testing::Values(LadderCase{"T63_H3_Dh20", {2, 63, 3, 20}, 1.f},
+                                           LadderCase{"T100_H5_Dh12", {1, 100, 5, 12}, 1.f},
+                                           LadderCase{"T129_H2_Dh7", {3, 129, 2, 7}, 1.f},
+                                           LadderCase{"T64_exact_blocks", {2, 64, 3, 16}, 1.f},
+                                           LadderCase{"T1", {2, 1, 3, 4}, 1.f},
+                                           LadderCase{"sharp_scores", {2, 97, 3, 20}, 4.f}),
+                         [](const ::testing::TestParamInfo<LadderCase>& i) {
+                           return std::string(i.param.name);
+                         });
 
 // ---------------- contracts ----------------
 
@@ -153,24 +153,24 @@ TEST(AttentionFast, AccumulateAddsAndOverwriteIgnoresOldContents) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   AttnGrads over(s);
   for (auto* g : {&over.dq, &over.dk, &over.dv}) g->assign(s.n(), nan);
-  be.attention_backward(over.dq.data(), over.dk.data(), over.dv.data(), in.dout.data(),
-                        in.q.data(), in.k.data(), in.v.data(), run.o.data(), run.lse.data(), s.B,
-                        s.T, s.H, s.Dh, s.scale(), false);
+  be.attention_backward(over.dq.data(), over.dk.data(), over.dv.data(), in.dout.data(), in.q.data(),
+                        in.k.data(), in.v.data(), run.o.data(), run.lse.data(), s.B, s.T, s.H, s.Dh,
+                        s.scale(), false);
   EXPECT_EQ(over.dq, run.g.dq);
   EXPECT_EQ(over.dv, run.g.dv);
   AttnGrads acc(s);
   for (auto* g : {&acc.dq, &acc.dk, &acc.dv}) g->assign(s.n(), 1.f);
   be.attention_backward(acc.dq.data(), acc.dk.data(), acc.dv.data(), in.dout.data(), in.q.data(),
-                        in.k.data(), in.v.data(), run.o.data(), run.lse.data(), s.B, s.T, s.H,
-                        s.Dh, s.scale(), true);
+                        in.k.data(), in.v.data(), run.o.data(), run.lse.data(), s.B, s.T, s.H, s.Dh,
+                        s.scale(), true);
   for (size_t i = 0; i < s.n(); ++i) {
     ASSERT_FLOAT_EQ(acc.dk[i], run.g.dk[i] + 1.f) << i;
     ASSERT_FLOAT_EQ(acc.dq[i], run.g.dq[i] + 1.f) << i;
   }
   // nullptr gradients are skipped.
-  be.attention_backward(nullptr, nullptr, acc.dv.data(), in.dout.data(), in.q.data(),
-                        in.k.data(), in.v.data(), run.o.data(), run.lse.data(), s.B, s.T, s.H,
-                        s.Dh, s.scale(), false);
+  be.attention_backward(nullptr, nullptr, acc.dv.data(), in.dout.data(), in.q.data(), in.k.data(),
+                        in.v.data(), run.o.data(), run.lse.data(), s.B, s.T, s.H, s.Dh, s.scale(),
+                        false);
   EXPECT_EQ(acc.dv, run.g.dv);
 }
 

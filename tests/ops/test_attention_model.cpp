@@ -70,7 +70,7 @@ TEST(AttentionStateSize, KvCacheAtTheEvaluatedLength) {
   ASSERT_EQ(s.layer_state_scalars.size(), 2u);
   EXPECT_TRUE(s.is_kv_cache());
   EXPECT_EQ(s.kv_cache_len, 64);
-  EXPECT_EQ(s.layer_state_scalars[0], 2 * 64 * 60);  // keys and values, D wide, T long
+  EXPECT_EQ(s.layer_state_scalars[0], 2 * 64 * 60);      // keys and values, D wide, T long
   EXPECT_EQ(s.layer_conv_state_scalars[0], 3 * 3 * 60);  // (W-1) * 3D
   EXPECT_EQ(compute_state_size(c, 128).total_state_scalars(), 2 * s.total_state_scalars());
   EXPECT_THROW(compute_state_size(c), std::invalid_argument);  // no length: no KV cache size
@@ -117,7 +117,7 @@ TEST(AttentionStatex, RefusedWithAClearError) {
   ParamTable t = build_param_table(c);
   std::vector<float> p(t.total(), 0.f);
   EXPECT_CONTAINS(error_of<ConfigError>([&] { expand_model(c, t, p, StatexConfig{}, 1); }),
-                  "statex expand");
+                  "StateX does not apply");
 }
 
 }  // namespace

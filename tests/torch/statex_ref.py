@@ -145,6 +145,22 @@ def causal_conv(conv: nn.Conv1d, x):
     return conv(x.transpose(1, 2))[..., :T].transpose(1, 2)
 
 
+def add_short_convs(mod: nn.Module, cfg: ModelConfig, channels) -> None:
+    """fla's ShortConvolution on q, k, v (q/k/v_conv1d, no bias) when cfg.use_short_conv."""
+    mod.use_short_conv = cfg.use_short_conv
+    if cfg.use_short_conv:
+        for name, c in zip(("q", "k", "v"), channels):
+            setattr(mod, f"{name}_conv1d", depthwise_conv(c, cfg.conv_width, bias=False))
+
+
+def short_convs(mod: nn.Module, q, k, v):
+    """silu(causal conv) of q, k, v [B, T, C] through mod's short convs, if it has them."""
+    if not mod.use_short_conv:
+        return q, k, v
+    return tuple(F.silu(causal_conv(getattr(mod, f"{n}_conv1d"), t))
+                 for n, t in zip("qkv", (q, k, v)))
+
+
 # ----------------------------------------------------------------------------- GLA
 
 
@@ -219,20 +235,12 @@ class GatedLinearAttention(nn.Module):
         self.gk_proj = nn.Sequential(nn.Linear(D, r, bias=False), nn.Linear(r, Dk, bias=True))
         self.o_proj = nn.Linear(Dv, D, bias=False)
         self.g_norm = RMSNorm(Dv // heads, cfg.norm_eps)  # shared by heads
-        self.use_short_conv = cfg.use_short_conv
-        if cfg.use_short_conv:
-            self.q_conv1d = depthwise_conv(Dk, cfg.conv_width, bias=False)
-            self.k_conv1d = depthwise_conv(Dk, cfg.conv_width, bias=False)
-            self.v_conv1d = depthwise_conv(Dv, cfg.conv_width, bias=False)
+        add_short_convs(self, cfg, (Dk, Dk, Dv))
 
     def forward(self, x):  # x [B, T, D]
         B, T, _ = x.shape
         H = self.heads
-        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        if self.use_short_conv:
-            q = F.silu(causal_conv(self.q_conv1d, q))
-            k = F.silu(causal_conv(self.k_conv1d, k))
-            v = F.silu(causal_conv(self.v_conv1d, v))
+        q, k, v = short_convs(self, self.q_proj(x), self.k_proj(x), self.v_proj(x))
         gk = F.logsigmoid(self.gk_proj(x)) / self.gate_logit_normalizer
 
         def heads(t):  # [B, T, H*d] -> [B, H, T, d]
@@ -273,19 +281,11 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(D, D, bias=False)
         self.v_proj = nn.Linear(D, D, bias=False)
         self.o_proj = nn.Linear(D, D, bias=False)
-        self.use_short_conv = cfg.use_short_conv
-        if cfg.use_short_conv:
-            self.q_conv1d = depthwise_conv(D, cfg.conv_width, bias=False)
-            self.k_conv1d = depthwise_conv(D, cfg.conv_width, bias=False)
-            self.v_conv1d = depthwise_conv(D, cfg.conv_width, bias=False)
+        add_short_convs(self, cfg, (D, D, D))
 
     def forward(self, x):  # x [B, T, D]
         B, T, D = x.shape
-        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        if self.use_short_conv:
-            q = F.silu(causal_conv(self.q_conv1d, q))
-            k = F.silu(causal_conv(self.k_conv1d, k))
-            v = F.silu(causal_conv(self.v_conv1d, v))
+        q, k, v = short_convs(self, self.q_proj(x), self.k_proj(x), self.v_proj(x))
         q, k, v = (t.reshape(B, T, self.heads, -1).transpose(1, 2) for t in (q, k, v))
         if self.rope:
             q, k = rotary(q, self.rope_theta), rotary(k, self.rope_theta)

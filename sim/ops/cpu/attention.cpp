@@ -36,7 +36,8 @@ constexpr int kBlock = 32;
 
 // The [T, Dh] slice of a [B, T, H, Dh] tensor belonging to head (b, h).
 StridedConst head_view(const float* p, int b, int h, int T, int H, int Dh) {
-  return StridedConst(p + (size_t(b) * T * H + h) * Dh, T, Dh, Eigen::OuterStride<>(size_t(H) * Dh));
+  return StridedConst(p + (size_t(b) * T * H + h) * Dh, T, Dh,
+                      Eigen::OuterStride<>(size_t(H) * Dh));
 }
 StridedMut head_view(float* p, int b, int h, int T, int H, int Dh) {
   return StridedMut(p + (size_t(b) * T * H + h) * Dh, T, Dh, Eigen::OuterStride<>(size_t(H) * Dh));
@@ -68,89 +69,87 @@ struct PairScratch {
   }
 };
 
+// fn(scratch, bh, b, h) for every (b, h) pair, OpenMP over pairs, one scratch per thread.
+template <class Fn>
+void for_each_head(int B, int H, Fn&& fn) {
+#pragma omp parallel
+  {
+    PairScratch w;
+#pragma omp for schedule(static)
+    for (int bh = 0; bh < B * H; ++bh) fn(w, bh, bh / H, bh % H);
+  }
+}
+
 }  // namespace
 
 void CpuBackend::attention_forward(float* o, float* lse, const float* q, const float* k,
                                    const float* v, int B, int T, int H, int Dh, float scale) {
-#pragma omp parallel
-  {
-    PairScratch w;
-#pragma omp for schedule(static)
-    for (int bh = 0; bh < B * H; ++bh) {
-      const int b = bh / H, h = bh % H;
-      w.load(q, k, v, b, h, T, H, Dh, scale);
-      StridedMut O = head_view(o, b, h, T, H, Dh);
-      for (int i0 = 0; i0 < T; i0 += kBlock) {
-        const int rows = std::min(kBlock, T - i0);
-        w.m.setConstant(rows, -std::numeric_limits<float>::infinity());
-        w.l.setZero(rows);
-        w.acc.setZero(rows, Dh);
-        for (int j0 = 0; j0 <= i0; j0 += kBlock) {  // key blocks up to the diagonal one
-          const int cols = std::min(kBlock, T - j0);
-          scores(w.S, w.Qs, w.KT, i0, rows, j0, cols);
-          for (int r = 0; r < rows; ++r) {
-            // Row r always has a finite entry (column 0 of the first block: s = 0 <= t).
-            const float m_new = std::max(w.m(r), w.S.row(r).maxCoeff());
-            const float alpha = std::exp(w.m(r) - m_new);  // exp(-inf) = 0 on the first block
-            w.S.row(r) = (w.S.row(r).array() - m_new).exp().matrix();
-            w.l(r) = w.l(r) * alpha + w.S.row(r).sum();
-            w.acc.row(r) *= alpha;
-            w.m(r) = m_new;
-          }
-          small_gemm::mm(w.acc, w.S, w.V.middleRows(j0, cols), true);
+  for_each_head(B, H, [&](PairScratch& w, int bh, int b, int h) {
+    w.load(q, k, v, b, h, T, H, Dh, scale);
+    StridedMut O = head_view(o, b, h, T, H, Dh);
+    for (int i0 = 0; i0 < T; i0 += kBlock) {
+      const int rows = std::min(kBlock, T - i0);
+      w.m.setConstant(rows, -std::numeric_limits<float>::infinity());
+      w.l.setZero(rows);
+      w.acc.setZero(rows, Dh);
+      for (int j0 = 0; j0 <= i0; j0 += kBlock) {  // key blocks up to the diagonal one
+        const int cols = std::min(kBlock, T - j0);
+        scores(w.S, w.Qs, w.KT, i0, rows, j0, cols);
+        for (int r = 0; r < rows; ++r) {
+          // Row r always has a finite entry (column 0 of the first block: s = 0 <= t).
+          const float m_new = std::max(w.m(r), w.S.row(r).maxCoeff());
+          const float alpha = std::exp(w.m(r) - m_new);  // exp(-inf) = 0 on the first block
+          w.S.row(r) = (w.S.row(r).array() - m_new).exp().matrix();
+          w.l(r) = w.l(r) * alpha + w.S.row(r).sum();
+          w.acc.row(r) *= alpha;
+          w.m(r) = m_new;
         }
-        O.middleRows(i0, rows) = w.l.cwiseInverse().asDiagonal() * w.acc;
-        if (lse)
-          for (int r = 0; r < rows; ++r)
-            lse[size_t(bh) * T + i0 + r] = w.m(r) + std::log(w.l(r));
+        small_gemm::mm(w.acc, w.S, w.V.middleRows(j0, cols), true);
       }
+      O.middleRows(i0, rows) = w.l.cwiseInverse().asDiagonal() * w.acc;
+      if (lse)
+        for (int r = 0; r < rows; ++r) lse[size_t(bh) * T + i0 + r] = w.m(r) + std::log(w.l(r));
     }
-  }
+  });
 }
 
 void CpuBackend::attention_backward(float* dq, float* dk, float* dv, const float* dout,
-                                    const float* q, const float* k, const float* v,
-                                    const float* o, const float* lse, int B, int T, int H, int Dh,
-                                    float scale, bool accumulate) {
-#pragma omp parallel
-  {
-    PairScratch w;
-#pragma omp for schedule(static)
-    for (int bh = 0; bh < B * H; ++bh) {
-      const int b = bh / H, h = bh % H;
-      w.load(q, k, v, b, h, T, H, Dh, scale);
-      w.VT = w.V.transpose();
-      w.dO = head_view(dout, b, h, T, H, Dh);
-      w.O = head_view(o, b, h, T, H, Dh);
-      // Dv_t = dout_t · o_t = sum_s P[t, s] dP[t, s] (the softmax backward's row term).
-      w.Dv = (w.dO.array() * w.O.array()).rowwise().sum().matrix();
-      const Eigen::Map<const ColVec> L(lse + size_t(bh) * T, T);
-      w.dQ.setZero(T, Dh);
-      w.dK.setZero(T, Dh);
-      w.dV.setZero(T, Dh);
-      for (int j0 = 0; j0 < T; j0 += kBlock) {
-        const int cols = std::min(kBlock, T - j0);
-        for (int i0 = j0; i0 < T; i0 += kBlock) {  // query blocks on or below the diagonal
-          const int rows = std::min(kBlock, T - i0);
-          scores(w.S, w.Qs, w.KT, i0, rows, j0, cols);
-          // P = exp(S - lse): exactly the forward's probabilities (exp(-inf) = 0 above the
-          // diagonal), recomputed instead of stored.
-          w.S = (w.S.colwise() - L.segment(i0, rows)).array().exp().matrix();
-          small_gemm::mm_tn(w.dV.middleRows(j0, cols), w.S, w.dO.middleRows(i0, rows), true);
-          w.dP.resize(rows, cols);
-          small_gemm::mm(w.dP, w.dO.middleRows(i0, rows), w.VT.middleCols(j0, cols), false);
-          // dS / scale (in dP's buffer) = P ∘ (dP - Dv). With the pre-scaled queries,
-          // dK_J += (dS / scale)^T Qs is exact; dQ gets its factor scale once at the end.
-          w.dP = (w.S.array() * (w.dP.colwise() - w.Dv.segment(i0, rows)).array()).matrix();
-          small_gemm::mm_tn(w.dK.middleRows(j0, cols), w.dP, w.Qs.middleRows(i0, rows), true);
-          small_gemm::mm(w.dQ.middleRows(i0, rows), w.dP, w.K.middleRows(j0, cols), true);
-        }
+                                    const float* q, const float* k, const float* v, const float* o,
+                                    const float* lse, int B, int T, int H, int Dh, float scale,
+                                    bool accumulate) {
+  for_each_head(B, H, [&](PairScratch& w, int bh, int b, int h) {
+    w.load(q, k, v, b, h, T, H, Dh, scale);
+    w.VT = w.V.transpose();
+    w.dO = head_view(dout, b, h, T, H, Dh);
+    w.O = head_view(o, b, h, T, H, Dh);
+    // Dv_t = dout_t · o_t = sum_s P[t, s] dP[t, s] (the softmax backward's row term).
+    w.Dv = (w.dO.array() * w.O.array()).rowwise().sum().matrix();
+    const Eigen::Map<const ColVec> L(lse + size_t(bh) * T, T);
+    w.dQ.setZero(T, Dh);
+    w.dK.setZero(T, Dh);
+    w.dV.setZero(T, Dh);
+    for (int j0 = 0; j0 < T; j0 += kBlock) {
+      const int cols = std::min(kBlock, T - j0);
+      for (int i0 = j0; i0 < T; i0 += kBlock) {  // query blocks on or below the diagonal
+        const int rows = std::min(kBlock, T - i0);
+        scores(w.S, w.Qs, w.KT, i0, rows, j0, cols);
+        // P = exp(S - lse): exactly the forward's probabilities (exp(-inf) = 0 above the
+        // diagonal), recomputed instead of stored.
+        w.S = (w.S.colwise() - L.segment(i0, rows)).array().exp().matrix();
+        small_gemm::mm_tn(w.dV.middleRows(j0, cols), w.S, w.dO.middleRows(i0, rows), true);
+        w.dP.resize(rows, cols);
+        small_gemm::mm(w.dP, w.dO.middleRows(i0, rows), w.VT.middleCols(j0, cols), false);
+        // dS / scale (in dP's buffer) = P ∘ (dP - Dv). With the pre-scaled queries,
+        // dK_J += (dS / scale)^T Qs is exact; dQ gets its factor scale once at the end.
+        w.dP = (w.S.array() * (w.dP.colwise() - w.Dv.segment(i0, rows)).array()).matrix();
+        small_gemm::mm_tn(w.dK.middleRows(j0, cols), w.dP, w.Qs.middleRows(i0, rows), true);
+        small_gemm::mm(w.dQ.middleRows(i0, rows), w.dP, w.K.middleRows(j0, cols), true);
       }
-      if (dq) store_grad(head_view(dq, b, h, T, H, Dh), scale * w.dQ, accumulate);
-      if (dk) store_grad(head_view(dk, b, h, T, H, Dh), w.dK, accumulate);
-      if (dv) store_grad(head_view(dv, b, h, T, H, Dh), w.dV, accumulate);
     }
-  }
+    if (dq) store_grad(head_view(dq, b, h, T, H, Dh), scale * w.dQ, accumulate);
+    if (dk) store_grad(head_view(dk, b, h, T, H, Dh), w.dK, accumulate);
+    if (dv) store_grad(head_view(dv, b, h, T, H, Dh), w.dV, accumulate);
+  });
 }
 
 }  // namespace statex
