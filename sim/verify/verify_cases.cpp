@@ -49,6 +49,27 @@ Tolerance tolerance_for(TolClass c) {
   return {0, ""};
 }
 
+const OpInfo& case_op(const std::string& label) {
+  const OpInfo* op = find_op(label.substr(0, label.find('(')));
+  if (!op) throw std::logic_error("verify: case '" + label + "' names no op of sim/core/ops.def");
+  return *op;
+}
+
+std::vector<std::string> missing_cases(const std::vector<Case>& cases) {
+  std::vector<std::string> missing;
+  auto has = [&](const std::string& label) {
+    for (const Case& c : cases)
+      if (c.op == label) return true;
+    return false;
+  };
+  for (const OpInfo& op : op_list()) {
+    if (!has(op.name)) missing.push_back(op.name);
+    if (op.has_accumulate && !has(std::string(op.name) + "(=)"))
+      missing.push_back(std::string(op.name) + "(=)");
+  }
+  return missing;
+}
+
 float* Bufs::f(const std::string& name) const {
   auto it = ptr.find(name);
   if (it == ptr.end()) throw std::logic_error("verify: case has no tensor '" + name + "'");
@@ -69,11 +90,12 @@ namespace {
 // Builds one case: random tensors from a per-case seed.
 class Builder {
  public:
-  Builder(std::vector<Case>& out, std::string op, std::string group, std::string shape,
-          TolClass tol, unsigned seed)
+  // `op` is the Backend method, optionally followed by a "(variant)" label; the group is the
+  // op's stem in the op list.
+  Builder(std::vector<Case>& out, std::string op, std::string shape, TolClass tol, unsigned seed)
       : out_(out), rng_(seed) {
     c_.op = std::move(op);
-    c_.group = std::move(group);
+    c_.group = case_op(c_.op).stem;
     c_.shape = std::move(shape);
     c_.tol = tol;
   }
@@ -196,14 +218,21 @@ double bytes_f(double n) { return 4.0 * n; }
 
 // ---------------------------------------------------------------------------------------------
 void memory_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  for (size_t n : bench ? std::vector<size_t>{size_t(64) << 20} : std::vector<size_t>{1, 10007}) {
+    Builder z(cs, "zero", fmt({{"n", (long long)n}}), TolClass::Exact, seed++);
+    z.acc("buf", n);  // random start: every element must become 0
+    z.work(0, bytes_f(double(n)));
+    z.done([n](Backend& be, const Bufs& p) { be.zero(p.f("buf"), n * sizeof(float)); });
+  }
   struct S { int rows, cols, src_ld, dst_ld; };
   std::vector<S> shapes = bench ? std::vector<S>{{8192, 1024, 3072, 1024}}
                                 : std::vector<S>{{63, 60, 100, 70}, {1, 1, 1, 1}, {257, 33, 33, 40}};
   for (auto s : shapes) {
     for (bool accumulate : {false, true}) {
-      Builder b(cs, accumulate ? "strided_copy(acc)" : "strided_copy", "memory",
-                fmt({{"rows", s.rows}, {"cols", s.cols}, {"src_ld", s.src_ld}, {"dst_ld", s.dst_ld}}),
-                TolClass::Exact, seed++);
+      Builder b(
+          cs, grad_op("strided_copy", accumulate),
+          fmt({{"rows", s.rows}, {"cols", s.cols}, {"src_ld", s.src_ld}, {"dst_ld", s.dst_ld}}),
+          TolClass::Exact, seed++);
       b.in("src", size_t(s.rows) * s.src_ld);
       // dst starts random in both cases: the columns beyond cols must stay untouched.
       b.acc("dst", size_t(s.rows) * s.dst_ld);
@@ -215,8 +244,8 @@ void memory_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   }
   {
     int rows = bench ? 65536 : 100, M = bench ? 16384 : 37, C = bench ? 512 : 60;
-    Builder g(cs, "gather_rows", "memory", fmt({{"M", M}, {"C", C}, {"rows", rows}}),
-              TolClass::Exact, seed++);
+    Builder g(cs, "gather_rows", fmt({{"M", M}, {"C", C}, {"rows", rows}}), TolClass::Exact,
+              seed++);
     g.in("inp", size_t(rows) * C);
     g.in_int("idx", g.ints(M, 0, rows));  // repeats allowed
     g.out("out", size_t(M) * C);
@@ -224,8 +253,8 @@ void memory_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     g.done([M, C](Backend& be, const Bufs& p) {
       be.gather_rows(p.f("out"), p.f("inp"), p.i("idx"), M, C);
     });
-    Builder s(cs, "scatter_add_rows", "memory", fmt({{"M", M}, {"C", C}, {"rows", rows}}),
-              TolClass::Exact, seed++);
+    Builder s(cs, "scatter_add_rows", fmt({{"M", M}, {"C", C}, {"rows", rows}}), TolClass::Exact,
+              seed++);
     s.in("dout", size_t(M) * C);
     s.in_int("idx", s.distinct(M, rows));
     s.acc("dinp", size_t(rows) * C);
@@ -235,12 +264,12 @@ void memory_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     });
   }
   for (size_t n : bench ? std::vector<size_t>{size_t(64) << 20} : std::vector<size_t>{1, 10007}) {
-    Builder a(cs, "add_inplace", "memory", fmt({{"n", (long long)n}}), TolClass::Exact, seed++);
+    Builder a(cs, "add_inplace", fmt({{"n", (long long)n}}), TolClass::Exact, seed++);
     a.in("x", n);
     a.acc("y", n);
     a.work(0, bytes_f(3.0 * n));
     a.done([n](Backend& be, const Bufs& p) { be.add_inplace(p.f("y"), p.f("x"), n); });
-    Builder sc(cs, "scale_inplace", "memory", fmt({{"n", (long long)n}}), TolClass::Exact, seed++);
+    Builder sc(cs, "scale_inplace", fmt({{"n", (long long)n}}), TolClass::Exact, seed++);
     sc.acc("y", n);
     sc.work(0, bytes_f(2.0 * n));
     sc.done([n](Backend& be, const Bufs& p) { be.scale_inplace(p.f("y"), 0.37f, n); });
@@ -251,15 +280,14 @@ void activation_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   for (size_t n : bench ? std::vector<size_t>{size_t(32) << 20} : std::vector<size_t>{3780, 1000003}) {
     std::string sh = fmt({{"n", (long long)n}});
     {
-      Builder b(cs, "silu_forward", "activations", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "silu_forward", sh, TolClass::Elementwise, seed++);
       b.in("inp", n, -8.f, 8.f);
       b.out("out", n);
       b.work(0, bytes_f(2.0 * n));
       b.done([n](Backend& be, const Bufs& p) { be.silu_forward(p.f("out"), p.f("inp"), n); });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("silu_backward", acc), "activations", sh, TolClass::Elementwise,
-                seed++);
+      Builder b(cs, grad_op("silu_backward", acc), sh, TolClass::Elementwise, seed++);
       b.in("inp", n, -8.f, 8.f);
       b.in("dout", n);
       b.grad("dinp", n, acc);
@@ -269,7 +297,7 @@ void activation_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     {
-      Builder b(cs, "logsigmoid_forward", "activations", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "logsigmoid_forward", sh, TolClass::Elementwise, seed++);
       b.in("inp", n, -30.f, 30.f);
       b.out("out", n);
       b.work(0, bytes_f(2.0 * n));
@@ -278,8 +306,7 @@ void activation_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("logsigmoid_backward", acc), "activations", sh, TolClass::Elementwise,
-                seed++);
+      Builder b(cs, grad_op("logsigmoid_backward", acc), sh, TolClass::Elementwise, seed++);
       b.in("inp", n, -30.f, 30.f);
       b.in("dout", n);
       b.grad("dinp", n, acc);
@@ -289,7 +316,7 @@ void activation_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     {
-      Builder b(cs, "swiglu_forward", "activations", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "swiglu_forward", sh, TolClass::Elementwise, seed++);
       b.in("gate", n, -6.f, 6.f);
       b.in("up", n);
       b.out("out", n);
@@ -299,8 +326,7 @@ void activation_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("swiglu_backward", acc), "activations", sh, TolClass::Elementwise,
-                seed++);
+      Builder b(cs, grad_op("swiglu_backward", acc), sh, TolClass::Elementwise, seed++);
       b.in("gate", n, -6.f, 6.f);
       b.in("up", n);
       b.in("dout", n);
@@ -319,7 +345,7 @@ void embedding_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   for (auto s : bench ? std::vector<S>{{8192, 65536, 512}} : std::vector<S>{{257, 126, 60}, {16, 300, 33}}) {
     std::string sh = fmt({{"V", s.V}, {"N", s.N}, {"D", s.D}});
     {
-      Builder b(cs, "embedding_forward", "embedding", sh, TolClass::Exact, seed++);
+      Builder b(cs, "embedding_forward", sh, TolClass::Exact, seed++);
       b.in("wte", size_t(s.V) * s.D);
       b.in_int("tokens", b.ints(s.N, 0, s.V));
       b.out("out", size_t(s.N) * s.D);
@@ -330,7 +356,7 @@ void embedding_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     }
     {
       // Tokens repeat (N > V in the second shape): atomics on the GPU sum in another order.
-      Builder b(cs, "embedding_backward", "embedding", sh, TolClass::LongReduction, seed++);
+      Builder b(cs, "embedding_backward", sh, TolClass::LongReduction, seed++);
       b.in("dout", size_t(s.N) * s.D);
       b.in_int("tokens", b.ints(s.N, 0, s.V));
       b.acc("dwte", size_t(s.V) * s.D);
@@ -349,7 +375,7 @@ void rmsnorm_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     std::string sh = fmt({{"N", s.N}, {"C", s.C}});
     size_t n = size_t(s.N) * s.C;
     {
-      Builder b(cs, "rmsnorm_forward", "rmsnorm", sh, TolClass::RowReduction, seed++);
+      Builder b(cs, "rmsnorm_forward", sh, TolClass::RowReduction, seed++);
       b.in("inp", n, -2.f, 2.f);
       b.in("weight", s.C, 0.5f, 1.5f);
       b.out("out", n);
@@ -360,8 +386,7 @@ void rmsnorm_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("rmsnorm_backward", acc), "rmsnorm", sh, TolClass::LongReduction,
-                seed++);
+      Builder b(cs, grad_op("rmsnorm_backward", acc), sh, TolClass::LongReduction, seed++);
       auto& x = b.in("inp", n, -2.f, 2.f);
       b.in("rstd", row_rstd(x, s.N, s.C, eps));
       b.in("weight", s.C, 0.5f, 1.5f);
@@ -389,7 +414,7 @@ void linear_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     std::string sh = fmt({{"N", s.N}, {"C", s.C}, {"OC", s.OC}}) + (s.bias ? " bias" : "");
     double flop = 2.0 * s.N * s.C * s.OC;
     {
-      Builder b(cs, "linear_forward", "linear", sh, TolClass::Gemm, seed++);
+      Builder b(cs, "linear_forward", sh, TolClass::Gemm, seed++);
       b.in("inp", size_t(s.N) * s.C);
       b.in("weight", size_t(s.OC) * s.C);
       if (s.bias) b.in("bias", s.OC);
@@ -400,7 +425,7 @@ void linear_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("linear_backward", acc), "linear", sh, TolClass::Gemm, seed++);
+      Builder b(cs, grad_op("linear_backward", acc), sh, TolClass::Gemm, seed++);
       b.in("inp", size_t(s.N) * s.C);
       b.in("weight", size_t(s.OC) * s.C);
       b.in("dout", size_t(s.N) * s.OC);
@@ -427,7 +452,7 @@ void linear_stacked_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     const double flop = 2.0 * s.N * s.C * W;
     auto part = [](int i) { return std::to_string(i); };
     {
-      Builder b(cs, "linear_stacked_forward", "linear", sh, TolClass::Gemm, seed++);
+      Builder b(cs, "linear_stacked_forward", sh, TolClass::Gemm, seed++);
       b.in("inp", size_t(s.N) * s.C);
       b.in("weight", size_t(W) * s.C);
       for (int i = 0; i < parts; ++i) b.out("out" + part(i), size_t(s.N) * s.ocs[i]);
@@ -440,7 +465,7 @@ void linear_stacked_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("linear_stacked_backward", acc), "linear", sh, TolClass::Gemm, seed++);
+      Builder b(cs, grad_op("linear_stacked_backward", acc), sh, TolClass::Gemm, seed++);
       b.in("inp", size_t(s.N) * s.C);
       b.in("weight", size_t(W) * s.C);
       for (int i = 0; i < parts; ++i) b.in("dout" + part(i), size_t(s.N) * s.ocs[i]);
@@ -464,7 +489,7 @@ void conv1d_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     std::string sh = fmt({{"B", s.B}, {"T", s.T}, {"C", s.C}, {"W", s.W}}) + (s.bias ? " bias" : "");
     size_t n = size_t(s.B) * s.T * s.C;
     {
-      Builder b(cs, "conv1d_forward", "conv1d", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "conv1d_forward", sh, TolClass::Elementwise, seed++);
       b.in("inp", n);
       b.in("weight", size_t(s.C) * s.W);
       if (s.bias) b.in("bias", s.C);
@@ -475,7 +500,7 @@ void conv1d_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("conv1d_backward", acc), "conv1d", sh, TolClass::LongReduction, seed++);
+      Builder b(cs, grad_op("conv1d_backward", acc), sh, TolClass::LongReduction, seed++);
       b.in("inp", n);
       b.in("weight", size_t(s.C) * s.W);
       b.in("dout", n);
@@ -489,7 +514,7 @@ void conv1d_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     {
-      Builder b(cs, "conv1d_silu_forward", "conv1d", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "conv1d_silu_forward", sh, TolClass::Elementwise, seed++);
       b.in("inp", n, -2.f, 2.f);
       b.in("weight", size_t(s.C) * s.W);
       if (s.bias) b.in("bias", s.C);
@@ -501,8 +526,7 @@ void conv1d_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("conv1d_silu_backward", acc), "conv1d", sh, TolClass::LongReduction,
-                seed++);
+      Builder b(cs, grad_op("conv1d_silu_backward", acc), sh, TolClass::LongReduction, seed++);
       b.in("inp", n, -2.f, 2.f);
       b.in("weight", size_t(s.C) * s.W);
       if (s.bias) b.in("bias", s.C);
@@ -535,7 +559,7 @@ void gla_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     float scale = 1.f / std::sqrt(float(s.K));
     double flop = 4.0 * s.B * s.H * double(s.T) * s.K * s.V;  // state update + readout
     {
-      Builder b(cs, "gla_forward", "gla", sh, TolClass::Scan, seed++);
+      Builder b(cs, "gla_forward", sh, TolClass::Scan, seed++);
       b.in("q", nqk);
       b.in("k", nqk);
       b.in("v", nv);
@@ -549,7 +573,7 @@ void gla_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("gla_backward", acc), "gla", sh, TolClass::Scan, seed++);
+      Builder b(cs, grad_op("gla_backward", acc), sh, TolClass::Scan, seed++);
       b.in("q", nqk);
       b.in("k", nqk);
       b.in("v", nv);
@@ -572,7 +596,7 @@ void gla_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   if (!bench) {
     S s{2, 63, 2, 16, 32, 16, -0.1f, false};
     size_t nqk = size_t(s.B) * s.T * s.H * s.K, nv = size_t(s.B) * s.T * s.H * s.V;
-    Builder b(cs, "gla_backward(dv,dgk only)", "gla",
+    Builder b(cs, "gla_backward(dv,dgk only)",
               fmt({{"B", s.B}, {"T", s.T}, {"H", s.H}, {"K", s.K}, {"V", s.V}, {"chunk", s.chunk}}),
               TolClass::Scan, seed++);
     b.in("q", nqk);
@@ -596,7 +620,7 @@ void gla_norm_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     std::string sh = fmt({{"N", s.N}, {"C", s.C}});
     size_t n = size_t(s.N) * s.C;
     {
-      Builder b(cs, "rmsnorm_swish_gate_forward", "gla_norm", sh, TolClass::RowReduction, seed++);
+      Builder b(cs, "gla_norm_forward", sh, TolClass::RowReduction, seed++);
       b.in("x", n, -2.f, 2.f);
       b.in("g", n, -4.f, 4.f);
       b.in("weight", s.C, 0.5f, 1.5f);
@@ -604,13 +628,12 @@ void gla_norm_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       b.out("rstd", s.N);
       b.work(0, bytes_f(3.0 * n));
       b.done([s, eps](Backend& be, const Bufs& p) {
-        be.rmsnorm_swish_gate_forward(p.f("out"), p.f("rstd"), p.f("x"), p.f("g"), p.f("weight"),
-                                      s.N, s.C, eps);
+        be.gla_norm_forward(p.f("out"), p.f("rstd"), p.f("x"), p.f("g"), p.f("weight"), s.N, s.C,
+                            eps);
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("rmsnorm_swish_gate_backward", acc), "gla_norm", sh,
-                TolClass::LongReduction, seed++);
+      Builder b(cs, grad_op("gla_norm_backward", acc), sh, TolClass::LongReduction, seed++);
       auto& x = b.in("x", n, -2.f, 2.f);
       b.in("rstd", row_rstd(x, s.N, s.C, eps));
       b.in("g", n, -4.f, 4.f);
@@ -621,8 +644,8 @@ void gla_norm_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       b.acc("dweight", s.C);
       b.work(0, bytes_f(6.0 * n));
       b.done([s, acc](Backend& be, const Bufs& p) {
-        be.rmsnorm_swish_gate_backward(p.f("dx"), p.f("dg"), p.f("dweight"), p.f("dout"), p.f("x"),
-                                       p.f("g"), p.f("weight"), p.f("rstd"), s.N, s.C, acc);
+        be.gla_norm_backward(p.f("dx"), p.f("dg"), p.f("dweight"), p.f("dout"), p.f("x"), p.f("g"),
+                             p.f("weight"), p.f("rstd"), s.N, s.C, acc);
       });
     }
   }
@@ -634,7 +657,7 @@ void mamba2_elementwise_cases(std::vector<Case>& cs, unsigned& seed, bool bench)
     std::string sh = fmt({{"N", N}, {"H", H}});
     size_t n = size_t(N) * H;
     {
-      Builder b(cs, "softplus_bias_forward", "mamba2_elementwise", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "softplus_bias_forward", sh, TolClass::Elementwise, seed++);
       b.in("dt_raw", n, -25.f, 25.f);  // crosses the softplus threshold (20)
       b.in("dt_bias", H, -3.f, 1.f);
       b.out("dt", n);
@@ -644,8 +667,7 @@ void mamba2_elementwise_cases(std::vector<Case>& cs, unsigned& seed, bool bench)
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("softplus_bias_backward", acc), "mamba2_elementwise", sh,
-                TolClass::LongReduction, seed++);
+      Builder b(cs, grad_op("softplus_bias_backward", acc), sh, TolClass::LongReduction, seed++);
       b.in("dt_raw", n, -25.f, 25.f);
       b.in("dt_bias", H, -3.f, 1.f);
       b.in("ddt", n);
@@ -666,7 +688,7 @@ void mamba2_elementwise_cases(std::vector<Case>& cs, unsigned& seed, bool bench)
     size_t n = size_t(s.N) * s.C;
     int groups = s.C / s.gs;
     {
-      Builder b(cs, "gated_rmsnorm_forward", "mamba2_elementwise", sh, TolClass::RowReduction, seed++);
+      Builder b(cs, "gated_rmsnorm_forward", sh, TolClass::RowReduction, seed++);
       b.in("y", n, -2.f, 2.f);
       b.in("z", n, -4.f, 4.f);
       b.in("weight", s.C, 0.5f, 1.5f);
@@ -679,8 +701,7 @@ void mamba2_elementwise_cases(std::vector<Case>& cs, unsigned& seed, bool bench)
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("gated_rmsnorm_backward", acc), "mamba2_elementwise", sh,
-                TolClass::LongReduction, seed++);
+      Builder b(cs, grad_op("gated_rmsnorm_backward", acc), sh, TolClass::LongReduction, seed++);
       auto& y = b.in("y", n, -2.f, 2.f);
       auto& z = b.in("z", n, -4.f, 4.f);
       std::vector<float> rstd(size_t(s.N) * groups);
@@ -732,7 +753,7 @@ void ssd_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       b.in("Cm", nbc);
     };
     {
-      Builder b(cs, "ssd_forward", "ssd", sh, TolClass::Scan, seed++);
+      Builder b(cs, "ssd_forward", sh, TolClass::Scan, seed++);
       inputs(b);
       b.out("y", nx);
       if (s.with_state) b.out("final_state", ns);
@@ -743,7 +764,7 @@ void ssd_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("ssd_backward", acc), "ssd", sh, TolClass::Scan, seed++);
+      Builder b(cs, grad_op("ssd_backward", acc), sh, TolClass::Scan, seed++);
       inputs(b);
       b.in("dy", nx);
       if (s.with_state) b.in("dfinal_state", ns);
@@ -766,7 +787,7 @@ void ssd_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     std::string sh = fmt({{"N", N}, {"H", H}, {"P", P}});
     size_t n = size_t(N) * H * P;
     {
-      Builder b(cs, "ssd_dskip_forward", "ssd", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "ssd_dskip_forward", sh, TolClass::Elementwise, seed++);
       b.in("x", n);
       b.in("D", H, 0.5f, 1.5f);
       b.acc("y", n);  // y += D x
@@ -776,7 +797,7 @@ void ssd_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("ssd_dskip_backward", acc), "ssd", sh, TolClass::LongReduction, seed++);
+      Builder b(cs, grad_op("ssd_dskip_backward", acc), sh, TolClass::LongReduction, seed++);
       b.in("x", n);
       b.in("D", H, 0.5f, 1.5f);
       b.in("dy", n);
@@ -796,7 +817,7 @@ void xent_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     std::string sh = fmt({{"M", s.M}, {"V", s.V}});
     size_t n = size_t(s.M) * s.V;
     {
-      Builder b(cs, "softmax_xent_forward", "xent", sh, TolClass::RowReduction, seed++);
+      Builder b(cs, "xent_forward", sh, TolClass::RowReduction, seed++);
       b.in("logits", n, -8.f, 8.f);
       b.in_int("targets", b.ints(s.M, 0, s.V));
       b.out("losses", s.M);
@@ -804,13 +825,12 @@ void xent_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       b.out_int("pred", s.M);
       b.work(0, bytes_f(2.0 * n));
       b.done([s](Backend& be, const Bufs& p) {
-        be.softmax_xent_forward(p.f("losses"), p.f("probs"), p.i("pred"), p.f("logits"),
-                                p.i("targets"), s.M, s.V);
+        be.xent_forward(p.f("losses"), p.f("probs"), p.i("pred"), p.f("logits"), p.i("targets"),
+                        s.M, s.V);
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("softmax_xent_backward", acc), "xent", sh, TolClass::Elementwise,
-                seed++);
+      Builder b(cs, grad_op("xent_backward", acc), sh, TolClass::Elementwise, seed++);
       std::vector<float> probs = b.uniform(n, -8.f, 8.f);
       for (int r = 0; r < s.M; ++r) {  // softmax on the host in double
         float* row = probs.data() + size_t(r) * s.V;
@@ -823,8 +843,7 @@ void xent_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       b.grad("dlogits", n, acc);
       b.work(0, bytes_f(3.0 * n));
       b.done([s, acc](Backend& be, const Bufs& p) {
-        be.softmax_xent_backward(p.f("dlogits"), p.f("probs"), p.i("targets"), 1.f / s.M, s.M, s.V,
-                                 acc);
+        be.xent_backward(p.f("dlogits"), p.f("probs"), p.i("targets"), 1.f / s.M, s.M, s.V, acc);
       });
     }
   }
@@ -834,7 +853,7 @@ void adamw_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   for (size_t n : bench ? std::vector<size_t>{size_t(16) << 20} : std::vector<size_t>{10007, 1}) {
     std::string sh = fmt({{"n", (long long)n}});
     {
-      Builder b(cs, "sum_squares", "adamw", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "sum_squares", sh, TolClass::Elementwise, seed++);
       b.in("x", n, -3.f, 3.f);
       b.out("result", 1);
       b.work(2.0 * n, bytes_f(double(n)));
@@ -846,7 +865,7 @@ void adamw_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     {
-      Builder b(cs, "adamw_update", "adamw", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "adamw_update", sh, TolClass::Elementwise, seed++);
       b.in("grad", n);
       b.acc("param", n);
       b.acc("m", n);
@@ -878,7 +897,7 @@ void attention_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     const float scale = 1.f / std::sqrt(float(s.Dh));
     const double flop = 2.0 * s.B * s.H * double(s.T) * (s.T + 1) * s.Dh;  // causal QK^T and PV
     {
-      Builder b(cs, "attention_forward", "attention", sh, TolClass::Gemm, seed++);
+      Builder b(cs, "attention_forward", sh, TolClass::Gemm, seed++);
       b.in("q", n);
       b.in("k", n);
       b.in("v", n);
@@ -891,7 +910,7 @@ void attention_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("attention_backward", acc), "attention", sh, TolClass::Gemm, seed++);
+      Builder b(cs, grad_op("attention_backward", acc), sh, TolClass::Gemm, seed++);
       const std::vector<float>& q = b.in("q", n);
       const std::vector<float>& k = b.in("k", n);
       const std::vector<float>& v = b.in("v", n);
@@ -914,7 +933,7 @@ void attention_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   if (!bench) {  // gradient skipping: only dv requested
     S s{2, 63, 3, 20};
     const size_t n = size_t(s.B) * s.T * s.H * s.Dh, nl = size_t(s.B) * s.H * s.T;
-    Builder b(cs, "attention_backward(dv only)", "attention",
+    Builder b(cs, "attention_backward(dv only)",
               fmt({{"B", s.B}, {"T", s.T}, {"H", s.H}, {"Dh", s.Dh}}), TolClass::Gemm, seed++);
     const std::vector<float>& q = b.in("q", n);
     const std::vector<float>& k = b.in("k", n);
@@ -943,7 +962,7 @@ void rope_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     std::string sh = fmt({{"B", s.B}, {"T", s.T}, {"H", s.H}, {"Dh", s.Dh}});
     const size_t n = size_t(s.B) * s.T * s.H * s.Dh;
     {
-      Builder b(cs, "rope_forward", "rope", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "rope_forward", sh, TolClass::Elementwise, seed++);
       b.in("x", n);
       b.out("out", n);
       b.work(3.0 * n, bytes_f(2.0 * n));
@@ -952,7 +971,7 @@ void rope_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("rope_backward", acc), "rope", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, grad_op("rope_backward", acc), sh, TolClass::Elementwise, seed++);
       b.in("dout", n);
       b.grad("dx", n, acc);
       b.work(3.0 * n, bytes_f(3.0 * n));
@@ -966,10 +985,7 @@ void rope_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
 
 }  // namespace
 
-std::vector<std::string> op_groups() {
-  return {"memory", "activations", "embedding", "rmsnorm", "linear", "conv1d", "gla", "gla_norm",
-          "mamba2_elementwise", "ssd", "xent", "adamw", "attention", "rope"};
-}
+std::vector<std::string> op_groups() { return op_stems(); }
 
 std::vector<Case> make_cases(bool bench, unsigned seed) {
   std::vector<Case> cs;
