@@ -27,10 +27,11 @@ int cmd_info(int argc, char** argv) {
       "params", po::bool_switch(&list_params), "list every parameter tensor");
   auto vm = parse_experiment(argc, argv, cfg, extra,
                              "usage: statex info [--config FILE.ini] [options]\n"
-                             "Prints build info, parameter counts and recurrent state sizes.",
-                             {"model."});
+                             "Prints build info, parameter counts and recurrent state sizes\n"
+                             "(attention: its KV cache at the longest mqar.test length T).",
+                             {"model.", "mqar.test"});
   if (vm.count("help")) return 0;
-  validate(cfg.model);  // info reads only the model options
+  validate(cfg.model);  // info reads only the model options (and mqar.test for attention)
   ModelConfig mc = cfg.model;
   if (!checkpoint.empty()) mc = load_checkpoint(checkpoint).model;
 
@@ -44,7 +45,8 @@ int cmd_info(int argc, char** argv) {
   ParamTable t = build_param_table(mc);
   // Attention's state is its KV cache, counted at the longest test length (mqar.test).
   int eval_len = 0;
-  for (const MqarSegment& seg : cfg.mqar.test) eval_len = std::max(eval_len, seg.seq_len);
+  for (const MqarSegment& seg : parse_segments(cfg.mqar_test, "mqar.test"))
+    eval_len = std::max(eval_len, seg.seq_len);
   StateSize s = compute_state_size(mc, eval_len);
   std::printf("model     %s, L=%d, D=%d, V=%d, mlp=%s, params %lld scalars (%lld bytes)\n",
               mc.model.c_str(), mc.n_layers, mc.d_model, mc.vocab_size, mc.mlp ? "yes" : "no",
