@@ -2,7 +2,7 @@
 // formula). One thread per (token, head, pair i < Dh/2); the angle t theta^(-2i/Dh) is computed
 // in double, as on the CPU, so both backends rotate by the same float cos / sin.
 #include "kernels/cuda_backend.h"
-#include "kernels/cuda_common.cuh"
+#include "kernels/detail/cuda_common.cuh"
 
 namespace statex {
 using namespace cuda;

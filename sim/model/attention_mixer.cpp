@@ -20,10 +20,17 @@ namespace statex {
 
 namespace {
 
+// One layer's attention tensors, bound once.
+struct AttentionParams {
+  ParamRef in_proj;                 // q, k, v weights, stacked [3D, D]
+  ParamRef q_conv, k_conv, v_conv;  // short convs [D, W] (use_short_conv)
+  ParamRef o_proj;                  // [D, D]
+};
+
 class AttentionMixer final : public Mixer {
  public:
   AttentionMixer(const ModelConfig& c, Backend& be, const MixerBinding& bind, int max_tokens)
-      : be_(be), b_(bind), arena_(be), rows_arena_(be) {
+      : be_(be), arena_(be) {
     D_ = c.d_model;
     H_ = c.heads;
     Dh_ = D_ / H_;
@@ -33,9 +40,9 @@ class AttentionMixer final : public Mixer {
     theta_ = c.rope_theta;
     scale_ = 1.0f / std::sqrt(float(Dh_));
     for (int& w : in_proj_oc_) w = D_;
-    check_stacked_in_proj();
+    bind_params(bind);
     const size_t n = max_tokens;
-    for (ActGrad* a : {&q_lin_, &k_lin_, &v_lin_, &o_}) a->alloc(arena_, n, D_);
+    for (ActGrad* a : {&q_lin_, &k_lin_, &v_lin_, &o_, &unused_}) a->alloc(arena_, n, D_);
     if (conv_)
       for (ActGrad* a : {&q_conv_, &k_conv_, &v_conv_}) a->alloc(arena_, n, D_);
     if (rope_)
@@ -43,57 +50,51 @@ class AttentionMixer final : public Mixer {
     lse_ = arena_.floats(n * H_);  // [B, H, T]
   }
 
-  void forward(float* out, const float* h, RunShape s, const OutputRows& rows) override {
+  // The tail reads only o; the second input is an unused [N, D] buffer (its gradient is zero).
+  TailInputs tail_inputs() override { return {&o_, &unused_, D_}; }
+
+  void scan_forward(const float* h, RunShape s) override {
     const int N = s.N();
     h_ = h;
     float* proj_out[kInProj] = {q_lin_.x, k_lin_.x, v_lin_.x};
-    be_.linear_stacked_forward(proj_out, in_proj_oc_, kInProj, h, b_.p("q_proj.weight"), N, D_);
-    if (conv_) {
+    be_.linear_stacked_forward(proj_out, in_proj_oc_, kInProj, h, p_.in_proj.w, N, D_);
+    if (conv_)
       for (int i = 0; i < kInProj; ++i)
-        be_.conv1d_silu_forward(conv_out(i).x, lin(i).x, b_.p(kConvNames[i]), nullptr, s.B, s.T, D_,
-                                W_);
-    }
+        be_.conv1d_silu_forward(conv_out(i).x, lin(i).x, conv_w(i).w, nullptr, s.B, s.T, D_, W_);
     if (rope_) {
       be_.rope_forward(q_rot_.x, qk_pre(0).x, s.B, s.T, H_, Dh_, theta_);
       be_.rope_forward(k_rot_.x, qk_pre(1).x, s.B, s.T, H_, Dh_, theta_);
     }
     be_.attention_forward(o_.x, lse_, q().x, k().x, v().x, s.B, s.T, H_, Dh_, scale_);
-    // o_proj at the output rows only.
-    const float* o_rows = o_.x;
-    if (!rows.all()) {
-      reserve_rows(rows.M);
-      be_.gather_rows(o_sub_.x, o_.x, rows.idx, rows.M, D_);
-      o_rows = o_sub_.x;
-    }
-    be_.linear_forward(out, o_rows, b_.p("o_proj.weight"), nullptr, rows.count(N), D_, D_);
   }
 
-  void backward(float* dh, const float* dout, RunShape s, const OutputRows& rows) override {
+  // out [R, D] = o_proj(o); a = o [R, D], b unused.
+  void tail_forward(float* out, const float* o, const float* /*b*/, int R) override {
+    be_.linear_forward(out, o, p_.o_proj.w, nullptr, R, D_, D_);
+  }
+
+  void tail_backward(float* d_o, float* db, const float* dout, const float* o, const float* /*b*/,
+                     int R) override {
+    be_.linear_backward(d_o, p_.o_proj.g, nullptr, dout, o, p_.o_proj.w, R, D_, D_, false);
+    be_.zero(db, size_t(R) * D_ * sizeof(float));
+  }
+
+  void scan_backward(float* dh, RunShape s) override {
     const int N = s.N();
     // Each activation gradient has one writer, which overwrites it (accumulate = false).
-    if (rows.all()) {
-      be_.linear_backward(o_.d, b_.g("o_proj.weight"), nullptr, dout, o_.x, b_.p("o_proj.weight"),
-                          N, D_, D_, false);
-    } else {  // off-label rows get zero gradient
-      be_.linear_backward(o_sub_.d, b_.g("o_proj.weight"), nullptr, dout, o_sub_.x,
-                          b_.p("o_proj.weight"), rows.M, D_, D_, false);
-      be_.zero(o_.d, size_t(N) * D_ * sizeof(float));
-      be_.scatter_add_rows(o_.d, o_sub_.d, rows.idx, rows.M, D_);
-    }
     be_.attention_backward(q().d, k().d, v().d, o_.d, q().x, k().x, v().x, o_.x, lse_, s.B, s.T, H_,
                            Dh_, scale_, false);
     if (rope_) {
       be_.rope_backward(qk_pre(0).d, q_rot_.d, s.B, s.T, H_, Dh_, theta_, false);
       be_.rope_backward(qk_pre(1).d, k_rot_.d, s.B, s.T, H_, Dh_, theta_, false);
     }
-    if (conv_) {
+    if (conv_)
       for (int i = 0; i < kInProj; ++i)
-        be_.conv1d_silu_backward(lin(i).d, b_.g(kConvNames[i]), nullptr, conv_out(i).d, lin(i).x,
-                                 b_.p(kConvNames[i]), nullptr, s.B, s.T, D_, W_, false);
-    }
+        be_.conv1d_silu_backward(lin(i).d, conv_w(i).g, nullptr, conv_out(i).d, lin(i).x,
+                                 conv_w(i).w, nullptr, s.B, s.T, D_, W_, false);
     const float* proj_grad[kInProj] = {q_lin_.d, k_lin_.d, v_lin_.d};
-    be_.linear_stacked_backward(dh, b_.g("q_proj.weight"), proj_grad, in_proj_oc_, kInProj, h_,
-                                b_.p("q_proj.weight"), N, D_, false);
+    be_.linear_stacked_backward(dh, p_.in_proj.g, proj_grad, in_proj_oc_, kInProj, h_, p_.in_proj.w,
+                                N, D_, false);
   }
 
   double flops_per_token(int T) const override {
@@ -107,11 +108,12 @@ class AttentionMixer final : public Mixer {
 
  private:
   static constexpr int kInProj = 3;  // q, k, v
-  static constexpr const char* kConvNames[kInProj] = {"q_conv1d.weight", "k_conv1d.weight",
-                                                      "v_conv1d.weight"};
 
   ActGrad& lin(int i) { return *std::array<ActGrad*, 3>{&q_lin_, &k_lin_, &v_lin_}[i]; }
   ActGrad& conv_out(int i) { return *std::array<ActGrad*, 3>{&q_conv_, &k_conv_, &v_conv_}[i]; }
+  ParamRef conv_w(int i) const {
+    return std::array<ParamRef, 3>{p_.q_conv, p_.k_conv, p_.v_conv}[i];
+  }
   // q, k, v after the short conv (when on): the input of RoPE (q, k) and of attention (v).
   ActGrad& qk_pre(int i) { return conv_ ? conv_out(i) : lin(i); }
   // What attention reads.
@@ -119,33 +121,33 @@ class AttentionMixer final : public Mixer {
   ActGrad& k() { return rope_ ? k_rot_ : qk_pre(1); }
   ActGrad& v() { return qk_pre(2); }
 
-  // The output rows' gather buffer [M, D] grows with the largest label count seen.
-  void reserve_rows(int M) {
-    if (M <= rows_capacity_) return;
-    rows_arena_.release();
-    rows_capacity_ = M;
-    o_sub_.alloc(rows_arena_, M, D_);
-  }
-
   // The stacked op needs q/k/v_proj adjacent and in order in the flat buffer (param_layout.cpp).
-  void check_stacked_in_proj() const {
-    if (b_.p("k_proj.weight") != b_.p("q_proj.weight") + size_t(D_) * D_ ||
-        b_.p("v_proj.weight") != b_.p("k_proj.weight") + size_t(D_) * D_)
+  void bind_params(const MixerBinding& b) {
+    p_.in_proj = b("q_proj.weight");
+    if (b("k_proj.weight").w != p_.in_proj.w + size_t(D_) * D_ ||
+        b("v_proj.weight").w != p_.in_proj.w + 2 * size_t(D_) * D_)
       throw std::logic_error("attention mixer: q/k/v projection weights are not stacked in order");
+    if (conv_) {
+      p_.q_conv = b("q_conv1d.weight");
+      p_.k_conv = b("k_conv1d.weight");
+      p_.v_conv = b("v_conv1d.weight");
+    }
+    p_.o_proj = b("o_proj.weight");
   }
 
   Backend& be_;
-  MixerBinding b_;
-  Arena arena_, rows_arena_;
-  int D_, H_, Dh_, W_, rows_capacity_ = 0;
+  Arena arena_;
+  AttentionParams p_;
+  int D_, H_, Dh_, W_;
   int in_proj_oc_[kInProj] = {0, 0, 0};
   bool conv_, rope_;
   float theta_, scale_;
-  const float* h_ = nullptr;          // input of the last forward
+  const float* h_ = nullptr;          // input of the last scan_forward
   ActGrad q_lin_, k_lin_, v_lin_;     // projections [N, D]
   ActGrad q_conv_, k_conv_, v_conv_;  // after the short conv (use_short_conv)
   ActGrad q_rot_, k_rot_;             // after RoPE (rope)
-  ActGrad o_, o_sub_;                 // attention output [N, D]; at the output rows [M, D]
+  ActGrad o_;                         // attention output [N, D], the tail's input
+  ActGrad unused_;                    // the tail's second input slot (attention has none)
   float* lse_ = nullptr;              // [B, H, T] softmax log-sum-exp (attention backward)
 };
 

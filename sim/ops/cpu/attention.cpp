@@ -19,8 +19,8 @@
 #include <limits>
 
 #include "sim/ops/cpu/cpu_backend.h"
-#include "sim/ops/cpu/grad_store.h"
-#include "sim/ops/cpu/small_gemm.h"
+#include "sim/ops/cpu/detail/grad_store.h"
+#include "sim/ops/cpu/detail/small_gemm.h"
 
 namespace statex {
 namespace {
