@@ -12,7 +12,7 @@ namespace {
 TEST(VerifyModelCheck, IdenticalBackendsAgreeExactly) {
   auto a = statex::make_cpu_backend(), b = statex::make_cpu_backend();
   auto rows = statex::verify::model_rows(*a, *b, 7, 3);
-  ASSERT_EQ(rows.size(), 3u);
+  ASSERT_EQ(rows.size(), 4u);
   for (const auto& r : rows) {
     EXPECT_TRUE(r.pass) << r.shape << " " << r.error;
     EXPECT_TRUE(r.error.empty()) << r.error;
@@ -38,7 +38,7 @@ TEST(VerifyModelCheck, DetectsASmallKernelError) {
   auto ref = statex::make_cpu_backend();
   SkewedNormBackend skewed;
   auto rows = statex::verify::model_rows(*ref, skewed, 7, 3);
-  ASSERT_EQ(rows.size(), 3u);
+  ASSERT_EQ(rows.size(), 4u);
   for (const auto& r : rows) {
     EXPECT_TRUE(r.error.empty()) << r.error;
     EXPECT_FALSE(r.pass) << r.shape << " (rel rms " << r.rel_rms

@@ -64,9 +64,9 @@ void check_statex_family(const boost::program_options::variables_map& vm, const 
   if (m.model == "mamba2" && given("statex.gla_heads"))
     throw ConfigError("--statex.gla_heads applies to GLA models only; this model is mamba2 (its "
                       "expansion is set by statex.state_mult)");
-  if (m.model == "gla" && given("statex.state_mult"))
-    throw ConfigError("--statex.state_mult applies to Mamba2 models only; this model is gla (its "
-                      "expansion is set by statex.gla_heads)");
+  if ((m.model == "gla" || m.model == "gated_deltanet") && given("statex.state_mult"))
+    throw ConfigError("--statex.state_mult applies to Mamba2 models only; this model is " +
+                      m.model + " (its expansion is set by statex.gla_heads)");
 }
 
 void check_expansion_changes(const ModelConfig& before, const ModelConfig& after,
@@ -75,7 +75,7 @@ void check_expansion_changes(const ModelConfig& before, const ModelConfig& after
     MixerShape a = before.layer_shape(l), b = after.layer_shape(l);
     if (a.heads != b.heads || a.d_state != b.d_state) return;
   }
-  const bool gla = before.model == "gla";
+  const bool gla = before.model == "gla" || before.model == "gated_deltanet";  // merge heads
   std::string what = gla ? "statex.gla_heads = " + std::to_string(sx.gla_heads) + " equals the " +
                                "layers' head count"
                          : "statex.state_mult = " + std::to_string(sx.state_mult) +

@@ -56,34 +56,44 @@ void OptionRegistry::add_seed(const std::string& name, unsigned long long* field
 
 OptionRegistry::OptionRegistry(ExperimentConfig& c) {
   auto& m = c.model;
-  add("model.model", &m.model, "token mixer: gla | mamba2 | gated_deltanet");
+  add("model.model", &m.model, "token mixer: gla | mamba2 | attention | gated_deltanet");
   add("model.vocab_size", &m.vocab_size, "vocabulary size V (tokens)");
   add("model.d_model", &m.d_model, "model width D (scalars)");
   add("model.n_layers", &m.n_layers, "number of blocks L");
   add("model.mlp", &m.mlp, "SwiGLU MLP after each mixer (Zoology MQAR default: false)");
   add("model.mlp_hidden", &m.mlp_hidden, "MLP hidden width (0 = 8D/3 rounded up to 8)");
   add("model.tie_embeddings", &m.tie_embeddings, "LM head tied to the embedding");
-  add("model.norm_eps", &m.norm_eps, "RMSNorm epsilon");
-  add("model.heads", &m.heads, "GLA, Gated DeltaNet: heads H");
+  add("model.norm_eps", &m.norm_eps, "RMSNorm epsilon of the block norms and the final norm (Mamba2's gated norm keeps mamba_ssm's fixed 1e-5)");
+  add("model.heads", &m.heads, "GLA, Gated DeltaNet and attention: heads H");
   add("model.expand_k", &m.expand_k, "GLA, Gated DeltaNet: key dim Dk = expand_k * D");
   add("model.expand_v", &m.expand_v, "GLA, Gated DeltaNet: value dim Dv = expand_v * D");
   add("model.use_short_conv", &m.use_short_conv,
-      "GLA: causal conv (width conv_width) + SiLU on q/k/v (off in the StateX paper; on by "
+      "GLA and attention: causal conv (width conv_width) + SiLU on q/k/v (off in the StateX "
+      "paper; on by "
       "default here because it learns MQAR ~5x faster, docs/design.md §2)");
   add("model.conv_width", &m.conv_width, "conv width (GLA short conv, Mamba2 conv1d)");
   add("model.gate_low_rank", &m.gate_low_rank, "GLA: forget-gate low rank r");
   add("model.gate_logit_normalizer", &m.gate_logit_normalizer, "GLA: gk = logsigmoid(.)/this");
+  add("model.rope", &m.rope, "attention: rotary embeddings on q and k");
+  add("model.rope_theta", &m.rope_theta, "attention: RoPE base theta");
   add("model.expand", &m.expand, "Mamba2: d_inner = expand * D");
   add("model.head_dim", &m.head_dim, "Mamba2: head dim P (d_inner must be divisible by it)");
   add("model.ngroups", &m.ngroups, "Mamba2: B/C groups G (must divide the heads)");
   add("model.d_state", &m.d_state, "Mamba2: state dim N (scalars per head channel)");
 
-  add("mqar.train", &c.mqar_train, "train segments T:K:count[,T:K:count...] (tokens:pairs:examples)");
-  add("mqar.test", &c.mqar_test, "test segments T:K:count[,...]");
+  add("mqar.train", &c.mqar_train,
+      "train segments [task:]T:K:count[:updates=U][:passes=p][:grid=g][,...] (tokens:pairs:"
+      "examples; task mqar | forgetting | compositional, docs/tasks.md)");
+  add("mqar.test", &c.mqar_test, "test segments, same syntax as mqar.train");
   add("mqar.power_a", &c.mqar.power_a, "query gap power law p(g) ~ a (g+1)^(a-1)");
   add("mqar.random_non_queries", &c.mqar.random_non_queries,
-      "fill the non-query slots of the query region with random tokens");
+      "fill the non-query slots of the query region with random tokens (default on, as in "
+      "Zoology; false gives the 0-filled query region)");
   add_seed("mqar.seed", &c.mqar.train_seed, "data seed (train and test use disjoint seed spaces)");
+  add("data.train", &c.mqar.train_file,
+      "train on this HDF5 token file (statex data writes one) instead of mqar.train");
+  add("data.test", &c.mqar.test_file,
+      "evaluate on this HDF5 token file instead of mqar.test");
 
   auto& t = c.train;
   add("train.steps", &t.steps, "optimizer steps");

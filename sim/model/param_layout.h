@@ -14,6 +14,8 @@
 //   Gated DeltaNet (fla GatedDeltaNetForCausalLM): as GLA for the embedding, norms, MLP and LM
 //     head; model.layers.{i}.attn.{q,k,v,g,a,b}_proj.weight, attn.A_log, attn.dt_bias,
 //     attn.o_norm.weight [V], attn.o_proj.weight, attn.{q,k,v}_conv1d.weight [C,1,W].
+//   Attention (fla TransformerForCausalLM): as GLA's block names, with attn.{q,k,v,o}_proj.weight
+//     [D, D] and, with the short conv, attn.{q,k,v}_conv1d.weight [D,1,W].
 // docs/pytorch_names.md gives the full rename table.
 #include <cstdint>
 #include <string>

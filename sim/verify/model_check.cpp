@@ -71,7 +71,7 @@ OutputDiff diff(const std::string& name, const std::vector<float>& ref,
 std::vector<Row> model_rows(Backend& cpu, Backend& gpu, unsigned seed, int steps) {
   // Odd sizes on purpose: D=60, T=62 (a partial last chunk of 16), V=257, Mamba2 P=15, N=7.
   MqarDataset ds({{62, 5, 64}}, 257, 0.01f, false, seed, Split::train);
-  std::vector<ModelConfig> models(3);
+  std::vector<ModelConfig> models(4);
   for (auto& m : models) {
     m.vocab_size = 257;
     m.d_model = 60;
@@ -84,6 +84,9 @@ std::vector<Row> model_rows(Backend& cpu, Backend& gpu, unsigned seed, int steps
   models[1].d_state = 7;
   models[2].model = "gated_deltanet";
   models[2].heads = 2;
+  models[3].model = "attention";  // 2 heads of 30 with short conv and RoPE
+  models[3].heads = 2;
+  models[3].rope = true;
   // Training amplifies fp32 rounding: AdamW moves every weight by ~lr whatever the size of its
   // gradient, so a near-zero gradient of either sign gives a different update. After a few
   // steps the final parameters agree to ~1e-5 relative; 1e-3 still catches any real kernel

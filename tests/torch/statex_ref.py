@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 IGNORE_LABEL = -100
+MAMBA2_GATED_NORM_EPS = 1e-5  # mamba_ssm Mamba2: RMSNormGated(eps=1e-5), independent of norm_epsilon
 
 
 # ----------------------------------------------------------------------------- config
@@ -51,6 +52,8 @@ class ModelConfig:
     head_dim: int = 16
     ngroups: int = 1
     d_state: int = 16
+    rope: bool = False
+    rope_theta: float = 10000.0
     layer_heads: list[int] = field(default_factory=list)    # [L]; empty = `heads` everywhere
     layer_d_state: list[int] = field(default_factory=list)  # [L]; empty = `d_state` everywhere
 
@@ -138,27 +141,26 @@ def depthwise_conv(channels: int, width: int, bias: bool) -> nn.Conv1d:
     return nn.Conv1d(channels, channels, width, groups=channels, padding=width - 1, bias=bias)
 
 
-def add_short_convs(module: nn.Module, cfg: ModelConfig) -> None:
-    """fla's ShortConvolution on q, k, v (no bias) as module.{q,k,v}_conv1d, when use_short_conv."""
-    module.use_short_conv = cfg.use_short_conv
-    if cfg.use_short_conv:
-        module.q_conv1d = depthwise_conv(cfg.key_dim, cfg.conv_width, bias=False)
-        module.k_conv1d = depthwise_conv(cfg.key_dim, cfg.conv_width, bias=False)
-        module.v_conv1d = depthwise_conv(cfg.value_dim, cfg.conv_width, bias=False)
-
-
-def short_convs(module: nn.Module, q, k, v):
-    """q, k, v through the module's short convs (no activation); unchanged without them."""
-    if not module.use_short_conv:
-        return q, k, v
-    return (causal_conv(module.q_conv1d, q), causal_conv(module.k_conv1d, k),
-            causal_conv(module.v_conv1d, v))
-
-
 def causal_conv(conv: nn.Conv1d, x):
     """Causal depthwise conv over time. x [B, T, C] -> [B, T, C] (left zero padding)."""
     T = x.shape[1]
     return conv(x.transpose(1, 2))[..., :T].transpose(1, 2)
+
+
+def add_short_convs(mod: nn.Module, cfg: ModelConfig, channels) -> None:
+    """fla's ShortConvolution on q, k, v (q/k/v_conv1d, no bias) when cfg.use_short_conv."""
+    mod.use_short_conv = cfg.use_short_conv
+    if cfg.use_short_conv:
+        for name, c in zip(("q", "k", "v"), channels):
+            setattr(mod, f"{name}_conv1d", depthwise_conv(c, cfg.conv_width, bias=False))
+
+
+def short_convs(mod: nn.Module, q, k, v):
+    """silu(causal conv) of q, k, v [B, T, C] through mod's short convs, if it has them."""
+    if not mod.use_short_conv:
+        return q, k, v
+    return tuple(F.silu(causal_conv(getattr(mod, f"{n}_conv1d"), t))
+                 for n, t in zip("qkv", (q, k, v)))
 
 
 # ----------------------------------------------------------------------------- GLA
@@ -235,14 +237,12 @@ class GatedLinearAttention(nn.Module):
         self.gk_proj = nn.Sequential(nn.Linear(D, r, bias=False), nn.Linear(r, Dk, bias=True))
         self.o_proj = nn.Linear(Dv, D, bias=False)
         self.g_norm = RMSNorm(Dv // heads, cfg.norm_eps)  # shared by heads
-        add_short_convs(self, cfg)
+        add_short_convs(self, cfg, (Dk, Dk, Dv))
 
     def forward(self, x):  # x [B, T, D]
         B, T, _ = x.shape
         H = self.heads
-        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        if self.use_short_conv:
-            q, k, v = (F.silu(t) for t in short_convs(self, q, k, v))
+        q, k, v = short_convs(self, self.q_proj(x), self.k_proj(x), self.v_proj(x))
         gk = F.logsigmoid(self.gk_proj(x)) / self.gate_logit_normalizer
 
         def heads(t):  # [B, T, H*d] -> [B, H, T, d]
@@ -339,14 +339,14 @@ class GatedDeltaNet(nn.Module):
         self.dt_bias = nn.Parameter(torch.zeros(heads))
         self.o_norm = RMSNorm(Dv // heads, cfg.norm_eps)  # FusedRMSNormGated, shared by heads
         self.o_proj = nn.Linear(Dv, D, bias=False)
-        add_short_convs(self, cfg)
+        add_short_convs(self, cfg, (Dk, Dk, Dv))
 
     def forward(self, x):  # x [B, T, D]
         B, T, _ = x.shape
         H = self.heads
-        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        # fla: SiLU with or without the conv
-        q, k, v = (F.silu(t) for t in short_convs(self, q, k, v))
+        q, k, v = short_convs(self, self.q_proj(x), self.k_proj(x), self.v_proj(x))
+        if not self.use_short_conv:  # fla: SiLU with or without the conv (short_convs has it)
+            q, k, v = F.silu(q), F.silu(k), F.silu(v)
 
         def heads(t):  # [B, T, H*d] -> [B, H, T, d]
             return t.reshape(B, T, H, -1).transpose(1, 2)
@@ -358,6 +358,45 @@ class GatedDeltaNet(nn.Module):
         o = o.transpose(1, 2)                                                          # [B, T, H, V]
         o = self.o_norm(o) * F.silu(self.g_proj(x).reshape(B, T, H, -1))
         return self.o_proj(o.reshape(B, T, -1))
+
+
+# ----------------------------------------------------------------------------- attention
+
+
+def rotary(x, theta: float):
+    """RoPE, rotate-half form (fla RotaryEmbedding, interleaved=False). x [B, H, T, d], d even.
+    Angles in float64 then cast, as the C++ ops (sim/ops/cpu/rope.cpp)."""
+    T, d = x.shape[-2], x.shape[-1]
+    inv_freq = theta ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    ang = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)      # [T, d/2]
+    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+    x1, x2 = x[..., : d // 2], x[..., d // 2:]
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
+
+class Attention(nn.Module):
+    """Causal softmax MHA (fla Attention / Zoology MHA; DESIGN.md §1), no bias, no dropout, scale
+    (D/H)^-0.5 via torch.nn.functional.scaled_dot_product_attention. Optional GLA-style short
+    conv + SiLU on q, k, v and optional RoPE on q, k."""
+
+    def __init__(self, cfg: ModelConfig, heads: int):
+        super().__init__()
+        D = cfg.d_model
+        self.heads, self.rope, self.rope_theta = heads, cfg.rope, cfg.rope_theta
+        self.q_proj = nn.Linear(D, D, bias=False)
+        self.k_proj = nn.Linear(D, D, bias=False)
+        self.v_proj = nn.Linear(D, D, bias=False)
+        self.o_proj = nn.Linear(D, D, bias=False)
+        add_short_convs(self, cfg, (D, D, D))
+
+    def forward(self, x):  # x [B, T, D]
+        B, T, D = x.shape
+        q, k, v = short_convs(self, self.q_proj(x), self.k_proj(x), self.v_proj(x))
+        q, k, v = (t.reshape(B, T, self.heads, -1).transpose(1, 2) for t in (q, k, v))
+        if self.rope:
+            q, k = rotary(q, self.rope_theta), rotary(k, self.rope_theta)
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=True)     # [B, H, T, D/H]
+        return self.o_proj(o.transpose(1, 2).reshape(B, T, D))
 
 
 # ----------------------------------------------------------------------------- Mamba2
@@ -439,14 +478,15 @@ class Mamba2(nn.Module):
         D, di, P, G = cfg.d_model, cfg.d_inner, cfg.head_dim, cfg.ngroups
         H = di // P
         self.d_inner, self.head_dim, self.ngroups, self.d_state = di, P, G, d_state
-        self.nheads, self.chunk, self.eps = H, chunk, cfg.norm_eps
+        # mamba_ssm's Mamba2 fixes its RMSNormGated eps at 1e-5; cfg.norm_eps is for block norms
+        self.nheads, self.chunk, self.eps = H, chunk, MAMBA2_GATED_NORM_EPS
         conv_dim = di + 2 * G * d_state
         self.in_proj = nn.Linear(D, 2 * di + 2 * G * d_state + H, bias=False)
         self.conv1d = depthwise_conv(conv_dim, cfg.conv_width, bias=True)
         self.dt_bias = nn.Parameter(torch.zeros(H))
         self.A_log = nn.Parameter(torch.zeros(H))
         self.D = nn.Parameter(torch.ones(H))
-        self.norm = RMSNorm(di, cfg.norm_eps)  # weight only; grouped norm done in forward
+        self.norm = RMSNorm(di, MAMBA2_GATED_NORM_EPS)  # weight only; grouped norm done in forward
         self.out_proj = nn.Linear(di, D, bias=False)
 
     def forward(self, u):  # u [B, T, D]
@@ -483,8 +523,11 @@ class Block(nn.Module):
                 self.norm2 = RMSNorm(D, eps)
         else:  # model.layers.i.{attn_norm, attn, mlp_norm, mlp}
             self.attn_norm = RMSNorm(D, eps)
-            mixer = GatedDeltaNet if cfg.model == "gated_deltanet" else GatedLinearAttention
-            self.attn = mixer(cfg, cfg.heads_of(layer), chunk)
+            if cfg.model == "attention":
+                self.attn = Attention(cfg, cfg.heads)
+            else:
+                mixer = GatedDeltaNet if cfg.model == "gated_deltanet" else GatedLinearAttention
+                self.attn = mixer(cfg, cfg.heads_of(layer), chunk)
             if cfg.mlp:
                 self.mlp_norm = RMSNorm(D, eps)
         if cfg.mlp:
@@ -522,12 +565,12 @@ class Backbone(nn.Module):
 
 
 class LanguageModel(nn.Module):
-    """GLA (fla GLAForCausalLM names: model.*), Gated DeltaNet (fla GatedDeltaNetForCausalLM:
-    model.*) or Mamba2 (MambaLMHeadModel names: backbone.*)."""
+    """GLA, attention or Gated DeltaNet (fla GLAForCausalLM / TransformerForCausalLM /
+    GatedDeltaNetForCausalLM names: model.*) or Mamba2 (MambaLMHeadModel names: backbone.*)."""
 
     def __init__(self, cfg: ModelConfig, chunk: int = 16):
         super().__init__()
-        if cfg.model not in ("gla", "mamba2", "gated_deltanet"):
+        if cfg.model not in ("gla", "mamba2", "attention", "gated_deltanet"):
             raise ValueError(f"unknown model.model {cfg.model!r}")
         self.cfg = cfg
         body = Backbone(cfg, chunk)
