@@ -18,21 +18,15 @@ elements that are sums with cancellation do not dominate). Observed values are ~
 """
 from __future__ import annotations
 
-import os
-import pathlib
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 h5py = pytest.importorskip("h5py")
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import statex_ref as ref  # noqa: E402
+import statex_ref as ref  # noqa: E402  (pytest puts this folder on sys.path: no __init__.py)
+from statex_cli import check_run, run, write_token_file  # noqa: E402
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 RTOL = {torch.float64: 1e-4, torch.float32: 3e-4}
 VOCAB, T_TOKENS, N_EXAMPLES = 96, 37, 3  # T not a multiple of any chunk length used
 
@@ -61,40 +55,10 @@ VARIANTS = {
 }
 
 
-def statex_bin() -> str:
-    env = os.environ.get("STATEX_BIN")
-    if env:
-        assert os.path.exists(env), f"STATEX_BIN={env} does not exist"
-        return env
-    path = REPO / "build" / "statex"
-    if not path.exists():
-        pytest.skip(f"no statex binary: set STATEX_BIN or build {path}")
-    return str(path)
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([statex_bin(), *args], capture_output=True, text=True, timeout=300)
-
-
-def check_run(*args: str) -> None:
-    r = run(*args)
-    assert r.returncode == 0, f"statex {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
-
-
 @pytest.fixture(scope="module")
-def token_file(tmp_path_factory) -> pathlib.Path:
-    """Random tokens; labels at ~30% of positions; example 1 has no label at all."""
-    rng = np.random.default_rng(1234)
-    tokens = rng.integers(0, VOCAB, (N_EXAMPLES, T_TOKENS)).astype(np.int32)
-    labels = np.where(rng.random((N_EXAMPLES, T_TOKENS)) < 0.3,
-                      rng.integers(0, VOCAB, (N_EXAMPLES, T_TOKENS)), ref.IGNORE_LABEL)
-    labels[1] = ref.IGNORE_LABEL
-    labels[0, -1] = 5  # the very last position is labelled too
-    path = tmp_path_factory.mktemp("tokens") / "tokens.h5"
-    with h5py.File(path, "w") as f:
-        f["tokens"] = tokens
-        f["labels"] = labels.astype(np.int32)
-    return path
+def token_file(tmp_path_factory):
+    return write_token_file(tmp_path_factory.mktemp("tokens") / "tokens.h5", VOCAB, T_TOKENS,
+                            N_EXAMPLES)
 
 
 @pytest.fixture(scope="module", params=list(VARIANTS))
