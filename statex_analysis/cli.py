@@ -144,7 +144,7 @@ def cmd_export_tracking(args) -> int:
         print(f"wrote {len(written)} runs under {args.out} (view: tensorboard --logdir "
               f"{args.out})")
     else:
-        written = [tracking.write_wandb(r, args.out, args.project) for r in records]
+        written = tracking.write_wandb(records, args.out, args.project)
         print(f"wrote {len(written)} offline W&B runs under {args.out}/wandb (upload: wandb sync "
               f"{args.out}/wandb/offline-run-*)")
     return 0

@@ -126,8 +126,19 @@ def write_tensorboard(rec: Record, out_dir: str | os.PathLike) -> Path:
     return logdir
 
 
-def write_wandb(rec: Record, out_dir: str | os.PathLike, project: str = "statex-sim") -> Path:
-    """Writes one offline W&B run under out_dir/wandb/; returns its offline-run folder."""
+def write_wandb(records: list[Record], out_dir: str | os.PathLike,
+                project: str = "statex-sim") -> list[Path]:
+    """Writes one offline W&B run per record under out_dir/wandb/; returns their folders. The
+    W&B service is shut down at the end: only then are the run files complete on disk."""
+    import wandb
+
+    try:
+        return [_write_wandb_run(rec, out_dir, project) for rec in records]
+    finally:
+        wandb.teardown()
+
+
+def _write_wandb_run(rec: Record, out_dir: str | os.PathLike, project: str) -> Path:
     os.environ.setdefault("WANDB_SILENT", "true")
     import wandb
 

@@ -88,6 +88,8 @@ def test_wandb_export_is_an_offline_run(statex_run, tmp_path, capsys):
     assert "wandb sync" in capsys.readouterr().out
     (run_dir,) = glob.glob(str(tmp_path / "wb" / "wandb" / "offline-run-*"))
     records = _wandb_records(run_dir)
+    kinds = [r.WhichOneof("record_type") for r in records]
+    assert "run" in kinds, kinds
     run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
     assert run.project == "p1" and run.display_name == "sx"
     config = {u.key: json.loads(u.value_json) for u in run.config.update}
