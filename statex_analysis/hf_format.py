@@ -118,6 +118,12 @@ def to_hf(ck: Checkpoint) -> tuple[dict[str, np.ndarray], dict, list[str]]:
             warnings.append("model.ngroups > 1: statex (like mamba_ssm) normalises the gated "
                             "output per group of d_inner/ngroups channels; transformers' "
                             "MambaRMSNormGated torch path normalises over all d_inner channels.")
+    if ck.bool_opt("tie_embeddings"):
+        # Written although tied: fla's Mamba2ForCausalLM does not tie (its _tied_weights_keys is
+        # empty) and would start from a random head, and a strict load then needs no extra step.
+        # Import checks the copy equals the embedding.
+        embedding = "model.embeddings.weight" if ck.model == "gla" else "backbone.embeddings.weight"
+        tensors["lm_head.weight"] = tensors[embedding]
     config["statex"] = statex
     return tensors, config, warnings
 

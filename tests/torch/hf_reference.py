@@ -194,10 +194,3 @@ class CausalLM(nn.Module):
         logits = self.lm_head(self.body(tokens)[mask])
         return logits, F.cross_entropy(logits, labels[mask])
 
-
-def tied_state_dict(state: dict, cfg: dict) -> dict:
-    """What transformers' from_pretrained does for a tied model saved without lm_head.weight."""
-    if cfg["tie_word_embeddings"] and "lm_head.weight" not in state:
-        body = "model" if cfg["model_type"] == "gla" else "backbone"
-        state = {**state, "lm_head.weight": state[f"{body}.embeddings.weight"]}
-    return state
