@@ -131,8 +131,8 @@ def cmd_export_safetensors(args) -> int:
 def cmd_import_safetensors(args) -> int:
     from .safetensors_io import import_safetensors, train_options
     out, options = import_safetensors(args.model_dir, args.out, overwrite=args.force)
-    print(f"wrote {out}\ntrain on with: statex train --init-from {out} {train_options(options)} "
-          f"[other options]")
+    model = train_options(options) or "(the default model options)"
+    print(f"wrote {out}\ntrain on with: statex train --init-from {out} {model} [other options]")
     return 0
 
 

@@ -9,6 +9,9 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+# The token file of the `token_file` fixture (conftest.py): vocabulary, length (not a multiple of
+# any chunk length used), examples.
+VOCAB, T_TOKENS, N_EXAMPLES = 96, 37, 3
 
 
 def statex_bin() -> str:
@@ -36,6 +39,22 @@ def analysis(*args: str) -> subprocess.CompletedProcess:
     """`python3 -m analysis ARGS` from the repository root, as the docs show it."""
     return subprocess.run([sys.executable, "-m", "analysis", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
+
+
+def train_and_grad(d: pathlib.Path, train_opts: list[str], expand_opts: list[str] | None,
+                   token_file: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    """Trains a tiny model into d/ck.h5 (expanded into d/expanded.h5 when expand_opts is given)
+    and runs `statex grad` on the token file. Returns (checkpoint, grad file)."""
+    ck = d / "ck.h5"
+    check_run("train", *train_opts, "--out", str(d / "run.h5"), "--checkpoint-out", str(ck),
+              "--quiet")
+    if expand_opts:
+        check_run("expand", "--checkpoint", str(ck), "--out", str(d / "expanded.h5"),
+                  *expand_opts)
+        ck = d / "expanded.h5"
+    grad = d / "grad.h5"
+    check_run("grad", "--checkpoint", str(ck), "--tokens", str(token_file), "--out", str(grad))
+    return ck, grad
 
 
 def write_token_file(path: pathlib.Path, vocab: int, T: int, n: int) -> pathlib.Path:

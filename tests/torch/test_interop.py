@@ -18,13 +18,12 @@ h5py = pytest.importorskip("h5py")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
 import hf_reference as hf  # noqa: E402  (pytest puts this folder on sys.path)
-from statex_cli import analysis, check_run, run, write_token_file  # noqa: E402
+from statex_cli import VOCAB, analysis, check_run, run, train_and_grad  # noqa: E402
 
 RTOL = 1e-4
-VOCAB, T_TOKENS, N_EXAMPLES = 80, 29, 3
 TRAIN = ["--model.vocab_size", str(VOCAB), "--mqar.train", "32:4:256", "--mqar.test", "32:4:16",
          "--train.steps", "8", "--train.batch_size", "8", "--train.warmup_steps", "2",
-         "--train.eval_every", "100", "--train.threads", "1", "--quiet"]
+         "--train.eval_every", "100", "--train.threads", "1"]
 # name -> (train options, expand options or None)
 VARIANTS = {
     "gla": (["--model.model", "gla", "--model.d_model", "40", "--model.heads", "2"], None),
@@ -44,29 +43,15 @@ VARIANTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def token_file(tmp_path_factory):
-    return write_token_file(tmp_path_factory.mktemp("tokens") / "tokens.h5", VOCAB, T_TOKENS,
-                            N_EXAMPLES)
-
-
 @pytest.fixture(scope="module", params=list(VARIANTS))
 def exported(request, tmp_path_factory, token_file):
     """(name, checkpoint, export dir, grad file, export stderr) of one trained variant."""
     name = request.param
     train_opts, expand_opts = VARIANTS[name]
     d = tmp_path_factory.mktemp(name)
-    ck = d / "ck.h5"
-    check_run("train", *train_opts, *TRAIN, "--out", str(d / "run.h5"), "--checkpoint-out",
-              str(ck))
-    if expand_opts:
-        check_run("expand", "--checkpoint", str(ck), "--out", str(d / "expanded.h5"),
-                  *expand_opts)
-        ck = d / "expanded.h5"
+    ck, grad = train_and_grad(d, [*train_opts, *TRAIN], expand_opts, token_file)
     r = analysis("export-safetensors", ck, "--out", d / "export")
     assert r.returncode == 0, r.stderr
-    grad = d / "grad.h5"
-    check_run("grad", "--checkpoint", str(ck), "--tokens", str(token_file), "--out", str(grad))
     return name, ck, d / "export", grad, r.stderr
 
 
@@ -168,11 +153,12 @@ def test_imported_checkpoint_trains_on_and_expands(exported, tmp_path):
     r = analysis("import-safetensors", export_dir, "--out", back)
     assert r.returncode == 0, r.stderr
     hint = r.stdout.split("train on with: statex train ", 1)[1].split(" [other")[0].split()
+    assert hint[:2] == ["--init-from", str(back)] and "--model.d_model" in hint, r.stdout
     big = tmp_path / "big.h5"
     check_run("expand", "--checkpoint", str(back), "--out", str(big), "--statex.count", "1",
               "--statex.select", "last", "--statex.mode", "inherit")
     check_run("train", *hint[2:], *TRAIN[2:], "--init-from", str(big), "--out",
-              str(tmp_path / "on.h5"))  # TRAIN[2:]: the model options come from the hint
+              str(tmp_path / "on.h5"), "--quiet")  # TRAIN[2:]: model options from the hint
     with h5py.File(tmp_path / "on.h5", "r") as f:
         assert f.attrs["status"] in (b"completed", "completed")
 
