@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import (MODEL_DEFAULTS, CheckpointError, check_layout, in_table_order, param_layout,
-                         read_checkpoint, write_checkpoint)
+from .checkpoint import (MODEL_DEFAULTS, CheckpointError, check_layout, in_table_order,
+                         param_layout, read_checkpoint, write_checkpoint)
 from .hf_format import from_hf, to_hf
 
 WEIGHTS_NAME = "model.safetensors"

@@ -97,7 +97,8 @@ def test_wandb_export_is_an_offline_run(statex_run, tmp_path, capsys):
     history = {}
     for r in records:
         if r.WhichOneof("record_type") == "history":
-            row = {".".join(i.nested_key) or i.key: json.loads(i.value_json) for i in r.history.item}
+            row = {".".join(i.nested_key) or i.key: json.loads(i.value_json)
+                   for i in r.history.item}
             history[row["_step"]] = row
     assert sorted(history)[:2] == [0, 10] and max(history) == 200
     assert history[100]["eval/accuracy"] == pytest.approx(0.4)
