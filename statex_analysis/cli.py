@@ -68,6 +68,9 @@ def make_parser() -> argparse.ArgumentParser:
                        help="skip unreadable files instead of stopping at the first one")
         if name == "export-wandb":
             t.add_argument("--project", default="statex-sim", help="W&B project name")
+        else:
+            t.add_argument("--force", action="store_true",
+                           help="replace event files a previous export left in a run's folder")
     return parser
 
 
@@ -140,7 +143,7 @@ def cmd_export_tracking(args) -> int:
     from . import tracking
     records = [r for r in read_records(args.paths, strict=not args.keep_going) if r.data]
     if args.command == "export-tensorboard":
-        written = [tracking.write_tensorboard(r, args.out) for r in records]
+        written = [tracking.write_tensorboard(r, args.out, args.force) for r in records]
         print(f"wrote {len(written)} runs under {args.out} (view: tensorboard --logdir "
               f"{args.out})")
     else:

@@ -140,6 +140,9 @@ def _foreign_gla_options(config: dict, tensors: dict[str, np.ndarray]) -> dict[s
         if key in config and bad(config[key]):
             raise CheckpointError(f"config.json: {key} = {config[key]!r} is not supported by "
                                   f"statex-sim's GLA (docs/pytorch_names.md)")
+    for name in ("model.layers.0.attn.gk_proj.0.weight", "model.layers.0.mlp.gate_proj.weight"):
+        if name not in tensors:
+            raise CheckpointError(f"model.safetensors: '{name}' missing (not a GLAForCausalLM?)")
     D = int(config["hidden_size"])
     r = tensors["model.layers.0.attn.gk_proj.0.weight"].shape[0]
     F = tensors["model.layers.0.mlp.gate_proj.weight"].shape[0]

@@ -97,8 +97,9 @@ def _safe(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", label).strip("_") or "run"
 
 
-def write_tensorboard(rec: Record, out_dir: str | os.PathLike) -> Path:
-    """Writes one run's event file under out_dir/<run>/; returns that folder."""
+def write_tensorboard(rec: Record, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Writes one run's event file under out_dir/<run>/; returns that folder. Event files already
+    there would show every point twice: FileExistsError, or removed with overwrite."""
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.plugins.hparams import summary_v2 as hparams
     from tensorboard.plugins.scalar.summary_v2 import scalar_pb
@@ -106,6 +107,11 @@ def write_tensorboard(rec: Record, out_dir: str | os.PathLike) -> Path:
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
     logdir = Path(out_dir) / _safe(rec.row["run"])
+    old = sorted(logdir.glob("events.out.tfevents.*"))
+    if old and not overwrite:
+        raise FileExistsError(f"{logdir} already holds event files (give --force to replace them)")
+    for path in old:
+        path.unlink()
     logdir.mkdir(parents=True, exist_ok=True)
     writer = EventFileWriter(str(logdir))
     now = time.time()
