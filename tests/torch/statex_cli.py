@@ -1,4 +1,6 @@
-"""Running the statex binary from the torch tests: $STATEX_BIN, else ./build/statex."""
+"""Running the statex binary from the torch tests ($STATEX_BIN, else ./build/statex), and the
+token file they share. (Not a conftest.py: tests/python's modules import theirs as `conftest`,
+and a second one in a run of both folders would shadow it.)"""
 from __future__ import annotations
 
 import os
@@ -55,6 +57,14 @@ def train_and_grad(d: pathlib.Path, train_opts: list[str], expand_opts: list[str
     grad = d / "grad.h5"
     check_run("grad", "--checkpoint", str(ck), "--tokens", str(token_file), "--out", str(grad))
     return ck, grad
+
+
+@pytest.fixture(scope="session")
+def token_file(tmp_path_factory):
+    """Tokens and labels for `statex grad` and the PyTorch models (write_token_file); import it
+    into a test module to use it."""
+    return write_token_file(tmp_path_factory.mktemp("tokens") / "tokens.h5", VOCAB, T_TOKENS,
+                            N_EXAMPLES)
 
 
 def write_token_file(path: pathlib.Path, vocab: int, T: int, n: int) -> pathlib.Path:

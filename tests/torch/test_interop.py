@@ -19,6 +19,7 @@ safetensors_torch = pytest.importorskip("safetensors.torch")
 
 import hf_reference as hf  # noqa: E402  (pytest puts this folder on sys.path)
 from statex_cli import VOCAB, analysis, check_run, run, train_and_grad  # noqa: E402
+from statex_cli import token_file  # noqa: E402,F401  (fixture)
 
 RTOL = 1e-4
 TRAIN = ["--model.vocab_size", str(VOCAB), "--mqar.train", "32:4:256", "--mqar.test", "32:4:16",
