@@ -7,7 +7,7 @@ Module tree and names, checked in the sources:
   fla-org/flash-linear-attention fla/models/gla/modeling_gla.py:
     GLAForCausalLM.{model: GLAModel, lm_head}; GLAModel.{embeddings, layers, norm};
     GLABlock.{attn_norm, attn, mlp_norm, mlp} (the MLP is always there); GatedMLP.{gate_proj,
-    up_proj, down_proj} (fla/modules/mlp.py)
+    up_proj, down_proj} (fla/modules/mlp.py; hidden_act must be swish)
   fla/layers/gla.py GatedLinearAttention: q_proj, k_proj, v_proj, g_proj, {q,k,v}_conv1d
     (ShortConvolution, an nn.Conv1d: weight [C, 1, W], no bias by default),
     gk_proj = Sequential(Linear(D, r, bias=False), Linear(r, Dk, bias=True)), o_proj, and
