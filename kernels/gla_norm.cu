@@ -71,19 +71,17 @@ struct SwishGateWeightGrad {  // dweight[c] = sum_r dout * x r * swish(g)
 
 }  // namespace
 
-void CudaBackend::rmsnorm_swish_gate_forward(float* out, float* rstd, const float* x,
-                                             const float* g, const float* weight, int N, int C,
-                                             float eps) {
+void CudaBackend::gla_norm_forward(float* out, float* rstd, const float* x, const float* g,
+                                   const float* weight, int N, int C, float eps) {
   if (N <= 0) return;
   swish_gate_fwd<<<(N + kRowsPerBlock - 1) / kRowsPerBlock, 32 * kRowsPerBlock>>>(
       out, rstd, x, g, weight, N, C, eps);
   CUDA_CHECK_LAUNCH();
 }
 
-void CudaBackend::rmsnorm_swish_gate_backward(float* dx, float* dg, float* dweight,
-                                              const float* dout, const float* x, const float* g,
-                                              const float* weight, const float* rstd, int N, int C,
-                                              bool accumulate) {
+void CudaBackend::gla_norm_backward(float* dx, float* dg, float* dweight, const float* dout,
+                                    const float* x, const float* g, const float* weight,
+                                    const float* rstd, int N, int C, bool accumulate) {
   if (N <= 0) return;
   if (dx || dg) {
     swish_gate_bwd<<<(N + kRowsPerBlock - 1) / kRowsPerBlock, 32 * kRowsPerBlock>>>(

@@ -75,15 +75,15 @@ __global__ void xent_bwd(float* dlogits, const float* probs, const int* targets,
 
 }  // namespace
 
-void CudaBackend::softmax_xent_forward(float* losses, float* probs, int* pred, const float* logits,
-                                       const int* targets, int M, int V) {
+void CudaBackend::xent_forward(float* losses, float* probs, int* pred, const float* logits,
+                               const int* targets, int M, int V) {
   if (M <= 0) return;
   xent_fwd<<<M, kXentThreads>>>(losses, probs, pred, logits, targets, M, V);
   CUDA_CHECK_LAUNCH();
 }
 
-void CudaBackend::softmax_xent_backward(float* dlogits, const float* probs, const int* targets,
-                                        float dloss_scale, int M, int V, bool accumulate) {
+void CudaBackend::xent_backward(float* dlogits, const float* probs, const int* targets,
+                                float dloss_scale, int M, int V, bool accumulate) {
   size_t n = size_t(M) * V;
   if (!n || !dlogits) return;
   xent_bwd<<<blocks_for(n), kThreads>>>(dlogits, probs, targets, dloss_scale, M, V, accumulate);

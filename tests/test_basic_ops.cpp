@@ -571,8 +571,7 @@ TEST(CpuXent, ForwardMatchesDoubleAndArgmaxTakesLowestTie) {
   for (int j = 0; j < kV; ++j) logits[kV + j] += 1000.f;
   Vec losses(kN), probs(logits.size());
   std::vector<int> pred(kN, -1);
-  be->softmax_xent_forward(losses.data(), probs.data(), pred.data(), logits.data(), targets.data(),
-                           kN, kV);
+  be->xent_forward(losses.data(), probs.data(), pred.data(), logits.data(), targets.data(), kN, kV);
   EXPECT_EQ(pred[0], 3);
   for (int i = 0; i < kN; ++i) {
     const float* z = &logits[size_t(i) * kV];
@@ -604,22 +603,21 @@ TEST(CpuXent, GradientByFiniteDifferences) {
   std::vector<int> pred(kN);
   const float dloss_scale = 1.f / kN;  // mean loss
   auto loss = [&] {
-    be->softmax_xent_forward(losses.data(), probs.data(), pred.data(), logits.data(),
-                             targets.data(), kN, kV);
+    be->xent_forward(losses.data(), probs.data(), pred.data(), logits.data(), targets.data(), kN,
+                     kV);
     double s = 0;
     for (float l : losses) s += l;
     return s * dloss_scale;
   };
   loss();
   Vec dlogits = zeros(logits.size());
-  be->softmax_xent_backward(dlogits.data(), probs.data(), targets.data(), dloss_scale, kN, kV,
-                            true);
+  be->xent_backward(dlogits.data(), probs.data(), targets.data(), dloss_scale, kN, kV, true);
   // Gradients are O(1/M); tolerances scaled down accordingly.
   EXPECT_FD_OK(fd_check(loss, logits, dlogits, 1e-2, 2e-5, 2e-2, 300), "xent dlogits");
   loss();
   expect_accumulates(
       [&](float* g) {
-        be->softmax_xent_backward(g, probs.data(), targets.data(), dloss_scale, kN, kV, true);
+        be->xent_backward(g, probs.data(), targets.data(), dloss_scale, kN, kV, true);
       },
       dlogits, 62, "xent");
 }

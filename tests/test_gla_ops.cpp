@@ -207,7 +207,7 @@ TEST(GlaChunked, ResultsDoNotDependOnThreadCount) {
   EXPECT_EQ(g1.dgk, g3.dgk);
 }
 
-// ---------------- rmsnorm_swish_gate ----------------
+// ---------------- gla_norm (RMSNorm + swish gate) ----------------
 
 TEST(RmsnormSwishGate, GradientsMatchFiniteDifferences) {
   const int N = 9, C = 61;
@@ -219,8 +219,7 @@ TEST(RmsnormSwishGate, GradientsMatchFiniteDifferences) {
   CpuBackend cpu;
   std::vector<float> out(size_t(N) * C), rstd(N);
   auto loss = [&] {
-    cpu.rmsnorm_swish_gate_forward(out.data(), rstd.data(), x.data(), g.data(), w.data(), N, C,
-                                   eps);
+    cpu.gla_norm_forward(out.data(), rstd.data(), x.data(), g.data(), w.data(), N, C, eps);
     return dot(out, dout);
   };
   loss();
@@ -232,15 +231,15 @@ TEST(RmsnormSwishGate, GradientsMatchFiniteDifferences) {
     EXPECT_NEAR(out[5], x[5] * rs * w[5] * g5 / (1 + std::exp(-g5)), 1e-5);
   }
   std::vector<float> dx(x.size()), dg(g.size()), dw(C);
-  cpu.rmsnorm_swish_gate_backward(dx.data(), dg.data(), dw.data(), dout.data(), x.data(), g.data(),
-                                  w.data(), rstd.data(), N, C, true);
+  cpu.gla_norm_backward(dx.data(), dg.data(), dw.data(), dout.data(), x.data(), g.data(), w.data(),
+                        rstd.data(), N, C, true);
   EXPECT_FD_OK(fd_check(loss, x, dx, 1e-2, 2e-3, 2e-2, 200), "dx");
   EXPECT_FD_OK(fd_check(loss, g, dg, 1e-2, 2e-3, 2e-2, 200), "dg");
   EXPECT_FD_OK(fd_check(loss, w, dw, 1e-2, 2e-3, 2e-2, 200), "dweight");
   // Accumulation: a second call doubles every gradient.
   auto dx1 = dx, dg1 = dg, dw1 = dw;
-  cpu.rmsnorm_swish_gate_backward(dx.data(), dg.data(), dw.data(), dout.data(), x.data(), g.data(),
-                                  w.data(), rstd.data(), N, C, true);
+  cpu.gla_norm_backward(dx.data(), dg.data(), dw.data(), dout.data(), x.data(), g.data(), w.data(),
+                        rstd.data(), N, C, true);
   for (size_t i = 0; i < dx.size(); ++i) {
     ASSERT_FLOAT_EQ(dx[i], 2 * dx1[i]);
     ASSERT_FLOAT_EQ(dg[i], 2 * dg1[i]);

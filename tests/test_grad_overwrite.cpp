@@ -85,12 +85,11 @@ TEST_F(GradOverwrite, NormsAndLinear) {
     be->rmsnorm_backward(dx.data(), dw.data(), dy.data(), x.data(), w.data(), rstd.data(), N, C,
                          acc);
   });
-  be->rmsnorm_swish_gate_forward(out.data(), rstd.data(), x.data(), g.data(), w.data(), N, C,
-                                 1e-5f);
+  be->gla_norm_forward(out.data(), rstd.data(), x.data(), g.data(), w.data(), N, C, 1e-5f);
   expect_overwrite_matches_accumulate_from_zero(
-      "rmsnorm_swish_gate_backward", {&dx, &dg}, {&dw}, [&](bool acc) {
-        be->rmsnorm_swish_gate_backward(dx.data(), dg.data(), dw.data(), dy.data(), x.data(),
-                                        g.data(), w.data(), rstd.data(), N, C, acc);
+      "gla_norm_backward", {&dx, &dg}, {&dw}, [&](bool acc) {
+        be->gla_norm_backward(dx.data(), dg.data(), dw.data(), dy.data(), x.data(), g.data(),
+                              w.data(), rstd.data(), N, C, acc);
       });
   const int groups = 4;  // C / groups = 15 channels per group
   Vec grstd(size_t(N) * groups);
@@ -171,16 +170,14 @@ TEST_F(GradOverwrite, SoftmaxXentAlsoInPlace) {
   Vec logits = random_vector(size_t(M) * V, 40, -3.f, 3.f), probs(logits.size()), losses(M);
   std::vector<int> targets(M), pred(M);
   for (int i = 0; i < M; ++i) targets[i] = (i * 7) % V;
-  be->softmax_xent_forward(losses.data(), probs.data(), pred.data(), logits.data(), targets.data(),
-                           M, V);
+  be->xent_forward(losses.data(), probs.data(), pred.data(), logits.data(), targets.data(), M, V);
   Vec dlogits(probs.size());
-  expect_overwrite_matches_accumulate_from_zero(
-      "softmax_xent_backward", {&dlogits}, {}, [&](bool acc) {
-        be->softmax_xent_backward(dlogits.data(), probs.data(), targets.data(), 1.f / M, M, V, acc);
-      });
+  expect_overwrite_matches_accumulate_from_zero("xent_backward", {&dlogits}, {}, [&](bool acc) {
+    be->xent_backward(dlogits.data(), probs.data(), targets.data(), 1.f / M, M, V, acc);
+  });
   // In place (dlogits = probs), as the model runs it.
   Vec in_place = probs;
-  be->softmax_xent_backward(in_place.data(), in_place.data(), targets.data(), 1.f / M, M, V, false);
+  be->xent_backward(in_place.data(), in_place.data(), targets.data(), 1.f / M, M, V, false);
   EXPECT_EQ(in_place, dlogits);
 }
 

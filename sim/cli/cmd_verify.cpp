@@ -63,7 +63,12 @@ int cmd_verify(int argc, char** argv) {
       for (const auto& c : verify::make_cases(bench, opt.seed))
         std::printf("%-20s %-30s %s\n", c.group.c_str(), c.op.c_str(), c.shape.c_str());
     }
-    return 0;
+    const auto missing = verify::missing_cases(verify::make_cases(false, opt.seed));
+    std::printf("\ncoverage: %zu ops in sim/core/ops.def, %zu labels without a case%s",
+                op_list().size(), missing.size(), missing.empty() ? "\n" : ":");
+    for (const auto& m : missing) std::printf(" %s", m.c_str());
+    if (!missing.empty()) std::printf("\n");
+    return missing.empty() ? 0 : 1;
   }
 
   std::string why;

@@ -2,16 +2,55 @@
 // A Backend that times every op of another backend: per op name (linear ops also per shape
 // N x C -> OC), the calls and the wall time, synchronising the wrapped backend after each op so
 // that device time is attributed to the op that queued it. `statex bench --profile` prints its
-// table. It derives from Backend itself (not from one implementation), so an op added to the
-// interface fails to compile here until it is timed too.
+// table. Its forwarders are stamped out from the op list (sim/core/ops.def), so every op is
+// timed without a line here.
 #include <chrono>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "sim/core/backend.h"
+#include "sim/core/op_list.h"
 
 namespace statex {
+
+// The row label an op is timed under: its name; the linear ops also their shape N x C -> OC
+// (the GEMMs whose speed depends on it).
+std::string op_shape_label(const char* op, int N, int C, int OC);
+template <OpId id>
+struct OpTimingLabel {
+  template <class... Args>
+  static std::string of(const Args&...) {
+    return op_info(id).name;
+  }
+};
+template <>
+struct OpTimingLabel<OpId::linear_forward> {
+  static std::string of(float*, const float*, const float*, const float*, int N, int C, int OC) {
+    return op_shape_label("linear_forward", N, C, OC);
+  }
+};
+template <>
+struct OpTimingLabel<OpId::linear_backward> {
+  static std::string of(float*, float*, float*, const float*, const float*, const float*, int N,
+                        int C, int OC, bool) {
+    return op_shape_label("linear_backward", N, C, OC);
+  }
+};
+template <>
+struct OpTimingLabel<OpId::linear_stacked_forward> {
+  static std::string of(float* const*, const int* ocs, int parts, const float*, const float*, int N,
+                        int C) {
+    return op_shape_label("linear_stacked_forward", N, C, stacked_width(ocs, parts));
+  }
+};
+template <>
+struct OpTimingLabel<OpId::linear_stacked_backward> {
+  static std::string of(float*, float*, const float* const*, const int* ocs, int parts,
+                        const float*, const float*, int N, int C, bool) {
+    return op_shape_label("linear_stacked_backward", N, C, stacked_width(ocs, parts));
+  }
+};
 
 class OpTimingBackend final : public Backend {
  public:
@@ -40,90 +79,13 @@ class OpTimingBackend final : public Backend {
   }
   void synchronize() override { inner_.synchronize(); }
 
-  void zero(void* p, size_t bytes) override;
-  void strided_copy(float* dst, int dst_ld, const float* src, int src_ld, int rows, int cols,
-                    bool accumulate) override;
-  void gather_rows(float* out, const float* inp, const int* idx, int M, int C) override;
-  void scatter_add_rows(float* dinp, const float* dout, const int* idx, int M, int C) override;
-  void add_inplace(float* y, const float* x, size_t n) override;
-  void scale_inplace(float* y, float a, size_t n) override;
-  void silu_forward(float* out, const float* inp, size_t n) override;
-  void silu_backward(float* dinp, const float* dout, const float* inp, size_t n,
-                     bool accumulate) override;
-  void logsigmoid_forward(float* out, const float* inp, float scale, size_t n) override;
-  void logsigmoid_backward(float* dinp, const float* dout, const float* inp, float scale, size_t n,
-                           bool accumulate) override;
-  void embedding_forward(float* out, const int* tokens, const float* wte, int N, int D) override;
-  void embedding_backward(float* dwte, const float* dout, const int* tokens, int N, int D) override;
-  void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C,
-                       float eps) override;
-  void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
-                        const float* weight, const float* rstd, int N, int C,
-                        bool accumulate) override;
-  void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
-                      int C, int OC) override;
-  void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                       const float* inp, const float* weight, int N, int C, int OC,
-                       bool accumulate) override;
-  void linear_stacked_forward(float* const* outs, const int* ocs, int parts, const float* inp,
-                              const float* weight, int N, int C) override;
-  void linear_stacked_backward(float* dinp, float* dweight, const float* const* douts,
-                               const int* ocs, int parts, const float* inp, const float* weight,
-                               int N, int C, bool accumulate) override;
-  void swiglu_forward(float* out, const float* gate, const float* up, size_t n) override;
-  void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
-                       const float* up, size_t n, bool accumulate) override;
-  void conv1d_forward(float* out, const float* inp, const float* weight, const float* bias, int B,
-                      int T, int C, int W) override;
-  void conv1d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                       const float* inp, const float* weight, int B, int T, int C, int W,
-                       bool accumulate) override;
-  void conv1d_silu_forward(float* act, const float* inp, const float* weight, const float* bias,
-                           int B, int T, int C, int W) override;
-  void conv1d_silu_backward(float* dinp, float* dweight, float* dbias, const float* dact,
-                            const float* inp, const float* weight, const float* bias, int B, int T,
-                            int C, int W, bool accumulate) override;
-  void gla_forward(float* o, float* final_state, const float* q, const float* k, const float* v,
-                   const float* gk, int B, int T, int H, int K, int V, float scale,
-                   int chunk) override;
-  void gla_backward(float* dq, float* dk, float* dv, float* dgk, const float* dout,
-                    const float* dfinal_state, const float* q, const float* k, const float* v,
-                    const float* gk, int B, int T, int H, int K, int V, float scale, int chunk,
-                    bool accumulate) override;
-  void rmsnorm_swish_gate_forward(float* out, float* rstd, const float* x, const float* g,
-                                  const float* weight, int N, int C, float eps) override;
-  void rmsnorm_swish_gate_backward(float* dx, float* dg, float* dweight, const float* dout,
-                                   const float* x, const float* g, const float* weight,
-                                   const float* rstd, int N, int C, bool accumulate) override;
-  void softplus_bias_forward(float* dt, const float* dt_raw, const float* dt_bias, int N,
-                             int H) override;
-  void softplus_bias_backward(float* ddt_raw, float* ddt_bias, const float* ddt,
-                              const float* dt_raw, const float* dt_bias, int N, int H,
-                              bool accumulate) override;
-  void ssd_forward(float* y, float* final_state, const float* x, const float* dt,
-                   const float* A_log, const float* Bm, const float* Cm, int B, int T, int H, int P,
-                   int G, int N, int chunk) override;
-  void ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm, float* dCm, const float* dy,
-                    const float* dfinal_state, const float* x, const float* dt, const float* A_log,
-                    const float* Bm, const float* Cm, int B, int T, int H, int P, int G, int N,
-                    int chunk, bool accumulate) override;
-  void ssd_dskip_forward(float* y, const float* x, const float* D, int N, int H, int P) override;
-  void ssd_dskip_backward(float* dx, float* dD, const float* dy, const float* x, const float* D,
-                          int N, int H, int P, bool accumulate) override;
-  void gated_rmsnorm_forward(float* out, float* rstd, const float* y, const float* z,
-                             const float* weight, int N, int C, int group_size, float eps) override;
-  void gated_rmsnorm_backward(float* dy, float* dz, float* dweight, const float* dout,
-                              const float* y, const float* z, const float* weight,
-                              const float* rstd, int N, int C, int group_size,
-                              bool accumulate) override;
-  void softmax_xent_forward(float* losses, float* probs, int* pred, const float* logits,
-                            const int* targets, int M, int V) override;
-  void softmax_xent_backward(float* dlogits, const float* probs, const int* targets,
-                             float dloss_scale, int M, int V, bool accumulate) override;
-  double sum_squares(const float* x, size_t n) override;
-  void adamw_update(float* param, const float* grad, float* m, float* v, size_t n, float lr,
-                    float beta1, float beta2, float eps, float weight_decay, int step,
-                    float grad_scale) override;
+  // Every op of the op list: time it, forward it.
+#define STATEX_OP(stem, name, ret, params, args)        \
+  ret name params override {                            \
+    Timer t(*this, OpTimingLabel<OpId::name>::of args); \
+    return inner_.name args;                            \
+  }
+#include "sim/core/ops.def"
 
  private:
   // Times one op from construction to destruction (after synchronising the wrapped backend).
@@ -137,7 +99,6 @@ class OpTimingBackend final : public Backend {
     std::string op_;
     std::chrono::steady_clock::time_point start_;
   };
-  static std::string shape_key(const char* op, int N, int C, int OC);
 
   Backend& inner_;
   std::map<std::string, Row> stats_;

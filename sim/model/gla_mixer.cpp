@@ -71,8 +71,7 @@ class GlaMixer final : public Mixer {
                     1.0f / std::sqrt(float(K)), chunk_);
     // Output tail (norm, gate, o_proj) at the output rows only.
     const TailRows::Buffers t = tail_.inputs(rows, N);  // o, g
-    be_.rmsnorm_swish_gate_forward(o_n_.x, o_rstd_.x, t.a, t.b, b_.p("g_norm.weight"), t.rows * H_,
-                                   Vh, eps_);
+    be_.gla_norm_forward(o_n_.x, o_rstd_.x, t.a, t.b, b_.p("g_norm.weight"), t.rows * H_, Vh, eps_);
     be_.linear_forward(out, o_n_.x, b_.p("o_proj.weight"), nullptr, t.rows, Dv_, D_);
   }
 
@@ -83,8 +82,8 @@ class GlaMixer final : public Mixer {
     const TailRows::Buffers t = tail_.grads(rows, N);  // o, g and their gradients
     be_.linear_backward(o_n_.d, b_.g("o_proj.weight"), nullptr, dout, o_n_.x, b_.p("o_proj.weight"),
                         t.rows, Dv_, D_, false);
-    be_.rmsnorm_swish_gate_backward(t.da, t.db, b_.g("g_norm.weight"), o_n_.d, t.a, t.b,
-                                    b_.p("g_norm.weight"), o_rstd_.x, t.rows * H_, Vh, false);
+    be_.gla_norm_backward(t.da, t.db, b_.g("g_norm.weight"), o_n_.d, t.a, t.b,
+                          b_.p("g_norm.weight"), o_rstd_.x, t.rows * H_, Vh, false);
     tail_.scatter_grads(rows, N);  // into o_.d, g_.d
     be_.gla_backward(dq(), dk(), dv(), gk_.d, o_.d, nullptr, q(), k(), v(), gk_.x, s.B, s.T, H_, K,
                      Vh, 1.0f / std::sqrt(float(K)), chunk_, false);

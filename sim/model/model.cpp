@@ -125,7 +125,7 @@ float Model::forward(const DeviceBatch& b) {
   be_.rmsnorm_forward(head_in_, final_rstd_.x, final_in_.x, P(nm.final_norm), b.M, D,
                       cfg_.norm_eps);
   be_.linear_forward(logits_, head_in_, head_weight(), nullptr, b.M, D, V);
-  be_.softmax_xent_forward(losses_, probs_, preds_, logits_, b.label_targets, b.M, V);
+  be_.xent_forward(losses_, probs_, preds_, logits_, b.label_targets, b.M, V);
 
   std::vector<float> losses(b.M);
   be_.to_host(losses.data(), losses_, losses.size() * sizeof(float));
@@ -143,7 +143,7 @@ void Model::backward(const DeviceBatch& b) {
 
   // Loss = mean over the M labelled positions. Each activation gradient's first writer
   // overwrites it (accumulate = false). dlogits_ is probs_: overwritten in place.
-  be_.softmax_xent_backward(dlogits_, probs_, b.label_targets, 1.0f / b.M, b.M, V, false);
+  be_.xent_backward(dlogits_, probs_, b.label_targets, 1.0f / b.M, b.M, V, false);
   be_.linear_backward(dhead_in_, head_grad(), nullptr, dlogits_, head_in_, head_weight(), b.M, D, V,
                       false);
   // The last block's output gradient, at the labelled rows [M, D].

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "sim/core/backend.h"
+#include "sim/core/op_list.h"
 
 namespace statex::verify {
 
@@ -65,8 +66,15 @@ struct Case {
 
 // All verification cases (bench = false), or the larger benchmark cases (bench = true).
 std::vector<Case> make_cases(bool bench, unsigned seed);
-// The op groups, in table order (for tests: one test per group).
+// The op groups = the op list's stems, in table order (for tests: one test per group).
 std::vector<std::string> op_groups();
+// The op of the op list a case label names: the label up to "(" (e.g. "gla_backward(=)" ->
+// gla_backward). Throws std::logic_error when it names no op.
+const OpInfo& case_op(const std::string& label);
+// Coverage against the op list (as ggml's test-backend-ops): the labels missing from `cases`.
+// Every op needs a case labelled with its name; an op with an `accumulate` flag needs one per
+// mode ("op" accumulating, "op(=)" overwriting). Empty = every op covered.
+std::vector<std::string> missing_cases(const std::vector<Case>& cases);
 
 struct OutputDiff {
   std::string name;

@@ -48,6 +48,27 @@ Tolerance tolerance_for(TolClass c) {
   return {0, ""};
 }
 
+const OpInfo& case_op(const std::string& label) {
+  const OpInfo* op = find_op(label.substr(0, label.find('(')));
+  if (!op) throw std::logic_error("verify: case '" + label + "' names no op of sim/core/ops.def");
+  return *op;
+}
+
+std::vector<std::string> missing_cases(const std::vector<Case>& cases) {
+  std::vector<std::string> missing;
+  auto has = [&](const std::string& label) {
+    for (const Case& c : cases)
+      if (c.op == label) return true;
+    return false;
+  };
+  for (const OpInfo& op : op_list()) {
+    if (!has(op.name)) missing.push_back(op.name);
+    if (op.has_accumulate && !has(std::string(op.name) + "(=)"))
+      missing.push_back(std::string(op.name) + "(=)");
+  }
+  return missing;
+}
+
 float* Bufs::f(const std::string& name) const {
   auto it = ptr.find(name);
   if (it == ptr.end()) throw std::logic_error("verify: case has no tensor '" + name + "'");
@@ -68,11 +89,12 @@ namespace {
 // Builds one case: random tensors from a per-case seed.
 class Builder {
  public:
-  Builder(std::vector<Case>& out, std::string op, std::string group, std::string shape,
-          TolClass tol, unsigned seed)
+  // `op` is the Backend method, optionally followed by a "(variant)" label; the group is the
+  // op's stem in the op list.
+  Builder(std::vector<Case>& out, std::string op, std::string shape, TolClass tol, unsigned seed)
       : out_(out), rng_(seed) {
     c_.op = std::move(op);
-    c_.group = std::move(group);
+    c_.group = case_op(c_.op).stem;
     c_.shape = std::move(shape);
     c_.tol = tol;
   }
@@ -195,14 +217,21 @@ double bytes_f(double n) { return 4.0 * n; }
 
 // ---------------------------------------------------------------------------------------------
 void memory_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  for (size_t n : bench ? std::vector<size_t>{size_t(64) << 20} : std::vector<size_t>{1, 10007}) {
+    Builder z(cs, "zero", fmt({{"n", (long long)n}}), TolClass::Exact, seed++);
+    z.acc("buf", n);  // random start: every element must become 0
+    z.work(0, bytes_f(double(n)));
+    z.done([n](Backend& be, const Bufs& p) { be.zero(p.f("buf"), n * sizeof(float)); });
+  }
   struct S { int rows, cols, src_ld, dst_ld; };
   std::vector<S> shapes = bench ? std::vector<S>{{8192, 1024, 3072, 1024}}
                                 : std::vector<S>{{63, 60, 100, 70}, {1, 1, 1, 1}, {257, 33, 33, 40}};
   for (auto s : shapes) {
     for (bool accumulate : {false, true}) {
-      Builder b(cs, accumulate ? "strided_copy(acc)" : "strided_copy", "memory",
-                fmt({{"rows", s.rows}, {"cols", s.cols}, {"src_ld", s.src_ld}, {"dst_ld", s.dst_ld}}),
-                TolClass::Exact, seed++);
+      Builder b(
+          cs, grad_op("strided_copy", accumulate),
+          fmt({{"rows", s.rows}, {"cols", s.cols}, {"src_ld", s.src_ld}, {"dst_ld", s.dst_ld}}),
+          TolClass::Exact, seed++);
       b.in("src", size_t(s.rows) * s.src_ld);
       // dst starts random in both cases: the columns beyond cols must stay untouched.
       b.acc("dst", size_t(s.rows) * s.dst_ld);
@@ -214,8 +243,8 @@ void memory_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   }
   {
     int rows = bench ? 65536 : 100, M = bench ? 16384 : 37, C = bench ? 512 : 60;
-    Builder g(cs, "gather_rows", "memory", fmt({{"M", M}, {"C", C}, {"rows", rows}}),
-              TolClass::Exact, seed++);
+    Builder g(cs, "gather_rows", fmt({{"M", M}, {"C", C}, {"rows", rows}}), TolClass::Exact,
+              seed++);
     g.in("inp", size_t(rows) * C);
     g.in_int("idx", g.ints(M, 0, rows));  // repeats allowed
     g.out("out", size_t(M) * C);
@@ -223,8 +252,8 @@ void memory_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     g.done([M, C](Backend& be, const Bufs& p) {
       be.gather_rows(p.f("out"), p.f("inp"), p.i("idx"), M, C);
     });
-    Builder s(cs, "scatter_add_rows", "memory", fmt({{"M", M}, {"C", C}, {"rows", rows}}),
-              TolClass::Exact, seed++);
+    Builder s(cs, "scatter_add_rows", fmt({{"M", M}, {"C", C}, {"rows", rows}}), TolClass::Exact,
+              seed++);
     s.in("dout", size_t(M) * C);
     s.in_int("idx", s.distinct(M, rows));
     s.acc("dinp", size_t(rows) * C);
@@ -234,12 +263,12 @@ void memory_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     });
   }
   for (size_t n : bench ? std::vector<size_t>{size_t(64) << 20} : std::vector<size_t>{1, 10007}) {
-    Builder a(cs, "add_inplace", "memory", fmt({{"n", (long long)n}}), TolClass::Exact, seed++);
+    Builder a(cs, "add_inplace", fmt({{"n", (long long)n}}), TolClass::Exact, seed++);
     a.in("x", n);
     a.acc("y", n);
     a.work(0, bytes_f(3.0 * n));
     a.done([n](Backend& be, const Bufs& p) { be.add_inplace(p.f("y"), p.f("x"), n); });
-    Builder sc(cs, "scale_inplace", "memory", fmt({{"n", (long long)n}}), TolClass::Exact, seed++);
+    Builder sc(cs, "scale_inplace", fmt({{"n", (long long)n}}), TolClass::Exact, seed++);
     sc.acc("y", n);
     sc.work(0, bytes_f(2.0 * n));
     sc.done([n](Backend& be, const Bufs& p) { be.scale_inplace(p.f("y"), 0.37f, n); });
@@ -250,15 +279,14 @@ void activation_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   for (size_t n : bench ? std::vector<size_t>{size_t(32) << 20} : std::vector<size_t>{3780, 1000003}) {
     std::string sh = fmt({{"n", (long long)n}});
     {
-      Builder b(cs, "silu_forward", "activations", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "silu_forward", sh, TolClass::Elementwise, seed++);
       b.in("inp", n, -8.f, 8.f);
       b.out("out", n);
       b.work(0, bytes_f(2.0 * n));
       b.done([n](Backend& be, const Bufs& p) { be.silu_forward(p.f("out"), p.f("inp"), n); });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("silu_backward", acc), "activations", sh, TolClass::Elementwise,
-                seed++);
+      Builder b(cs, grad_op("silu_backward", acc), sh, TolClass::Elementwise, seed++);
       b.in("inp", n, -8.f, 8.f);
       b.in("dout", n);
       b.grad("dinp", n, acc);
@@ -268,7 +296,7 @@ void activation_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     {
-      Builder b(cs, "logsigmoid_forward", "activations", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "logsigmoid_forward", sh, TolClass::Elementwise, seed++);
       b.in("inp", n, -30.f, 30.f);
       b.out("out", n);
       b.work(0, bytes_f(2.0 * n));
@@ -277,8 +305,7 @@ void activation_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("logsigmoid_backward", acc), "activations", sh, TolClass::Elementwise,
-                seed++);
+      Builder b(cs, grad_op("logsigmoid_backward", acc), sh, TolClass::Elementwise, seed++);
       b.in("inp", n, -30.f, 30.f);
       b.in("dout", n);
       b.grad("dinp", n, acc);
@@ -288,7 +315,7 @@ void activation_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     {
-      Builder b(cs, "swiglu_forward", "activations", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "swiglu_forward", sh, TolClass::Elementwise, seed++);
       b.in("gate", n, -6.f, 6.f);
       b.in("up", n);
       b.out("out", n);
@@ -298,8 +325,7 @@ void activation_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("swiglu_backward", acc), "activations", sh, TolClass::Elementwise,
-                seed++);
+      Builder b(cs, grad_op("swiglu_backward", acc), sh, TolClass::Elementwise, seed++);
       b.in("gate", n, -6.f, 6.f);
       b.in("up", n);
       b.in("dout", n);
@@ -318,7 +344,7 @@ void embedding_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   for (auto s : bench ? std::vector<S>{{8192, 65536, 512}} : std::vector<S>{{257, 126, 60}, {16, 300, 33}}) {
     std::string sh = fmt({{"V", s.V}, {"N", s.N}, {"D", s.D}});
     {
-      Builder b(cs, "embedding_forward", "embedding", sh, TolClass::Exact, seed++);
+      Builder b(cs, "embedding_forward", sh, TolClass::Exact, seed++);
       b.in("wte", size_t(s.V) * s.D);
       b.in_int("tokens", b.ints(s.N, 0, s.V));
       b.out("out", size_t(s.N) * s.D);
@@ -329,7 +355,7 @@ void embedding_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     }
     {
       // Tokens repeat (N > V in the second shape): atomics on the GPU sum in another order.
-      Builder b(cs, "embedding_backward", "embedding", sh, TolClass::LongReduction, seed++);
+      Builder b(cs, "embedding_backward", sh, TolClass::LongReduction, seed++);
       b.in("dout", size_t(s.N) * s.D);
       b.in_int("tokens", b.ints(s.N, 0, s.V));
       b.acc("dwte", size_t(s.V) * s.D);
@@ -348,7 +374,7 @@ void rmsnorm_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     std::string sh = fmt({{"N", s.N}, {"C", s.C}});
     size_t n = size_t(s.N) * s.C;
     {
-      Builder b(cs, "rmsnorm_forward", "rmsnorm", sh, TolClass::RowReduction, seed++);
+      Builder b(cs, "rmsnorm_forward", sh, TolClass::RowReduction, seed++);
       b.in("inp", n, -2.f, 2.f);
       b.in("weight", s.C, 0.5f, 1.5f);
       b.out("out", n);
@@ -359,8 +385,7 @@ void rmsnorm_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("rmsnorm_backward", acc), "rmsnorm", sh, TolClass::LongReduction,
-                seed++);
+      Builder b(cs, grad_op("rmsnorm_backward", acc), sh, TolClass::LongReduction, seed++);
       auto& x = b.in("inp", n, -2.f, 2.f);
       b.in("rstd", row_rstd(x, s.N, s.C, eps));
       b.in("weight", s.C, 0.5f, 1.5f);
@@ -388,7 +413,7 @@ void linear_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     std::string sh = fmt({{"N", s.N}, {"C", s.C}, {"OC", s.OC}}) + (s.bias ? " bias" : "");
     double flop = 2.0 * s.N * s.C * s.OC;
     {
-      Builder b(cs, "linear_forward", "linear", sh, TolClass::Gemm, seed++);
+      Builder b(cs, "linear_forward", sh, TolClass::Gemm, seed++);
       b.in("inp", size_t(s.N) * s.C);
       b.in("weight", size_t(s.OC) * s.C);
       if (s.bias) b.in("bias", s.OC);
@@ -399,7 +424,7 @@ void linear_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("linear_backward", acc), "linear", sh, TolClass::Gemm, seed++);
+      Builder b(cs, grad_op("linear_backward", acc), sh, TolClass::Gemm, seed++);
       b.in("inp", size_t(s.N) * s.C);
       b.in("weight", size_t(s.OC) * s.C);
       b.in("dout", size_t(s.N) * s.OC);
@@ -426,7 +451,7 @@ void linear_stacked_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     const double flop = 2.0 * s.N * s.C * W;
     auto part = [](int i) { return std::to_string(i); };
     {
-      Builder b(cs, "linear_stacked_forward", "linear", sh, TolClass::Gemm, seed++);
+      Builder b(cs, "linear_stacked_forward", sh, TolClass::Gemm, seed++);
       b.in("inp", size_t(s.N) * s.C);
       b.in("weight", size_t(W) * s.C);
       for (int i = 0; i < parts; ++i) b.out("out" + part(i), size_t(s.N) * s.ocs[i]);
@@ -439,7 +464,7 @@ void linear_stacked_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("linear_stacked_backward", acc), "linear", sh, TolClass::Gemm, seed++);
+      Builder b(cs, grad_op("linear_stacked_backward", acc), sh, TolClass::Gemm, seed++);
       b.in("inp", size_t(s.N) * s.C);
       b.in("weight", size_t(W) * s.C);
       for (int i = 0; i < parts; ++i) b.in("dout" + part(i), size_t(s.N) * s.ocs[i]);
@@ -463,7 +488,7 @@ void conv1d_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     std::string sh = fmt({{"B", s.B}, {"T", s.T}, {"C", s.C}, {"W", s.W}}) + (s.bias ? " bias" : "");
     size_t n = size_t(s.B) * s.T * s.C;
     {
-      Builder b(cs, "conv1d_forward", "conv1d", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "conv1d_forward", sh, TolClass::Elementwise, seed++);
       b.in("inp", n);
       b.in("weight", size_t(s.C) * s.W);
       if (s.bias) b.in("bias", s.C);
@@ -474,7 +499,7 @@ void conv1d_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("conv1d_backward", acc), "conv1d", sh, TolClass::LongReduction, seed++);
+      Builder b(cs, grad_op("conv1d_backward", acc), sh, TolClass::LongReduction, seed++);
       b.in("inp", n);
       b.in("weight", size_t(s.C) * s.W);
       b.in("dout", n);
@@ -488,7 +513,7 @@ void conv1d_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     {
-      Builder b(cs, "conv1d_silu_forward", "conv1d", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "conv1d_silu_forward", sh, TolClass::Elementwise, seed++);
       b.in("inp", n, -2.f, 2.f);
       b.in("weight", size_t(s.C) * s.W);
       if (s.bias) b.in("bias", s.C);
@@ -500,8 +525,7 @@ void conv1d_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("conv1d_silu_backward", acc), "conv1d", sh, TolClass::LongReduction,
-                seed++);
+      Builder b(cs, grad_op("conv1d_silu_backward", acc), sh, TolClass::LongReduction, seed++);
       b.in("inp", n, -2.f, 2.f);
       b.in("weight", size_t(s.C) * s.W);
       if (s.bias) b.in("bias", s.C);
@@ -534,7 +558,7 @@ void gla_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     float scale = 1.f / std::sqrt(float(s.K));
     double flop = 4.0 * s.B * s.H * double(s.T) * s.K * s.V;  // state update + readout
     {
-      Builder b(cs, "gla_forward", "gla", sh, TolClass::Scan, seed++);
+      Builder b(cs, "gla_forward", sh, TolClass::Scan, seed++);
       b.in("q", nqk);
       b.in("k", nqk);
       b.in("v", nv);
@@ -548,7 +572,7 @@ void gla_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("gla_backward", acc), "gla", sh, TolClass::Scan, seed++);
+      Builder b(cs, grad_op("gla_backward", acc), sh, TolClass::Scan, seed++);
       b.in("q", nqk);
       b.in("k", nqk);
       b.in("v", nv);
@@ -571,7 +595,7 @@ void gla_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   if (!bench) {
     S s{2, 63, 2, 16, 32, 16, -0.1f, false};
     size_t nqk = size_t(s.B) * s.T * s.H * s.K, nv = size_t(s.B) * s.T * s.H * s.V;
-    Builder b(cs, "gla_backward(dv,dgk only)", "gla",
+    Builder b(cs, "gla_backward(dv,dgk only)",
               fmt({{"B", s.B}, {"T", s.T}, {"H", s.H}, {"K", s.K}, {"V", s.V}, {"chunk", s.chunk}}),
               TolClass::Scan, seed++);
     b.in("q", nqk);
@@ -595,7 +619,7 @@ void gla_norm_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     std::string sh = fmt({{"N", s.N}, {"C", s.C}});
     size_t n = size_t(s.N) * s.C;
     {
-      Builder b(cs, "rmsnorm_swish_gate_forward", "gla_norm", sh, TolClass::RowReduction, seed++);
+      Builder b(cs, "gla_norm_forward", sh, TolClass::RowReduction, seed++);
       b.in("x", n, -2.f, 2.f);
       b.in("g", n, -4.f, 4.f);
       b.in("weight", s.C, 0.5f, 1.5f);
@@ -603,13 +627,12 @@ void gla_norm_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       b.out("rstd", s.N);
       b.work(0, bytes_f(3.0 * n));
       b.done([s, eps](Backend& be, const Bufs& p) {
-        be.rmsnorm_swish_gate_forward(p.f("out"), p.f("rstd"), p.f("x"), p.f("g"), p.f("weight"),
-                                      s.N, s.C, eps);
+        be.gla_norm_forward(p.f("out"), p.f("rstd"), p.f("x"), p.f("g"), p.f("weight"), s.N, s.C,
+                            eps);
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("rmsnorm_swish_gate_backward", acc), "gla_norm", sh,
-                TolClass::LongReduction, seed++);
+      Builder b(cs, grad_op("gla_norm_backward", acc), sh, TolClass::LongReduction, seed++);
       auto& x = b.in("x", n, -2.f, 2.f);
       b.in("rstd", row_rstd(x, s.N, s.C, eps));
       b.in("g", n, -4.f, 4.f);
@@ -620,8 +643,8 @@ void gla_norm_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       b.acc("dweight", s.C);
       b.work(0, bytes_f(6.0 * n));
       b.done([s, acc](Backend& be, const Bufs& p) {
-        be.rmsnorm_swish_gate_backward(p.f("dx"), p.f("dg"), p.f("dweight"), p.f("dout"), p.f("x"),
-                                       p.f("g"), p.f("weight"), p.f("rstd"), s.N, s.C, acc);
+        be.gla_norm_backward(p.f("dx"), p.f("dg"), p.f("dweight"), p.f("dout"), p.f("x"), p.f("g"),
+                             p.f("weight"), p.f("rstd"), s.N, s.C, acc);
       });
     }
   }
@@ -633,7 +656,7 @@ void mamba2_elementwise_cases(std::vector<Case>& cs, unsigned& seed, bool bench)
     std::string sh = fmt({{"N", N}, {"H", H}});
     size_t n = size_t(N) * H;
     {
-      Builder b(cs, "softplus_bias_forward", "mamba2_elementwise", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "softplus_bias_forward", sh, TolClass::Elementwise, seed++);
       b.in("dt_raw", n, -25.f, 25.f);  // crosses the softplus threshold (20)
       b.in("dt_bias", H, -3.f, 1.f);
       b.out("dt", n);
@@ -643,8 +666,7 @@ void mamba2_elementwise_cases(std::vector<Case>& cs, unsigned& seed, bool bench)
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("softplus_bias_backward", acc), "mamba2_elementwise", sh,
-                TolClass::LongReduction, seed++);
+      Builder b(cs, grad_op("softplus_bias_backward", acc), sh, TolClass::LongReduction, seed++);
       b.in("dt_raw", n, -25.f, 25.f);
       b.in("dt_bias", H, -3.f, 1.f);
       b.in("ddt", n);
@@ -665,7 +687,7 @@ void mamba2_elementwise_cases(std::vector<Case>& cs, unsigned& seed, bool bench)
     size_t n = size_t(s.N) * s.C;
     int groups = s.C / s.gs;
     {
-      Builder b(cs, "gated_rmsnorm_forward", "mamba2_elementwise", sh, TolClass::RowReduction, seed++);
+      Builder b(cs, "gated_rmsnorm_forward", sh, TolClass::RowReduction, seed++);
       b.in("y", n, -2.f, 2.f);
       b.in("z", n, -4.f, 4.f);
       b.in("weight", s.C, 0.5f, 1.5f);
@@ -678,8 +700,7 @@ void mamba2_elementwise_cases(std::vector<Case>& cs, unsigned& seed, bool bench)
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("gated_rmsnorm_backward", acc), "mamba2_elementwise", sh,
-                TolClass::LongReduction, seed++);
+      Builder b(cs, grad_op("gated_rmsnorm_backward", acc), sh, TolClass::LongReduction, seed++);
       auto& y = b.in("y", n, -2.f, 2.f);
       auto& z = b.in("z", n, -4.f, 4.f);
       std::vector<float> rstd(size_t(s.N) * groups);
@@ -731,7 +752,7 @@ void ssd_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       b.in("Cm", nbc);
     };
     {
-      Builder b(cs, "ssd_forward", "ssd", sh, TolClass::Scan, seed++);
+      Builder b(cs, "ssd_forward", sh, TolClass::Scan, seed++);
       inputs(b);
       b.out("y", nx);
       if (s.with_state) b.out("final_state", ns);
@@ -742,7 +763,7 @@ void ssd_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("ssd_backward", acc), "ssd", sh, TolClass::Scan, seed++);
+      Builder b(cs, grad_op("ssd_backward", acc), sh, TolClass::Scan, seed++);
       inputs(b);
       b.in("dy", nx);
       if (s.with_state) b.in("dfinal_state", ns);
@@ -765,7 +786,7 @@ void ssd_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     std::string sh = fmt({{"N", N}, {"H", H}, {"P", P}});
     size_t n = size_t(N) * H * P;
     {
-      Builder b(cs, "ssd_dskip_forward", "ssd", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "ssd_dskip_forward", sh, TolClass::Elementwise, seed++);
       b.in("x", n);
       b.in("D", H, 0.5f, 1.5f);
       b.acc("y", n);  // y += D x
@@ -775,7 +796,7 @@ void ssd_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("ssd_dskip_backward", acc), "ssd", sh, TolClass::LongReduction, seed++);
+      Builder b(cs, grad_op("ssd_dskip_backward", acc), sh, TolClass::LongReduction, seed++);
       b.in("x", n);
       b.in("D", H, 0.5f, 1.5f);
       b.in("dy", n);
@@ -795,7 +816,7 @@ void xent_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
     std::string sh = fmt({{"M", s.M}, {"V", s.V}});
     size_t n = size_t(s.M) * s.V;
     {
-      Builder b(cs, "softmax_xent_forward", "xent", sh, TolClass::RowReduction, seed++);
+      Builder b(cs, "xent_forward", sh, TolClass::RowReduction, seed++);
       b.in("logits", n, -8.f, 8.f);
       b.in_int("targets", b.ints(s.M, 0, s.V));
       b.out("losses", s.M);
@@ -803,13 +824,12 @@ void xent_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       b.out_int("pred", s.M);
       b.work(0, bytes_f(2.0 * n));
       b.done([s](Backend& be, const Bufs& p) {
-        be.softmax_xent_forward(p.f("losses"), p.f("probs"), p.i("pred"), p.f("logits"),
-                                p.i("targets"), s.M, s.V);
+        be.xent_forward(p.f("losses"), p.f("probs"), p.i("pred"), p.f("logits"), p.i("targets"),
+                        s.M, s.V);
       });
     }
     for (bool acc : grad_modes(bench)) {
-      Builder b(cs, grad_op("softmax_xent_backward", acc), "xent", sh, TolClass::Elementwise,
-                seed++);
+      Builder b(cs, grad_op("xent_backward", acc), sh, TolClass::Elementwise, seed++);
       std::vector<float> probs = b.uniform(n, -8.f, 8.f);
       for (int r = 0; r < s.M; ++r) {  // softmax on the host in double
         float* row = probs.data() + size_t(r) * s.V;
@@ -822,8 +842,7 @@ void xent_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       b.grad("dlogits", n, acc);
       b.work(0, bytes_f(3.0 * n));
       b.done([s, acc](Backend& be, const Bufs& p) {
-        be.softmax_xent_backward(p.f("dlogits"), p.f("probs"), p.i("targets"), 1.f / s.M, s.M, s.V,
-                                 acc);
+        be.xent_backward(p.f("dlogits"), p.f("probs"), p.i("targets"), 1.f / s.M, s.M, s.V, acc);
       });
     }
   }
@@ -833,7 +852,7 @@ void adamw_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   for (size_t n : bench ? std::vector<size_t>{size_t(16) << 20} : std::vector<size_t>{10007, 1}) {
     std::string sh = fmt({{"n", (long long)n}});
     {
-      Builder b(cs, "sum_squares", "adamw", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "sum_squares", sh, TolClass::Elementwise, seed++);
       b.in("x", n, -3.f, 3.f);
       b.out("result", 1);
       b.work(2.0 * n, bytes_f(double(n)));
@@ -845,7 +864,7 @@ void adamw_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
     {
-      Builder b(cs, "adamw_update", "adamw", sh, TolClass::Elementwise, seed++);
+      Builder b(cs, "adamw_update", sh, TolClass::Elementwise, seed++);
       b.in("grad", n);
       b.acc("param", n);
       b.acc("m", n);
@@ -862,10 +881,7 @@ void adamw_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
 
 }  // namespace
 
-std::vector<std::string> op_groups() {
-  return {"memory", "activations", "embedding", "rmsnorm", "linear", "conv1d", "gla", "gla_norm",
-          "mamba2_elementwise", "ssd", "xent", "adamw"};
-}
+std::vector<std::string> op_groups() { return op_stems(); }
 
 std::vector<Case> make_cases(bool bench, unsigned seed) {
   std::vector<Case> cs;

@@ -196,6 +196,15 @@ std::vector<Row> run(Backend& cpu, Backend& gpu, const Options& opt) {
     for (auto& c : more) cases.push_back(std::move(c));
   }
   std::vector<Row> rows;
+  // An op of the op list without a case fails the run (not only the coverage test).
+  if (!opt.bench_only && opt.filter.empty())
+    for (const std::string& label : missing_cases(cases)) {
+      Row r;
+      r.op = label;
+      r.group = case_op(label).stem;
+      r.error = "no verify case for this op of sim/core/ops.def (add one in verify_cases.cpp)";
+      rows.push_back(std::move(r));
+    }
   for (const auto& c : cases) {
     if (!opt.filter.empty() && c.op.find(opt.filter) == std::string::npos &&
         c.group.find(opt.filter) == std::string::npos)

@@ -23,8 +23,8 @@ using ConstRow = Eigen::Map<const Eigen::ArrayXf>;
 
 }  // namespace
 
-void CpuBackend::rmsnorm_swish_gate_forward(float* out, float* rstd, const float* x, const float* g,
-                                            const float* weight, int N, int C, float eps) {
+void CpuBackend::gla_norm_forward(float* out, float* rstd, const float* x, const float* g,
+                                  const float* weight, int N, int C, float eps) {
   ConstRow w(weight, C);
 #pragma omp parallel for schedule(static) if (N >= kRowsPerBlock)
   for (int r = 0; r < N; ++r) {
@@ -35,10 +35,9 @@ void CpuBackend::rmsnorm_swish_gate_forward(float* out, float* rstd, const float
   }
 }
 
-void CpuBackend::rmsnorm_swish_gate_backward(float* dx, float* dg, float* dweight,
-                                             const float* dout, const float* x, const float* g,
-                                             const float* weight, const float* rstd, int N, int C,
-                                             bool accumulate) {
+void CpuBackend::gla_norm_backward(float* dx, float* dg, float* dweight, const float* dout,
+                                   const float* x, const float* g, const float* weight,
+                                   const float* rstd, int N, int C, bool accumulate) {
   ConstRow w(weight, C);
   // Rows [r0, r0 + n); their dweight sums into dw_sum (nullptr when dweight is not wanted).
   auto block = [&](int r0, int n, Eigen::ArrayXf* dw_sum) {

@@ -30,13 +30,13 @@ double sum_in_double(const float* p, int n) {
 void check_targets(const int* targets, int M, int V) {
   for (int i = 0; i < M; ++i)
     if (targets[i] < 0 || targets[i] >= V)
-      throw std::out_of_range("softmax_xent: target " + std::to_string(targets[i]) + " at row " +
+      throw std::out_of_range("xent: target " + std::to_string(targets[i]) + " at row " +
                               std::to_string(i) + " outside [0, " + std::to_string(V) + ")");
 }
 }  // namespace
 
-void CpuBackend::softmax_xent_forward(float* losses, float* probs, int* pred, const float* logits,
-                                      const int* targets, int M, int V) {
+void CpuBackend::xent_forward(float* losses, float* probs, int* pred, const float* logits,
+                              const int* targets, int M, int V) {
   check_targets(targets, M, V);
   const bool parallel = (long long)M * V >= (1 << 14);
 #pragma omp parallel for schedule(static) if (parallel)
@@ -62,8 +62,8 @@ void CpuBackend::softmax_xent_forward(float* losses, float* probs, int* pred, co
 }
 
 // dlogits (+)= (probs - onehot(target)) * dloss_scale; when overwriting, dlogits may be probs.
-void CpuBackend::softmax_xent_backward(float* dlogits, const float* probs, const int* targets,
-                                       float dloss_scale, int M, int V, bool accumulate) {
+void CpuBackend::xent_backward(float* dlogits, const float* probs, const int* targets,
+                               float dloss_scale, int M, int V, bool accumulate) {
   if (!dlogits) return;
   check_targets(targets, M, V);
   const bool parallel = (long long)M * V >= (1 << 14);
