@@ -29,8 +29,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python3 -m analysis",
-                                     description="Read statex-sim results files and sweeps.")
+    parser = argparse.ArgumentParser(prog="python3 -m analysis", allow_abbrev=False,
+                                     description="Read statex-sim results files and sweeps; "
+                                                 "move checkpoints and runs to PyTorch, "
+                                                 "TensorBoard and W&B.")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("summary", help="print one row per trial")
     _common(s)
@@ -71,6 +73,8 @@ def make_parser() -> argparse.ArgumentParser:
         else:
             t.add_argument("--force", action="store_true",
                            help="replace event files a previous export left in a run's folder")
+    for subparser in sub.choices.values():  # `--out` only as spelled: no `--ou`, `--sp`
+        subparser.allow_abbrev = False
     return parser
 
 

@@ -124,3 +124,10 @@ def test_refusals_exit_2_and_write_nothing(gla_expanded, run_file, tmp_path, cap
     attempt("tie", cfg, untied, "lm_head.weight differs from the embedding")
     assert main(["import-safetensors", str(tmp_path), "--out", str(tmp_path / "x.h5")]) == 2
     assert "no model.safetensors" in capsys.readouterr().err
+
+
+def test_options_are_not_abbreviated(gla_expanded, tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        main(["export-safetensors", str(gla_expanded), "--ou", str(tmp_path / "hf")])
+    assert err.value.code == 2 and "--ou" in capsys.readouterr().err
+    assert not (tmp_path / "hf").exists()
