@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from . import tables
+from .cells import PoolingWarning, warn_small_cells
 from .frames import read_records, runs_frame
 from .io import FormatError
 
@@ -42,8 +44,9 @@ def make_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="write figures, tables and index.md")
     _common(r)
     r.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    r.add_argument("--spread", choices=tables.SPREADS, default="minmax",
-                   help="band over seeds: min-max (default) or ±1 sample std")
+    r.add_argument("--spread", choices=tables.SPREADS, default="ci",
+                   help="figure bands over seeds: ci = median and its 95%% bootstrap interval "
+                        "(default), minmax = median and min-max, std = mean ± 1 sample std")
     r.add_argument("--formats", default="png,svg", help="figure formats (default png,svg)")
     r.add_argument("--dpi", type=_positive_int, default=110,
                    help="resolution of the PNG figures in dots per inch (default 110)")
@@ -108,6 +111,12 @@ def cmd_summary(args) -> int:
     print(tables.to_text(table))
     n_bad = int((runs["status"] != "completed").sum())
     print(f"\n{len(runs)} runs, {n_bad} not completed")
+    cell_table = tables.cell_summary_table(runs)
+    warn_small_cells(cell_table, "cells")
+    if not cell_table.empty:
+        print("\nCells (runs identical in every option except the seeds):")
+        print(tables.to_text(tables.presentable(cell_table)))
+        print(cell_table.attrs["caption"])
     if keys:
         print(f"\nGrouped by {', '.join(keys)}:")
         print(tables.to_text(tables.group_table(runs, keys)))
@@ -166,18 +175,20 @@ COMMANDS = {"summary": cmd_summary, "report": cmd_report,
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     args = make_parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except (CheckpointError, FileExistsError) as err:
-        option = "--out" if isinstance(err, FileExistsError) else "input"
-        print(f"error ({option}): {err}", file=sys.stderr)
-        return 2
-    except FormatError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except tables.TableError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    with warnings.catch_warnings(record=True) as caught:  # the analysis's warnings, one line each
+        warnings.simplefilter("always", PoolingWarning)
+        try:
+            return COMMANDS[args.command](args)
+        except (CheckpointError, FileExistsError) as err:
+            option = "--out" if isinstance(err, FileExistsError) else "input"
+            print(f"error ({option}): {err}", file=sys.stderr)
+            return 2
+        except (FormatError, tables.TableError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        finally:
+            for message in dict.fromkeys(str(w.message) for w in caught):  # each once
+                print(f"warning: {message}", file=sys.stderr)
 
 
 def main_exit() -> None:

@@ -32,7 +32,9 @@ SUMMARY_COLUMNS = ["path", "sweep", "format_version", "n_params", "n_layers", "s
                    "final_accuracy", "final_step", "best_accuracy", "best_step", "statex_step",
                    "statex_mode", "statex_layers", "statex_state_scalars_before",
                    "statex_state_scalars_after", "statex_params_before", "statex_params_after",
-                   "statex_accuracy_before", "statex_accuracy_after", "statex_accuracy_end"]
+                   "statex_accuracy_before", "statex_accuracy_after", "statex_accuracy_end",
+                   "plateau_num_kv", "plateau_threshold", "escape_step", "escaped",
+                   "escape_source"]
 
 
 @dataclass
@@ -131,7 +133,8 @@ def runs_frame(records: list[Record]) -> pd.DataFrame:
         frame[col] = _coerce(frame[col].astype(object).where(frame[col].notna(), ""))
     for col in ("failure_reason", "arm", "model"):
         frame[col] = frame[col].astype(object).where(frame[col].notna(), "").astype(str)
-    for col in ("best_accuracy", "final_accuracy", "best_step", "state_scalars", "statex_step"):
+    for col in ("best_accuracy", "final_accuracy", "best_step", "state_scalars", "statex_step",
+                "plateau_num_kv", "plateau_threshold", "escape_step"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce")
     frame["state_bytes"] = frame["state_scalars"] * 4  # fp32 (docs/results_format.md)
     if "model.model" in frame:  # rows without a file take the model from the config columns

@@ -1,5 +1,8 @@
 """Reads one statex-sim results file (docs/results_format.md, format_version 1) into a RunData.
 
+The plateau-escape attributes are optional (files from before the writer stored them get them
+computed by plateau.py).
+
 Everything the package knows about the HDF5 layout lives here: which fields are required, how
 strings and arrays are decoded, and the FormatError raised (naming file and field) when a file
 is not one we can read.
@@ -12,6 +15,8 @@ from typing import Any
 
 import h5py
 import numpy as np
+
+from . import plateau
 
 RESULTS_FORMAT = "statex-sim results"
 CHECKPOINT_FORMAT = "statex-sim checkpoint"
@@ -151,6 +156,7 @@ def read_run(path: str | os.PathLike) -> RunData:
         statex = _read_statex(f)
 
     summary = _summary(root, model, evals, statex)
+    summary.update(_plateau_escape(root, evals, segments, config))
     return RunData(path=path, summary=summary, config=config, curves=curves, evals=evals,
                    gap_edges=np.zeros(0, np.int64) if edges is None else edges.astype(np.int64),
                    segments=segments, statex=statex)
@@ -192,3 +198,26 @@ def _summary(root: dict, model: dict, evals: dict, statex: dict | None) -> dict[
         if isinstance(out[key], (int, float)) and out[key] < 0:  # -1 = not measured
             out[key] = np.nan
     return out
+
+
+def _plateau_escape(root: dict, evals: dict, segments: list[str], config: dict) -> dict[str, Any]:
+    """plateau_num_kv, plateau_threshold, escape_step (NaN = never above the threshold), escaped
+    (NaN when K is unknown) and escape_source: 'file' when the writer stored them (attrs on /),
+    'computed' (plateau.py, same definition) for files written before it did."""
+    if "escape_step" in root and "plateau_threshold" in root:
+        k = int(root.get("plateau_num_kv", -1))
+        threshold = float(root["plateau_threshold"])
+        step = int(root["escape_step"])
+        step = None if step == plateau.NOT_ESCAPED else step
+        source = "file"
+    else:
+        k = plateau.plateau_num_kv(segments or config.get("mqar.test", "").split(","))
+        threshold = plateau.plateau_threshold(k)
+        step = plateau.escape_step(evals.get("step", []), evals.get("accuracy", []), threshold)
+        source = "computed"
+    known = not np.isnan(threshold)
+    return {"plateau_num_kv": k if k is not None and k > 0 else np.nan,
+            "plateau_threshold": threshold,
+            "escape_step": np.nan if step is None else step,
+            "escaped": (step is not None) if known else np.nan,
+            "escape_source": source}

@@ -6,6 +6,8 @@ Every function takes `ax=`: an Axes (or an array of Axes, one per panel, for the
 figures) to draw into, e.g. a panel of a figure of your own; without it a new figure is made."""
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")  # headless: reports are files
@@ -13,12 +15,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .tables import ARMS, PHASES, state_label  # noqa: E402
+from .tables import ARMS, PHASES, STATEX_EVENT_OPTIONS, state_label  # noqa: E402
 
-SPREAD_TEXT = {"minmax": "band = min-max over seeds", "std": "band = ±1 std over seeds (ddof=1)"}
-# Also used in index.md: "spread: <text>".
-# Curves per panel of the learning-curve figure (one colour each from tab20); a panel with more
-# runs says so in its title instead of dropping them silently.
+SPREAD_TEXT = {"ci": "line = median, band = 95% bootstrap interval of the median",
+               "minmax": "line = median, band = min-max over seeds",
+               "std": "line = mean, band = ±1 std over seeds (ddof=1)"}
+# Also used in index.md. Curves per panel of the learning-curve figure (one colour each from
+# tab20); a panel with more runs says so in its title instead of dropping them silently.
 MAX_CURVES_PER_MODEL = 20
 
 
@@ -33,57 +36,90 @@ def _axes(ax, nrows: int, ncols: int, figsize, **kwargs):
     return axes.flat[0].figure, axes
 
 
-def _band(table: pd.DataFrame, spread: str) -> tuple[np.ndarray, np.ndarray]:
-    mean = table["mean"].to_numpy(float)
+def _center_band(table: pd.DataFrame, spread: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(center, low, high) per row: the median with its 95% interval (NaN band where n < 3) or
+    min-max, or the mean ± sample std."""
     if spread == "std":
+        mean = table["mean"].to_numpy(float)
         std = np.nan_to_num(table["std"].to_numpy(float))
-        return mean - std, mean + std
-    return table["min"].to_numpy(float), table["max"].to_numpy(float)
+        return mean, mean - std, mean + std
+    low, high = ("ci_low", "ci_high") if spread == "ci" else ("min", "max")
+    return (table["median"].to_numpy(float), table[low].to_numpy(float),
+            table[high].to_numpy(float))
+
+
+def _series_key(points: pd.DataFrame) -> list[str]:
+    """Columns that split the scaling figure into series: the model, and every varied option
+    that is not a model shape option (those are what moves the state size along x) or the lr
+    (chosen per point)."""
+    return ["model", *[c for c in points.columns if "." in str(c)
+                       and not str(c).startswith("model.") and c != "train.lr"]]
 
 
 def _state_text(value: float, unit: str) -> str:
     return f"{int(value):,} {'B' if unit == 'bytes' else 'scalars'}"
 
 
-def accuracy_vs_state(points: pd.DataFrame, unit: str, spread: str = "minmax",
+def accuracy_vs_state(points: pd.DataFrame, unit: str, spread: str = "ci",
                       ax=None) -> plt.Figure:
-    """Best eval accuracy vs recurrent state size (log x), one series per model, mean over seeds
-    at the best LR with a spread band."""
-    fig, axes = _axes(ax, 1, 1, (6.4, 4.2))
+    """Best eval accuracy vs recurrent state size (log x), one series per model (and per value
+    of any non-shape option that varied, e.g. train.steps), one point per cell at its chosen lr:
+    the median with the interval band (`spread`) and error bars."""
+    keys = _series_key(points)
+    groups = list(points.groupby(keys, sort=True, dropna=False))
+    long_labels = len(keys) > 1
+    # constrained layout keeps a legend placed under the axes inside the figure
+    fig, axes = _axes(ax, 1, 1, (6.4, 4.2 + (0.5 * len(groups) if long_labels else 0)),
+                      layout="constrained")
     ax = axes[0, 0]
-    for model, series in points.groupby("model", sort=True):
+    for key, series in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        label = ", ".join([str(key[0])] + [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                           for k, v in zip(keys[1:], key[1:])])
+        label = textwrap.fill(label, 90, subsequent_indent="  ")
         series = series.sort_values("state")
         x = series["state"].to_numpy(float)
-        (line,) = ax.plot(x, series["mean"], marker="o", label=str(model))
-        low, high = _band(series, spread)
+        center, low, high = _center_band(series, spread)
+        (line,) = ax.plot(x, center, marker="o", label=label)
         ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.errorbar(x, center, yerr=_yerr(center, low, high), fmt="none",
+                    ecolor=line.get_color(), capsize=3, linewidth=1)
     ax.set_xscale("log")
     ax.set_xlabel(state_label(unit))
     ax.set_ylabel("best eval accuracy")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"MQAR accuracy vs state size (mean at best LR; {SPREAD_TEXT[spread]})",
-                 fontsize=9)
+    ax.set_title(f"MQAR accuracy vs state size\n({SPREAD_TEXT[spread]})", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(title="model")
+    if long_labels:  # series named by varied options: below the axes, where there is room
+        ax.legend(title="model, and the options that differ between series", fontsize=7,
+                  title_fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15))
+    else:
+        ax.legend(title="model")
     return fig
 
 
-def statex_arms(arms: pd.DataFrame, unit: str, spread: str = "minmax", ax=None) -> plt.Figure:
-    """One panel per model: bars for StateX before/after expansion, StateX end, control end and
-    scratch end, each annotated with its state size."""
-    models = sorted(arms["model"].unique())
-    fig, axes = _axes(ax, 1, len(models), (5.2 * len(models), 4.2))
+def _yerr(center: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """[2, n] error-bar lengths below and above `center`; 0 where the band is undefined."""
+    return np.vstack([np.nan_to_num(center - low), np.nan_to_num(high - center)]).clip(min=0)
+
+
+def statex_arms(arms: pd.DataFrame, unit: str, spread: str = "ci", ax=None) -> plt.Figure:
+    """One panel per StateX comparison (column `comparison`): bars for StateX before/after
+    expansion, StateX end, control end and scratch end (median, or mean for spread 'std'), with
+    the interval as error bars, each annotated with its state size."""
+    comparisons = sorted(arms["comparison"].unique())
+    fig, axes = _axes(ax, 1, len(comparisons), (5.2 * len(comparisons), 4.2))
     colors = {p[0]: f"C{i}" for i, p in enumerate(PHASES)}
-    for ax, model in zip(axes[0], models):
-        table = arms[arms["model"] == model].reset_index(drop=True)
-        low, high = _band(table, spread)
-        mean = table["mean"].to_numpy(float)
-        yerr = np.vstack([np.nan_to_num(mean - low), np.nan_to_num(high - mean)])
+    for ax, comparison in zip(axes[0], comparisons):
+        table = arms[arms["comparison"] == comparison].reset_index(drop=True)
+        model = table["model"].iloc[0]
+        center, low, high = _center_band(table, spread)
+        yerr = _yerr(center, low, high)
         for i, row in table.iterrows():
-            ax.bar(i, mean[i], yerr=yerr[:, i : i + 1], capsize=3, color=colors[row["phase"]],
+            ax.bar(i, center[i], yerr=yerr[:, i : i + 1], capsize=3, color=colors[row["phase"]],
                    label=row["phase"])
             if not np.isnan(row["state"]):
-                ax.text(i, min(np.nan_to_num(high[i]), 1.0) + 0.02,
+                ax.text(i, min(max(np.nan_to_num(high[i]), center[i]), 1.0) + 0.02,
                         _state_text(row["state"], unit), ha="center", fontsize=7, rotation=90,
                         va="bottom")
         ax.set_xticks(range(len(table)))
@@ -92,9 +128,12 @@ def statex_arms(arms: pd.DataFrame, unit: str, spread: str = "minmax", ax=None) 
         ax.set_yticks(np.linspace(0, 1, 6))
         ax.set_ylabel("eval accuracy")
         config = next((c for c in table.get("statex_config", []) if c), "")  # statex arm's choice
-        ax.set_title(f"{model}: StateX arms (state in {unit}; "
-                     f"{SPREAD_TEXT[spread].replace('band', 'bars')})"
-                     + (f"\nStateX: {config}" if config else ""), fontsize=8)
+        bars = SPREAD_TEXT[spread].replace("line", "bar").replace("band", "error bar")
+        differ = "".join(f", {k}={v:g}" if isinstance(v, float) else f", {k}={v}"
+                         for k, v in table.iloc[0].items() if ("." in str(k) or k == "lr")
+                         and arms.loc[arms["model"] == model, k].nunique(dropna=False) > 1)
+        ax.set_title(f"{model}{differ}: StateX arms (state in {unit})\n{bars}"
+                     + (f"\nStateX: {config}" if config else ""), fontsize=7)
         ax.legend(fontsize=7, loc="upper left")
     return fig
 
@@ -212,13 +251,16 @@ def _per_item(table: pd.DataFrame, unit: str, item: str, item_labels, xlabel: st
         sub = table[table["model"] == model]
         items = sorted(sub[item].unique(), key=item_labels[1])
         pos = {v: i for i, v in enumerate(items)}
-        for _, series in sub.groupby(["arm", "state"], sort=True):
+        per_label = sub.groupby(["arm", "state"])["cell"].nunique()
+        for (arm, state, cell), series in sub.groupby(["arm", "state", "cell"], sort=True):
             series = series.assign(_x=series[item].map(pos)).sort_values("_x")
             x = series["_x"].to_numpy(float)
-            (line,) = ax.plot(x, series["mean"], marker="o",
-                              label=_series_label(series.iloc[0], unit))
-            ax.fill_between(x, series["min"], series["max"], color=line.get_color(), alpha=0.15,
-                            linewidth=0)
+            center, low, high = _center_band(series, "ci")
+            label = _series_label(series.iloc[0], unit)
+            if per_label[(arm, state)] > 1:  # same state and arm, other options: name the cell
+                label += f", cell {cell} (tables/cells)"
+            (line,) = ax.plot(x, center, marker="o", label=label)
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
         ax.set_xticks(range(len(items)))
         ax.set_xticklabels([item_labels[0](sub, v) for v in items], fontsize=7, rotation=30)
         ax.set_xlabel(xlabel)
@@ -239,7 +281,7 @@ def gap_accuracy(gaps: pd.DataFrame, unit: str, ax=None) -> plt.Figure:
     """Accuracy vs key→query distance bucket, per model, one series per state size."""
     return _per_item(gaps, unit, "gap_lo", (_gap_text, lambda v: v),
                      "key→query gap (tokens; bucket [lo, hi))",
-                     "accuracy vs query gap (band = min-max over seeds)", ax)
+                     f"accuracy vs query gap\n({SPREAD_TEXT['ci']})", ax)
 
 
 def _segment_key(name: str):
@@ -253,20 +295,27 @@ def segment_accuracy(segments: pd.DataFrame, unit: str, ax=None) -> plt.Figure:
         parts = name.split(":")
         return f"T={parts[0]} K={parts[1]}" if len(parts) == 3 else name
     return _per_item(segments, unit, "segment", (text, _segment_key), "MQAR test segment",
-                     "accuracy per test segment (band = min-max over seeds)", ax)
+                     f"accuracy per test segment\n({SPREAD_TEXT['ci']})", ax)
+
+
+# Options that the ablation heatmap's axes (or the lr choice) already account for.
+ABLATION_AXES_OPTIONS = (*STATEX_EVENT_OPTIONS, "train.lr")
 
 
 def ablation_heatmaps(ablation: pd.DataFrame, ax=None) -> plt.Figure:
-    """One heatmap per (model, mode): expansion step (x) × expanded layers (y), colour = mean
-    final accuracy over seeds at the best LR; each cell annotated (blank = not run)."""
-    panels = sorted(ablation.groupby(["model", "statex_mode"]).groups)
+    """One heatmap per (model, mode): expansion step (x) × expanded layers (y), colour = median
+    final accuracy over seeds at the chosen LR; each cell annotated (blank = not run)."""
+    # Any other option that differs between cells gets panels of its own: a square is one cell.
+    keys = ["model", "statex_mode", *[c for c in ablation.columns if "." in str(c)
+                                      and c not in ABLATION_AXES_OPTIONS]]
+    panels = list(ablation.groupby(keys, sort=True, dropna=False))
     fig, axes = _axes(ax, 1, len(panels), (4.8 * len(panels), 3.8),
                       layout="constrained")  # constrained: room for the shared colorbar
     image = None
-    for ax, (model, mode) in zip(axes[0], panels):
-        sub = ablation[(ablation["model"] == model) & (ablation["statex_mode"] == mode)]
-        grid = sub.pivot_table(index="statex_layers", columns="statex_step", values="mean",
-                               aggfunc="mean")
+    for ax, (key, sub) in zip(axes[0], panels):
+        model, mode, *others = key
+        grid = sub.pivot_table(index="statex_layers", columns="statex_step", values="median",
+                               aggfunc="first")
         image = ax.imshow(grid.to_numpy(float), vmin=0, vmax=1, cmap="viridis", aspect="auto",
                           origin="lower")
         for (i, j), value in np.ndenumerate(grid.to_numpy(float)):
@@ -279,7 +328,11 @@ def ablation_heatmaps(ablation: pd.DataFrame, ax=None) -> plt.Figure:
         ax.set_yticklabels(list(grid.index))
         ax.set_xlabel("expansion step")
         ax.set_ylabel("expanded layers")
-        ax.set_title(f"{model} / {mode}", fontsize=9)
+        same_model = ablation[ablation["model"] == model]
+        extra = "".join(f", {k}={v:g}" if isinstance(v, float) else f", {k}={v}"
+                        for k, v in zip(keys[2:], others)
+                        if same_model[k].nunique(dropna=False) > 1)  # what tells panels apart
+        ax.set_title(textwrap.fill(f"{model} / {mode}{extra}", 60), fontsize=9)
     if image is not None:
-        fig.colorbar(image, ax=list(axes[0]), label="final accuracy (mean over seeds, best LR)")
+        fig.colorbar(image, ax=list(axes[0]), label="final accuracy (median over seeds, chosen LR)")
     return fig

@@ -25,7 +25,7 @@ class Report:
     skipped: dict[str, str] = field(default_factory=dict)  # figure name -> why not drawn
 
 
-def build_report(records: list[Record], unit: str = "bytes", spread: str = "minmax") -> Report:
+def build_report(records: list[Record], unit: str = "bytes", spread: str = "ci") -> Report:
     """Computes every table and figure the data allows; figures without data are listed in
     `skipped` with the reason."""
     if spread not in tables.SPREADS:
@@ -38,7 +38,9 @@ def build_report(records: list[Record], unit: str = "bytes", spread: str = "minm
     t["summary"] = tables.summary_table(runs, unit)
     t["failures"] = tables.failures_table(runs)
     t["accuracy_vs_state"] = tables.accuracy_vs_state_table(runs, unit)
+    t["cells"] = tables.cell_summary_table(runs)
     t["statex_arms"] = tables.arms_table(runs, unit)
+    t["statex_differences"] = tables.statex_differences_table(runs)
     t["gap_accuracy"] = tables.gap_table(runs, gaps_frame(records), unit)
     t["segment_accuracy"] = tables.segment_table(runs, segments_frame(records), unit)
     t["statex_ablation"] = tables.ablation_table(runs)
@@ -53,12 +55,15 @@ def build_report(records: list[Record], unit: str = "bytes", spread: str = "minm
     add("accuracy_vs_state", not t["accuracy_vs_state"].empty,
         lambda: plots.accuracy_vs_state(t["accuracy_vs_state"], unit, spread),
         f"Best eval accuracy vs recurrent state size ({unit}, log axis), one series per model; "
-        f"mean over seeds at the best LR per point, {plots.SPREAD_TEXT[spread]}.",
+        f"one point per cell (runs identical except the seeds) at its chosen LR; "
+        f"{plots.SPREAD_TEXT[spread]}.",
         "no completed run without a StateX arm")
     add("statex_arms", not t["statex_arms"].empty,
         lambda: plots.statex_arms(t["statex_arms"], unit, spread),
-        "StateX arms per model: accuracy just before and after expansion (/statex), and at the "
-        "end of training for statex, control and scratch; bars annotated with state size.",
+        "StateX arms per comparison: accuracy just before and after expansion (/statex), and "
+        "at the end of training for statex, control and scratch; bars annotated with state "
+        f"size; {plots.SPREAD_TEXT[spread].replace('line', 'bar').replace('band', 'error bar')}."
+        " Paired differences: tables/statex_differences.",
         "no completed run with arm statex, control or scratch")
     not_completed = set(runs.loc[runs["status"] != "completed", "run"])
     keep = set(tables.series_runs(runs)["run"]) | not_completed
@@ -69,22 +74,35 @@ def build_report(records: list[Record], unit: str = "bytes", spread: str = "minm
         "no run has /eval data")
     add("gap_accuracy", not t["gap_accuracy"].empty,
         lambda: plots.gap_accuracy(t["gap_accuracy"], unit),
-        "Accuracy vs key→query gap bucket at each run's best eval (best LR, mean over seeds).",
+        "Accuracy vs key→query gap bucket at each run's best eval, per cell (chosen LR); "
+        f"{plots.SPREAD_TEXT['ci']}.",
         "no completed run has /eval/gap_accuracy")
     add("segment_accuracy", not t["segment_accuracy"].empty,
         lambda: plots.segment_accuracy(t["segment_accuracy"], unit),
-        "Accuracy per MQAR test segment at each run's best eval (best LR, mean over seeds).",
+        "Accuracy per MQAR test segment at each run's best eval, per cell (chosen LR); "
+        f"{plots.SPREAD_TEXT['ci']}.",
         "no completed run has /eval/segment_accuracy")
     add("statex_ablation", not t["statex_ablation"].empty,
         lambda: plots.ablation_heatmaps(t["statex_ablation"]),
         "StateX ablation: final accuracy by expansion step × expanded layers, one heatmap per "
-        "model and mode (mean over seeds at the best LR).", "no completed statex-arm run")
+        "model and mode (median over seeds at the chosen LR; intervals in "
+        "tables/statex_ablation).", "no completed statex-arm run")
     return rep
+
+
+# Tables shown in index.md itself, in README-ready form (presentable + caption).
+README_TABLES = ("accuracy_vs_state", "statex_arms", "statex_differences", "statex_ablation")
+# Per-trial / per-item tables written as they are (their .md is the raw table).
+RAW_TABLES = ("summary", "failures", "gap_accuracy", "segment_accuracy")
+
+
+def _markdown(name: str, table: pd.DataFrame) -> str:
+    return tables.to_markdown(table) if name in RAW_TABLES else tables.markdown_table(table)
 
 
 def write_report(rep: Report, out_dir: str | os.PathLike, formats=("png", "svg"),
                  sources: list[str] | None = None, unit: str = "bytes",
-                 spread: str = "minmax", dpi: int = DEFAULT_DPI) -> Path:
+                 spread: str = "ci", dpi: int = DEFAULT_DPI) -> Path:
     """Writes figures/, tables/ and index.md under out_dir; returns the index path. `dpi` is
     the resolution of raster formats (PNG)."""
     out = Path(out_dir)
@@ -92,7 +110,7 @@ def write_report(rep: Report, out_dir: str | os.PathLike, formats=("png", "svg")
     (out / "tables").mkdir(parents=True, exist_ok=True)
     for name, table in rep.tables.items():
         table.to_csv(out / "tables" / f"{name}.csv", index=False)
-        (out / "tables" / f"{name}.md").write_text(tables.to_markdown(table))
+        (out / "tables" / f"{name}.md").write_text(_markdown(name, table))
     for name, fig in rep.figures.items():
         if fig.get_layout_engine() is None:
             fig.tight_layout()  # once per figure; each savefig below is then a single draw
@@ -108,11 +126,17 @@ def write_report(rep: Report, out_dir: str | os.PathLike, formats=("png", "svg")
         lines += ["Sources: " + ", ".join(f"`{s}`" for s in sources), ""]
     lines += [f"Runs: {len(runs)} (" + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
               + ")", "",
-              "Conventions: accuracy of a run = its best eval accuracy; per point the learning "
-              "rate with the highest mean best accuracy over seeds is chosen (column `lr`); "
-              f"{plots.SPREAD_TEXT[spread]}; state size = recurrent state only, in "
-              f"{unit} (bytes = 4 × scalars, fp32). StateX arms and ablation show final "
-              "(end-of-training) accuracy.", ""]
+              "Conventions: a cell = runs identical in every option except the seeds (never "
+              "pooled across anything else); per cell n, median and 95% bootstrap interval; "
+              "accuracy of a run = its best eval accuracy, where cells differ only in the "
+              "learning rate the one with the highest median is shown (column `lr`); "
+              f"figures: {plots.SPREAD_TEXT[spread]}; state size = recurrent state only, in "
+              f"{unit} (bytes = 4 × scalars, fp32). StateX arms, paired differences and the "
+              "ablation use final (end-of-training) accuracy. Escaped = left the 1/K plateau "
+              "(docs/analysis.md).", ""]
+    for name in README_TABLES:
+        if not rep.tables[name].empty:
+            lines += [f"## {name.replace('_', ' ')}", "", _markdown(name, rep.tables[name]), ""]
     lines += ["## Runs that did not complete", ""]
     lines += [tables.to_markdown(rep.tables["failures"]) if not rep.tables["failures"].empty
               else "None.", ""]

@@ -1,11 +1,14 @@
 """Tables computed from the runs frame (analysis.load_runs) and the long eval frames.
 
-Conventions, used by every table and figure:
-  * A run's accuracy for selection is its BEST eval accuracy (highest /eval/accuracy), not the
-    last one. Learning rate is selected per point: the LR whose runs have the highest mean best
-    accuracy over seeds; the chosen LR is recorded (column `lr`).
-  * Seeds at the chosen LR are aggregated as mean, std (sample, ddof=1; NaN for one seed), min
-    and max. Figures draw the band the caller picks (min-max by default).
+Conventions, used by every table and figure (docs/analysis.md):
+  * Aggregates are per CELL (cells.py): runs identical in every option except the seeds. Runs that
+    differ in steps, lr, d_model ... are never pooled; each table's `attrs["caption"]` says which
+    options were grouped over and which varied.
+  * Per cell: n, median with a 95% bootstrap interval, mean, std, min, max (stats.py) and the
+    plateau-escape counts (plateau.py). Cells with n < 3 get no interval and a warning.
+  * A run's accuracy for the scaling table is its BEST eval accuracy; StateX arms and the
+    ablation use the end-of-training accuracy. Where cells differ only in train.lr, the one with
+    the highest median is shown and the lrs tried are listed.
   * State size: recurrent state only (conv state apart), bytes = 4 x scalars (fp32).
   * Only completed runs enter aggregates; every other run is listed by failures_table.
 """
@@ -17,9 +20,11 @@ import re
 import numpy as np
 import pandas as pd
 
+from . import cells, stats
+
 BYTES_PER_SCALAR = 4
 STATE_UNITS = ("bytes", "scalars")
-SPREADS = ("minmax", "std")
+SPREADS = ("ci", "minmax", "std")  # band: 95% interval of the median, min-max, mean ± std
 LR_COL, SEED_COL = "train.lr", "train.seed"
 ARMS = ("statex", "control", "scratch")
 
@@ -93,45 +98,292 @@ def filter_runs(runs: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
     return runs[mask]
 
 
-def _spread_stats(values: pd.Series) -> dict:
-    v = pd.to_numeric(values, errors="coerce").dropna()
-    return {"mean": v.mean(), "std": v.std(ddof=1) if len(v) > 1 else np.nan,
-            "min": v.min(), "max": v.max(), "n_seeds": len(v)}
+# ---------------------------------------------------------------- cells and their statistics
+
+CELL_STATS = ["n", "median", "ci_low", "ci_high", "mean", "std", "min", "max"]
+ESCAPE_STATS = ["n_escaped", "n_escape_known", "escape_fraction", "escape_step_median"]
+STATEX_CONFIG = ("statex_mode", "statex_step", "statex_layers")
+# Options whose effect the /statex record states (mode, step, which layers were expanded).
+STATEX_EVENT_OPTIONS = ("statex.mode", "statex.step", "statex.count", "statex.layers")
 
 
-def best_lr_points(runs: pd.DataFrame, keys: list[str], metric: str = "best_accuracy",
-                   select_by: str = "best_accuracy", choice: tuple[str, ...] = ()) -> pd.DataFrame:
-    """One row per distinct `keys` among completed runs: the LR (and `choice` columns, e.g. the
-    StateX config) with the highest mean `select_by` over seeds, then mean/std/min/max of
-    `metric` over that choice's runs. Columns: *keys, lr, *choice, n_seeds, mean, std, min,
-    max, lrs_tried, runs (labels, ';'-joined)."""
-    columns = [*keys, "lr", *choice, "n_seeds", "mean", "std", "min", "max", "lrs_tried", "runs"]
+def _unit_factor(unit: str) -> int:
+    return BYTES_PER_SCALAR if unit == "bytes" else 1
+
+
+def _escape_stats(group: pd.DataFrame) -> dict:
+    """Escape counts over the runs whose plateau threshold is known (K found in the file)."""
+    if "plateau_threshold" not in group:
+        return dict.fromkeys(ESCAPE_STATS, np.nan)
+    known = group[pd.to_numeric(group["plateau_threshold"], errors="coerce").notna()]
+    if known.empty:
+        return dict.fromkeys(ESCAPE_STATS, np.nan)
+    return {**stats.escape_summary(pd.to_numeric(known["escape_step"], errors="coerce")),
+            "n_escape_known": len(known)}
+
+
+def cells_table(runs: pd.DataFrame, metric: str = "best_accuracy",
+                extra_ignored: tuple[str, ...] = (),
+                carry: tuple[str, ...] = ()) -> tuple[pd.DataFrame, cells.Grouping]:
+    """One row per cell of the completed runs (cells.py: identical in every option but the
+    seeds): the varied options, model, arm, lr, state_scalars, the `carry` columns (first run's
+    value), n / median / 95% interval / mean / std / min / max of `metric`, the plateau-escape
+    counts, cell_label and runs (';'-joined labels)."""
     done = completed(runs)
-    done = done[pd.to_numeric(done[select_by], errors="coerce").notna()]
-    if done.empty:
-        return pd.DataFrame(columns=columns)
-    lr = pd.to_numeric(done[LR_COL], errors="coerce") if LR_COL in done else \
-        pd.Series(np.nan, index=done.index)
-    done = done.assign(_lr=lr.fillna(-1.0))
-    cand_cols = ["_lr", *choice]
+    done, grouping = cells.assign_cells(done, extra_ignored)
+    columns = ["cell", *grouping.varied, "model", "arm", "lr", "state_scalars", *carry,
+               *CELL_STATS, *ESCAPE_STATS, "cell_label", "runs"]
     rows = []
-    for point, group in done.groupby(keys, dropna=False, sort=True):
-        point = point if isinstance(point, tuple) else (point,)
-        by_cand = group.groupby(cand_cols, dropna=False)[select_by].mean()
-        chosen = by_cand.idxmax()
-        chosen = chosen if isinstance(chosen, tuple) else (chosen,)
-        mask = pd.Series(True, index=group.index)
-        for col, value in zip(cand_cols, chosen):
-            mask &= (group[col] == value) | (group[col].isna() & pd.isna(value))
-        pick = group[mask]
-        lrs = sorted(set(group["_lr"]) - {-1.0})
-        rows.append({**dict(zip(keys, point)),
-                     "lr": np.nan if chosen[0] == -1.0 else chosen[0],
-                     **dict(zip(choice, chosen[1:])),
-                     **_spread_stats(pick[metric]),
-                     "lrs_tried": ";".join(f"{x:g}" for x in lrs),
-                     "runs": ";".join(pick["run"].astype(str))})
-    return pd.DataFrame(rows, columns=columns)
+    for cell_id, group in done.groupby("cell", sort=True):
+        first = group.iloc[0]
+        rows.append({"cell": cell_id, **{o: first[o] for o in grouping.varied},
+                     "model": first["model"], "arm": first["arm"],
+                     "lr": first[LR_COL] if LR_COL in group else np.nan,
+                     "state_scalars": first["state_scalars"], **{c: first[c] for c in carry},
+                     **stats.summarize(pd.to_numeric(group[metric], errors="coerce")),
+                     **_escape_stats(group), "cell_label": first["cell_label"],
+                     "runs": ";".join(group["run"].astype(str))})
+    return pd.DataFrame(rows, columns=columns), grouping
+
+
+def choose_lr(table: pd.DataFrame, grouping: cells.Grouping) -> pd.DataFrame:
+    """Among cells that differ ONLY in train.lr, keeps the one with the highest median (ties:
+    higher mean, then smaller lr) and lists the lrs tried. Cells differing in anything else stay
+    separate rows."""
+    lrs = table["lr"] if "lr" in table else pd.Series(np.nan, index=table.index)
+    table = table.assign(lrs_tried=lrs.map(lambda v: "" if pd.isna(v) else f"{v:g}"))
+    if table.empty or LR_COL not in grouping.varied:
+        return table
+    keys = [o for o in grouping.varied if o != LR_COL] or ["_all"]
+    table = table.assign(_all=0)
+    tried = table.groupby(keys, dropna=False)["lr"].transform(
+        lambda v: ";".join(f"{x:g}" for x in sorted(v.dropna().unique())))
+    ranked = table.assign(lrs_tried=tried).sort_values(
+        ["median", "mean", "lr"], ascending=[False, False, True], na_position="last")
+    best = ranked.groupby(keys, dropna=False, sort=False).head(1)
+    return best.sort_values("cell").drop(columns="_all").reset_index(drop=True)
+
+
+def _caption(grouping: cells.Grouping, *sentences: str) -> str:
+    return " ".join([grouping.describe(), *sentences, STATS_TEXT])
+
+
+STATS_TEXT = (f"Per cell: n seeds, median with a {int(stats.CONFIDENCE * 100)}% bootstrap "
+              f"interval ({stats.BOOTSTRAP_METHOD} method, {stats.N_RESAMPLES:,} resamples, "
+              f"seed {stats.BOOTSTRAP_SEED}; none when n < {stats.MIN_N_FOR_INTERVAL}), escaped = "
+              f"runs that left the 1/K plateau (docs/analysis.md).")
+
+
+def _named_options(grouping: cells.Grouping, drop=(LR_COL, "model.model")) -> list[str]:
+    return [o for o in grouping.varied if o not in drop]
+
+
+def _with_state(table: pd.DataFrame, unit: str, after: str = "state_scalars") -> pd.DataFrame:
+    at = list(table.columns).index(after) + 1
+    table = table.copy()
+    table.insert(at, "state_bytes", table["state_scalars"] * BYTES_PER_SCALAR)
+    table.insert(at + 1, "state", table["state_scalars"] * _unit_factor(unit))
+    table.insert(at + 2, "state_unit", unit)
+    return table
+
+
+def accuracy_vs_state_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
+    """Recall against state size from plain runs (no StateX arm): one row per cell, the learning
+    rate chosen per cell among cells that differ only in lr. Accuracy = best eval accuracy."""
+    plain = runs[runs["arm"].fillna("") == ""]
+    table, grouping = cells_table(plain)
+    table = choose_lr(table, grouping)
+    named = _named_options(grouping)
+    columns = ["model", "state_scalars", *named, "lr", "lrs_tried", *CELL_STATS, *ESCAPE_STATS,
+               "cell_label", "runs"]
+    table = _with_state(table[columns].sort_values(["model", "state_scalars", *named],
+                                                   kind="stable").reset_index(drop=True), unit)
+    table.attrs["caption"] = _caption(
+        grouping, "Accuracy = best eval accuracy of a run; where cells differ only in `train.lr` "
+        "the one with the highest median is shown (`lrs_tried`).")
+    cells.warn_small_cells(table, "accuracy_vs_state")
+    return table
+
+
+PHASES = (  # (label, arm, accuracy column, state column)
+    ("StateX before expansion", "statex", "statex_accuracy_before", "statex_state_scalars_before"),
+    ("StateX after expansion", "statex", "statex_accuracy_after", "statex_state_scalars_after"),
+    ("StateX end", "statex", "final_accuracy", "state_scalars"),
+    ("control end", "control", "final_accuracy", "state_scalars"),
+    ("scratch end", "scratch", "final_accuracy", "state_scalars"),
+)
+END_PHASES = {"StateX end", "control end", "scratch end"}
+ARM_OPTION = "statex.arm"
+
+
+def _comparisons(runs: pd.DataFrame):
+    """StateX comparisons: groups of completed arm runs identical in every option except the
+    seeds and the arm, that hold the statex arm and at least one of control / scratch.
+    Yields (comparison id, its runs, grouping)."""
+    arm_runs = completed(runs[runs["arm"].isin(ARMS)])
+    arm_runs, _ = cells.assign_cells(arm_runs, extra_ignored=(ARM_OPTION,))
+    arms = arm_runs.groupby("cell")["arm"].agg(set)
+    kept = arms[arms.map(lambda a: "statex" in a and bool(a & {"control", "scratch"}))].index
+    # Grouped again over the kept runs only, so `varied` names what differs between the
+    # comparisons shown (not between them and unpaired ablation runs).
+    kept_runs = arm_runs[arm_runs["cell"].isin(kept)].drop(columns=["cell", "cell_label"])
+    kept_runs, grouping = cells.assign_cells(kept_runs, extra_ignored=(ARM_OPTION,))
+    for cell_id, group in kept_runs.groupby("cell", sort=True):
+        yield cell_id, group, grouping
+
+
+def _statex_config(group: pd.DataFrame) -> str:
+    sx = group[group["arm"] == "statex"]
+    if sx.empty or pd.isna(sx["statex_step"].iloc[0]):
+        return ""
+    first = sx.iloc[0]
+    return f"{first['statex_mode']}, step {int(first['statex_step'])}, layers {first['statex_layers']}"
+
+
+def arms_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
+    """The StateX arms per comparison (_comparisons): accuracy just before and after the
+    expansion (/statex) and at the end of training (equal total steps) for statex, control and
+    scratch, each a cell with n / median / interval and, at the end, the escape counts. A phase
+    no run measured has no row."""
+    rows, grouping = [], cells.Grouping()
+    for cell_id, group, grouping in _comparisons(runs):
+        config = _statex_config(group)
+        for label, arm, acc_col, state_col in PHASES:
+            arm_runs = group[group["arm"] == arm]
+            if pd.to_numeric(arm_runs[acc_col], errors="coerce").isna().all():
+                continue  # no such arm, or the phase was not measured (-1 in /statex)
+            escape = _escape_stats(arm_runs) if label in END_PHASES else \
+                dict.fromkeys(ESCAPE_STATS, np.nan)
+            rows.append({"comparison": cell_id,
+                         **{o: arm_runs[o].iloc[0] for o in grouping.varied},
+                         "model": arm_runs["model"].iloc[0], "phase": label, "arm": arm,
+                         "lr": arm_runs[LR_COL].iloc[0] if LR_COL in arm_runs else np.nan,
+                         "statex_config": config,
+                         "state_scalars": pd.to_numeric(arm_runs[state_col]).median(),
+                         **stats.summarize(pd.to_numeric(arm_runs[acc_col], errors="coerce")),
+                         **escape, "runs": ";".join(arm_runs["run"].astype(str))})
+    named = _named_options(grouping)
+    columns = ["comparison", *named, "model", "phase", "arm", "lr", "statex_config",
+               "state_scalars", *CELL_STATS, *ESCAPE_STATS, "runs"]
+    table = _with_state(pd.DataFrame(rows, columns=columns), unit)
+    table.attrs["caption"] = _caption(
+        grouping, "A comparison pools nothing across options: its arms are runs identical in "
+        "every option except the seeds and `statex.arm`. Before/after = accuracy just before and "
+        "after the expansion; end = last eval (equal total steps for every arm).")
+    cells.warn_small_cells(table, "statex_arms")
+    return table
+
+
+def _seed_key(runs: pd.DataFrame) -> pd.Series:
+    seeds = [s for s in cells.SEED_OPTIONS if s in runs]
+    return runs[seeds].astype(str).agg("/".join, axis=1) if seeds else runs["run"]
+
+
+def statex_differences_table(runs: pd.DataFrame, metric: str = "final_accuracy") -> pd.DataFrame:
+    """Paired StateX differences per comparison: statex minus control and statex minus scratch,
+    paired by seed (train.seed, mqar.seed), `metric` = end-of-training accuracy. Per pair set:
+    n_pairs, the median difference with its bootstrap interval, mean, signs and the two-sided
+    sign-test p; runs without a partner of the same seeds are counted in `unpaired`; `seeds`
+    and `differences` list the pairs (';'-joined, same order)."""
+    rows, grouping = [], cells.Grouping()
+    for cell_id, group, grouping in _comparisons(runs):
+        group = group.assign(_seeds=_seed_key(group))
+        sx = group[group["arm"] == "statex"].set_index("_seeds")
+        for other in ("control", "scratch"):
+            ot = group[group["arm"] == other].set_index("_seeds")
+            if ot.empty:
+                continue
+            common = sorted(set(sx.index) & set(ot.index))
+            diff = (pd.to_numeric(sx.loc[common, metric]) - pd.to_numeric(ot.loc[common, metric]))
+            rows.append({"comparison": cell_id, **{o: sx[o].iloc[0] for o in grouping.varied},
+                         "model": sx["model"].iloc[0],
+                         "lr": sx[LR_COL].iloc[0] if LR_COL in sx else np.nan,
+                         "statex_config": _statex_config(group), "difference": f"statex − {other}",
+                         **stats.paired_summary(diff.to_numpy(float)),
+                         "unpaired": len(sx) + len(ot) - 2 * len(common),
+                         "seeds": ";".join(common),
+                         "differences": ";".join(f"{d:.4f}" for d in diff.to_numpy(float))})
+    named = _named_options(grouping)
+    paired = ["n_pairs", "median_diff", "diff_ci_low", "diff_ci_high", "mean_diff", "n_positive",
+              "n_negative", "n_ties", "sign_p"]
+    table = pd.DataFrame(rows, columns=["comparison", *named, "model", "lr", "statex_config",
+                                        "difference", *paired, "unpaired", "seeds",
+                                        "differences"])
+    table.attrs["caption"] = _caption(
+        grouping, "Differences of end-of-training accuracy, paired by seed "
+        f"({', '.join(s for s in cells.SEED_OPTIONS)}); median difference with its bootstrap "
+        "interval; sign test: two-sided binomial test of the positive vs negative differences "
+        "(ties left out; with n pairs p >= 2/2^n, so 5 pairs cannot reach p < 0.05).")
+    cells.warn_small_cells(table, "statex_differences", "n_pairs")
+    return table
+
+
+def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """StateX ablation: one row per cell of statex-arm runs that expanded (lr chosen among cells
+    differing only in lr), end-of-training accuracy."""
+    statex = runs[(runs["arm"] == "statex") & runs["statex_step"].notna()]
+    table, grouping = cells_table(statex, metric="final_accuracy", carry=STATEX_CONFIG)
+    table = choose_lr(table, grouping)
+    # the expansion's own record (/statex: mode, step, layers) names these options' effect
+    named = _named_options(grouping, drop=(LR_COL, "model.model", *STATEX_EVENT_OPTIONS))
+    columns = ["model", *STATEX_CONFIG, *named, "lr", "lrs_tried", "state_scalars", *CELL_STATS,
+               *ESCAPE_STATS, "cell_label", "runs"]
+    table = table[columns].sort_values(["model", *STATEX_CONFIG], kind="stable")
+    table = table.reset_index(drop=True)
+    table.attrs["caption"] = _caption(grouping, "Accuracy = end-of-training (last eval).")
+    cells.warn_small_cells(table, "statex_ablation")
+    return table
+
+
+def cell_summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every cell of the completed runs (all arms), best eval accuracy: what `summary` prints
+    under the run table."""
+    table, grouping = cells_table(runs)
+    named = [o for o in grouping.varied]
+    table = table[["cell", *named, "model", "arm", *CELL_STATS, *ESCAPE_STATS, "runs"]]
+    table.attrs["caption"] = _caption(grouping, "Accuracy = best eval accuracy.")
+    return table
+
+
+def series_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs drawn as series in the gap / segment / learning-curve figures: every cell of the
+    completed runs, lr chosen per cell among cells differing only in lr (best eval accuracy)."""
+    table, grouping = cells_table(runs)
+    table = choose_lr(table, grouping)
+    rows = [{"model": c["model"], "arm": c["arm"], "state_scalars": c["state_scalars"],
+             "lr": c["lr"], "cell": c["cell"], "cell_label": c["cell_label"], "run": r}
+            for _, c in table.iterrows() for r in c["runs"].split(";")]
+    return pd.DataFrame(rows, columns=["model", "arm", "state_scalars", "lr", "cell",
+                                       "cell_label", "run"])
+
+
+def _at_best_step(runs: pd.DataFrame, long: pd.DataFrame) -> pd.DataFrame:
+    best = runs.set_index("run")["best_step"]
+    long = long[long["run"].isin(best.index)]
+    return long[long["step"] == long["run"].map(best)]
+
+
+def gap_table(runs: pd.DataFrame, gaps: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
+    """Accuracy per query-gap bucket at each run's best eval, per cell (series_runs) and bucket:
+    n / median / interval over seeds. NaN buckets (no queries) are ignored."""
+    return _per_series(runs, gaps, ["gap_lo", "gap_hi"], unit)
+
+
+def segment_table(runs: pd.DataFrame, segments: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
+    """Accuracy per MQAR test segment at each run's best eval (same aggregation as gap_table)."""
+    return _per_series(runs, segments, ["segment", "seq_len", "num_kv"], unit)
+
+
+def _per_series(runs, long, item_cols, unit) -> pd.DataFrame:
+    series = series_runs(runs)
+    keys = ["model", "arm", "state_scalars", "lr", "cell", "cell_label"]
+    columns = [*keys, *item_cols, *CELL_STATS]
+    if long.empty or series.empty:
+        return _with_state(pd.DataFrame(columns=columns), unit)
+    at_best = _at_best_step(runs, long).merge(series, on="run")
+    rows = [{**dict(zip(keys + item_cols, point)), **stats.summarize(group["accuracy"])}
+            for point, group in at_best.groupby(keys + item_cols, dropna=False, sort=True)]
+    return _with_state(pd.DataFrame(rows, columns=columns), unit)
 
 
 # ---------------------------------------------------------------- tables for the CLI / report
@@ -141,7 +393,8 @@ def _fmt_state(value: float) -> str:
 
 
 def summary_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
-    """One row per trial: model, sizes, state size, lr, seed, arm, final/best accuracy, status."""
+    """One row per trial: model, sizes, state size, lr, seed, arm, final/best accuracy, the
+    plateau-escape step, status."""
     def col(name):
         return runs[name] if name in runs else pd.Series(np.nan, index=runs.index)
 
@@ -161,13 +414,27 @@ def summary_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
         "final_acc": col("final_accuracy"),
         "best_acc": col("best_accuracy"),
         "best_step": col("best_step"),
+        "escape_step": _escape_text(runs),
         "status": status,
     })
 
 
+def _escape_text(runs: pd.DataFrame) -> pd.Series:
+    """Per run: the plateau-escape step, 'never' (threshold known, not exceeded) or '' (no K)."""
+    if "escape_step" not in runs:
+        return pd.Series("", index=runs.index)
+    threshold = pd.to_numeric(runs["plateau_threshold"], errors="coerce")
+    step = pd.to_numeric(runs["escape_step"], errors="coerce")
+    return pd.Series(["" if pd.isna(t) else ("never" if pd.isna(s) else f"{int(s):,}")
+                      for t, s in zip(threshold, step)], index=runs.index)
+
+
 def group_table(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Per group of `keys`: run counts by status and best-accuracy stats of completed runs."""
+    """Per group of `keys`: run counts by status, how many cells (cells.py) the group holds, and
+    the best single run. No mean over the group: runs that differ in more than the seeds are not
+    seeds of one setting (the cell table gives per-cell statistics)."""
     check_columns(runs, keys, "--group-by")
+    done_cells, _ = cells.assign_cells(completed(runs))
     rows = []
     for point, group in runs.groupby(keys, dropna=False, sort=True):
         point = point if isinstance(point, tuple) else (point,)
@@ -176,109 +443,10 @@ def group_table(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         rows.append({**dict(zip(keys, point)), "runs": len(group), "completed": len(done),
                      "failed": int((group["status"] == "failed").sum()),
                      "other": int((~group["status"].isin(["completed", "failed"])).sum()),
-                     "best_acc_mean": best.mean(), "best_acc_std": best.std(ddof=1),
+                     "cells": done_cells.loc[done_cells["run"].isin(done["run"]), "cell"].nunique(),
                      "best_acc_max": best.max(),
                      "best_run": done.loc[best.idxmax(), "run"] if best.notna().any() else ""})
     return pd.DataFrame(rows)
-
-
-def accuracy_vs_state_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
-    """Scaling points from plain runs (no StateX arm): per (model, state size), best LR, seeds
-    aggregated. Accuracy = best eval accuracy of each run."""
-    plain = runs[runs["arm"].fillna("") == ""]
-    points = best_lr_points(plain, ["model", "state_scalars"])
-    points.insert(2, "state_bytes", points["state_scalars"] * BYTES_PER_SCALAR)
-    points.insert(3, "state", points["state_scalars"] * (BYTES_PER_SCALAR if unit == "bytes" else 1))
-    points.insert(4, "state_unit", unit)
-    return points
-
-
-PHASES = (  # (label, arm, accuracy column, state column)
-    ("StateX before expansion", "statex", "statex_accuracy_before", "statex_state_scalars_before"),
-    ("StateX after expansion", "statex", "statex_accuracy_after", "statex_state_scalars_after"),
-    ("StateX end", "statex", "final_accuracy", "state_scalars"),
-    ("control end", "control", "final_accuracy", "state_scalars"),
-    ("scratch end", "scratch", "final_accuracy", "state_scalars"),
-)
-
-
-STATEX_CONFIG = ("statex_mode", "statex_step", "statex_layers")
-
-
-def arms_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
-    """StateX arms side by side per model: before/after expansion (from /statex) and the end
-    (last eval, equal total steps) of statex, control and scratch. Per arm the LR is chosen by
-    mean best accuracy over seeds; for the statex arm the StateX config (mode, step, layers) is
-    chosen with it when several were run (the ablation table shows them all)."""
-    arm_runs = completed(runs[runs["arm"].isin(ARMS)])
-    rows = []
-    for (model, arm), group in arm_runs.groupby(["model", "arm"], sort=True):
-        choice = STATEX_CONFIG if arm == "statex" else ()
-        pick = best_lr_points(group, ["model"], choice=choice).iloc[0]
-        chosen = group[group["run"].isin(pick["runs"].split(";"))]
-        config = (f"{pick['statex_mode']}, step {int(pick['statex_step'])}, layers "
-                  f"{pick['statex_layers']}" if arm == "statex" else "")
-        for label, phase_arm, acc_col, state_col in PHASES:
-            if phase_arm != arm:
-                continue
-            state = pd.to_numeric(chosen[state_col], errors="coerce").mean()
-            rows.append({"model": model, "phase": label, "arm": arm, "lr": pick["lr"],
-                         "statex_config": config, "state_scalars": state,
-                         "state": state * (BYTES_PER_SCALAR if unit == "bytes" else 1),
-                         "state_unit": unit, **_spread_stats(chosen[acc_col]),
-                         "best_acc_mean": pd.to_numeric(chosen["best_accuracy"]).mean(),
-                         "runs": ";".join(chosen["run"].astype(str))})
-    table = pd.DataFrame(rows)
-    if not table.empty:
-        order = {p[0]: i for i, p in enumerate(PHASES)}
-        table = (table.assign(_o=table["phase"].map(order)).sort_values(["model", "_o"])
-                 .drop(columns="_o").reset_index(drop=True))
-    return table
-
-
-def series_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Best-LR runs per (model, arm, state size): the series of the gap and segment figures."""
-    points = best_lr_points(runs, ["model", "arm", "state_scalars"], choice=STATEX_CONFIG)
-    rows = [{"model": p["model"], "arm": p["arm"], "state_scalars": p["state_scalars"], "lr": p["lr"],
-             "run": r} for _, p in points.iterrows() for r in p["runs"].split(";")]
-    return pd.DataFrame(rows, columns=["model", "arm", "state_scalars", "lr", "run"])
-
-
-def _at_best_step(runs: pd.DataFrame, long: pd.DataFrame) -> pd.DataFrame:
-    best = runs.set_index("run")["best_step"]
-    long = long[long["run"].isin(best.index)]
-    return long[long["step"] == long["run"].map(best)]
-
-
-def gap_table(runs: pd.DataFrame, gaps: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
-    """Accuracy per query-gap bucket at each run's best eval, mean/min/max over seeds, per
-    (model, arm, state size) at the best LR. NaN buckets (no queries) are ignored."""
-    return _per_series(runs, gaps, ["gap_lo", "gap_hi"], unit)
-
-
-def segment_table(runs: pd.DataFrame, segments: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
-    """Accuracy per MQAR test segment at each run's best eval (same aggregation as gap_table)."""
-    return _per_series(runs, segments, ["segment", "seq_len", "num_kv"], unit)
-
-
-def _per_series(runs, long, item_cols, unit) -> pd.DataFrame:
-    series = series_runs(runs)
-    if long.empty or series.empty:
-        return pd.DataFrame(columns=["model", "arm", "state_scalars", "state", "state_unit", "lr",
-                                     *item_cols, "mean", "min", "max", "n_seeds"])
-    at_best = _at_best_step(runs, long).merge(series, on="run")
-    out = (at_best.groupby(["model", "arm", "state_scalars", "lr", *item_cols], dropna=False)
-           ["accuracy"].agg(mean="mean", min="min", max="max", n_seeds="count").reset_index())
-    out.insert(3, "state", out["state_scalars"] * (BYTES_PER_SCALAR if unit == "bytes" else 1))
-    out.insert(4, "state_unit", unit)
-    return out
-
-
-def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """StateX ablation cells: per (model, mode, expansion step, expanded layers) among statex-arm
-    runs, best LR, then final accuracy (end of training) aggregated over seeds."""
-    statex = runs[(runs["arm"] == "statex") & runs["statex_step"].notna()]
-    return best_lr_points(statex, ["model", *STATEX_CONFIG], metric="final_accuracy")
 
 
 def failures_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -327,3 +495,66 @@ def to_markdown(table: pd.DataFrame) -> str:
     body = ["| " + " | ".join(_cell(v).replace("|", "\\|") for v in row) + " |"
             for row in table.itertuples(index=False)]
     return "\n".join([header, sep, *body]) + "\n"
+
+
+# ---------------------------------------------------------------- README-ready Markdown
+
+# Raw columns folded into the formatted ones (or too long for a README table).
+_FOLDED = {"ci_low", "ci_high", "mean", "std", "min", "max", "n_escape_known", "escape_fraction",
+           "cell_label", "runs", "comparison", "diff_ci_low", "diff_ci_high",
+           "mean_diff", "n_negative", "n_ties", "state_bytes", "state_scalars", "state_unit",
+           "seeds", "differences"}
+
+
+def _with_interval(center, low, high) -> str:
+    if pd.isna(center):
+        return ""
+    if pd.isna(low):
+        return f"{center:.3f} (no interval: n < {stats.MIN_N_FOR_INTERVAL})"
+    return f"{center:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def presentable(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as a README shows it: "median [95% CI]", "escaped k/n", the median escape step
+    ("not reached" when half or more never escaped), "+/−/0" sign counts and the sign-test p;
+    raw columns folded into those are dropped (the CSV keeps them). Caption kept in attrs."""
+    out: dict[str, pd.Series] = {}
+    t = table
+    for col in t.columns:
+        if col == "median":
+            out["median [95% CI]"] = pd.Series(
+                [_with_interval(*v) for v in zip(t["median"], t["ci_low"], t["ci_high"])],
+                index=t.index)
+        elif col == "median_diff":
+            out["median difference [95% CI]"] = pd.Series(
+                [_with_interval(*v) for v in zip(t["median_diff"], t["diff_ci_low"],
+                                                 t["diff_ci_high"])], index=t.index)
+        elif col == "n_escaped":
+            out["escaped"] = pd.Series(
+                ["" if pd.isna(k) else f"{int(k)}/{int(n)}"
+                 for k, n in zip(t["n_escaped"], t["n_escape_known"])], index=t.index)
+        elif col == "escape_step_median":
+            out["median escape step"] = pd.Series(
+                ["" if pd.isna(k) else ("not reached" if pd.isna(s) else f"{int(s):,}")
+                 for k, s in zip(t["n_escaped"], t["escape_step_median"])], index=t.index)
+        elif col == "n_positive":
+            out["+/−/0"] = t["n_positive"].astype(str) + "/" + t["n_negative"].astype(str) + \
+                "/" + t["n_ties"].astype(str)
+        elif col == "sign_p":
+            out["sign-test p"] = t["sign_p"].map(lambda p: "" if pd.isna(p) else f"{p:.3g}")
+        elif col == "state":
+            unit = t["state_unit"].iloc[0] if len(t) else ""
+            out[f"state ({unit})"] = t["state"]
+        elif col not in _FOLDED:
+            out[col] = t[col]
+    frame = pd.DataFrame(out, index=t.index)
+    frame.attrs = dict(table.attrs)
+    return frame
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """presentable(table) as Markdown, followed by its caption (which options were grouped over
+    and which varied, the interval method)."""
+    text = to_markdown(presentable(table))
+    caption = table.attrs.get("caption", "")
+    return text + (f"\n{caption}\n" if caption else "")

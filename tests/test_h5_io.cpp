@@ -231,6 +231,43 @@ TEST_F(H5IoTest, ResultsLayoutSummaryAndUnits) {
   EXPECT_EQ(h5::read_attr_str(c, "model.d_model"), "64");
 }
 
+// Plateau escape (docs/results_format.md): K = smallest test K, threshold min(3/K, (1+1/K)/2),
+// escape_step = first eval strictly above it, -1 when none.
+TEST_F(H5IoTest, ResultsPlateauEscapeFromTheEvalCurve) {
+  auto escape = [&](std::vector<std::string> segments, std::vector<float> accs,
+                    int64_t* k = nullptr, double* threshold = nullptr) {
+    RunRecord r;
+    r.test_segments = std::move(segments);
+    for (size_t i = 0; i < accs.size(); ++i) {
+      EvalPoint e;
+      e.step = 50 * static_cast<int64_t>(i);
+      e.accuracy = accs[i];
+      r.evals.push_back(e);
+    }
+    write_results(path("plateau.h5"), r);
+    h5::Handle f = h5::open_file(path("plateau.h5"));
+    if (k) *k = h5::read_attr_i64(f, "plateau_num_kv");
+    if (threshold) *threshold = h5::read_attr_f64(f, "plateau_threshold");
+    EXPECT_EQ(h5::read_attr_str(f, "escape_step_unit"), "steps");
+    return h5::read_attr_i64(f, "escape_step");
+  };
+  int64_t k = 0;
+  double threshold = 0;
+  // K = 8 (smallest of 8 and 16): threshold 3/8; 0.375 itself is a tie and does not escape.
+  EXPECT_EQ(escape({"128:16:10", "64:8:10"}, {0.0f, 0.375f, 0.376f, 0.2f}, &k, &threshold), 100);
+  EXPECT_EQ(k, 8);
+  EXPECT_DOUBLE_EQ(threshold, 0.375);
+  EXPECT_EQ(escape({"64:8:10"}, {0.0f, 0.125f, 0.3f}), -1);  // never above: stuck on the plateau
+  EXPECT_EQ(escape({"64:8:10"}, {kNaN, 0.9f}), 50);           // a NaN eval is not an escape
+  // K = 2: 3/K would be unreachable, so the cap (1 + 1/2)/2 = 0.75 applies.
+  EXPECT_EQ(escape({"64:2:10"}, {0.7f, 0.75f, 0.8f}, &k, &threshold), 100);
+  EXPECT_DOUBLE_EQ(threshold, 0.75);
+  // No segment: K unknown, NaN threshold, never escapes.
+  EXPECT_EQ(escape({}, {0.9f}, &k, &threshold), -1);
+  EXPECT_EQ(k, -1);
+  EXPECT_TRUE(std::isnan(threshold));
+}
+
 TEST_F(H5IoTest, ResultsWriteLeavesNoTmpAndOverwriteStaysReadable) {
   const std::string p = path("run.h5");
   RunRecord r = full_record();

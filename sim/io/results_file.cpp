@@ -1,6 +1,7 @@
 // Results file writer/reader: exactly the layout in docs/results_format.md.
 #include "sim/io/results_file.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -66,6 +67,45 @@ std::vector<T> matrix_of(const std::vector<EvalPoint>& evals,
   return out;
 }
 
+// Plateau escape (docs/results_format.md, "Plateau escape"): K = the smallest number of KV
+// pairs among the test segments "T:K:count"; -1 when no segment names one.
+int64_t plateau_num_kv(const std::vector<std::string>& segments) {
+  int64_t k_min = -1;
+  for (const std::string& seg : segments) {
+    size_t a = seg.find(':'), b = seg.find(':', a == std::string::npos ? a : a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    try {
+      int64_t k = std::stoll(seg.substr(a + 1, b - a - 1));
+      if (k > 0 && (k_min < 0 || k < k_min)) k_min = k;
+    } catch (const std::exception&) {
+      continue;  // not a number: this segment names no K
+    }
+  }
+  return k_min;
+}
+
+// min(3/K, (1 + 1/K)/2): three times the 1/K plateau, capped halfway to perfect recall so that
+// small K keeps a reachable threshold. NaN when K is unknown.
+double plateau_threshold(int64_t k) {
+  if (k <= 0) return std::numeric_limits<double>::quiet_NaN();
+  double plateau = 1.0 / static_cast<double>(k);
+  return std::min(3.0 * plateau, 0.5 * (1.0 + plateau));
+}
+
+void write_plateau_escape(hid_t f, const RunRecord& r) {
+  int64_t k = plateau_num_kv(r.test_segments), escape_step = -1;
+  double threshold = plateau_threshold(k);
+  for (const EvalPoint& e : r.evals) {
+    if (static_cast<double>(e.accuracy) > threshold) {  // strictly above; NaN never is
+      escape_step = e.step;
+      break;
+    }
+  }
+  h5::write_attr(f, "plateau_num_kv", k);
+  h5::write_attr(f, "plateau_threshold", threshold);
+  attr_with_unit(f, "escape_step", escape_step, "steps");
+}
+
 void write_root(hid_t f, const RunRecord& r) {
   h5::write_attr(f, "format", kFormat);
   h5::write_attr(f, "format_version", int32_t{kResultsFormatVersion});
@@ -89,6 +129,7 @@ void write_root(hid_t f, const RunRecord& r) {
   h5::write_attr(f, "final_accuracy", final_acc);
   h5::write_attr(f, "best_accuracy", best_acc);
   attr_with_unit(f, "best_step", best_step, "steps");
+  write_plateau_escape(f, r);
 }
 
 void write_config_build_seeds(hid_t f, const RunRecord& r) {

@@ -30,9 +30,11 @@ def write_run(path, *, model="gla", d_model=64, n_layers=2, heads=2, d_state=16,
               eval_steps=(0, 100, 200), eval_acc=(0.1, 0.5, 0.4),
               segments=("64:4:100", "128:8:100"), gap_edges=(0, 4, 16),
               gap_acc=None, statex=None, extra_config=None, fmt="statex-sim results",
-              format_version=1, drop=()):
+              format_version=1, drop=(), plateau=None):
     """One results file. `drop` lists paths ('/eval/accuracy', '/@format_version',
-    '/model/@state_scalars', ...) to leave out, for the bad-file tests."""
+    '/model/@state_scalars', ...) to leave out, for the bad-file tests. `plateau`: dict with
+    num_kv, threshold, escape_step written as the root attrs of the C++ writer (None: a file
+    from before it wrote them)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     per_layer = (gla_layer_state(d_model, heads) if model == "gla"
@@ -62,6 +64,10 @@ def write_run(path, *, model="gla", d_model=64, n_layers=2, heads=2, d_state=16,
                 _str_attr(f, name, value)
             else:
                 f.attrs[name] = np.int64(value)
+        if plateau is not None:
+            f.attrs["plateau_num_kv"] = np.int64(plateau["num_kv"])
+            f.attrs["plateau_threshold"] = np.float64(plateau["threshold"])
+            f.attrs["escape_step"] = np.int64(plateau["escape_step"])
         f.attrs["wall_time_s"] = 1.5
         f.attrs["steps_done"] = np.int64(eval_steps[-1])
         f.attrs["tokens_seen"] = np.int64(eval_steps[-1] * 64 * 64)

@@ -19,12 +19,35 @@ def test_summary_rows_and_failed_marked(scaling_sweep, capsys):
     assert code == 0
     header = out.splitlines()[0].split()
     assert header == ["run", "model", "d_model", "layers", "params", "state", "(bytes)", "lr",
-                      "seed", "arm", "final_acc", "best_acc", "best_step", "status"]
+                      "seed", "arm", "final_acc", "best_acc", "best_step", "escape_step",
+                      "status"]
     rows = {line.split()[0]: line for line in out.splitlines()[2:] if line.strip()}
     assert "failed: out of memory" in rows["m32c"]
     assert "failed: non-finite loss at step 150" in rows["g64c"]
     assert rows["g32c"].split()[5] == "2,048"  # 512 scalars × 4 bytes
     assert "11 runs, 2 not completed" in out
+    # K = 4 (segments 64:4, 128:8): threshold 0.625. g64a's evals 0.05, 0.9, 0.9 escape at 100;
+    # g32a's 0.05, 0.6, 0.6 never do.
+    assert rows["g64a"].split()[-2:] == ["100", "completed"]
+    assert rows["g32a"].split()[-2:] == ["never", "completed"]
+
+
+def test_summary_prints_cells_with_intervals_and_what_was_grouped(statex_sweep, capsys):
+    code, out, err = summary(capsys, statex_sweep)
+    assert code == 0
+    cells = out.split("Cells (runs identical in every option except the seeds):")[1]
+    assert "median [95% CI]" in cells and "escaped" in cells
+    assert "grouped over: `train.seed`" in cells
+    assert "Options that differ between cells: `statex.arm`" in cells
+    assert "0.550 [" in cells  # control: 0.45, 0.55, 0.65
+    assert err == ""  # every cell has 3 seeds: no warning
+
+
+def test_summary_warns_in_one_line_about_small_cells(scaling_sweep, capsys):
+    code, _, err = summary(capsys, scaling_sweep)
+    assert code == 0
+    assert err.splitlines() == ["warning: cells: 5 of 5 cells have n < 3 seeds (no interval; a "
+                                "single-seed value measures luck, not the setting)"]
 
 
 def test_summary_csv_where_and_units(scaling_sweep, capsys):

@@ -10,6 +10,7 @@ import pytest
 import matplotlib.pyplot as plt
 
 import statex_analysis as analysis
+from statex_analysis import plateau
 from statex_analysis.cli import main
 from statex_analysis.frames import read_records
 from statex_analysis.report import build_report
@@ -33,10 +34,27 @@ def test_cpp_writer_files_read_as_documented():
     bad = runs.loc["real_failed"]
     assert bad["status"] == "failed" and bad["failure_reason"] == "non-finite loss at step 312"
     assert np.isnan(bad["best_accuracy"]) and np.isnan(bad["best_step"])
+    # plateau escape as the C++ writer stored it (K = 4: threshold 0.625; 0.9 at step 100)
+    assert ok["escape_source"] == "file" and ok["plateau_num_kv"] == 4
+    assert ok["plateau_threshold"] == 0.625 and ok["escape_step"] == 100
+    assert bad["escape_source"] == "file" and np.isnan(bad["plateau_threshold"])
+    assert np.isnan(bad["escape_step"]) and np.isnan(bad["plateau_num_kv"])
     gaps = analysis.load_gaps([CPP_DIR / "real_statex.h5"])
     assert gaps[gaps["step"] == 0]["accuracy"].isna().tolist() == [False, True, False]
 
 
+def test_simulator_run_that_escapes_the_plateau():
+    """A real `statex train` run (data/fixtures/README.md): the escape step the trainer's results
+    writer stored is the first eval above min(3/K, (1+1/K)/2) = 0.625 for K = 4."""
+    path = HERE.parents[1] / "data" / "fixtures" / "runs" / "gla_escapes.h5"
+    row = analysis.load_runs([path]).iloc[0]
+    assert row["escape_source"] == "file"
+    assert (row["plateau_num_kv"], row["plateau_threshold"], row["escape_step"]) == (4, 0.625, 250)
+    evals = analysis.load_evals([path]).set_index("step")["accuracy"]
+    assert evals[200] <= 0.625 < evals[250]
+
+
+@pytest.mark.filterwarnings("ignore::statex_analysis.cells.PoolingWarning")  # cells of n < 3 here
 @pytest.mark.parametrize("directory", DIRS, ids=lambda d: d.name)
 def test_fixture_directory_invariants(directory: Path, capsys):
     runs = analysis.load_runs([directory])
@@ -52,6 +70,7 @@ def test_fixture_directory_invariants(directory: Path, capsys):
             assert row["final_accuracy"] == pytest.approx(float(acc[-1]), nan_ok=True)
         if row["status"] == "failed":
             assert row["failure_reason"], row["run"]
+        _check_escape_matches_the_definition(row)
     assert main(["summary", str(directory)]) == 0
     out = capsys.readouterr().out
     for run in runs["run"]:
@@ -63,3 +82,15 @@ def test_fixture_directory_invariants(directory: Path, capsys):
     assert len(rep.tables["failures"]) == int((runs["status"] != "completed").sum())
     for fig in rep.figures.values():
         plt.close(fig)
+
+
+def _check_escape_matches_the_definition(row):
+    """Whether the writer stored it (C++) or the reader computed it, the escape fields follow
+    plateau.py's definition, recomputed here from the file's own evals and segments."""
+    run = analysis.read_run(row["path"])
+    k = plateau.plateau_num_kv(run.segments)
+    threshold = plateau.plateau_threshold(k)
+    assert row["plateau_threshold"] == pytest.approx(threshold, nan_ok=True), row["run"]
+    step = plateau.escape_step(run.evals.get("step", []), run.evals.get("accuracy", []), threshold)
+    assert (np.isnan(row["escape_step"]) if step is None else row["escape_step"] == step), \
+        row["run"]
