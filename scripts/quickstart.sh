@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
 bash scripts/build.sh statex   # the trainer only; scripts/test.sh builds the tests
 mkdir -p runs
+# --overwrite: rerunning the quickstart replaces its own earlier run (statex never does silently).
 ./build/statex train --config experiments/quickstart.ini --out runs/quickstart.h5 \
-  --checkpoint-out runs/quickstart_ck.h5
+  --checkpoint-out runs/quickstart_ck.h5 --overwrite
 python3 -m analysis summary runs/quickstart.h5

@@ -15,6 +15,7 @@
 #include "sim/io/results_file.h"
 #include "sim/io/token_file.h"
 #include "sim/model/state_size.h"
+#include "tests/cli/cli_harness.h"
 #include "tests/support/model_harness.h"
 
 using namespace statex;
@@ -22,13 +23,7 @@ using namespace statex::testing;
 
 namespace {
 
-std::string statex_bin() {
-  if (const char* b = std::getenv("STATEX_BIN")) return b;
-  char buf[4096];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  std::string self = n > 0 ? std::string(buf, size_t(n)) : "./test_cli";
-  return self.substr(0, self.rfind('/') + 1) + "statex";
-}
+using statex::cli_test::statex_bin;
 
 struct Result {
   int code = -1;
@@ -53,17 +48,22 @@ Result statex(const std::string& args) {
 // a time (options may be given once only) so that a missed check cannot turn into a long
 // default-sized run.
 std::string tiny(std::map<std::string, std::string> over = {}, bool quiet = true) {
-  std::map<std::string, std::string> o = {
-      {"model.d_model", "16"},     {"model.vocab_size", "37"},   {"model.gate_low_rank", "4"},
-      {"mqar.train", "16:2:40"},   {"mqar.test", "16:2:8"},      {"train.steps", "4"},
-      {"train.batch_size", "2"},   {"train.eval_every", "2"},    {"train.warmup_steps", "1"},
-      {"train.threads", "1"}};
-  for (auto& [k, v] : over) o[k] = v;
   std::string s;
-  for (auto& [k, v] : o) s += " --" + k + " " + v;
-  return quiet ? s + " --quiet" : s;
+  for (const std::string& w : statex::cli_test::tiny(std::move(over)))
+    if (quiet || w != "--quiet") s += " " + w;
+  return s;
 }
 const std::string kTiny = tiny();
+
+// Only the model.* words of an option string (statex info reads no other experiment option).
+std::string model_only(const std::string& args) {
+  std::istringstream in(args);
+  std::string k, v, out;
+  while (in >> k) {
+    if (k.rfind("--model.", 0) == 0 && in >> v) out += " " + k + " " + v;
+  }
+  return out;
+}
 
 class Cli : public ::testing::Test {
  protected:
@@ -225,7 +225,7 @@ std::pair<long long, long long> info_totals(const std::string& out) {
 }
 
 TEST_F(Cli, InfoPrintsStateSizesWithUnits) {
-  Result r = statex("info" + tiny({{"model.n_layers", "3"}}, /*quiet=*/false) + " --params");
+  Result r = statex("info" + model_only(tiny({{"model.n_layers", "3"}}, /*quiet=*/false)) + " --params");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_CONTAINS(r.out, "state scalars");
   EXPECT_CONTAINS(r.out, "state bytes");
@@ -235,9 +235,9 @@ TEST_F(Cli, InfoPrintsStateSizesWithUnits) {
   auto [scalars, bytes] = info_totals(r.out);
   EXPECT_EQ(scalars, 3 * 64);
   EXPECT_EQ(bytes, 4 * 3 * 64);
-  Result m = statex("info" + tiny({{"model.model", "mamba2"}, {"model.head_dim", "8"},
-                                     {"model.d_state", "5"}},
-                                    /*quiet=*/false));
+  Result m = statex("info" + model_only(tiny({{"model.model", "mamba2"}, {"model.head_dim", "8"},
+                                                {"model.d_state", "5"}},
+                                               /*quiet=*/false)));
   ASSERT_EQ(m.code, 0) << m.out;
   EXPECT_EQ(info_totals(m.out).first, 2 * 32 * 5);  // L * d_inner * N
 }
@@ -271,7 +271,7 @@ TEST_F(Cli, ExpandWritesLargerState) {
 TEST_F(Cli, EvalWritesAccuracy) {
   const std::string ck = make_checkpoint();
   const std::string ev = path("ev.h5");
-  Result r = statex("eval --checkpoint " + ck + tiny({}, false) + " --out " + ev);
+  Result r = statex("eval --checkpoint " + ck + " --mqar.test 16:2:8 --out " + ev);
   ASSERT_EQ(r.code, 0) << r.out;
   EvalOutput e = read_eval_output(ev);
   EXPECT_EQ(e.num_examples, 8);

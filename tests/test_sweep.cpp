@@ -545,6 +545,76 @@ TEST_F(SweepTest, SlurmJobArrayEndToEnd) {
   for (auto& t : trials) EXPECT_EQ(count[t.id], expected.count(t.id) ? 2 : 1) << t.id;
 }
 
+// A trial that receives SIGTERM mid-run (as Slurm sends at the time limit or on preemption) is
+// requeued by its batch script, resumes from the checkpoint the trainer wrote, and completes
+// with the same curve as an uninterrupted run of the same trial (real local Slurm, real trainer).
+TEST_F(SweepTest, SlurmSigtermRequeuesAndResumesExactly) {
+  const char* conf = std::getenv("STATEX_SLURM_CONF");
+  if (!conf || !*conf) GTEST_SKIP() << "STATEX_SLURM_CONF not set (tests/slurm/start.sh starts a local Slurm)";
+  setenv("SLURM_CONF", conf, 1);
+  std::string sweep = tmp + "/s.ini";
+  write_text(sweep,
+             "[model]\nd_model = 16\nvocab_size = 37\ngate_low_rank = 4\n"
+             "[mqar]\ntrain = 16:2:3000\ntest = 16:2:8\n"
+             "[train]\nsteps = 1500\nbatch_size = 8\neval_every = 100\nwarmup_steps = 10\n"
+             "[sweep]\nname = requeue\ngrid.train.seed = 3\n");
+  std::string out = tmp + "/out";
+  ASSERT_EQ(run_cmd({statex_bin(), "sweep", sweep, "--out", out, "--backend", "slurm",
+                     "--slurm-cpus", "1"}, tmp + "/submit.log"), 0)
+      << read_file(tmp + "/submit.log");
+  auto trials = expand(parse_sweep_file(sweep, {}));
+  ASSERT_EQ(trials.size(), 1u);
+  const std::string id = trials[0].id, result = out + "/trials/" + id + ".h5";
+  auto jobs = lines_of(out + "/slurm/jobs.tsv");
+  ASSERT_EQ(jobs.size(), 1u);
+  const std::string task = jobs[0].substr(0, jobs[0].find('\t')) + "_0";
+
+  // Wait until the trainer has written results mid-run, then send SIGTERM to the batch script.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  int64_t seen = 0;
+  while (std::chrono::steady_clock::now() < deadline && seen == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    try {
+      RunRecord r = read_results(result);
+      if (r.status == "running") seen = r.steps_done;
+    } catch (const std::exception&) {
+    }
+  }
+  ASSERT_GT(seen, 0) << "the trial never ran: " << read_file(out + "/trials/" + id + ".log");
+  ASSERT_EQ(run_cmd({"/usr/bin/env", "scancel", "--batch", "--signal=TERM", task}, tmp + "/scancel.log"), 0)
+      << read_file(tmp + "/scancel.log");
+
+  // The task is requeued and completes; --collect shows it completed.
+  bool done = false;
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  while (!done && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    run_cmd({statex_bin(), "sweep", sweep, "--out", out, "--collect"}, tmp + "/c.log");
+    auto index = read_index(out + "/index.csv");
+    done = index[id].at("status") == "completed";
+  }
+  const std::string log = read_file(out + "/trials/" + id + ".log");
+  ASSERT_TRUE(done) << read_file(out + "/index.csv") << log;
+  RunRecord got = read_results(result);
+  EXPECT_EQ(got.status, "completed");
+  EXPECT_NE(got.resume_log.find("resumed at step"), std::string::npos) << "not requeued: " << log;
+  EXPECT_NE(log.find("interrupted by SIGTERM at step"), std::string::npos) << log;
+
+  // Reference: the same trial uninterrupted, with the same thread count.
+  ASSERT_EQ(run_cmd({statex_bin(), "train", "--config", out + "/trials/" + id + ".ini", "--out",
+                     tmp + "/ref.h5", "--train.threads", "1", "--quiet"}, tmp + "/ref.log"), 0)
+      << read_file(tmp + "/ref.log");
+  RunRecord ref = read_results(tmp + "/ref.h5");
+  ASSERT_EQ(got.curve.size(), ref.curve.size());
+  for (size_t i = 0; i < ref.curve.size(); ++i) {
+    ASSERT_EQ(got.curve[i].step, int64_t(i + 1));
+    ASSERT_EQ(got.curve[i].loss, ref.curve[i].loss) << "step " << i + 1;
+  }
+  ASSERT_EQ(got.evals.size(), ref.evals.size());
+  EXPECT_EQ(got.evals.back().accuracy, ref.evals.back().accuracy);
+  EXPECT_EQ(got.tokens_seen, ref.tokens_seen);
+}
+
 // Every shipped sweep file parses against the real option list and expands.
 TEST(SweepSpec, ShippedExperimentFilesAreValid) {
   // STATEX_SOURCE_DIR, else the source tree this file was compiled from.

@@ -7,9 +7,11 @@
 #include <limits>
 
 #include "sim/cli/commands.h"
+#include "sim/cli/input_checks.h"
 #include "sim/core/backend.h"
 #include "sim/core/options.h"
 #include "sim/io/checkpoint.h"
+#include "sim/io/output_guard.h"
 #include "sim/io/results_file.h"
 #include "sim/io/token_file.h"
 #include "sim/model/model.h"
@@ -43,7 +45,7 @@ TokenFile mqar_tokens(const ExperimentConfig& cfg) {
 int cmd_eval(int argc, char** argv) {
   ExperimentConfig cfg;
   std::string checkpoint, tokens_path, out;
-  bool all_positions = false;
+  bool all_positions = false, overwrite = false;
   int batch = 64;
   po::options_description extra("Eval options");
   extra.add_options()("checkpoint", po::value<std::string>(&checkpoint), "checkpoint to evaluate")(
@@ -51,23 +53,36 @@ int cmd_eval(int argc, char** argv) {
       "HDF5 token file: int32 tokens [N,T], optional int32 labels [N,T] (-100 = unlabelled); "
       "default: the MQAR test set of the mqar.* options")(
       "out,o", po::value<std::string>(&out)->default_value("eval.h5"), "output file (HDF5)")(
+      "overwrite", po::bool_switch(&overwrite), "replace an existing --out")(
       "all-positions", po::bool_switch(&all_positions),
       "store logits at every position (default: labelled positions only)")(
       "batch", po::value<int>(&batch)->default_value(64), "examples per forward pass");
   auto vm = parse_experiment(argc, argv, cfg, extra,
-                             "usage: statex eval --checkpoint CK.h5 [--tokens FILE.h5] [--out OUT.h5]");
+                             "usage: statex eval --checkpoint CK.h5 [--tokens FILE.h5] [--out OUT.h5]",
+                             {"mqar.test", "mqar.power_a", "mqar.random_non_queries", "mqar.seed",
+                              "train.gla_chunk", "train.ssd_chunk", "device"});
   if (vm.count("help")) return 0;
   if (checkpoint.empty()) throw ConfigError("--checkpoint: give the checkpoint to evaluate");
   if (batch < 1) throw ConfigError("--batch must be >= 1");
+  require_output_path("--out", out);
+  check_distinct_paths({{"--config", vm.count("config") ? vm["config"].as<std::string>() : "", false},
+                        {"--checkpoint", checkpoint, false},
+                        {"--tokens", tokens_path, false},
+                        {"--out", out, true}});
   check_writable(out, "--out");
+  OutputLock lock("--out", out);
+  refuse_existing("--out", out, overwrite);
+  validate(cfg.train);
   Checkpoint ck = load_checkpoint(checkpoint);
   cfg.model.vocab_size = ck.model.vocab_size;
   cfg.mqar_train = cfg.mqar_test;  // eval never uses the train set; don't validate its default
-  finalize(cfg);
+  // With --tokens the mqar.* options are unused: they are not checked against the vocabulary.
+  if (tokens_path.empty()) finalize(cfg);
 
   TokenFile tf = tokens_path.empty() ? mqar_tokens(cfg) : read_token_file(tokens_path);
   check_token_range(tf, ck.model.vocab_size, tokens_path.empty() ? "mqar.test" : tokens_path);
   const int T = int(tf.seq_len), V = ck.model.vocab_size;
+  check_memory(ck.model, int64_t(batch) * T, /*with_optimizer=*/false);
 
   auto be = make_backend(cfg.train.device);
   Model model(ck.model, *be, batch * T, cfg.train.gla_chunk, cfg.train.ssd_chunk);

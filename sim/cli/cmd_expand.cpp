@@ -4,8 +4,10 @@
 #include <cstdio>
 
 #include "sim/cli/commands.h"
+#include "sim/cli/input_checks.h"
 #include "sim/core/options.h"
 #include "sim/io/checkpoint.h"
+#include "sim/io/output_guard.h"
 #include "sim/io/results_file.h"
 #include "sim/model/state_size.h"
 #include "sim/statex/statex.h"
@@ -17,18 +19,35 @@ namespace statex::cli {
 int cmd_expand(int argc, char** argv) {
   ExperimentConfig cfg;
   std::string in, out;
+  bool overwrite = false;
   po::options_description extra("Expand options");
   extra.add_options()("checkpoint", po::value<std::string>(&in), "input checkpoint (HDF5)")(
-      "out,o", po::value<std::string>(&out), "output checkpoint of the expanded model");
+      "out,o", po::value<std::string>(&out), "output checkpoint of the expanded model")(
+      "overwrite", po::bool_switch(&overwrite), "replace an existing --out");
   auto vm = parse_experiment(argc, argv, cfg, extra,
                              "usage: statex expand --checkpoint IN.h5 --out OUT.h5 [statex.* options]\n"
-                             "Applies StateX state expansion to the selected layers of a checkpoint.");
+                             "Applies StateX state expansion to the selected layers of a checkpoint.",
+                             {"statex.count", "statex.select", "statex.layers", "statex.mode",
+                              "statex.gla_heads", "statex.state_mult", "train.seed"});
   if (vm.count("help")) return 0;
   if (in.empty()) throw ConfigError("--checkpoint: give the checkpoint to expand");
-  if (out.empty()) throw ConfigError("--out: give the path of the expanded checkpoint");
+  if (!vm.count("out")) throw ConfigError("--out: give the path of the expanded checkpoint");
+  require_output_path("--out", out);
+  check_distinct_paths({{"--config", vm.count("config") ? vm["config"].as<std::string>() : "", false},
+                        {"--checkpoint", in, false},
+                        {"--out", out, true}});
   check_writable(out, "--out");
+  OutputLock lock("--out", out);
+  refuse_existing("--out", out, overwrite);
+  validate(cfg.statex);
   Checkpoint ck = load_checkpoint(in);
+  check_statex_family(vm, ck.model);
   validate(cfg.statex, ck.model, /*total_steps=*/1);
+  {
+    std::vector<int> layers = select_layers(cfg.statex, ck.model.n_layers);
+    check_expansion_changes(ck.model, expanded_config(ck.model, cfg.statex, layers), layers,
+                            cfg.statex);
+  }
   Expansion x = expand_model(ck.model, ck.table, ck.params, cfg.statex, cfg.train.seed + 0x5ca1ab1eull);
   Checkpoint outck;
   outck.model = x.cfg;

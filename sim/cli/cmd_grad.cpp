@@ -13,9 +13,11 @@
 #include <cstdio>
 
 #include "sim/cli/commands.h"
+#include "sim/cli/input_checks.h"
 #include "sim/core/backend.h"
 #include "sim/core/options.h"
 #include "sim/io/checkpoint.h"
+#include "sim/io/output_guard.h"
 #include "sim/io/h5.h"
 #include "sim/io/results_file.h"
 #include "sim/io/token_file.h"
@@ -30,20 +32,31 @@ namespace statex::cli {
 int cmd_grad(int argc, char** argv) {
   ExperimentConfig cfg;
   std::string checkpoint, tokens_path, out;
+  bool overwrite = false;
   po::options_description extra("Grad options");
   extra.add_options()("checkpoint", po::value<std::string>(&checkpoint),
                       "checkpoint whose gradients to compute")(
       "tokens", po::value<std::string>(&tokens_path),
       "HDF5 token file with /tokens [N,T] and /labels [N,T] (-100 = unlabelled); all N "
       "examples form one batch")(
-      "out,o", po::value<std::string>(&out)->default_value("grad.h5"), "output file (HDF5)");
+      "out,o", po::value<std::string>(&out)->default_value("grad.h5"), "output file (HDF5)")(
+      "overwrite", po::bool_switch(&overwrite), "replace an existing --out");
   auto vm = parse_experiment(
       argc, argv, cfg, extra,
-      "usage: statex grad --checkpoint CK.h5 --tokens TOK.h5 [--out GRAD.h5]");
+      "usage: statex grad --checkpoint CK.h5 --tokens TOK.h5 [--out GRAD.h5]",
+      {"train.gla_chunk", "train.ssd_chunk", "train.threads", "device"});
   if (vm.count("help")) return 0;
   if (checkpoint.empty()) throw ConfigError("--checkpoint: give the checkpoint to differentiate");
   if (tokens_path.empty()) throw ConfigError("--tokens: give a token file with /labels");
+  require_output_path("--out", out);
+  check_distinct_paths({{"--config", vm.count("config") ? vm["config"].as<std::string>() : "", false},
+                        {"--checkpoint", checkpoint, false},
+                        {"--tokens", tokens_path, false},
+                        {"--out", out, true}});
   check_writable(out, "--out");
+  OutputLock lock("--out", out);
+  refuse_existing("--out", out, overwrite);
+  validate(cfg.train);
   Checkpoint ck;
   try {
     ck = load_checkpoint(checkpoint);

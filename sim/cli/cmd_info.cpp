@@ -26,9 +26,10 @@ int cmd_info(int argc, char** argv) {
       "params", po::bool_switch(&list_params), "list every parameter tensor");
   auto vm = parse_experiment(argc, argv, cfg, extra,
                              "usage: statex info [--config FILE.ini] [options]\n"
-                             "Prints build info, parameter counts and recurrent state sizes.");
+                             "Prints build info, parameter counts and recurrent state sizes.",
+                             {"model."});
   if (vm.count("help")) return 0;
-  finalize(cfg);
+  validate(cfg.model);  // info reads only the model options
   ModelConfig mc = cfg.model;
   if (!checkpoint.empty()) mc = load_checkpoint(checkpoint).model;
 

@@ -84,7 +84,8 @@ int cmd_sweep(int argc, char** argv) {
   pos.add("file", 1);
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).style(command_line_style()).run(),
+              vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw ConfigError(std::string(e.what()) + " (statex sweep --help)");

@@ -11,6 +11,7 @@
 #include "sim/cli/commands.h"
 #include "sim/core/backend.h"
 #include "sim/core/config.h"
+#include "sim/core/options.h"
 #include "sim/verify/model_check.h"
 #include "sim/verify/verify.h"
 
@@ -45,7 +46,7 @@ int cmd_verify(int argc, char** argv) {
       ("verbose,v", po::bool_switch(&opt.verbose), "print each case as it starts");
   po::variables_map vm;
   try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::store(po::command_line_parser(argc, argv).options(desc).style(command_line_style()).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw ConfigError(e.what());

@@ -1,4 +1,6 @@
 // statex: one binary, one subcommand per user task.
+#include <hdf5.h>
+
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -34,6 +36,9 @@ void usage(FILE* f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // All HDF5 files are closed explicitly. Without this, HDF5's exit handler retries the close of
+  // a file whose close failed (a full disk) and crashes with SIGSEGV.
+  H5dont_atexit();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

@@ -37,7 +37,10 @@ void validate(const ModelConfig& m) {
   require(m.d_model > 0, "model.d_model must be > 0 (got " + std::to_string(m.d_model) + ")");
   require(m.n_layers > 0, "model.n_layers must be > 0 (got " + std::to_string(m.n_layers) + ")");
   require(m.mlp_hidden >= 0, "model.mlp_hidden must be >= 0 (0 = default 8D/3)");
-  require(m.norm_eps > 0, "model.norm_eps must be > 0");
+  require(m.norm_eps > 0 && std::isfinite(m.norm_eps),
+          "model.norm_eps must be a finite number > 0 (got " + str(m.norm_eps) + ")");
+  require(std::isfinite(m.expand_k) && std::isfinite(m.expand_v),
+          "model.expand_k and model.expand_v must be finite");
   require(m.conv_width >= 1, "model.conv_width must be >= 1");
   require(m.layers.empty() || int(m.layers.size()) == m.n_layers,
           "per-layer shapes: expected " + std::to_string(m.n_layers) + " entries");
@@ -49,7 +52,8 @@ void validate(const ModelConfig& m) {
     require(dv >= 1 && std::fabs(dv - std::round(dv)) < 1e-6,
             "model.expand_v * model.d_model must be a positive integer (got " + str(dv) + ")");
     require(m.gate_low_rank > 0, "model.gate_low_rank must be > 0");
-    require(m.gate_logit_normalizer > 0, "model.gate_logit_normalizer must be > 0");
+    require(m.gate_logit_normalizer > 0 && std::isfinite(m.gate_logit_normalizer),
+            "model.gate_logit_normalizer must be a finite number > 0");
     for (int l = 0; l < m.n_layers; ++l) {
       int h = m.layer_shape(l).heads;
       std::string who = m.layers.empty() ? "model.heads" : "layer " + std::to_string(l) + " heads";
@@ -81,17 +85,33 @@ void validate(const ModelConfig& m) {
   }
 }
 
+void validate(const StatexConfig& s) {
+  require(s.step >= -1, "statex.step must be -1 (off) or a step >= 0 (got " +
+                            std::to_string(s.step) + ")");
+  require(std::isfinite(s.fraction) && (s.fraction == -1.0f || (s.fraction >= 0 && s.fraction < 1)),
+          "statex.fraction must be -1 (off) or in [0, 1) (got " + str(s.fraction) +
+              "; at 1 the expansion would come after the last step)");
+  require(s.count >= 1, "statex.count must be >= 1 (got " + std::to_string(s.count) + ")");
+  require(s.gla_heads >= 1, "statex.gla_heads must be >= 1 (got " + std::to_string(s.gla_heads) + ")");
+  require(s.state_mult >= 1,
+          "statex.state_mult must be >= 1 (got " + std::to_string(s.state_mult) + ")");
+  require(s.warmup_steps >= 0, "statex.warmup_steps must be >= 0");
+}
+
 void validate(const TrainConfig& t) {
   require(t.steps > 0, "train.steps must be > 0 (got " + std::to_string(t.steps) + ")");
   require(t.batch_size > 0, "train.batch_size must be > 0 (got " + std::to_string(t.batch_size) + ")");
-  require(t.lr > 0 && std::isfinite(t.lr), "train.lr must be > 0");
+  require(t.lr > 0 && std::isfinite(t.lr), "train.lr must be a finite number > 0");
   require(t.min_lr_ratio >= 0 && t.min_lr_ratio <= 1, "train.min_lr_ratio must be in [0, 1]");
   require(t.warmup_steps >= 0, "train.warmup_steps must be >= 0");
   require(t.beta1 >= 0 && t.beta1 < 1, "train.beta1 must be in [0, 1)");
   require(t.beta2 >= 0 && t.beta2 < 1, "train.beta2 must be in [0, 1)");
-  require(t.adam_eps > 0, "train.adam_eps must be > 0");
-  require(t.weight_decay >= 0, "train.weight_decay must be >= 0");
-  require(t.grad_clip >= 0, "train.grad_clip must be >= 0 (0 = off)");
+  require(t.adam_eps > 0 && std::isfinite(t.adam_eps),
+          "train.adam_eps must be a finite number > 0 (got " + str(t.adam_eps) + ")");
+  require(t.weight_decay >= 0 && std::isfinite(t.weight_decay),
+          "train.weight_decay must be a finite number >= 0");
+  require(t.grad_clip >= 0 && std::isfinite(t.grad_clip),
+          "train.grad_clip must be a finite number >= 0 (0 = off)");
   require(t.eval_every > 0, "train.eval_every must be > 0 (got " + std::to_string(t.eval_every) + ")");
   require(t.target_accuracy >= 0 && t.target_accuracy <= 1, "train.target_accuracy must be in [0, 1]");
   require(t.threads >= 0, "train.threads must be >= 0 (0 = OpenMP default)");

@@ -128,6 +128,7 @@ ModelConfig model_config_from_map(const std::map<std::string, std::string>& kv);
 void validate(const ModelConfig& m);
 void validate(const MqarConfig& d);
 void validate(const TrainConfig& t);
+void validate(const StatexConfig& s);  // the options alone (statex.cpp checks them against a model)
 
 // "64:4:100000,128:8:2000" -> segments; throws ConfigError naming `option` on bad syntax.
 std::vector<MqarSegment> parse_segments(const std::string& text, const std::string& option);

@@ -1,6 +1,10 @@
 #include "sim/core/options.h"
 
+#include "sim/core/backend.h"
+
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -33,6 +37,23 @@ void OptionRegistry::add(const std::string& name, T* field, const std::string& h
   getters_.emplace_back(name, [field] { return to_text(*field); });
 }
 
+// Seeds are unsigned: Boost would wrap "-1" to 2^64-1, so they are parsed here, strictly.
+void OptionRegistry::add_seed(const std::string& name, unsigned long long* field,
+                              const std::string& help) {
+  auto parse = [name, field](const std::string& v) {
+    bool digits = !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;
+    errno = 0;
+    unsigned long long x = digits ? std::strtoull(v.c_str(), nullptr, 10) : 0;
+    if (!digits || errno == ERANGE)
+      throw ConfigError(name + " must be an integer in [0, 2^64) (got '" + v + "')");
+    *field = x;
+  };
+  desc_.add_options()(name.c_str(),
+                      po::value<std::string>()->default_value(std::to_string(*field))->notifier(parse),
+                      help.c_str());
+  getters_.emplace_back(name, [field] { return std::to_string(*field); });
+}
+
 OptionRegistry::OptionRegistry(ExperimentConfig& c) {
   auto& m = c.model;
   add("model.model", &m.model, "token mixer: gla | mamba2");
@@ -62,7 +83,7 @@ OptionRegistry::OptionRegistry(ExperimentConfig& c) {
   add("mqar.power_a", &c.mqar.power_a, "query gap power law p(g) ~ a (g+1)^(a-1)");
   add("mqar.random_non_queries", &c.mqar.random_non_queries,
       "fill the non-query slots of the query region with random tokens");
-  add("mqar.seed", &c.mqar.train_seed, "data seed (train and test use disjoint seed spaces)");
+  add_seed("mqar.seed", &c.mqar.train_seed, "data seed (train and test use disjoint seed spaces)");
 
   auto& t = c.train;
   add("train.steps", &t.steps, "optimizer steps");
@@ -78,7 +99,7 @@ OptionRegistry::OptionRegistry(ExperimentConfig& c) {
   add("train.grad_clip", &t.grad_clip, "clip global grad norm to this (0 = off)");
   add("train.eval_every", &t.eval_every, "evaluate on the test set every N steps");
   add("train.target_accuracy", &t.target_accuracy, "stop early at this test accuracy (0 = off)");
-  add("train.seed", &t.seed, "parameter init seed");
+  add_seed("train.seed", &t.seed, "parameter init seed");
   add("train.threads", &t.threads, "OpenMP threads (0 = OpenMP default)");
   add("train.gla_chunk", &t.gla_chunk, "chunk length of the chunked GLA (tokens)");
   add("train.ssd_chunk", &t.ssd_chunk, "chunk length of the chunked SSD (tokens)");
@@ -104,6 +125,12 @@ std::vector<std::string> OptionRegistry::names() const {
   std::vector<std::string> n;
   for (auto& g : getters_) n.push_back(g.first);
   return n;
+}
+
+bool OptionRegistry::has(const std::string& name) const {
+  for (auto& g : getters_)
+    if (g.first == name) return true;
+  return false;
 }
 
 std::map<std::string, std::string> OptionRegistry::values() const {
@@ -137,35 +164,142 @@ std::vector<std::string> experiment_option_names() {
   return OptionRegistry(c).names();
 }
 
+int command_line_style() {
+  return po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+}
+
+namespace {
+
+bool used_by(const std::string& name, const std::vector<std::string>& uses) {
+  if (uses.empty()) return true;
+  for (const std::string& u : uses)
+    if (name == u || (!u.empty() && u.back() == '.' && name.rfind(u, 0) == 0)) return true;
+  return false;
+}
+
+std::string trim(const std::string& s) {
+  size_t a = s.find_first_not_of(" \t\r"), b = s.find_last_not_of(" \t\r");
+  return a == std::string::npos ? "" : s.substr(a, b - a + 1);
+}
+
+// Line number (1-based) of option `name` ("section.key") in INI text, 0 if not found.
+int ini_line_of(const std::string& text, const std::string& name) {
+  std::istringstream in(text);
+  std::string line, section;
+  for (int n = 1; std::getline(in, line); ++n) {
+    std::string t = trim(line);
+    if (t.empty() || t[0] == '#' || t[0] == ';') continue;
+    if (t[0] == '[') {
+      section = trim(t.substr(1, t.find(']') - 1));
+      continue;
+    }
+    std::string key = trim(t.substr(0, t.find('=')));
+    if ((section.empty() ? key : section + "." + key) == name) return n;
+  }
+  return 0;
+}
+
+// Syntax check of INI text before Boost sees it: "FILE:LINE: ..." for the first bad line.
+void check_ini_syntax(const std::string& text, const std::string& file) {
+  std::istringstream in(text);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    std::string t = trim(line);
+    if (t.empty() || t[0] == '#' || t[0] == ';') continue;
+    bool ok = t[0] == '[' ? (t.back() == ']' && t.size() > 2)
+                          : (t.find('=') != std::string::npos && !trim(t.substr(0, t.find('='))).empty());
+    if (!ok)
+      throw ConfigError("--config " + file + ":" + std::to_string(n) + ": cannot parse '" + t +
+                        "' (expected 'key = value' or '[section]')");
+  }
+}
+
+std::string at_line(const std::string& file, const std::string& text, const std::string& name) {
+  int n = ini_line_of(text, name);
+  return "--config " + file + (n > 0 ? ":" + std::to_string(n) : "") + ": ";
+}
+
+}  // namespace
+
 po::variables_map parse_experiment(int argc, char** argv, ExperimentConfig& cfg,
-                                   const po::options_description& extra,
-                                   const std::string& usage) {
+                                   const po::options_description& extra, const std::string& usage,
+                                   const std::vector<std::string>& uses) {
   OptionRegistry reg(cfg);
-  po::options_description cli;
+  po::options_description cli, shown("Experiment options (CLI or INI file)");
   cli.add_options()("help,h", "show this help")(
       "config", po::value<std::string>(), "INI experiment file (command-line options override it)");
   cli.add(extra).add(reg.description());
+  for (const auto& opt : reg.description().options())
+    if (used_by(opt->long_name(), uses)) shown.add(opt);
   po::variables_map vm;
+  std::string command = argc > 0 ? argv[0] : "statex";
   try {
-    po::store(po::parse_command_line(argc, argv, cli), vm);
-    if (vm.count("help")) {
-      std::cout << usage << "\n" << cli << "\n";
-      return vm;
-    }
-    if (vm.count("config")) {
-      std::string path = vm["config"].as<std::string>();
-      std::ifstream in(path);
-      if (!in) throw ConfigError("--config: cannot open '" + path + "'");
-      po::store(po::parse_config_file(in, reg.description(), /*allow_unregistered=*/false), vm);
-    }
-    po::notify(vm);
+    po::store(po::command_line_parser(argc, argv).options(cli).style(command_line_style()).run(), vm);
   } catch (const po::unknown_option& e) {
-    throw ConfigError("unknown option '" + e.get_option_name() +
-                      "' (statex <command> --help lists every option)");
+    throw ConfigError("unknown option '" + e.get_option_name() + "' (statex " + command +
+                      " --help lists its options; abbreviations are not accepted)");
   } catch (const po::error& e) {
     throw ConfigError(e.what());
   }
+  if (vm.count("help")) {
+    po::options_description help;
+    help.add_options()("help,h", "show this help")(
+        "config", po::value<std::string>(), "INI experiment file (command-line options override it)");
+    help.add(extra);
+    if (!shown.options().empty()) help.add(shown);
+    std::cout << usage << "\n" << help << "\n";
+    return vm;
+  }
+  for (const auto& [name, value] : vm)
+    if (!value.defaulted() && reg.has(name) && !used_by(name, uses))
+      throw ConfigError("--" + name + " is not used by statex " + command +
+                        " (statex " + command + " --help lists the options it reads)");
+  std::string path, text;
+  try {
+    if (vm.count("config")) {
+      path = vm["config"].as<std::string>();
+      std::ifstream in(path);
+      if (!in) throw ConfigError("--config: cannot open '" + path + "'");
+      std::stringstream buf;
+      buf << in.rdbuf();
+      text = buf.str();
+      check_ini_syntax(text, path);
+      std::istringstream ini(text);
+      po::store(po::parse_config_file(ini, reg.description(), /*allow_unregistered=*/false), vm);
+    }
+    po::notify(vm);
+    if (used_by("device", uses) && cfg.train.device == "cuda") {
+      std::string why;
+      if (!cuda_available(&why))
+        throw ConfigError("device = cuda, but no usable GPU: " + why + " (use --device cpu)");
+    }
+  } catch (const po::unknown_option& e) {
+    std::string name = e.get_option_name();
+    throw ConfigError(at_line(path, text, name) + "unknown option '" + name +
+                      "' (statex " + command + " --help lists every option)");
+  } catch (const po::error_with_option_name& e) {
+    std::string name = e.get_option_name();
+    while (!name.empty() && name[0] == '-') name.erase(0, 1);
+    bool from_file = !path.empty() && ini_line_of(text, name) > 0;
+    throw ConfigError((from_file ? at_line(path, text, name) : std::string()) + e.what());
+  } catch (const po::error& e) {
+    throw ConfigError((path.empty() ? "" : "--config " + path + ": ") + std::string(e.what()));
+  }
   return vm;
+}
+
+std::map<std::string, std::string> config_values_from_ini(const std::string& ini_text) {
+  ExperimentConfig c;
+  OptionRegistry reg(c);
+  po::variables_map vm;
+  try {
+    std::istringstream in(ini_text);
+    po::store(po::parse_config_file(in, reg.description(), /*allow_unregistered=*/false), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw ConfigError(e.what());
+  }
+  return reg.values();
 }
 
 void finalize(ExperimentConfig& cfg) {
@@ -175,6 +309,7 @@ void finalize(ExperimentConfig& cfg) {
   validate(cfg.model);
   validate(cfg.mqar);
   validate(cfg.train);
+  validate(cfg.statex);
 }
 
 }  // namespace statex

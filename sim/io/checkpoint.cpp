@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "sim/io/h5.h"
+#include "sim/model/param_layout.h"
 #include "sim/io/run_record.h"
 
 namespace statex {
@@ -50,6 +51,10 @@ void read_flat(hid_t group, const std::string& group_path, const ParamTable& tab
     if (shape != e.shape)
       throw Bad("'" + group_path + "/" + e.name + "' has shape " + h5::shape_str(shape) +
                 ", expected " + h5::shape_str(e.shape));
+    // Integrity rule (docs/results_format.md): every non-scalar tensor carries Fletcher32.
+    if (!e.shape.empty() && e.numel() > 0 && !h5::has_checksum(group, e.name))
+      throw Bad("'" + group_path + "/" + e.name + "' has no Fletcher32 checksum (write every " +
+                "checkpoint dataset chunked with fletcher32=True)");
     h5::read_dataset_into<float>(group, e.name, buf.data() + e.offset, e.numel());
   }
 }
@@ -116,6 +121,18 @@ Checkpoint read_checkpoint(hid_t f, const ParamTable* expected) {
   Checkpoint ck;
   ck.step = h5::read_attr_i64(f, "step");
   ck.model = read_model(f);
+  // Without an expected table, the model's own layout is expected: a missing, extra or
+  // reshaped tensor is then a named error here, not a size mismatch later.
+  ParamTable own;
+  if (!expected) {
+    try {
+      validate(ck.model);
+      own = build_param_table(ck.model);
+    } catch (const std::exception& e) {
+      throw Bad(std::string("bad model options in '/model': ") + e.what());
+    }
+    expected = &own;
+  }
   {
     h5::Handle p = h5::open_group(f, "params");
     ck.table = read_table(p, expected);

@@ -5,6 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -19,6 +22,9 @@ herr_t collect_desc(unsigned, const H5E_error2_t* err, void* data) {
   if (err && err->desc) out->push_back(err->desc);
   return 0;
 }
+
+bool dataset_has_fletcher32(hid_t d);  // below, with the dataset readers
+void check_file_crc(const std::string& path);  // below, with the writers
 
 [[noreturn]] void fail(const std::string& what) {
   std::string reason = hdf5_reason();
@@ -190,15 +196,6 @@ std::string unwritable_reason(const std::string& path) {
   return "";
 }
 
-void fsync_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw Error("cannot reopen '" + path + "': " + std::strerror(errno));
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) throw Error("cannot flush '" + path + "' to disk: " + std::strerror(err));
-}
-
 herr_t collect_attr(hid_t, const char* name, const H5A_info_t*, void* data) {
   static_cast<std::vector<std::string>*>(data)->push_back(name);
   return 0;
@@ -249,10 +246,137 @@ Handle open_file(const std::string& path) {
   htri_t is_h5 = H5Fis_hdf5(path.c_str());
   H5Eclear2(H5E_DEFAULT);
   if (is_h5 == 0) throw Error("it is not an HDF5 file");
+  check_file_crc(path);  // before HDF5 parses any of it
   hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, file_access());
   if (id < 0) fail("the file is truncated or damaged");
-  return Handle(id, H5Fclose);
+  Handle file(id, H5Fclose);
+  try {
+    verify_digests(file);
+  } catch (const Error&) {
+    H5Eclear2(H5E_DEFAULT);
+    throw;
+  }
+  return file;
 }
+
+namespace {
+
+// CRC-32 of the bytes of `path` from `offset` to the end; its length in *length.
+uint32_t crc_from(int fd, off_t offset, int64_t* length) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  std::vector<unsigned char> buf(1 << 20);
+  int64_t total = 0;
+  while (true) {
+    ssize_t n = ::pread(fd, buf.data(), buf.size(), offset + total);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(std::string("cannot read: ") + std::strerror(errno));
+    if (n == 0) break;
+    crc = crc32(crc, buf.data(), static_cast<uInt>(n));
+    total += n;
+  }
+  *length = total;
+  return static_cast<uint32_t>(crc);
+}
+
+// The file's stored CRC line ("" when it has none: not written by write_atomically).
+std::string stored_crc_line(int fd) {
+  char head[kUserBlockBytes + 1] = {0};
+  ssize_t n = ::pread(fd, head, kUserBlockBytes, 0);
+  if (n < static_cast<ssize_t>(std::strlen(kFileCrcMagic)) ||
+      std::strncmp(head, kFileCrcMagic, std::strlen(kFileCrcMagic)) != 0)
+    return "";
+  return std::string(head, strnlen(head, kUserBlockBytes));
+}
+
+std::string crc_line(uint32_t crc, int64_t length) {
+  char line[96];
+  std::snprintf(line, sizeof line, "%s %08x %lld\n", kFileCrcMagic, crc,
+                static_cast<long long>(length));
+  return line;
+}
+
+// The first numeric dataset whose read fails (Fletcher32), as that read's message; "" if none.
+// Reads only numeric datasets: HDF5 verifies their metadata and data, so this is safe on a
+// damaged file (strings live in the unchecksummed global heap and are never touched here).
+std::string first_damaged_tensor(hid_t group, const std::string& path) {
+  std::vector<std::string> names;
+  try {
+    names = child_names(group);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  for (const std::string& name : names) {
+    std::string p = path == "/" ? "/" + name : path + "/" + name;
+    hid_t o = H5Oopen(group, name.c_str(), H5P_DEFAULT);
+    if (o < 0) {
+      H5Eclear2(H5E_DEFAULT);
+      return "cannot open '" + p + "'";
+    }
+    Handle obj(o, H5Oclose);
+    std::string found;
+    if (H5Iget_type(obj) == H5I_GROUP) {
+      found = first_damaged_tensor(obj, p);
+    } else if (H5Iget_type(obj) == H5I_DATASET) {
+      Handle t(H5Dget_type(obj), H5Tclose);
+      Handle sp(H5Dget_space(obj), H5Sclose);
+      H5T_class_t cls = t.get() >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
+      hssize_t n = sp.get() >= 0 ? H5Sget_simple_extent_npoints(sp) : 0;
+      if ((cls == H5T_INTEGER || cls == H5T_FLOAT) && n > 0) {
+        std::vector<double> buf(static_cast<size_t>(n));
+        if (H5Dread(obj, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0) {
+          H5Eclear2(H5E_DEFAULT);
+          found = "dataset '" + p + "' is damaged" +
+                  (dataset_has_fletcher32(obj) ? ": its Fletcher32 checksum does not match its data"
+                                               : "");
+        }
+      }
+    }
+    if (!found.empty()) return found;
+  }
+  return "";
+}
+
+// Throws Error when the file's user-block CRC does not match its bytes, naming the damaged
+// tensor when one is found. Files without the CRC line pass unchecked.
+void check_file_crc(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(std::string("cannot open: ") + std::strerror(errno));
+  std::string line;
+  int64_t length = 0;
+  uint32_t crc = 0;
+  try {
+    line = stored_crc_line(fd);
+    if (!line.empty()) crc = crc_from(fd, kUserBlockBytes, &length);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+  if (line.empty() || line == crc_line(crc, length)) return;
+  std::string where;
+  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, file_access());
+  if (id >= 0) {
+    Handle file(id, H5Fclose);
+    Handle root(H5Gopen2(file, "/", H5P_DEFAULT), H5Gclose);
+    if (root.get() >= 0) where = first_damaged_tensor(root, "/");
+  }
+  H5Eclear2(H5E_DEFAULT);
+  throw Error(where.empty() ? "the file is damaged: its CRC-32 (" + line.substr(0, line.size() - 1) +
+                                  ") does not match its bytes (truncated, or damaged outside "
+                                  "the tensors: metadata or attributes)"
+                            : where + " (the file's CRC-32 does not match either)");
+}
+
+void fsync_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) throw Error("cannot reopen '" + path + "': " + std::strerror(errno));
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) throw Error("cannot flush '" + path + "' to disk: " + std::strerror(err));
+}
+
+}  // namespace
 
 void write_atomically(const std::string& path, const std::function<void(hid_t file)>& fill) {
   silence_errors();
@@ -260,10 +384,24 @@ void write_atomically(const std::string& path, const std::function<void(hid_t fi
   std::string reason = unwritable_reason(path);
   if (!reason.empty()) throw Error("cannot write '" + path + "': " + reason);
   try {
-    Handle file = create_file(tmp);
+    Handle fapl = file_access();
+    // The 1.10 format: superblock, object headers and chunk indexes all carry checksums that
+    // HDF5 verifies. (The 1.8 format indexes chunks with v1 B-trees, which have none: a flipped
+    // chunk key there reads back as zeros without an error.)
+    check(H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110),
+          "cannot set the file format version");
+    Handle fcpl(check_id(H5Pcreate(H5P_FILE_CREATE), "cannot create property list"), H5Pclose);
+    check(H5Pset_userblock(fcpl, kUserBlockBytes), "cannot reserve the user block");
+    Handle file(check_id(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl, fapl),
+                         "cannot create '" + tmp + "'"),
+                H5Fclose);
     fill(file);
-    // Close explicitly (not in the destructor) so a failed final flush is reported.
+    write_digests(file);
+    // Close explicitly (not in the destructor) so a failed final flush is reported. A failed
+    // close (a full disk) leaves HDF5 holding the file; main() calls H5dont_atexit so HDF5 does
+    // not try to flush it again during library shutdown (that crashed with SIGSEGV).
     check(H5Fclose(file.release()), "cannot close '" + tmp + "'");
+    stamp_file_crc(tmp);
     fsync_file(tmp);
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
       throw Error("cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno));
@@ -271,6 +409,23 @@ void write_atomically(const std::string& path, const std::function<void(hid_t fi
     std::remove(tmp.c_str());
     throw Error("cannot write '" + path + "': " + e.what());
   }
+}
+
+void stamp_file_crc(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot reopen '" + path + "': " + std::strerror(errno));
+  try {
+    int64_t length = 0;
+    uint32_t crc = crc_from(fd, kUserBlockBytes, &length);
+    std::string line = crc_line(crc, length);
+    line.resize(kUserBlockBytes, '\0');
+    if (::pwrite(fd, line.data(), line.size(), 0) != static_cast<ssize_t>(line.size()))
+      throw Error("cannot write the checksum of '" + path + "': " + std::strerror(errno));
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (::close(fd) != 0) throw Error("cannot close '" + path + "': " + std::strerror(errno));
 }
 
 void check_writable(const std::string& path) {
@@ -416,11 +571,28 @@ std::map<std::string, std::string> read_str_attrs(hid_t obj) {
 }
 
 // ---- datasets ----
+namespace {
+// Creation properties of a numeric dataset: chunked + Fletcher32 when it has data to protect
+// (scalars and empty datasets cannot be chunked; kDigestDataset covers them). Chunks of at most
+// ~4 MiB along the first axis.
+Handle dataset_creation(const std::vector<int64_t>& shape, size_t elem_size) {
+  Handle dcpl(check_id(H5Pcreate(H5P_DATASET_CREATE), "cannot create property list"), H5Pclose);
+  if (shape.empty() || numel(shape) == 0) return dcpl;
+  std::vector<hsize_t> chunk(shape.begin(), shape.end());
+  const hsize_t row_bytes = static_cast<hsize_t>(numel(shape) / shape[0]) * elem_size;
+  chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(chunk[0], (hsize_t{4} << 20) / std::max<hsize_t>(row_bytes, 1)));
+  check(H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data()), "cannot set chunking");
+  check(H5Pset_fletcher32(dcpl), "cannot add the Fletcher32 checksum filter");
+  return dcpl;
+}
+}  // namespace
+
 template <class T>
 Handle write_dataset(hid_t parent, const std::string& name, const T* data,
                      const std::vector<int64_t>& shape) {
   Handle s = space_for(shape);
-  Handle d(check_id(H5Dcreate2(parent, name.c_str(), file_type<T>(), s, H5P_DEFAULT, H5P_DEFAULT,
+  Handle dcpl = dataset_creation(shape, sizeof(T));
+  Handle d(check_id(H5Dcreate2(parent, name.c_str(), file_type<T>(), s, H5P_DEFAULT, dcpl,
                                H5P_DEFAULT),
                     "cannot create dataset '" + where(parent, name) + "'"),
            H5Dclose);
@@ -485,9 +657,132 @@ void read_dataset_into(hid_t parent, const std::string& name, T* out, int64_t n)
   if (numel(shape) != n)
     throw Error("dataset '" + where(parent, name) + "' has shape " + shape_str(shape) + " (" +
                 std::to_string(numel(shape)) + " values), expected " + std::to_string(n));
-  if (n > 0)
-    check(H5Dread(d, mem_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out),
-          "cannot read dataset '" + where(parent, name) + "'");
+  if (n > 0 && H5Dread(d, mem_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
+    if (has_checksum(parent, name)) {
+      H5Eclear2(H5E_DEFAULT);
+      throw Error("dataset '" + where(parent, name) +
+                  "' is damaged: its Fletcher32 checksum does not match its data");
+    }
+    fail("cannot read dataset '" + where(parent, name) + "'");
+  }
+}
+
+namespace {
+bool dataset_has_fletcher32(hid_t d) {
+  Handle dcpl(check_id(H5Dget_create_plist(d), "cannot read dataset properties"), H5Pclose);
+  int n = H5Pget_nfilters(dcpl);
+  for (int i = 0; i < n; ++i) {
+    unsigned flags = 0;
+    size_t nelem = 0;
+    char fname[64];
+    unsigned config = 0;
+    if (H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nelem, nullptr, sizeof fname,
+                       fname, &config) == H5Z_FILTER_FLETCHER32)
+      return true;
+  }
+  return false;
+}
+}  // namespace
+
+bool has_checksum(hid_t parent, const std::string& name) {
+  Handle d = open_dataset(parent, name);
+  return dataset_has_fletcher32(d);
+}
+
+// ---- integrity digests ----
+namespace {
+
+// Value bytes for the digest: numeric and fixed-size types in their native memory type,
+// variable-length strings as their text (each followed by a NUL).
+std::string value_bytes(hid_t ftype, hssize_t n, const std::function<herr_t(hid_t, void*)>& read) {
+  if (n <= 0) return "";
+  if (H5Tget_class(ftype) == H5T_STRING && H5Tis_variable_str(ftype) > 0) {
+    Handle mt = vlen_utf8_type();
+    std::vector<char*> p(static_cast<size_t>(n), nullptr);
+    check(read(mt, p.data()), "cannot read strings");
+    std::string out;
+    for (char* c : p) {
+      out += c ? c : "";
+      out += '\0';
+      H5free_memory(c);
+    }
+    return out;
+  }
+  Handle mt(check_id(H5Tget_native_type(ftype, H5T_DIR_ASCEND), "cannot map a type"), H5Tclose);
+  std::string out(H5Tget_size(mt) * static_cast<size_t>(n), '\0');
+  check(read(mt, out.data()), "cannot read values");
+  return out;
+}
+
+void feed(uLong& crc, const std::string& bytes) {
+  crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size()));
+}
+
+// CRC-32 of an object's attributes (by name) and, for a dataset without Fletcher32, its data.
+int64_t object_digest(hid_t obj) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (const std::string& name : attr_names(obj)) {
+    Handle a(check_id(H5Aopen(obj, name.c_str(), H5P_DEFAULT), "cannot open attribute '" + name + "'"),
+             H5Aclose);
+    Handle t(check_id(H5Aget_type(a), "cannot read attribute type"), H5Tclose);
+    Handle sp(check_id(H5Aget_space(a), "cannot read attribute space"), H5Sclose);
+    feed(crc, name + '\0' + char('0' + H5Tget_class(t)));
+    feed(crc, value_bytes(t, H5Sget_simple_extent_npoints(sp),
+                          [&](hid_t mt, void* buf) { return H5Aread(a, mt, buf); }));
+  }
+  if (H5Iget_type(obj) == H5I_DATASET && !dataset_has_fletcher32(obj)) {
+    Handle t(check_id(H5Dget_type(obj), "cannot read dataset type"), H5Tclose);
+    Handle sp(check_id(H5Dget_space(obj), "cannot read dataspace"), H5Sclose);
+    feed(crc, value_bytes(t, H5Sget_simple_extent_npoints(sp), [&](hid_t mt, void* buf) {
+           return H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+         }));
+  }
+  return static_cast<int64_t>(crc);
+}
+
+// Every object below `group` (depth first, in child_names order), as absolute paths.
+void list_objects(hid_t group, const std::string& path, std::vector<std::string>& out) {
+  for (const std::string& name : child_names(group)) {
+    if (path == "/" && name == kDigestDataset) continue;
+    std::string p = path == "/" ? "/" + name : path + "/" + name;
+    out.push_back(p);
+    Handle o(check_id(H5Oopen(group, name.c_str(), H5P_DEFAULT), "cannot open '" + p + "'"),
+             H5Oclose);
+    if (H5Iget_type(o) == H5I_GROUP) list_objects(o, p, out);
+  }
+}
+
+std::pair<std::vector<std::string>, std::vector<int64_t>> file_digests(hid_t file) {
+  std::vector<std::string> paths{"/"};
+  Handle root(check_id(H5Gopen2(file, "/", H5P_DEFAULT), "cannot open the root group"), H5Gclose);
+  list_objects(root, "/", paths);
+  std::vector<int64_t> digests;
+  for (const std::string& p : paths) {
+    Handle o(check_id(H5Oopen(file, p.c_str(), H5P_DEFAULT), "cannot open '" + p + "'"), H5Oclose);
+    digests.push_back(object_digest(o));
+  }
+  return {paths, digests};
+}
+
+}  // namespace
+
+void write_digests(hid_t file) {
+  if (exists(file, kDigestDataset))
+    check(H5Ldelete(file, kDigestDataset, H5P_DEFAULT), "cannot replace the digests");
+  write_dataset(file, kDigestDataset, file_digests(file).second);
+}
+
+void verify_digests(hid_t file) {
+  if (!exists(file, kDigestDataset)) return;  // h5py-written or older file: nothing to check
+  std::vector<int64_t> stored = read_dataset<int64_t>(file, kDigestDataset);
+  auto [paths, now] = file_digests(file);
+  if (stored.size() != now.size())
+    throw Error("the file is damaged: it holds " + std::to_string(now.size()) +
+                " objects but its checksums cover " + std::to_string(stored.size()));
+  for (size_t i = 0; i < now.size(); ++i)
+    if (stored[i] != now[i])
+      throw Error("'" + paths[i] + "' is damaged: the checksum of its attributes" +
+                  std::string(paths[i] == "/" ? "" : " or data") + " does not match");
 }
 
 template <class T>

@@ -59,6 +59,31 @@ Handle open_file(const std::string& path);
 // an existing file at `path` is left untouched.
 void write_atomically(const std::string& path, const std::function<void(hid_t file)>& fill);
 
+// ---- integrity (docs/results_format.md, "Integrity") ----
+// Files written by write_atomically start with a 512-byte HDF5 user block holding a CRC-32 of
+// every byte after it (kFileCrcMagic, the CRC in hex, the length). open_file checks it before
+// HDF5 parses anything, so no damaged byte (e.g. in HDF5's unchecksummed global heap of strings,
+// where a flipped length made HDF5 crash) ever reaches the library; on a mismatch it names the
+// first tensor whose Fletcher32 check fails, if any.
+constexpr const char* kFileCrcMagic = "statex-crc32";
+constexpr int kUserBlockBytes = 512;
+// (Re)writes the user-block CRC of a closed file (after an in-place edit, e.g. in tests).
+void stamp_file_crc(const std::string& path);
+
+// Every non-empty, non-scalar numeric dataset is written chunked with HDF5's Fletcher32 filter,
+// which HDF5 verifies on every read. Everything else (attributes of every object, string and
+// scalar datasets) is covered by one CRC-32 per object in the uint32 dataset kDigestDataset
+// (itself Fletcher32-protected), written by write_atomically and checked by open_file. Files
+// without kDigestDataset (written by h5py, or before this existed) are read unchecked.
+constexpr const char* kDigestDataset = "attr_digests";
+// Recomputes and (re)writes kDigestDataset for the whole file (write_atomically calls it; tests
+// that edit a file in place call it to keep the file consistent).
+void write_digests(hid_t file);
+// Throws Error naming the first object whose attributes / unfiltered data do not match.
+void verify_digests(hid_t file);
+// True when the dataset carries the Fletcher32 filter.
+bool has_checksum(hid_t parent, const std::string& name);
+
 // Throws Error if `path` could not be written (parent directory missing / not a directory / not
 // writable, or `path` is a directory). Creates and removes `path + ".tmp"` to be sure.
 void check_writable(const std::string& path);

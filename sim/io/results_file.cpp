@@ -111,6 +111,7 @@ void write_root(hid_t f, const RunRecord& r) {
   h5::write_attr(f, "format_version", int32_t{kResultsFormatVersion});
   h5::write_attr(f, "status", r.status);
   h5::write_attr(f, "failure_reason", r.failure_reason);
+  h5::write_attr(f, "resume_log", r.resume_log);
   h5::write_attr(f, "arm", r.arm);
   attr_with_unit(f, "wall_time_s", r.wall_time_s, "s");
   attr_with_unit(f, "steps_done", r.steps_done, "steps");
@@ -251,6 +252,7 @@ RunRecord read_all(hid_t f) {
   RunRecord r;
   r.status = h5::read_attr_str(f, "status");
   r.failure_reason = h5::read_attr_str(f, "failure_reason");
+  if (h5::has_attr(f, "resume_log")) r.resume_log = h5::read_attr_str(f, "resume_log");
   r.arm = h5::read_attr_str(f, "arm");
   r.wall_time_s = h5::read_attr_f64(f, "wall_time_s");
   r.steps_done = h5::read_attr_i64(f, "steps_done");

@@ -47,8 +47,10 @@ struct ExpansionEvent {
 };
 
 struct RunRecord {
-  std::string status = "running";   // running | completed | failed
-  std::string failure_reason;        // set when failed
+  std::string status = "running";   // running | completed | failed | interrupted
+  std::string failure_reason;        // set when failed; for interrupted: signal and step
+  // One line per --resume of this run: "resumed at step S from CK[; changed: opt a -> b, ...]".
+  std::string resume_log;
   std::string arm;                   // StateX arm label ("" | statex | control | scratch)
   // Fully resolved config as option name -> value string (every option, defaults included),
   // and the same as INI text (round-trips through `statex train --config`).

@@ -110,7 +110,8 @@ ResultProbe probe_result(const std::string& path) {
     p.detail = "unsupported format_version";
   } else if (!read_string_attr(file, "status", status)) {
     p.detail = "no status attribute";
-  } else if (status == "completed" || status == "failed" || status == "running") {
+  } else if (status == "completed" || status == "failed" || status == "running" ||
+             status == "interrupted") {  // interrupted (SIGTERM): unfinished, resumable
     p.state = status == "completed" ? ResultProbe::State::completed
               : status == "failed"  ? ResultProbe::State::failed
                                     : ResultProbe::State::running;

@@ -68,18 +68,37 @@ std::string sbatch_script(const SweepDir& dir, const std::string& name, const Sl
   if (!opt.time.empty()) s << "#SBATCH --time=" << opt.time << "\n";
   if (!opt.partition.empty()) s << "#SBATCH --partition=" << opt.partition << "\n";
   if (!opt.gres.empty()) s << "#SBATCH --gres=" << opt.gres << "\n";
+  // Requeue: Slurm sends SIGTERM to this script 120 s before the time limit (--signal=B:...)
+  // or on preemption; the script passes it to the trainer, which writes its checkpoint and exits
+  // with 75 (interrupted); the script then requeues the task, which resumes from the checkpoint.
   s << "#SBATCH --output=" << dir.root() << "/slurm/%A_%a.out\n"
+    << "#SBATCH --open-mode=append\n"
+    << "#SBATCH --requeue\n"
+    << "#SBATCH --signal=B:TERM@120\n"
     << "set -u\n"
     << "LIST=\"$1\"\n"
     << "ID=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" \"$LIST\")\n"
     << "if [ -z \"$ID\" ]; then echo \"no trial for task $SLURM_ARRAY_TASK_ID in $LIST\" >&2; exit 2; fi\n"
     << "DIR=" << shell_quote(dir.root() + "/trials") << "\n"
-    << "echo \"task $SLURM_ARRAY_TASK_ID -> trial $ID on $(hostname)\"\n"
-    << "rm -f \"$DIR/$ID.h5\" \"$DIR/$ID.h5.tmp\"\n"
-    << "exec";
-  for (auto& a : trainer) s << " " << shell_quote(a);
-  s << " --config \"$DIR/$ID.ini\" --out \"$DIR/$ID.h5\" --train.threads \"${SLURM_CPUS_PER_TASK:-1}\""
-    << " > \"$DIR/$ID.log\" 2>&1\n";
+    << "CK=\"$DIR/$ID.ck.h5\"\n"
+    << "echo \"task $SLURM_ARRAY_TASK_ID -> trial $ID on $(hostname) (restart ${SLURM_RESTART_COUNT:-0})\"\n"
+    << "if [ -s \"$CK\" ]; then\n"
+    << "  RESUME=(--resume \"$CK\"); echo \"resuming from $CK\" >> \"$DIR/$ID.log\"\n"
+    << "else\n"
+    << "  RESUME=(); rm -f \"$DIR/$ID.h5\" \"$DIR/$ID.h5.tmp\" \"$DIR/$ID.log\"\n"
+    << "fi\n";
+  for (auto& a : trainer) s << (&a == &trainer.front() ? "" : " ") << shell_quote(a);
+  s << " --config \"$DIR/$ID.ini\" --out \"$DIR/$ID.h5\" --checkpoint-out \"$CK\" \"${RESUME[@]}\""
+    << " --train.threads \"${SLURM_CPUS_PER_TASK:-1}\" >> \"$DIR/$ID.log\" 2>&1 &\n"
+    << "PID=$!\n"
+    << "trap 'kill -TERM $PID 2>/dev/null' TERM INT\n"
+    << "wait $PID; RC=$?\n"
+    << "while kill -0 $PID 2>/dev/null; do wait $PID; RC=$?; done  # wait returns early on a trap\n"
+    << "if [ $RC -eq 75 ]; then\n"
+    << "  echo \"trial $ID interrupted (exit 75): requeueing job $SLURM_JOB_ID\"\n"
+    << "  scontrol requeue \"$SLURM_JOB_ID\"\n"
+    << "fi\n"
+    << "exit $RC\n";
   return s.str();
 }
 

@@ -1,5 +1,6 @@
 #include "sim/sweep/sweep_dir.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -7,8 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <fstream>
 #include <sstream>
 
@@ -101,8 +104,36 @@ SweepDir::SweepDir(const std::string& out) {
   make_dirs(root_ + "/trials");
 }
 
+namespace {
+// Ids of the trials an earlier sweep prepared in `trials_dir` (<id>.ini files).
+std::vector<std::string> existing_trial_ids(const std::string& trials_dir) {
+  std::vector<std::string> ids;
+  DIR* d = opendir(trials_dir.c_str());
+  if (!d) return ids;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n.size() > 4 && n.compare(n.size() - 4, 4, ".ini") == 0) ids.push_back(n.substr(0, n.size() - 4));
+  }
+  closedir(d);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+}  // namespace
+
 void SweepDir::prepare(const std::string& sweep_file, const std::vector<Trial>& trials) const {
   std::string text = read_file(sweep_file);
+  // A sweep directory only grows: a sweep file that would drop trials an earlier sweep file put
+  // here (and so their rows in index.csv) is refused (docs/sweeps.md, "Resuming").
+  std::set<std::string> now;
+  for (auto& t : trials) now.insert(t.id);
+  std::vector<std::string> dropped;
+  for (const std::string& id : existing_trial_ids(root_ + "/trials"))
+    if (!now.count(id)) dropped.push_back(id);
+  if (!dropped.empty())
+    throw ConfigError("--out '" + root_ + "' holds " + std::to_string(dropped.size()) +
+                      " trial(s) of another sweep file (e.g. " + dropped[0] + ") that '" +
+                      sweep_file + "' does not contain; its index.csv would lose them. Use a new " +
+                      "--out directory (or a sweep file that contains every earlier trial)");
   if (read_file(root_ + "/sweep.ini") != text) write_file_atomically(root_ + "/sweep.ini", text);
   for (auto& t : trials) {
     std::string ini_text = "# statex sweep trial " + t.id + "\n" + to_ini(t.config);

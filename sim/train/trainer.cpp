@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "build_info.h"
@@ -20,6 +21,9 @@
 #include "sim/task/mqar.h"
 #include "sim/train/device_batch.h"
 #include "sim/train/evaluate.h"
+#include "sim/train/interrupt.h"
+#include "sim/train/resume_check.h"
+#include "sim/train/run_header.h"
 #include "sim/train/optimizer.h"
 #include "sim/train/progress.h"
 #include "sim/train/schedule.h"
@@ -85,6 +89,7 @@ struct Trainer::Impl {
   void expansion_event(Progress& progress);
   void write_results();
   int fail(const std::string& why);
+  int interrupted(int sig);
   int loop();
 };
 
@@ -190,18 +195,39 @@ void Trainer::Impl::restore(const Checkpoint& ck) {
                         k + "' (was it written with --weights-only? use --init-from instead)");
     return it->second;
   };
-  schedule.start = std::stoll(get("schedule_start"));
-  schedule.length = std::stoll(get("schedule_length"));
-  schedule.warmup = std::stoll(get("schedule_warmup"));
-  std::vector<int> ts = parse_ints(get("tensor_steps"));
+  // Named errors for damaged values (not a bare "stoll").
+  auto num = [&](const std::string& k) -> double {
+    std::string v = get(k);
+    char* end = nullptr;
+    double x = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0' || !std::isfinite(x))
+      throw ConfigError("--resume: checkpoint '" + opt.resume_path + "': trainer attribute '" + k +
+                        "' is damaged ('" + v + "' is not a number)");
+    return x;
+  };
+  schedule.start = int64_t(num("schedule_start"));
+  schedule.length = int64_t(num("schedule_length"));
+  schedule.warmup = int64_t(num("schedule_warmup"));
+  std::vector<int> ts;
+  try {
+    ts = parse_ints(get("tensor_steps"));
+  } catch (const std::logic_error&) {
+    throw ConfigError("--resume: checkpoint '" + opt.resume_path +
+                      "': trainer attribute 'tensor_steps' is damaged");
+  }
   if (ts.size() != adam->tensor_steps().size())
     throw ConfigError("--resume: checkpoint optimizer state does not match the model");
   for (size_t i = 0; i < ts.size(); ++i) adam->tensor_steps()[i] = ts[i];
   if (get("expanded") == "1") {
     rec.expansion.happened = true;
-    rec.expansion.step = std::stoll(get("statex_step"));
+    rec.expansion.step = int64_t(num("statex_step"));
   }
-  wall_before = std::stod(get("wall_time_s"));
+  wall_before = num("wall_time_s");
+  if (ck.trainer_attrs.count("tokens_seen")) rec.tokens_seen = num("tokens_seen");
+  std::vector<std::string> changes = resume_changes(get("config_ini"), cfg, opt.resume_path);
+  std::string note = "resumed at step " + std::to_string(step) + " from " + opt.resume_path;
+  for (size_t i = 0; i < changes.size(); ++i) note += (i ? ", " : "; changed: ") + changes[i];
+  std::fprintf(stderr, "statex train: %s\n", note.c_str());
   // Keep the curve of the interrupted run up to the checkpoint, when its results file is there.
   if (!opt.out_path.empty() && access(opt.out_path.c_str(), R_OK) == 0) {
     try {
@@ -211,11 +237,13 @@ void Trainer::Impl::restore(const Checkpoint& ck) {
       for (auto& e : old.evals)
         if (e.step <= step) rec.evals.push_back(e);
       if (old.expansion.happened && old.expansion.step <= step) rec.expansion = old.expansion;
+      rec.resume_log = old.resume_log;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "warning: could not read earlier results '%s' (%s); curve restarts\n",
                    opt.out_path.c_str(), e.what());
     }
   }
+  rec.resume_log += (rec.resume_log.empty() ? "" : "\n") + note;
 }
 
 void Trainer::Impl::save_checkpoint_file(const std::string& path) {
@@ -238,7 +266,8 @@ void Trainer::Impl::save_checkpoint_file(const std::string& path) {
                       {"tensor_steps", join(ts)},
                       {"expanded", rec.expansion.happened ? "1" : "0"},
                       {"statex_step", std::to_string(rec.expansion.step)},
-                      {"wall_time_s", std::to_string(rec.wall_time_s)}};
+                      {"wall_time_s", std::to_string(wall_time())},
+                      {"tokens_seen", format_float(rec.tokens_seen)}};
   save_checkpoint(path, ck);
 }
 
@@ -255,6 +284,20 @@ int Trainer::Impl::fail(const std::string& why) {
   std::fprintf(stderr, "statex train: run failed: %s\n", why.c_str());
   write_results();
   return kExitFailed;
+}
+
+// SIGTERM / SIGINT (interrupt.h): final checkpoint, results marked interrupted at this step.
+int Trainer::Impl::interrupted(int sig) {
+  rec.status = "interrupted";
+  rec.failure_reason = std::string("interrupted by ") + signal_name(sig) + " at step " +
+                       std::to_string(step) +
+                       (opt.checkpoint_out.empty() ? " (no --checkpoint-out: cannot be resumed)"
+                                                   : "; continue with --resume " + opt.checkpoint_out);
+  rec.wall_time_s = wall_time();
+  write_results();
+  if (!opt.checkpoint_out.empty()) save_checkpoint_file(opt.checkpoint_out);
+  std::fprintf(stderr, "statex train: %s\n", rec.failure_reason.c_str());
+  return kExitInterrupted;
 }
 
 void Trainer::Impl::do_eval(Progress& progress) {
@@ -365,8 +408,14 @@ int Trainer::Impl::loop() {
         break;
       }
     }
-    if (tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0 && !opt.checkpoint_out.empty())
+    if (tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0 && !opt.checkpoint_out.empty()) {
+      // Results first: they then always hold the curve up to the checkpoint, which a --resume
+      // from it keeps (every step once).
+      rec.wall_time_s = wall_time();
+      write_results();
       save_checkpoint_file(opt.checkpoint_out);
+    }
+    if (int sig = pending_interrupt()) return interrupted(sig);
   }
   if (rec.evals.empty() || rec.evals.back().step != step) do_eval(progress);
   rec.status = "completed";
@@ -385,7 +434,9 @@ const RunRecord& Trainer::record() const { return impl_->rec; }
 
 int Trainer::run() {
   impl_->t0 = Clock::now();
+  install_interrupt_handlers();
   impl_->setup();  // config / file errors throw before anything is written
+  if (!impl_->opt.quiet) print_run_header(impl_->rec, impl_->opt, impl_->step, stderr);
   try {
     return impl_->loop();
   } catch (const ConfigError&) {

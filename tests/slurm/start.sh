@@ -48,6 +48,9 @@ SlurmctldPort=$CTLD_PORT
 SlurmdPort=$SLURMD_PORT
 AuthType=auth/munge
 CredType=cred/munge
+# A requeued job waits cred_expire seconds before it may start again (default 120 s); the
+# requeue test (tests/test_sweep.cpp) need not wait that long.
+AuthInfo=cred_expire=10
 SlurmUser=root
 SlurmdUser=root
 ProctrackType=proctrack/linuxproc

@@ -1,0 +1,98 @@
+// Cross-option input checks: see input_checks.h.
+#include "sim/cli/input_checks.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+
+
+namespace statex::cli {
+namespace {
+
+std::string gib(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / double(1ull << 30));
+  return buf;
+}
+
+double physical_memory_bytes() {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? double(pages) * double(page) : 0.0;
+}
+
+}  // namespace
+
+void check_memory(const ModelConfig& m, int64_t tokens_per_batch, bool with_optimizer) {
+  // Rough upper estimate in doubles (no overflow for absurd sizes): counts of fp32 scalars.
+  const double D = m.d_model, V = m.vocab_size, L = m.n_layers, n = double(tokens_per_batch);
+  const double F = m.mlp ? double(m.hidden_mlp()) : 0.0;
+  double mixer_params, mixer_acts, state;
+  if (m.model == "mamba2") {
+    const double di = double(m.expand) * D, gn = double(m.ngroups) * m.d_state;
+    mixer_params = D * (2 * di + 2 * gn + di / std::max(1, m.head_dim)) + di * D + di * m.conv_width;
+    mixer_acts = 12 * di + 4 * gn;
+    state = di * m.d_state;
+  } else {
+    const double dk = double(m.expand_k) * D, dv = double(m.expand_v) * D;
+    mixer_params = D * (2 * dk + 2 * dv) + D * m.gate_low_rank * 2 + (dk + dv) * m.conv_width;
+    mixer_acts = 8 * (dk + dv);
+    state = dk * dv / std::max(1, m.heads);
+  }
+  const double params = V * D + L * (mixer_params + 3 * D * F + 2 * D);
+  const double per_token = L * (24 * D + mixer_acts + 6 * F) + 2 * V;
+  const double states = L * state * 2 * (n / 16 + 1);
+  const double param_bytes = 4 * params * (with_optimizer ? 4 : 2);
+  const double act_bytes = 4 * (n * per_token + states);
+  const double need = param_bytes + act_bytes, have = physical_memory_bytes();
+  const double biggest_buffer = std::max({params, n * V, n * std::max(D, F)});
+  const std::string sizes = "params " + gib(param_bytes) + " (model.d_model, model.vocab_size, " +
+                            "model.n_layers), activations " + gib(act_bytes) +
+                            " (train.batch_size x the sequence length T of mqar.train/mqar.test)";
+  if (biggest_buffer > double(INT_MAX))
+    throw ConfigError("the model or batch is too large: one buffer would hold more than 2^31 "
+                      "values; estimated memory " + gib(need) + ": " + sizes + ". Reduce the " +
+                      "larger of the two");
+  if (have > 0 && need > have)
+    throw ConfigError("the model and batch need about " + gib(need) + " of memory (" + sizes +
+                      "), more than this machine's " + gib(have) + ". Reduce the larger of the two");
+}
+
+void check_statex_family(const boost::program_options::variables_map& vm, const ModelConfig& m) {
+  auto given = [&](const char* name) { return vm.count(name) && !vm[name].defaulted(); };
+  if (m.model == "mamba2" && given("statex.gla_heads"))
+    throw ConfigError("--statex.gla_heads applies to GLA models only; this model is mamba2 (its "
+                      "expansion is set by statex.state_mult)");
+  if (m.model == "gla" && given("statex.state_mult"))
+    throw ConfigError("--statex.state_mult applies to Mamba2 models only; this model is gla (its "
+                      "expansion is set by statex.gla_heads)");
+}
+
+void check_expansion_changes(const ModelConfig& before, const ModelConfig& after,
+                             const std::vector<int>& layers, const StatexConfig& sx) {
+  for (int l : layers) {
+    MixerShape a = before.layer_shape(l), b = after.layer_shape(l);
+    if (a.heads != b.heads || a.d_state != b.d_state) return;
+  }
+  const bool gla = before.model == "gla";
+  std::string what = gla ? "statex.gla_heads = " + std::to_string(sx.gla_heads) + " equals the " +
+                               "layers' head count"
+                         : "statex.state_mult = " + std::to_string(sx.state_mult) +
+                               " keeps d_state";
+  throw ConfigError("the expansion changes no layer's state size (" + what + "), so it would only " +
+                    (sx.mode == "reinit" ? "re-initialise the trained mixers" : "copy them") +
+                    "; choose " + (gla ? "statex.gla_heads below the current heads"
+                                       : "statex.state_mult > 1"));
+}
+
+void warn_schedule(const ExperimentConfig& cfg) {
+  const TrainConfig& t = cfg.train;
+  if (t.warmup_steps >= t.steps)
+    std::fprintf(stderr,
+                 "warning: train.warmup_steps = %d is not below train.steps = %ld: the learning "
+                 "rate never reaches its peak and the cosine decay never starts\n",
+                 t.warmup_steps, t.steps);
+}
+
+}  // namespace statex::cli
