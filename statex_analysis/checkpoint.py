@@ -102,7 +102,8 @@ def write_checkpoint(path: str | os.PathLike, ck: Checkpoint) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".import-", suffix=".h5", dir=directory)
     os.close(fd)
     try:
-        with h5py.File(tmp, "w") as f:
+        # libver v110: chunk indexes carry checksums too (docs/results_format.md, Integrity)
+        with h5py.File(tmp, "w", libver=("v110", "v110")) as f:
             f.attrs["format"] = CHECKPOINT_FORMAT
             f.attrs["format_version"] = np.int32(CHECKPOINT_VERSION)
             f.attrs["step"] = np.int64(ck.step)

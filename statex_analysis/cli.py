@@ -56,14 +56,14 @@ def make_parser() -> argparse.ArgumentParser:
                             "transformers Mamba2ForCausalLM names; docs/pytorch_names.md)")
     e.add_argument("checkpoint", metavar="CK.h5", help="statex checkpoint (train, expand)")
     e.add_argument("--out", required=True, metavar="DIR", help="output model directory")
-    e.add_argument("--force", action="store_true", help="replace existing files in DIR")
+    e.add_argument("--overwrite", action="store_true", help="replace existing files in DIR")
     i = sub.add_parser("import-safetensors",
                        help="model.safetensors + config.json -> statex checkpoint (for eval, "
                             "expand, train --init-from)")
     i.add_argument("model_dir", metavar="DIR", help="directory with model.safetensors and "
                                                      "config.json")
     i.add_argument("--out", required=True, metavar="CK.h5", help="checkpoint to write")
-    i.add_argument("--force", action="store_true", help="replace CK.h5 if it exists")
+    i.add_argument("--overwrite", action="store_true", help="replace CK.h5 if it exists")
     for name, what in (("export-tensorboard", "TensorBoard event files, one folder per run"),
                        ("export-wandb", "offline Weights & Biases runs (upload: wandb sync)")):
         t = sub.add_parser(name, help=f"results -> {what}: config, curves, evals, StateX event")
@@ -74,7 +74,7 @@ def make_parser() -> argparse.ArgumentParser:
         if name == "export-wandb":
             t.add_argument("--project", default="statex-sim", help="W&B project name")
         else:
-            t.add_argument("--force", action="store_true",
+            t.add_argument("--overwrite", action="store_true",
                            help="replace event files a previous export left in a run's folder")
     for subparser in sub.choices.values():  # `--out` only as spelled: no `--ou`, `--sp`
         subparser.allow_abbrev = False
@@ -137,7 +137,7 @@ def cmd_report(args) -> int:
 
 def cmd_export_safetensors(args) -> int:
     from .safetensors_io import export_safetensors
-    result = export_safetensors(args.checkpoint, args.out, overwrite=args.force)
+    result = export_safetensors(args.checkpoint, args.out, overwrite=args.overwrite)
     for line in result.warnings:
         print(f"warning: {line}", file=sys.stderr)
     print(f"wrote {result.weights} ({result.n_tensors} tensors) and {result.config}")
@@ -146,7 +146,7 @@ def cmd_export_safetensors(args) -> int:
 
 def cmd_import_safetensors(args) -> int:
     from .safetensors_io import import_safetensors, train_options
-    out, options = import_safetensors(args.model_dir, args.out, overwrite=args.force)
+    out, options = import_safetensors(args.model_dir, args.out, overwrite=args.overwrite)
     model = train_options(options) or "(the default model options)"
     print(f"wrote {out}\ntrain on with: statex train --init-from {out} {model} [other options]")
     return 0
@@ -156,7 +156,7 @@ def cmd_export_tracking(args) -> int:
     from . import tracking
     records = [r for r in read_records(args.paths, strict=not args.keep_going) if r.data]
     if args.command == "export-tensorboard":
-        written = [tracking.write_tensorboard(r, args.out, args.force) for r in records]
+        written = [tracking.write_tensorboard(r, args.out, args.overwrite) for r in records]
         print(f"wrote {len(written)} runs under {args.out} (view: tensorboard --logdir "
               f"{args.out})")
     else:

@@ -54,7 +54,7 @@ def export_safetensors(checkpoint: str | os.PathLike, out_dir: str | os.PathLike
     if not overwrite:
         for path in (weights, config_path):
             if path.exists():
-                raise FileExistsError(f"{path} exists (give --force to replace it)")
+                raise FileExistsError(f"{path} exists (give --overwrite to replace it)")
     out.mkdir(parents=True, exist_ok=True)
     contiguous = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
     # {"format": "pt"}: what transformers writes and expects in the safetensors header.
@@ -95,7 +95,7 @@ def import_safetensors(model_dir: str | os.PathLike, out: str | os.PathLike,
     in_table_order(ck)
     out = Path(out)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists (give --force to replace it)")
+        raise FileExistsError(f"{out} exists (give --overwrite to replace it)")
     ck.trainer_attrs = {"imported_from": str(model_dir)}
     default_heads, default_state = _default_shape(ck)
     odd = [i for i, (h, n) in enumerate(zip(ck.layer_heads, ck.layer_d_state))

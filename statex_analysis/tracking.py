@@ -109,7 +109,7 @@ def write_tensorboard(rec: Record, out_dir: str | os.PathLike, overwrite: bool =
     logdir = Path(out_dir) / _safe(rec.row["run"])
     old = sorted(logdir.glob("events.out.tfevents.*"))
     if old and not overwrite:
-        raise FileExistsError(f"{logdir} already holds event files (give --force to replace them)")
+        raise FileExistsError(f"{logdir} already holds event files (give --overwrite to replace them)")
     for path in old:
         path.unlink()
     logdir.mkdir(parents=True, exist_ok=True)

@@ -96,9 +96,9 @@ def test_refusals_exit_2_and_write_nothing(gla_expanded, run_file, tmp_path, cap
 
     assert main(["export-safetensors", str(gla_expanded), "--out", str(tmp_path / "hf")]) == 0
     assert main(["export-safetensors", str(gla_expanded), "--out", str(tmp_path / "hf")]) == 2
-    assert "--force" in capsys.readouterr().err
+    assert "--overwrite" in capsys.readouterr().err
     assert main(["export-safetensors", str(gla_expanded), "--out", str(tmp_path / "hf"),
-                 "--force"]) == 0
+                 "--overwrite"]) == 0
 
     hf = tmp_path / "hf"
     cfg = json.loads((hf / "config.json").read_text())

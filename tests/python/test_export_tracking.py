@@ -28,11 +28,11 @@ def test_tensorboard_export_reads_back(statex_run, tmp_path, capsys):
 
     assert main(["export-tensorboard", str(statex_run), "--out", str(tmp_path / "tb")]) == 0
     assert "wrote 1 runs" in capsys.readouterr().out
-    # a second export would double every point: refused unless --force replaces the files
+    # a second export would double every point: refused unless --overwrite replaces the files
     assert main(["export-tensorboard", str(statex_run), "--out", str(tmp_path / "tb")]) == 2
-    assert "--force" in capsys.readouterr().err
+    assert "--overwrite" in capsys.readouterr().err
     assert main(["export-tensorboard", str(statex_run), "--out", str(tmp_path / "tb"),
-                 "--force"]) == 0
+                 "--overwrite"]) == 0
     assert len(list((tmp_path / "tb" / "sx").glob("events.out.tfevents.*"))) == 1
     ea = ea_mod.EventAccumulator(str(tmp_path / "tb" / "sx"), size_guidance={"tensors": 0})
     ea.Reload()

@@ -176,7 +176,7 @@ def test_import_refuses_a_trained_zero_mlp_and_existing_output(exported, tmp_pat
     r = analysis("import-safetensors", changed, "--out", tmp_path / "x.h5")
     assert r.returncode == 2 and "down_proj" in r.stderr and not (tmp_path / "x.h5").exists()
     r = analysis("export-safetensors", ck, "--out", export_dir)
-    assert r.returncode == 2 and "--force" in r.stderr
+    assert r.returncode == 2 and "--overwrite" in r.stderr
 
 
 @pytest.mark.parametrize("exported", ["gla_mlp_untied_noconv"], indirect=True)
