@@ -1,7 +1,7 @@
 // Elementwise activations: SiLU, scaled log-sigmoid (GLA forget gate) and SwiGLU.
-// Forward overwrites; backward adds into or overwrites dinp per `acc` (sim/core/backend.h).
+// Forward overwrites; backward adds into or overwrites dinp per `acc` (sim/core/ops.def).
 #include "kernels/cuda_backend.h"
-#include "kernels/cuda_common.cuh"
+#include "kernels/detail/cuda_common.cuh"
 
 namespace statex {
 using namespace cuda;

@@ -1,23 +1,13 @@
-// Optimiser ops: sum of squares (global grad norm) with Thrust, accumulated in double;
 // AdamW with PyTorch semantics (decoupled weight decay), one thread per parameter.
-#include <thrust/device_ptr.h>
-#include <thrust/execution_policy.h>
-#include <thrust/functional.h>
-#include <thrust/transform_reduce.h>
-
 #include <cmath>
 
 #include "kernels/cuda_backend.h"
-#include "kernels/cuda_common.cuh"
+#include "kernels/detail/cuda_common.cuh"
 
 namespace statex {
 using namespace cuda;
 
 namespace {
-
-struct SquareAsDouble {
-  __host__ __device__ double operator()(float x) const { return double(x) * double(x); }
-};
 
 // p -= lr (wd p + mhat / (sqrt(vhat) + eps)); bias corrections precomputed on the host.
 __global__ void adamw_kernel(float* param, const float* grad, float* m, float* v, size_t n,
@@ -37,15 +27,6 @@ __global__ void adamw_kernel(float* param, const float* grad, float* m, float* v
 }
 
 }  // namespace
-
-double CudaBackend::sum_squares(const float* x, size_t n) {
-  if (n == 0) return 0.0;
-  thrust::device_ptr<const float> p(x);
-  double s = thrust::transform_reduce(thrust::device, p, p + n, SquareAsDouble(), 0.0,
-                                      thrust::plus<double>());
-  CUDA_CHECK(cudaGetLastError());
-  return s;
-}
 
 void CudaBackend::adamw_update(float* param, const float* grad, float* m, float* v, size_t n,
                                float lr, float beta1, float beta2, float eps, float weight_decay,

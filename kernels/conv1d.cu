@@ -1,54 +1,14 @@
 // Causal depthwise conv1d: out[b,t,c] = bias[c] + sum_{j<W} w[c,j] inp[b, t-(W-1)+j, c]
 // (zero padded on the left). inp/out [B, T, C], weight [C, W], bias [C] or nullptr.
-#include "kernels/column_sum.cuh"
 #include "kernels/cuda_backend.h"
-#include "kernels/cuda_common.cuh"
+#include "kernels/detail/column_sum.cuh"
+#include "kernels/detail/conv1d_kernels.cuh"
+#include "kernels/detail/cuda_common.cuh"
 
 namespace statex {
 using namespace cuda;
 
 namespace {
-
-constexpr int kDpreWorkspaceSlot = 10;  // [B, T, C] dpre; not column_sum's slot (9)
-
-// The conv output at flat index i = (b*T + t)*C + c.
-__device__ __forceinline__ float conv_at(size_t i, const float* inp, const float* weight,
-                                         const float* bias, int T, int C, int W) {
-  int c = int(i % C);
-  size_t bt = i / C;
-  int t = int(bt % T);
-  size_t row0 = bt - t;  // b * T
-  float acc = bias ? bias[c] : 0.f;
-  for (int j = 0; j < W; ++j) {
-    int ts = t - (W - 1) + j;
-    if (ts >= 0) acc += weight[size_t(c) * W + j] * inp[(row0 + ts) * C + c];
-  }
-  return acc;
-}
-
-// out = conv(inp), or silu(conv(inp)) with kSilu.
-template <bool kSilu>
-__global__ void conv1d_fwd(float* out, const float* inp, const float* weight, const float* bias,
-                           int B, int T, int C, int W) {
-  size_t n = size_t(B) * T * C;
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
-       i += size_t(gridDim.x) * blockDim.x) {
-    float pre = conv_at(i, inp, weight, bias, T, C, W);
-    out[i] = kSilu ? pre * sigmoidf_(pre) : pre;
-  }
-}
-
-// dpre = dact * silu'(pre), pre recomputed from inp (d silu / dx = s (1 + x (1 - s))).
-__global__ void conv1d_silu_dpre(float* dpre, const float* dact, const float* inp,
-                                 const float* weight, const float* bias, int B, int T, int C,
-                                 int W) {
-  size_t n = size_t(B) * T * C;
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
-       i += size_t(gridDim.x) * blockDim.x) {
-    float x = conv_at(i, inp, weight, bias, T, C, W), s = sigmoidf_(x);
-    dpre[i] = dact[i] * s * (1.f + x * (1.f - s));
-  }
-}
 
 // dinp[b,t,c] (+)= sum_j w[c,j] dout[b, t+(W-1)-j, c]  (output positions that read inp[b,t,c])
 __global__ void conv1d_bwd_inp(float* dinp, const float* dout, const float* weight, int B, int T,
@@ -108,28 +68,6 @@ void CudaBackend::conv1d_backward(float* dinp, float* dweight, float* dbias, con
   }
   column_sum(*this, dweight, B * T, C * W, ConvWeightGrad{dout, inp, T, C, W});
   column_sum(*this, dbias, B * T, C, ConvBiasGrad{dout, C});
-}
-
-// The fused conv + SiLU: one kernel forward; backward makes dpre (recomputing the conv) in a
-// workspace, then runs conv1d_backward on it.
-void CudaBackend::conv1d_silu_forward(float* act, const float* inp, const float* weight,
-                                      const float* bias, int B, int T, int C, int W) {
-  size_t n = size_t(B) * T * C;
-  if (!n) return;
-  conv1d_fwd<true><<<blocks_for(n), kThreads>>>(act, inp, weight, bias, B, T, C, W);
-  CUDA_CHECK_LAUNCH();
-}
-
-void CudaBackend::conv1d_silu_backward(float* dinp, float* dweight, float* dbias,
-                                       const float* dact, const float* inp, const float* weight,
-                                       const float* bias, int B, int T, int C, int W,
-                                       bool accumulate) {
-  size_t n = size_t(B) * T * C;
-  if (!n) return;
-  float* dpre = workspace(kDpreWorkspaceSlot, n);
-  conv1d_silu_dpre<<<blocks_for(n), kThreads>>>(dpre, dact, inp, weight, bias, B, T, C, W);
-  CUDA_CHECK_LAUNCH();
-  conv1d_backward(dinp, dweight, dbias, dpre, inp, weight, B, T, C, W, accumulate);
 }
 
 }  // namespace statex

@@ -2,7 +2,7 @@
 // several rows may hit one vocab row; the summation order (and the last bits) then vary run to
 // run. That is the one non-deterministic op; it only touches the embedding gradient.
 #include "kernels/cuda_backend.h"
-#include "kernels/cuda_common.cuh"
+#include "kernels/detail/cuda_common.cuh"
 
 namespace statex {
 using namespace cuda;

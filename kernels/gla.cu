@@ -30,8 +30,8 @@
 #include <string>
 
 #include "kernels/cuda_backend.h"
-#include "kernels/cuda_common.cuh"
-#include "kernels/gla_core.cuh"
+#include "kernels/detail/cuda_common.cuh"
+#include "kernels/detail/gla_core.cuh"
 
 namespace statex {
 namespace cuda {

@@ -1,8 +1,8 @@
 // GLA output norm (fla FusedRMSNormSwishGate): out = x * rstd * weight * swish(g),
 // swish(g) = g * sigmoid(g); rows of C = head dim. One warp per row.
-#include "kernels/column_sum.cuh"
 #include "kernels/cuda_backend.h"
-#include "kernels/cuda_common.cuh"
+#include "kernels/detail/column_sum.cuh"
+#include "kernels/detail/cuda_common.cuh"
 
 namespace statex {
 using namespace cuda;

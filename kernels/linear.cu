@@ -15,9 +15,9 @@
 // fixed order, so the result is deterministic.
 #include <algorithm>
 
-#include "kernels/column_sum.cuh"
 #include "kernels/cuda_backend.h"
-#include "kernels/cuda_common.cuh"
+#include "kernels/detail/column_sum.cuh"
+#include "kernels/detail/cuda_common.cuh"
 
 namespace statex {
 using namespace cuda;
@@ -190,22 +190,6 @@ void CudaBackend::linear_backward(float* dinp, float* dweight, float* dbias, con
   if (dinp) gemm<false, false>(*this, N, C, OC, dout, OC, weight, C, dinp, C, nullptr, accumulate);
   if (dweight) gemm<true, false>(*this, OC, C, N, dout, OC, inp, C, dweight, C, nullptr, true);
   column_sum(*this, dbias, N, OC, BiasGrad{dout, OC});
-}
-
-// Stacked projections on the GPU: one GEMM per part (each already a full-device launch; the
-// CPU path fuses them to save passes over memory, which the GPU GEMM does not need here).
-void CudaBackend::linear_stacked_forward(float* const* outs, const int* ocs, int parts,
-                                         const float* inp, const float* weight, int N, int C) {
-  for (int i = 0, row = 0; i < parts; row += ocs[i], ++i)
-    linear_forward(outs[i], inp, weight + size_t(row) * C, nullptr, N, C, ocs[i]);
-}
-
-void CudaBackend::linear_stacked_backward(float* dinp, float* dweight, const float* const* douts,
-                                          const int* ocs, int parts, const float* inp,
-                                          const float* weight, int N, int C, bool accumulate) {
-  for (int i = 0, row = 0; i < parts; row += ocs[i], ++i)
-    linear_backward(dinp, dweight ? dweight + size_t(row) * C : nullptr, nullptr, douts[i], inp,
-                    weight + size_t(row) * C, N, C, ocs[i], accumulate || i > 0);
 }
 
 }  // namespace statex

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "kernels/cuda_backend.h"
-#include "kernels/cuda_common.cuh"
+#include "kernels/detail/cuda_common.cuh"
 
 namespace statex {
 

@@ -1,7 +1,7 @@
 // RMSNorm: out = inp * rstd * weight, rstd = 1/sqrt(mean(inp^2) + eps). One warp per row.
-#include "kernels/column_sum.cuh"
 #include "kernels/cuda_backend.h"
-#include "kernels/cuda_common.cuh"
+#include "kernels/detail/column_sum.cuh"
+#include "kernels/detail/cuda_common.cuh"
 
 namespace statex {
 using namespace cuda;

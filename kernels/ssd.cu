@@ -1,4 +1,4 @@
-// Mamba2 SSD scan (chunked) and the D skip connection.
+// Mamba2 SSD scan (chunked); the D skip is ssd_dskip.cu.
 //
 // SSD is run on the GLA core (gla.cu): per (b, head h, group g = h / (H/G)), with
 //   q = C[b,t,g,:],  k = dt[b,t,h] * B[b,t,g,:],  v = x[b,t,h,:],  gk = dt[b,t,h] * A_h (every n),
@@ -12,10 +12,10 @@
 // dominates anyway.
 #include <stdexcept>
 
-#include "kernels/column_sum.cuh"
 #include "kernels/cuda_backend.h"
-#include "kernels/cuda_common.cuh"
-#include "kernels/gla_core.cuh"
+#include "kernels/detail/column_sum.cuh"
+#include "kernels/detail/cuda_common.cuh"
+#include "kernels/detail/gla_core.cuh"
 
 namespace statex {
 using namespace cuda;
@@ -97,26 +97,6 @@ __global__ void ssd_dbc(float* dBm, float* dCm, const float* dqs, const float* d
   }
 }
 
-__global__ void dskip_fwd(float* y, const float* x, const float* D, size_t NH, int H, int P) {
-  GRID_STRIDE(i, NH * P) { y[i] += D[(i / P) % H] * x[i]; }
-}
-
-__global__ void dskip_bwd_x(float* dx, const float* dy, const float* D, size_t NH, int H, int P,
-                            bool acc) {
-  GRID_STRIDE(i, NH * P) { store_grad(&dx[i], D[(i / P) % H] * dy[i], acc); }
-}
-
-struct DskipGrad {  // column h: sum_{n,p} dy x
-  const float *dy, *x;
-  int H, P;
-  __device__ float operator()(int r, int h) const {
-    size_t base = (size_t(r) * H + h) * P;
-    float s = 0.f;
-    for (int p = 0; p < P; ++p) s += dy[base + p] * x[base + p];
-    return s;
-  }
-};
-
 void check_groups(int H, int G) {
   if (G <= 0 || H % G != 0) throw std::invalid_argument("ssd: H must be a multiple of G");
 }
@@ -181,25 +161,6 @@ void CudaBackend::ssd_backward(float* dx, float* ddt, float* dA_log, float* dBm,
     ssd_dbc<<<blocks_for(n_bc), kThreads>>>(dBm, dCm, dqs, dks, dt, BT, H, G, N, accumulate);
     CUDA_CHECK_LAUNCH();
   }
-}
-
-void CudaBackend::ssd_dskip_forward(float* y, const float* x, const float* D, int N, int H,
-                                    int P) {
-  size_t n = size_t(N) * H * P;
-  if (!n) return;
-  dskip_fwd<<<blocks_for(n), kThreads>>>(y, x, D, size_t(N) * H, H, P);
-  CUDA_CHECK_LAUNCH();
-}
-
-void CudaBackend::ssd_dskip_backward(float* dx, float* dD, const float* dy, const float* x,
-                                     const float* D, int N, int H, int P, bool accumulate) {
-  size_t n = size_t(N) * H * P;
-  if (!n) return;
-  if (dx) {
-    dskip_bwd_x<<<blocks_for(n), kThreads>>>(dx, dy, D, size_t(N) * H, H, P, accumulate);
-    CUDA_CHECK_LAUNCH();
-  }
-  column_sum(*this, dD, N, H, DskipGrad{dy, x, H, P});
 }
 
 }  // namespace statex

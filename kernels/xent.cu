@@ -6,7 +6,7 @@
 #include <cfloat>
 
 #include "kernels/cuda_backend.h"
-#include "kernels/cuda_common.cuh"
+#include "kernels/detail/cuda_common.cuh"
 
 namespace statex {
 using namespace cuda;

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
@@ -41,7 +41,9 @@ class Checkpoint:
     layer_d_state: list[int]
     params: dict[str, np.ndarray]          # name -> float32 array, insertion order = table order
     step: int = 0
-    trainer_attrs: dict[str, str] = field(default_factory=dict)
+    # /expansion attrs (layers, mode, source): where per-layer shapes came from. `statex train
+    # --init-from` accepts per-layer shapes only from a checkpoint that has them.
+    expansion: dict | None = None
 
     def opt(self, name: str) -> str:
         return self.options.get(name, MODEL_DEFAULTS[name])
@@ -81,12 +83,15 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
                 raise CheckpointError(f"{path}: field '/{name}' missing")
         options = {k.removeprefix("model."): _text(v) for k, v in f["model"].attrs.items()}
         params = {name: np.asarray(ds[()], dtype=np.float32) for name, ds in f["params"].items()}
-        trainer = ({k: _text(v) for k, v in f["trainer"].attrs.items()} if "trainer" in f
-                   else {})
+        expansion = None
+        if "expansion" in f:
+            x = f["expansion"].attrs
+            expansion = {"layers": [int(v) for v in np.atleast_1d(x["layers"])],
+                         "mode": _text(x["mode"]), "source": _text(x["source"])}
         return Checkpoint(options=options,
                           layer_heads=[int(x) for x in f["model/layer_heads"][()]],
                           layer_d_state=[int(x) for x in f["model/layer_d_state"][()]],
-                          params=params, step=int(f.attrs.get("step", 0)), trainer_attrs=trainer)
+                          params=params, step=int(f.attrs.get("step", 0)), expansion=expansion)
 
 
 def _dataset(group: h5py.Group, name: str, data: np.ndarray) -> None:
@@ -116,9 +121,11 @@ def write_checkpoint(path: str | os.PathLike, ck: Checkpoint) -> None:
             p = f.create_group("params", track_order=True)  # the binary reads creation order
             for name, value in ck.params.items():
                 _dataset(p, name, np.ascontiguousarray(value, dtype=np.float32))
-            t = f.create_group("trainer")
-            for key, value in ck.trainer_attrs.items():
-                t.attrs[key] = value
+            if ck.expansion is not None:  # typed as sim/io/checkpoint.cpp writes them
+                x = f.create_group("expansion")
+                x.attrs["layers"] = np.asarray(ck.expansion["layers"], np.int64)
+                x.attrs["mode"] = ck.expansion["mode"]
+                x.attrs["source"] = ck.expansion["source"]
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

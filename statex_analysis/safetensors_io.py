@@ -96,12 +96,11 @@ def import_safetensors(model_dir: str | os.PathLike, out: str | os.PathLike,
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists (give --overwrite to replace it)")
-    ck.trainer_attrs = {"imported_from": str(model_dir)}
     default_heads, default_state = _default_shape(ck)
     odd = [i for i, (h, n) in enumerate(zip(ck.layer_heads, ck.layer_d_state))
            if h != default_heads or n != default_state]
     if odd:  # lets `statex train --init-from` accept per-layer shapes (sim/train/trainer.cpp)
-        ck.trainer_attrs["statex_layers"] = ",".join(map(str, odd))
+        ck.expansion = {"layers": odd, "mode": "import", "source": str(model_dir)}
     write_checkpoint(out, ck)
     return out, ck.options
 

@@ -421,9 +421,17 @@ Checkpoint full_checkpoint() {
   ck.exp_avg_sq = random_floats(ck.table.total(), 3);
   for (float& x : ck.exp_avg_sq) x = x * x;
   ck.has_optimizer = true;
-  ck.trainer_attrs = {{"config_ini", "[train]\nsteps = 10\n"},
-                      {"schedule_start_step", "150"},
-                      {"schedule_steps", "300"}};
+  TrainerState ts;
+  ts.config_ini = "[train]\nsteps = 10\n";
+  ts.schedule_start = 150;
+  ts.schedule_length = 300;
+  ts.schedule_warmup = 7;
+  ts.tensor_steps = {3, 0, 12345678901};
+  ts.statex_event_step = 150;
+  ts.wall_time_s = 12.375;
+  ts.tokens_seen = 2.5e6;
+  ck.trainer = ts;
+  ck.expansion = ExpansionOrigin{{0, 2}, "inherit", "small.h5"};
   return ck;
 }
 
@@ -449,7 +457,19 @@ TEST_F(H5IoTest, CheckpointRoundTripIsBitExact) {
   EXPECT_TRUE(back.has_optimizer);
   EXPECT_TRUE(same(back.exp_avg, ck.exp_avg));
   EXPECT_TRUE(same(back.exp_avg_sq, ck.exp_avg_sq));
-  EXPECT_EQ(back.trainer_attrs, ck.trainer_attrs);
+  ASSERT_TRUE(back.trainer.has_value());
+  EXPECT_EQ(back.trainer->config_ini, ck.trainer->config_ini);
+  EXPECT_EQ(back.trainer->schedule_start, 150);
+  EXPECT_EQ(back.trainer->schedule_length, 300);
+  EXPECT_EQ(back.trainer->schedule_warmup, 7);
+  EXPECT_EQ(back.trainer->tensor_steps, ck.trainer->tensor_steps);
+  EXPECT_EQ(back.trainer->statex_event_step, 150);
+  EXPECT_EQ(back.trainer->wall_time_s, 12.375);
+  EXPECT_EQ(back.trainer->tokens_seen, 2.5e6);
+  ASSERT_TRUE(back.expansion.has_value());
+  EXPECT_EQ(back.expansion->layers, ck.expansion->layers);
+  EXPECT_EQ(back.expansion->mode, "inherit");
+  EXPECT_EQ(back.expansion->source, "small.h5");
   EXPECT_EQ(to_map(back.model), to_map(ck.model));
   EXPECT_EQ(back.model.model, "mamba2");
   ASSERT_EQ(back.model.layers.size(), 3u);

@@ -1,12 +1,13 @@
 // The whole language model on the CPU backend: finite-difference gradients of every parameter
-// tensor, chunk-size invariance, state-size formulas, parameter names / shapes (DESIGN.md §1, §4)
-// and config validation.
+// tensor, chunk-size invariance, state-size formulas, parameter names / shapes
+// (docs/design.md §1, §4) and config validation.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdio>
 
 #include "sim/model/mixer.h"
+#include "sim/model/output_rows.h"
 #include "sim/model/model.h"
 #include "sim/ops/cpu/cpu_backend.h"
 #include "sim/model/param_layout.h"
@@ -55,8 +56,8 @@ TEST(ModelGrad, Mamba2OneGroup) {
   run_whole_model_fd(c, "mamba2 G=1", 13);
 }
 
-// A mixer asked for a subset of its output rows (the model's last layer: the labelled rows)
-// against the level below, the same mixer on all rows: the output at those rows, and with dout
+// A mixer's tail on a subset of the rows (the model's last layer: the labelled rows, gathered by
+// TailRows) against the level below, the same mixer on all rows: the output at those rows, and with dout
 // zero off those rows, the same input gradient and parameter gradients.
 void check_output_rows_subset(const ModelConfig& cfg, unsigned seed) {
   CpuBackend be;
@@ -81,10 +82,19 @@ void check_output_rows_subset(const ModelConfig& cfg, unsigned seed) {
     MixerBinding bind{&table, model_names(cfg).layer(0) + model_names(cfg).mixer, p.data(),
                       g.data()};
     auto mixer = make_mixer(cfg, 0, be, bind, N, kChunk);
+    const Mixer::TailInputs io = mixer->tail_inputs();
+    TailRows tail(be, io.width, *io.a, *io.b);
     const OutputRows rows = subset ? OutputRows{idx.data(), M} : OutputRows{};
     Result r{std::vector<float>(size_t(rows.count(N)) * D), std::vector<float>(size_t(N) * D), {}};
-    mixer->forward(r.out.data(), in.data(), s, rows);
-    mixer->backward(r.din.data(), subset ? dout_sub.data() : dout_full.data(), s, rows);
+    // As the model runs a layer: the scan on all rows, the tail on the (gathered) output rows.
+    mixer->scan_forward(in.data(), s);
+    TailRows::Buffers t = tail.inputs(rows, N);
+    mixer->tail_forward(r.out.data(), t.a, t.b, t.rows);
+    t = tail.grads(rows, N);
+    mixer->tail_backward(t.da, t.db, subset ? dout_sub.data() : dout_full.data(), t.a, t.b,
+                         t.rows);
+    tail.scatter_grads(rows, N);
+    mixer->scan_backward(r.din.data(), s);
     r.grads = g;
     return r;
   };

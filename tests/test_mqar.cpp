@@ -44,7 +44,7 @@ std::vector<int> gaps_of(const Example& e, int K) {
   return gaps;
 }
 
-// Every structural property of one example (DESIGN.md §2).
+// Every structural property of one example (docs/design.md §2).
 void check_example(const Example& e, int T, int K, int V, bool random_non_queries) {
   const int C = 2 * K;
   ASSERT_EQ(static_cast<int>(e.inputs.size()), T);

@@ -64,21 +64,46 @@ TEST(OpCoverage, EveryOpHasAVerifyCaseInEachMode) {
   EXPECT_THROW(verify::case_op("no_such_op(=)"), std::logic_error);
 }
 
-TEST(OpCoverage, EveryOpHasACpuTest) {
-  // The GoogleTest files that exercise the CPU ops (the CUDA comparison and this file excluded).
-  std::string tests;
-  for (const auto& e : fs::recursive_directory_iterator(source_dir() + "/tests")) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("test_", 0) != 0 || e.path().extension() != ".cpp") continue;
-    if (name == "test_cuda_ops.cpp" || name == "test_op_coverage.cpp" ||
-        name == "test_op_timing.cpp")
-      continue;
-    tests += read_text(e.path());
+// Every op is called by its stem's CPU test file, tests/ops/test_<stem>.cpp.
+TEST(OpCoverage, EveryOpHasACpuTestInItsStemFile) {
+  for (const OpInfo& op : op_list()) {
+    const fs::path test =
+        fs::path(source_dir()) / "tests/ops" / ("test_" + std::string(op.stem) + ".cpp");
+    ASSERT_TRUE(fs::exists(test)) << op.name << ": no CPU test file " << test;
+    EXPECT_TRUE(calls(read_text(test), op.name)) << op.name << " is called by no test in " << test;
   }
-  ASSERT_FALSE(tests.empty()) << "no tests under " << source_dir();
-  for (const OpInfo& op : op_list())
-    EXPECT_TRUE(calls(tests, op.name))
-        << op.name << " (stem " << op.stem << ") is called by no CPU test";
+}
+
+// The twins share their stem (as Ginkgo's executors share a kernel's path): op X of stem S is
+// defined in sim/ops/cpu/S.cpp and kernels/S.cu, and no op file defines an op of another stem.
+TEST(OpCoverage, TwinsAreNamedAlike) {
+  const std::string src = source_dir();
+  struct Side {
+    std::string dir, ext, cls;
+  };
+  for (const Side& side : {Side{src + "/sim/ops/cpu", ".cpp", "CpuBackend::"},
+                           Side{src + "/kernels", ".cu", "CudaBackend::"}}) {
+    for (const OpInfo& op : op_list()) {
+      const fs::path file = fs::path(side.dir) / (std::string(op.stem) + side.ext);
+      ASSERT_TRUE(fs::exists(file)) << op.name << ": missing " << file;
+      EXPECT_NE(read_text(file).find(side.cls + op.name + "("), std::string::npos)
+          << op.name << " is not defined in " << file;
+    }
+    const std::regex def(side.cls + "(\\w+)\\(");
+    size_t definitions = 0;
+    for (const auto& e : fs::directory_iterator(side.dir)) {
+      if (e.path().extension() != side.ext) continue;
+      const std::string text = read_text(e.path()), stem = e.path().stem().string();
+      for (std::sregex_iterator m(text.begin(), text.end(), def), end; m != end; ++m) {
+        const OpInfo* op = find_op((*m)[1].str());
+        if (!op) continue;
+        ++definitions;
+        EXPECT_EQ(op->stem, stem) << e.path() << " defines " << op->name;
+      }
+    }
+    // Each op defined exactly once per side (and the scan above did find the definitions).
+    EXPECT_EQ(definitions, op_list().size()) << side.dir;
+  }
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// StateX (DESIGN.md §3): layer selection, expanded configs, the parameter surgery of
+// StateX (docs/design.md §3): layer selection, expanded configs, the parameter surgery of
 // expand_model (bit-identical outside the selected mixers, kept / tiled / fresh rows), state
 // growth, `fresh` flags, and that an expanded model is a correct, trainable model (whole-model
 // FD gradients, a few AdamW steps).
@@ -393,6 +393,75 @@ TEST(StatexExpand, FreshFlagsMarkNewTensors) {
               (std::set<std::string>{P + "in_proj.weight", P + "conv1d.weight", P + "conv1d.bias",
                                      P + "A_log", P + "dt_bias", P + "norm.weight"}));
   }
+}
+
+// AdamW carries the moments and step counts of the kept tensors over an expansion, matched by
+// name; new / reshaped tensors (and every tensor with reset_all) start at zero.
+TEST(StatexExpand, AdamWCarriesKeptMomentsOverAnExpansion) {
+  auto be = make_cpu_backend();
+  TrainConfig tc;
+  for (bool reset_all : {false, true}) {
+    Surgery r = expand(mamba2_g2(), sx_config("inherit", 1));
+    AdamW old_adam(*be, r.table, tc);
+    AdamWState old;
+    old.exp_avg = init_for(r.cfg, 5);
+    old.exp_avg_sq = init_for(r.cfg, 6);
+    for (size_t i = 0; i < r.table.entries().size(); ++i) old.tensor_steps.push_back(10 + i);
+    old_adam.load(old);
+    AdamW adam(*be, r.x.table, tc);
+    adam.carry_over(old_adam.state(), r.table, r.x.fresh, reset_all);
+    const AdamWState got = adam.state();
+    int kept = 0;
+    for (size_t i = 0; i < r.x.table.entries().size(); ++i) {
+      const ParamEntry& e = r.x.table.entries()[i];
+      const ParamEntry& o = r.table.at(e.name);
+      const bool keep = !r.x.fresh[i] && !reset_all;
+      kept += keep;
+      for (int64_t j = 0; j < e.numel(); ++j) {
+        ASSERT_EQ(got.exp_avg[e.offset + j], keep ? old.exp_avg[o.offset + j] : 0.f) << e.name;
+        ASSERT_EQ(got.exp_avg_sq[e.offset + j], keep ? old.exp_avg_sq[o.offset + j] : 0.f)
+            << e.name;
+      }
+      EXPECT_EQ(got.tensor_steps[i], keep ? old.tensor_steps[&o - r.table.entries().data()] : 0)
+          << e.name;
+    }
+    EXPECT_EQ(kept > 0, !reset_all);
+  }
+  // A state of another table is refused.
+  AdamW adam(*be, build_param_table(gla4()), tc);
+  EXPECT_THROW(adam.load(AdamWState{}), std::invalid_argument);
+}
+
+// The plan decides once what each arm does: the event step, whether it expands, the layers.
+TEST(StatexPlanTest, ArmsDecideTheEvent) {
+  const ModelConfig g = gla4();
+  StatexConfig s = sx_config("reinit", 2);
+  s.gla_heads = 1;
+  StatexPlan off = plan_statex(s, g, 100);
+  EXPECT_EQ(off.arm, StatexArm::unlabelled);
+  EXPECT_EQ(off.event_step, -1);
+  EXPECT_TRUE(off.layers.empty());
+  EXPECT_TRUE(off.initial.layers.empty());
+
+  s.step = 40;
+  for (const char* arm : {"", "statex", "control", "scratch"}) {
+    SCOPED_TRACE(arm);
+    s.arm = arm;
+    const StatexPlan p = plan_statex(s, g, 100);
+    EXPECT_EQ(p.arm, parse_arm(arm));
+    EXPECT_EQ(p.layers, (std::vector<int>{0, 2}));
+    const bool scratch = p.arm == StatexArm::scratch, control = p.arm == StatexArm::control;
+    EXPECT_EQ(p.event_step, scratch ? -1 : 40);
+    EXPECT_EQ(p.event_expands, !scratch && !control);
+    // Expanded layers have one head: from step 0 (scratch) or after the event.
+    const ModelConfig& big = scratch ? p.initial : p.after_event;
+    EXPECT_EQ(big.layer_shape(0).heads, control ? 4 : 1);
+    EXPECT_EQ(big.layer_shape(1).heads, 4);
+    if (!scratch) {
+      EXPECT_EQ(p.initial.layer_shape(0).heads, 4);
+    }
+  }
+  EXPECT_CONTAINS(error_of<ConfigError>([] { parse_arm("treatment"); }), "statex.arm");
 }
 
 // GLA inherit to the head count the layer already has changes nothing the model computes.

@@ -3,14 +3,17 @@
 // and the three arms (statex / control / scratch).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "sim/core/options.h"
 #include "sim/io/checkpoint.h"
 #include "sim/io/results_file.h"
 #include "sim/model/state_size.h"
 #include "sim/statex/statex.h"
+#include "sim/train/train_step.h"
 #include "sim/train/trainer.h"
 #include "tests/support/model_harness.h"
 
@@ -68,6 +71,41 @@ void expect_same_curve(const RunRecord& a, const RunRecord& b, const std::string
     EXPECT_EQ(a.evals[i].accuracy, b.evals[i].accuracy) << what << " eval at " << a.evals[i].step;
     EXPECT_EQ(a.evals[i].loss, b.evals[i].loss) << what << " eval at " << a.evals[i].step;
   }
+}
+
+// train_step against the same step spelled out: clipping scales the gradients to the clip norm
+// exactly when the norm exceeds it; a non-finite loss leaves the parameters untouched.
+TEST(TrainStep, MatchesTheStepSpelledOutWithAndWithoutClipping) {
+  const ModelConfig cfg = tiny_gla(true);
+  const MqarBatch b = random_batch(2, 9, 37, 3);
+  TrainConfig tc;
+  for (double clip : {0.0, 1e-3}) {
+    SCOPED_TRACE(clip);
+    ModelRig a(cfg, b, 4), manual(cfg, b, 4);
+    AdamW adam_a(*a.be, a.model->table(), tc), adam_m(*manual.be, manual.model->table(), tc);
+    const StepResult r = train_step(*a.model, adam_a, a.batch, 2e-3f, clip);
+    manual.model->zero_grads();
+    const float loss = manual.model->forward(manual.batch);
+    manual.model->backward(manual.batch);
+    const double norm = std::sqrt(manual.be->sum_squares(manual.model->grads(),
+                                                        manual.model->n_params()));
+    const float scale = clip > 0 ? float(clip / norm) : 1.0f;  // the norm is far above 1e-3
+    adam_m.step(manual.model->params(), manual.model->grads(), 2e-3f, scale);
+    EXPECT_TRUE(r.updated);
+    EXPECT_EQ(r.loss, loss);
+    EXPECT_EQ(r.grad_norm, norm);
+    EXPECT_GT(norm, 1e-2);
+    EXPECT_EQ(a.model->get_params(), manual.model->get_params());
+  }
+  ModelRig bad(cfg, b, 4);
+  std::vector<float> p = bad.model->get_params();
+  std::fill(p.begin(), p.end(), std::numeric_limits<float>::quiet_NaN());
+  bad.model->set_params(p);
+  AdamW adam(*bad.be, bad.model->table(), tc);
+  const StepResult r = train_step(*bad.model, adam, bad.batch, 2e-3f, 1.0);
+  EXPECT_FALSE(r.updated);
+  EXPECT_FALSE(std::isfinite(r.loss));
+  EXPECT_TRUE(adam.state().tensor_steps == std::vector<int64_t>(adam.table().entries().size(), 0));
 }
 
 TEST(Trainer, TinyRunCompletes) {

@@ -30,10 +30,11 @@
 #include "sim/model/arena.h"
 #include "sim/model/model.h"
 #include "sim/model/param_layout.h"
-#include "sim/ops/cpu/gemm.h"
+#include "sim/ops/cpu/detail/gemm.h"
 #include "sim/task/mqar.h"
 #include "sim/train/device_batch.h"
 #include "sim/train/optimizer.h"
+#include "sim/train/train_step.h"
 #include "sim/verify/verify.h"
 
 namespace po = boost::program_options;
@@ -114,13 +115,7 @@ BenchResult bench_preset(Backend& device, const ExperimentConfig& base, const Pr
   DeviceBatchBuffer buf(be);
   MqarBatch hb = make_train_batch(ds, 0, p.B);
   DeviceBatch db = buf.upload(hb);
-  auto one_step = [&] {
-    model.zero_grads();
-    model.forward(db);
-    model.backward(db);
-    be.sum_squares(model.grads(), model.n_params());
-    adam.step(model.params(), model.grads(), 1e-3f, 1.0f);
-  };
+  auto one_step = [&] { train_step(model, adam, db, 1e-3f, cfg.train.grad_clip); };
   one_step();  // warm-up
   be.synchronize();
   if (prof) prof->reset();

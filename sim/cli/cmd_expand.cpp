@@ -1,4 +1,4 @@
-// statex expand: StateX on a checkpoint (DESIGN.md §3) -> a weights-only checkpoint of the
+// statex expand: StateX on a checkpoint (docs/design.md §3) -> a weights-only checkpoint of the
 // expanded model. Continue training it with `statex train --init-from OUT` (fresh AdamW: every
 // moment starts at zero, the schedule starts with its warm-up).
 #include <cstdio>
@@ -57,8 +57,7 @@ int cmd_expand(int argc, char** argv) {
   outck.has_optimizer = false;
   std::string layers;
   for (int l : x.layers) layers += (layers.empty() ? "" : ",") + std::to_string(l);
-  outck.trainer_attrs = {{"statex_layers", layers}, {"statex_mode", cfg.statex.mode},
-                         {"expanded_from", in}};
+  outck.expansion = ExpansionOrigin{{x.layers.begin(), x.layers.end()}, cfg.statex.mode, in};
   save_checkpoint(out, outck);
   auto before = compute_state_size(ck.model).total_state_scalars();
   auto after = compute_state_size(x.cfg).total_state_scalars();

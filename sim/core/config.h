@@ -95,7 +95,7 @@ struct TrainConfig {
   std::string device = "cpu";    // device: cpu | cuda
 };
 
-// StateX expansion (DESIGN.md §3, issue 4). Disabled when step < 0 and fraction < 0.
+// StateX expansion (docs/design.md §3, issue 4). Disabled when step < 0 and fraction < 0.
 struct StatexConfig {
   long step = -1;              // statex.step: expand after this many training steps (-1 = off)
   float fraction = -1.0f;      // statex.fraction: or at this fraction of train.steps (-1 = off)

@@ -69,7 +69,7 @@ OptionRegistry::OptionRegistry(ExperimentConfig& c) {
   add("model.expand_v", &m.expand_v, "GLA: value dim Dv = expand_v * D");
   add("model.use_short_conv", &m.use_short_conv,
       "GLA: causal conv (width conv_width) + SiLU on q/k/v (off in the StateX paper; on by "
-      "default here because it learns MQAR ~5x faster, DESIGN.md §2)");
+      "default here because it learns MQAR ~5x faster, docs/design.md §2)");
   add("model.conv_width", &m.conv_width, "conv width (GLA short conv, Mamba2 conv1d)");
   add("model.gate_low_rank", &m.gate_low_rank, "GLA: forget-gate low rank r");
   add("model.gate_logit_normalizer", &m.gate_logit_normalizer, "GLA: gk = logsigmoid(.)/this");

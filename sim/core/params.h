@@ -1,7 +1,8 @@
 #pragma once
 // Flat parameter storage: one buffer for parameters (and, of the same layout, gradients and the
 // two AdamW moments) plus a name -> (offset, shape) table. Names are PyTorch state_dict names of
-// the reference modules (DESIGN.md §4), e.g. "layers.0.attn.q_proj.weight" with [out, in] layout.
+// the reference modules (docs/design.md §4), e.g. "layers.0.attn.q_proj.weight" with [out, in]
+// layout.
 #include <cstdint>
 #include <map>
 #include <string>

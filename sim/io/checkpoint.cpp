@@ -147,7 +147,33 @@ Checkpoint read_checkpoint(hid_t f, const ParamTable* expected) {
   }
   if (h5::exists(f, "trainer")) {
     h5::Handle t = h5::open_group(f, "trainer");
-    ck.trainer_attrs = h5::read_str_attrs(t);
+    // A missing or mistyped attribute is named (e.g. a string where an int64 belongs).
+    auto attr = [&](const char* name, auto read) {
+      try {
+        return read(t, name);
+      } catch (const std::exception& e) {
+        throw Bad(std::string("trainer attribute '") + name + "' is damaged or missing (" +
+                  e.what() + ")");
+      }
+    };
+    TrainerState s;
+    s.config_ini = attr("config_ini", h5::read_attr_str);
+    s.schedule_start = attr("schedule_start", h5::read_attr_i64);
+    s.schedule_length = attr("schedule_length", h5::read_attr_i64);
+    s.schedule_warmup = attr("schedule_warmup", h5::read_attr_i64);
+    s.tensor_steps = attr("tensor_steps", h5::read_attr_i64_vec);
+    s.statex_event_step = attr("statex_event_step", h5::read_attr_i64);
+    s.wall_time_s = attr("wall_time_s", h5::read_attr_f64);
+    s.tokens_seen = attr("tokens_seen", h5::read_attr_f64);
+    ck.trainer = std::move(s);
+  }
+  if (h5::exists(f, "expansion")) {
+    h5::Handle x = h5::open_group(f, "expansion");
+    ExpansionOrigin o;
+    o.layers = h5::read_attr_i64_vec(x, "layers");
+    o.mode = h5::read_attr_str(x, "mode");
+    o.source = h5::read_attr_str(x, "source");
+    ck.expansion = std::move(o);
   }
   return ck;
 }
@@ -187,8 +213,24 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck) {
       h5::Handle m2 = h5::create_group(o, "exp_avg_sq", true);
       write_flat(m2, ck.table, ck.exp_avg_sq);
     }
-    h5::Handle t = h5::create_group(f, "trainer");
-    for (const auto& [name, value] : ck.trainer_attrs) h5::write_attr(t, name, value);
+    if (ck.trainer) {
+      const TrainerState& s = *ck.trainer;
+      h5::Handle t = h5::create_group(f, "trainer");
+      h5::write_attr(t, "config_ini", s.config_ini);
+      h5::write_attr(t, "schedule_start", s.schedule_start);
+      h5::write_attr(t, "schedule_length", s.schedule_length);
+      h5::write_attr(t, "schedule_warmup", s.schedule_warmup);
+      h5::write_attr(t, "tensor_steps", s.tensor_steps);
+      h5::write_attr(t, "statex_event_step", s.statex_event_step);
+      h5::write_attr(t, "wall_time_s", s.wall_time_s);
+      h5::write_attr(t, "tokens_seen", s.tokens_seen);
+    }
+    if (ck.expansion) {
+      h5::Handle x = h5::create_group(f, "expansion");
+      h5::write_attr(x, "layers", ck.expansion->layers);
+      h5::write_attr(x, "mode", ck.expansion->mode);
+      h5::write_attr(x, "source", ck.expansion->source);
+    }
   });
 }
 

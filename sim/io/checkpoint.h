@@ -2,7 +2,7 @@
 // Checkpoint files (docs/results_format.md, format_version kCheckpointFormatVersion): model
 // config, per-layer mixer shapes, parameters and (optionally) AdamW moments, trainer state.
 #include <cstdint>
-#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +10,35 @@
 #include "sim/core/params.h"
 
 namespace statex {
+
+// What `statex train --resume` needs to continue a run exactly, beyond the parameters and the
+// AdamW moments. Stored typed under /trainer.
+struct TrainerState {
+  std::string config_ini;              // the run's resolved options
+  int64_t schedule_start = 0;          // the LR schedule (restarted by a StateX event)
+  int64_t schedule_length = 0;
+  int64_t schedule_warmup = 0;
+  std::vector<int64_t> tensor_steps;   // AdamW per-tensor step counts, table order
+  int64_t statex_event_step = -1;      // step of the StateX event (expansion / restart); -1: none yet
+  double wall_time_s = 0;              // wall time of the run up to the checkpoint
+  double tokens_seen = 0;              // training tokens up to the checkpoint
+  bool operator==(const TrainerState& o) const {
+    return config_ini == o.config_ini && schedule_start == o.schedule_start &&
+           schedule_length == o.schedule_length && schedule_warmup == o.schedule_warmup &&
+           tensor_steps == o.tensor_steps && statex_event_step == o.statex_event_step &&
+           wall_time_s == o.wall_time_s && tokens_seen == o.tokens_seen;
+  }
+};
+
+// Where a `statex expand` output came from. Stored under /expansion.
+struct ExpansionOrigin {
+  std::vector<int64_t> layers;  // the expanded layers
+  std::string mode;             // statex.mode
+  std::string source;           // the checkpoint it was expanded from
+  bool operator==(const ExpansionOrigin& o) const {
+    return layers == o.layers && mode == o.mode && source == o.source;
+  }
+};
 
 struct Checkpoint {
   ModelConfig model;            // incl. per-layer shapes (model.layers; empty = all default)
@@ -19,7 +48,8 @@ struct Checkpoint {
   std::vector<float> exp_avg;   // [table.total()] when has_optimizer, else empty
   std::vector<float> exp_avg_sq;
   bool has_optimizer = false;   // false for --weights-only files
-  std::map<std::string, std::string> trainer_attrs;  // what --resume needs (strings)
+  std::optional<TrainerState> trainer;      // written by `statex train` (absent: weights only)
+  std::optional<ExpansionOrigin> expansion;  // written by `statex expand`
 };
 
 // Writes atomically (path.tmp, then rename). Throws std::runtime_error naming the path and the

@@ -12,6 +12,7 @@
 #include "sim/io/run_record.h"
 #include "sim/model/arena.h"
 #include "sim/model/mixer.h"
+#include "sim/model/output_rows.h"
 
 namespace statex {
 
@@ -56,9 +57,10 @@ class Model {
 
  private:
   void ensure_labels(int M);
-  int64_t head_offset() const;
-  const float* head_weight() const;
-  float* head_grad();
+  void bind_params();
+  // Layer l's mixer: the scan on all rows, the tail on the output rows (gathered when a subset).
+  void mixer_forward(int l, float* out, const float* h, RunShape s, const OutputRows& rows);
+  void mixer_backward(int l, float* dh, const float* dout, RunShape s, const OutputRows& rows);
 
   ModelConfig cfg_;
   Backend& be_;
@@ -70,6 +72,14 @@ class Model {
   Arena label_arena_;   // buffers sized by the number of labelled positions
   int label_capacity_ = 0;
   std::vector<std::unique_ptr<Mixer>> mixers_;
+  std::vector<std::unique_ptr<TailRows>> tails_;  // per layer: the mixer's tail inputs at the rows
+
+  // Parameters outside the mixers, bound once.
+  struct LayerParams {
+    ParamRef pre_norm, mlp_norm, gate_proj, up_proj, down_proj;  // MLP ones only with cfg.mlp
+  };
+  std::vector<LayerParams> lp_;
+  ParamRef embedding_, final_norm_, head_;  // head_ is the embedding when tied
 
   struct Layer {
     ActGrad resid_in;   // block input x_l [N, D] (grad: scratch)

@@ -1,8 +1,9 @@
 #pragma once
-// Output rows of a mixer. The loss reads the last layer only at the labelled positions, so that
+// Output rows of a layer. The loss reads the last layer only at the labelled positions, so that
 // layer's per-token tail (the mixer's output norm and projection, the residual add, the MLP and
-// the final norm) runs on those M rows alone; the scan before it still runs on all N rows (every
-// position feeds the state). Exact: rows that never reach the loss get zero gradient either way.
+// the final norm) runs on those M rows alone; the mixer's scan before it still runs on all N
+// rows (every position feeds the state). Exact: rows that never reach the loss get zero gradient
+// either way. The model does the gathering (TailRows, one per layer); the mixers never see it.
 #include "sim/core/backend.h"
 #include "sim/model/arena.h"
 
@@ -15,10 +16,10 @@ struct OutputRows {
   int count(int N) const { return all() ? N : M; }
 };
 
-// A mixer's output tail reads two [N, W] activations a, b (e.g. GLA's o and gate g). When only
-// some rows are output, it reads them gathered at those rows, and its gradients come back
-// [M, W] and are scattered into zeroed [N, W] gradients of a and b. The tail's code is the same
-// either way: it works on the buffers this hands out, with `rows` rows.
+// A mixer's output tail reads two [N, W] activations a, b (Mixer::tail_inputs: GLA's o and gate
+// g, Mamba2's y and z). When only some rows are output, it reads them gathered at those rows,
+// and its gradients come back [M, W] and are scattered into zeroed [N, W] gradients of a and b.
+// The tail's code is the same either way: it works on the buffers this hands out, `rows` rows.
 class TailRows {
  public:
   struct Buffers {

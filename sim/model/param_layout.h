@@ -1,5 +1,5 @@
 #pragma once
-// Parameter names, shapes and initialisation of the language model (DESIGN.md §1, §4).
+// Parameter names, shapes and initialisation of the language model (docs/design.md §1, §4).
 //
 // Names follow the PyTorch state_dict of the reference modules ([out, in] layout):
 //   GLA (fla GLAForCausalLM):    model.embeddings.weight, model.layers.{i}.attn_norm.weight,

@@ -1,5 +1,5 @@
 #pragma once
-// Recurrent-state accounting (DESIGN.md §1 "State size accounting"), per layer, in scalars
+// Recurrent-state accounting (docs/design.md §1 "State size accounting"), per layer, in scalars
 // (bytes = 4 x scalars for fp32 state). The conv state is reported apart.
 //   GLA layer:    H * K * Vh = Dk * Dv / H           conv (short conv on): (W-1) * (2 Dk + Dv)
 //   Mamba2 layer: Hm * P * N = d_inner * N           conv: (W-1) * (d_inner + 2 G N)

@@ -100,26 +100,58 @@ int64_t expansion_step(const StatexConfig& sx, int64_t total_steps) {
   return -1;
 }
 
+StatexArm parse_arm(const std::string& label) {
+  if (label.empty()) return StatexArm::unlabelled;
+  if (label == "statex") return StatexArm::statex;
+  if (label == "control") return StatexArm::control;
+  if (label == "scratch") return StatexArm::scratch;
+  throw ConfigError("statex.arm: unknown arm '" + label + "' (use statex, control or scratch)");
+}
+
 void validate(const StatexConfig& sx, const ModelConfig& m, int64_t total_steps) {
   require(sx.mode == "reinit" || sx.mode == "inherit",
           "statex.mode: unknown mode '" + sx.mode + "' (use reinit or inherit)");
-  require(sx.arm.empty() || sx.arm == "statex" || sx.arm == "control" || sx.arm == "scratch",
-          "statex.arm: unknown arm '" + sx.arm + "' (use statex, control or scratch)");
+  const StatexArm arm = parse_arm(sx.arm);
   require(sx.fraction < 0 || sx.fraction <= 1, "statex.fraction must be in [0, 1]");
   require(sx.warmup_steps >= 0, "statex.warmup_steps must be >= 0");
   int64_t at = expansion_step(sx, total_steps);
   require(at < total_steps, "statex.step = " + std::to_string(at) +
                                 " must be below train.steps = " + std::to_string(total_steps));
-  bool needs_step = sx.arm == "statex" || sx.arm == "control";
+  const bool needs_step = arm == StatexArm::statex || arm == StatexArm::control;
   require(!needs_step || at >= 0,
           "statex.arm = " + sx.arm + " needs an expansion point: set statex.step or statex.fraction");
-  if (at >= 0 || sx.arm == "scratch") expanded_config(m, sx, select_layers(sx, m.n_layers));
+  if (at >= 0 || arm == StatexArm::scratch) expanded_config(m, sx, select_layers(sx, m.n_layers));
+}
+
+StatexPlan plan_statex(const StatexConfig& sx, const ModelConfig& m, int64_t total_steps) {
+  validate(sx, m, total_steps);
+  StatexPlan p;
+  p.arm = parse_arm(sx.arm);
+  p.initial = p.after_event = m;
+  const int64_t at = expansion_step(sx, total_steps);
+  if (at < 0 && p.arm != StatexArm::scratch) return p;  // StateX off
+  p.layers = select_layers(sx, m.n_layers);
+  const ModelConfig expanded = expanded_config(m, sx, p.layers);
+  if (p.arm == StatexArm::scratch) {
+    p.initial = expanded;  // the expanded architecture from step 0, no event
+    return p;
+  }
+  p.event_step = at;
+  p.event_expands = p.arm != StatexArm::control;
+  if (p.event_expands) p.after_event = expanded;
+  return p;
 }
 
 Expansion expand_model(const ModelConfig& cfg, const ParamTable& table,
                        const std::vector<float>& params, const StatexConfig& sx, uint64_t seed) {
+  return expand_model(cfg, table, params, sx, select_layers(sx, cfg.n_layers), seed);
+}
+
+Expansion expand_model(const ModelConfig& cfg, const ParamTable& table,
+                       const std::vector<float>& params, const StatexConfig& sx,
+                       const std::vector<int>& layers, uint64_t seed) {
   Expansion x;
-  x.layers = select_layers(sx, cfg.n_layers);
+  x.layers = layers;
   x.cfg = expanded_config(cfg, sx, x.layers);
   x.table = build_param_table(x.cfg);
   x.params.assign(x.table.total(), 0.f);

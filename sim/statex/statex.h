@@ -1,5 +1,5 @@
 #pragma once
-// StateX: post-training state expansion of selected layers (DESIGN.md §3, arXiv 2509.22630,
+// StateX: post-training state expansion of selected layers (docs/design.md §3, arXiv 2509.22630,
 // thunlp/StateX).
 //   GLA:    the selected layers' heads are merged into statex.gla_heads heads (default 1).
 //           Projection shapes are unchanged; g_norm.weight grows to the new Vh; the layer's
@@ -37,7 +37,12 @@ struct Expansion {
   std::vector<int> layers;     // expanded layers
 };
 
-// Expands a model (host parameters). `seed` drives the fresh initialisation of reinit tensors.
+// Expands `layers` of a model (host parameters). `seed` drives the fresh initialisation of
+// reinit tensors.
+Expansion expand_model(const ModelConfig& cfg, const ParamTable& table,
+                       const std::vector<float>& params, const StatexConfig& sx,
+                       const std::vector<int>& layers, uint64_t seed);
+// The same for the layers the options select (select_layers).
 Expansion expand_model(const ModelConfig& cfg, const ParamTable& table,
                        const std::vector<float>& params, const StatexConfig& sx, uint64_t seed);
 
@@ -46,5 +51,27 @@ int64_t expansion_step(const StatexConfig& sx, int64_t total_steps);
 
 // Validates the statex.* options that do not depend on the model (mode, select, arm...).
 void validate(const StatexConfig& sx, const ModelConfig& m, int64_t total_steps);
+
+// The arms of a StateX experiment (statex.arm; the label itself is recorded in results).
+enum class StatexArm {
+  unlabelled,  // "": expands at statex.step / statex.fraction when one is set
+  statex,      // expands the selected layers at the event step and restarts the schedule
+  control,     // restarts the schedule at the event step without expanding
+  scratch,     // trains the expanded architecture from step 0; no event
+};
+// Throws ConfigError naming statex.arm for an unknown label.
+StatexArm parse_arm(const std::string& label);
+
+// What a training run does about StateX, decided once from the options.
+struct StatexPlan {
+  StatexArm arm = StatexArm::unlabelled;
+  int64_t event_step = -1;     // the event happens after this many steps; -1: no event
+  bool event_expands = false;  // the event expands the layers (false: schedule restart only)
+  std::vector<int> layers;     // the selected layers (empty when StateX is off)
+  ModelConfig initial;         // architecture trained from step 0 (the expanded one for scratch)
+  ModelConfig after_event;     // architecture after an expanding event
+};
+// Validates the options (validate) and selects the layers once. Throws ConfigError.
+StatexPlan plan_statex(const StatexConfig& sx, const ModelConfig& m, int64_t total_steps);
 
 }  // namespace statex

@@ -1,5 +1,5 @@
 #pragma once
-// MQAR evaluation metrics (DESIGN.md §2): loss, Zoology accuracy, per-segment accuracy and
+// MQAR evaluation metrics (docs/design.md §2): loss, Zoology accuracy, per-segment accuracy and
 // recall as a function of key->query distance. Fed batch by batch; fills statex::EvalPoint.
 //
 // Definitions (all over labelled positions only):

@@ -1,6 +1,6 @@
 #pragma once
 // Multi-query associative recall (MQAR) data, semantics of Zoology
-// `zoology/data/multiquery_ar.py` (DESIGN.md §2).
+// `zoology/data/multiquery_ar.py` (docs/design.md §2).
 //
 // One example of length T with K key-value pairs, vocab V:
 //   positions [0, C), C = 2K:   k1 v1 k2 v2 ... kK vK

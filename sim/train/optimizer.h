@@ -13,6 +13,12 @@
 
 namespace statex {
 
+// AdamW's state on the host: what a checkpoint stores and an expansion carries over.
+struct AdamWState {
+  std::vector<float> exp_avg, exp_avg_sq;  // [table.total()], the parameter layout
+  std::vector<int64_t> tensor_steps;       // per tensor, in table order
+};
+
 class AdamW {
  public:
   AdamW(Backend& be, const ParamTable& table, const TrainConfig& cfg);
@@ -20,9 +26,17 @@ class AdamW {
   // One update with learning rate lr; grad_scale multiplies the gradients (clipping).
   void step(float* params, const float* grads, float lr, float grad_scale);
 
-  float* exp_avg() { return m_; }
-  float* exp_avg_sq() { return v_; }
-  std::vector<int64_t>& tensor_steps() { return steps_; }
+  AdamWState state() const;
+  // Throws std::invalid_argument when the sizes do not match this optimizer's table.
+  void load(const AdamWState& s);
+  // Moments and step counts back to zero (statex.reset_optimizer on the control arm).
+  void reset();
+  // After a StateX expansion (this optimizer is for the new table): the tensors carried over
+  // keep `old`'s moments and step counts, matched by name; new or reshaped tensors
+  // (fresh[i], per entry of the new table) and, with reset_all, every tensor start at zero.
+  void carry_over(const AdamWState& old, const ParamTable& old_table,
+                  const std::vector<bool>& fresh, bool reset_all);
+
   const ParamTable& table() const { return table_; }
 
  private:

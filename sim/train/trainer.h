@@ -1,7 +1,7 @@
 #pragma once
 // The training loop: MQAR batches -> model forward/backward -> clip -> AdamW, with periodic
 // evaluation, progress lines, atomic HDF5 results, checkpoints, exact resume, and the StateX
-// expansion event (DESIGN.md §3) at a configured step.
+// expansion event (docs/design.md §3) at a configured step.
 //
 // Determinism: for a given config (seeds) and OpenMP thread count, a run is bit-for-bit
 // reproducible, and `--resume` from a checkpoint continues with exactly the loss curve of an

@@ -9,6 +9,7 @@
 #include "sim/task/mqar.h"
 #include "sim/train/device_batch.h"
 #include "sim/train/optimizer.h"
+#include "sim/train/train_step.h"
 
 namespace statex::verify {
 
@@ -35,10 +36,7 @@ Trace train(Backend& be, const ModelConfig& mc, const MqarDataset& ds, unsigned 
   for (int s = 0; s < steps; ++s) {
     MqarBatch hb = make_train_batch(ds, s, B);
     DeviceBatch db = buf.upload(hb);
-    model.zero_grads();
-    t.losses.push_back(model.forward(db));
-    model.backward(db);
-    adam.step(model.params(), model.grads(), 3e-3f, 1.0f);
+    t.losses.push_back(train_step(model, adam, db, 3e-3f, /*grad_clip=*/0).loss);
   }
   be.synchronize();
   t.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

@@ -275,7 +275,7 @@ void memory_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   }
 }
 
-void activation_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+void activations_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   for (size_t n : bench ? std::vector<size_t>{size_t(32) << 20} : std::vector<size_t>{3780, 1000003}) {
     std::string sh = fmt({{"n", (long long)n}});
     {
@@ -481,12 +481,23 @@ void linear_stacked_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   }
 }
 
+// Shapes of the conv1d and conv1d_silu cases: [B, T, C] inputs, W taps, bias or not.
+struct ConvShape {
+  int B, T, C, W;
+  bool bias;
+};
+std::vector<ConvShape> conv_shapes(bool bench) {
+  return bench ? std::vector<ConvShape>{{64, 512, 1152, 4, true}}
+               : std::vector<ConvShape>{{2, 63, 60, 4, true}, {3, 5, 7, 4, false}, {1, 2, 3, 3, true}};
+}
+std::string conv_label(const ConvShape& s) {
+  return fmt({{"B", s.B}, {"T", s.T}, {"C", s.C}, {"W", s.W}}) + (s.bias ? " bias" : "");
+}
+
 void conv1d_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
-  struct S { int B, T, C, W; bool bias; };
-  for (auto s : bench ? std::vector<S>{{64, 512, 1152, 4, true}}
-                      : std::vector<S>{{2, 63, 60, 4, true}, {3, 5, 7, 4, false}, {1, 2, 3, 3, true}}) {
-    std::string sh = fmt({{"B", s.B}, {"T", s.T}, {"C", s.C}, {"W", s.W}}) + (s.bias ? " bias" : "");
-    size_t n = size_t(s.B) * s.T * s.C;
+  for (const ConvShape& s : conv_shapes(bench)) {
+    const std::string sh = conv_label(s);
+    const size_t n = size_t(s.B) * s.T * s.C;
     {
       Builder b(cs, "conv1d_forward", sh, TolClass::Elementwise, seed++);
       b.in("inp", n);
@@ -512,6 +523,13 @@ void conv1d_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
                            p.f("weight"), s.B, s.T, s.C, s.W, acc);
       });
     }
+  }
+}
+
+void conv1d_silu_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  for (const ConvShape& s : conv_shapes(bench)) {
+    const std::string sh = conv_label(s);
+    const size_t n = size_t(s.B) * s.T * s.C;
     {
       Builder b(cs, "conv1d_silu_forward", sh, TolClass::Elementwise, seed++);
       b.in("inp", n, -2.f, 2.f);
@@ -650,7 +668,7 @@ void gla_norm_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   }
 }
 
-void mamba2_elementwise_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+void softplus_bias_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   {
     int N = bench ? 32768 : 126, H = bench ? 16 : 6;
     std::string sh = fmt({{"N", N}, {"H", H}});
@@ -679,6 +697,9 @@ void mamba2_elementwise_cases(std::vector<Case>& cs, unsigned& seed, bool bench)
       });
     }
   }
+}
+
+void gated_rmsnorm_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   struct S { int N, C, gs; };
   const float eps = 1e-5f;
   for (auto s : bench ? std::vector<S>{{32768, 1024, 1024}}
@@ -781,6 +802,9 @@ void ssd_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
       });
     }
   }
+}
+
+void ssd_dskip_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   {
     int N = bench ? 32768 : 126, H = bench ? 16 : 4, P = bench ? 64 : 15;
     std::string sh = fmt({{"N", N}, {"H", H}, {"P", P}});
@@ -848,7 +872,7 @@ void xent_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   }
 }
 
-void adamw_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+void sum_squares_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   for (size_t n : bench ? std::vector<size_t>{size_t(16) << 20} : std::vector<size_t>{10007, 1}) {
     std::string sh = fmt({{"n", (long long)n}});
     {
@@ -863,6 +887,12 @@ void adamw_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
         be.to_device(p.f("result"), &r, sizeof(float));
       });
     }
+  }
+}
+
+void adamw_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  for (size_t n : bench ? std::vector<size_t>{size_t(16) << 20} : std::vector<size_t>{10007, 1}) {
+    std::string sh = fmt({{"n", (long long)n}});
     {
       Builder b(cs, "adamw_update", sh, TolClass::Elementwise, seed++);
       b.in("grad", n);
@@ -886,17 +916,21 @@ std::vector<std::string> op_groups() { return op_stems(); }
 std::vector<Case> make_cases(bool bench, unsigned seed) {
   std::vector<Case> cs;
   memory_cases(cs, seed, bench);
-  activation_cases(cs, seed, bench);
+  activations_cases(cs, seed, bench);
   embedding_cases(cs, seed, bench);
   rmsnorm_cases(cs, seed, bench);
   linear_cases(cs, seed, bench);
   linear_stacked_cases(cs, seed, bench);
   conv1d_cases(cs, seed, bench);
+  conv1d_silu_cases(cs, seed, bench);
   gla_cases(cs, seed, bench);
   gla_norm_cases(cs, seed, bench);
-  mamba2_elementwise_cases(cs, seed, bench);
+  softplus_bias_cases(cs, seed, bench);
   ssd_cases(cs, seed, bench);
+  ssd_dskip_cases(cs, seed, bench);
+  gated_rmsnorm_cases(cs, seed, bench);
   xent_cases(cs, seed, bench);
+  sum_squares_cases(cs, seed, bench);
   adamw_cases(cs, seed, bench);
   for (auto& c : cs) c.bench_only = bench;
   return cs;

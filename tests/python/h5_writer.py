@@ -12,12 +12,12 @@ STR = h5py.string_dtype("utf-8")
 
 
 def gla_layer_state(d_model: int, heads: int, expand_k=0.5, expand_v=1.0) -> int:
-    """DESIGN.md §1: Dk·Dv/H scalars per layer."""
+    """docs/design.md §1: Dk·Dv/H scalars per layer."""
     return int(expand_k * d_model) * int(expand_v * d_model) // heads
 
 
 def mamba2_layer_state(d_model: int, d_state: int, expand=2) -> int:
-    """DESIGN.md §1: d_inner·N scalars per layer."""
+    """docs/design.md §1: d_inner·N scalars per layer."""
     return expand * d_model * d_state
 
 

@@ -59,7 +59,7 @@ def test_round_trip_is_bit_exact(which, request, tmp_path, capsys):
         assert f["params"][next(iter(a.params))].fletcher32
     if which == "gla_expanded":
         assert "layer(s) [2] have [1] heads" in err
-        assert b.trainer_attrs["statex_layers"] == "2"  # train --init-from accepts the shapes
+        assert b.expansion["layers"] == [2]  # train --init-from accepts the per-layer shapes
     else:
         assert "no MLP" in err
 

@@ -1,4 +1,4 @@
-"""PyTorch reference of statex-sim's language models (DESIGN.md §1), for parity tests and for
+"""PyTorch reference of statex-sim's language models (docs/design.md §1), for parity tests and for
 benchmarking our CPU path against what a researcher would write in PyTorch.
 
 Written from the spec, not from our C++: the recurrences use the usual chunked matmul forms
@@ -203,7 +203,7 @@ def gla_recurrent(q, k, v, gk, scale: float):
 
 
 class GatedLinearAttention(nn.Module):
-    """fla GatedLinearAttention (DESIGN.md §1), attribute names = fla's state_dict names."""
+    """fla GatedLinearAttention (docs/design.md §1), attribute names = fla's state_dict names."""
 
     def __init__(self, cfg: ModelConfig, heads: int, chunk: int = 16):
         super().__init__()
@@ -315,7 +315,8 @@ def ssd_recurrent(x, dt, A, Bm, Cm):
 
 
 class Mamba2(nn.Module):
-    """mamba_ssm Mamba2 mixer (DESIGN.md §1), attribute names = mamba_ssm's state_dict names."""
+    """mamba_ssm Mamba2 mixer (docs/design.md §1); attribute names = mamba_ssm's state_dict
+    names."""
 
     def __init__(self, cfg: ModelConfig, d_state: int, chunk: int = 16):
         super().__init__()

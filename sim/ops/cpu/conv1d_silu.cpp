@@ -11,8 +11,8 @@
 #include <algorithm>
 #include <vector>
 
-#include "sim/ops/cpu/conv1d_common.h"
 #include "sim/ops/cpu/cpu_backend.h"
+#include "sim/ops/cpu/detail/conv1d_common.h"
 
 namespace statex {
 

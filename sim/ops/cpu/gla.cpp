@@ -1,4 +1,4 @@
-// GLA chunked fast path on the CPU (DESIGN.md §1). Per (b, h) pair, sequential in time:
+// GLA chunked fast path on the CPU (docs/design.md §1). Per (b, h) pair, sequential in time:
 //   S_t = diag(exp(gk_t)) S_{t-1} + k_t^T v_t,  o_t = (scale q_t) S_t.
 // The sequence is cut into chunks of `chunk` rows (the last may be partial). Inside a chunk,
 // with B_i = sum_{s<=i} gk_s (cumulative log decay from the chunk start, <= 0, decreasing):
@@ -33,8 +33,8 @@
 #include <vector>
 
 #include "sim/ops/cpu/cpu_backend.h"
-#include "sim/ops/cpu/grad_store.h"
-#include "sim/ops/cpu/small_gemm.h"
+#include "sim/ops/cpu/detail/grad_store.h"
+#include "sim/ops/cpu/detail/small_gemm.h"
 
 namespace statex {
 namespace {

@@ -9,9 +9,9 @@
 #include <Eigen/Core>
 #include <cmath>
 
-#include "sim/ops/cpu/block_partials.h"
 #include "sim/ops/cpu/cpu_backend.h"
-#include "sim/ops/cpu/grad_store.h"
+#include "sim/ops/cpu/detail/block_partials.h"
+#include "sim/ops/cpu/detail/grad_store.h"
 
 namespace statex {
 namespace {

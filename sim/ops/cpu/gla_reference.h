@@ -1,6 +1,6 @@
 #pragma once
 // Per-timestep recurrent GLA: the reference the chunked CpuBackend::gla_* fast path is tested
-// against (DESIGN.md §1, semantics of fla's GatedLinearAttention / fused_recurrent).
+// against (docs/design.md §1, semantics of fla's GatedLinearAttention / fused_recurrent).
 // Same argument convention as Backend::gla_forward / gla_backward, minus the chunk length:
 //   per (b, h): S_t = diag(exp(gk_t)) S_{t-1} + k_t^T v_t,  o_t = (scale q_t) S_t,  S_0 = 0.
 //   q, k, gk [B, T, H, K]; v, o [B, T, H, V]; final_state [B, H, K, V] (nullptr = not wanted).

@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "sim/ops/cpu/cpu_backend.h"
-#include "sim/ops/cpu/gemm.h"
-#include "sim/ops/cpu/linear_blocks.h"
+#include "sim/ops/cpu/detail/gemm.h"
+#include "sim/ops/cpu/detail/linear_blocks.h"
 
 namespace statex {
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "sim/ops/cpu/cpu_backend.h"
-#include "sim/ops/cpu/grad_store.h"
+#include "sim/ops/cpu/detail/grad_store.h"
 
 namespace statex {
 

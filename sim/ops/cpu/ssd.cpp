@@ -1,4 +1,4 @@
-// Chunked SSD (Mamba2 scan), the CPU fast path. Contract: sim/core/backend.h; the per-timestep
+// Chunked SSD (Mamba2 scan), the CPU fast path. Contract: sim/core/ops.def; the per-timestep
 // recurrence it is tested against lives in ssd_reference.{h,cpp}.
 //
 // Per (b, h), chunk of L <= Q steps starting from state S0 [P, N], with log decays
@@ -39,8 +39,8 @@
 #include <vector>
 
 #include "sim/ops/cpu/cpu_backend.h"
-#include "sim/ops/cpu/grad_store.h"
-#include "sim/ops/cpu/small_gemm.h"
+#include "sim/ops/cpu/detail/grad_store.h"
+#include "sim/ops/cpu/detail/small_gemm.h"
 
 namespace statex {
 namespace {

@@ -1,7 +1,7 @@
 #pragma once
 // Per-timestep recurrent SSD (Mamba2 scan): the reference the chunked fast path
 // (CpuBackend::ssd_forward / ssd_backward, sim/ops/cpu/ssd.cpp) is tested against.
-// Same arguments and semantics as the Backend methods (sim/core/backend.h):
+// Same arguments and semantics as the Backend methods (sim/core/ops.def):
 //   per (b, head h, group g = h / (H/G)), A_h = -exp(A_log[h]), state h_0 = 0 (P×N):
 //   h_t = exp(dt_t A_h) h_{t-1} + dt_t x_t ⊗ B_t,   y_t = h_t C_t
 // x, y [B, T, H, P]; dt [B, T, H]; Bm, Cm [B, T, G, N]; A_log [H]; final_state [B, H, P, N]

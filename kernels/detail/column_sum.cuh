@@ -9,7 +9,7 @@
 #include <algorithm>
 
 #include "kernels/cuda_backend.h"
-#include "kernels/cuda_common.cuh"
+#include "kernels/detail/cuda_common.cuh"
 
 namespace statex::cuda {
 

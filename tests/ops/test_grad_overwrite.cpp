@@ -1,11 +1,11 @@
-// The `accumulate` flag of the CPU backward ops (sim/core/backend.h): with accumulate = false an
+// The `accumulate` flag of the CPU backward ops (sim/core/ops.def): with accumulate = false an
 // op overwrites its input (activation) gradients without reading them, and still adds into its
 // parameter gradients. Every op is run twice on the same random inputs at odd shapes:
 //   1. accumulate = true into zeroed input gradients,
 //   2. accumulate = false into input gradients filled with NaN (a read would leave NaN).
 // Parameter gradients start at zero both times. The two must agree bit for bit: overwriting is
 // "the same sum without the old value", and 0 + x == x exactly. (Accumulation into non-zero
-// gradients is checked op by op in test_basic_ops, test_gla_ops and test_mamba2_ops.)
+// gradients is checked op by op in tests/ops/test_<stem>.cpp.)
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,13 +16,13 @@
 #include <vector>
 
 #include "sim/core/backend.h"
+#include "tests/support/cpu_ops.h"
 #include "tests/support/fd_check.h"
 
 namespace statex {
 namespace {
 
-using testing::random_vector;
-using Vec = std::vector<float>;
+using namespace testing;  // tests/support: fd_check, random_vector, cpu(), kN...
 
 void expect_overwrite_matches_accumulate_from_zero(const std::string& op,
                                                    const std::vector<Vec*>& input_grads,

@@ -1,4 +1,4 @@
-#include "sim/ops/cpu/gemm.h"
+#include "sim/ops/cpu/detail/gemm.h"
 
 #ifdef STATEX_HAVE_OPENBLAS
 #include <cblas.h>

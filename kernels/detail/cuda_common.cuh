@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/cuda_check.h"
+#include "kernels/detail/cuda_check.h"
 
 // Grid-stride loop over [0, n): covers any n with a capped grid (see blocks_for).
 #define GRID_STRIDE(i, n)                                                 \

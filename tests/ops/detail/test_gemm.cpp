@@ -1,5 +1,5 @@
-// gemm_serial (sim/ops/cpu/gemm.h), the serial GEMM under the CPU linear layers, against a double
-// triple loop: all four transpose combinations, odd sizes, row strides larger than the rows
+// gemm_serial (sim/ops/cpu/detail/gemm.h), the serial GEMM under the CPU linear layers, against a
+// double triple loop: all four transpose combinations, odd sizes, row strides larger than the rows
 // (sub-blocks of bigger matrices, as linear.cpp passes them), and beta 0 / 1 / other. Whatever
 // library the build uses (OpenBLAS or the Eigen fallback) must pass the same test.
 #include <gtest/gtest.h>
@@ -8,8 +8,8 @@
 #include <random>
 #include <vector>
 
-#include "sim/ops/cpu/gemm.h"
-#include "sim/ops/cpu/small_gemm.h"
+#include "sim/ops/cpu/detail/gemm.h"
+#include "sim/ops/cpu/detail/small_gemm.h"
 
 namespace statex {
 namespace {

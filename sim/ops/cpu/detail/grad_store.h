@@ -1,4 +1,4 @@
-// Writing an input gradient under the backward ops' `accumulate` flag (sim/core/backend.h):
+// Writing an input gradient under the backward ops' `accumulate` flag (sim/core/ops.def):
 // dst += value, or dst = value without reading dst (it may hold NaN). Works for Eigen arrays,
 // matrices, maps, blocks and noalias() wrappers.
 #pragma once

@@ -1,5 +1,5 @@
 // Pass 2 of the deterministic column reduction (see column_sum.cuh).
-#include "kernels/column_sum.cuh"
+#include "kernels/detail/column_sum.cuh"
 
 namespace statex::cuda {
 
