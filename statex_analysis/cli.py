@@ -25,6 +25,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "column such as status) matches; also !=, <, <=, >, >=; repeatable (AND)")
     p.add_argument("--state-unit", choices=tables.STATE_UNITS, default="bytes",
                    help="unit of state sizes: bytes (fp32, 4 x scalars; default) or scalars")
+    p.add_argument("--state", choices=tables.STATE_CONVENTIONS, default="recurrent",
+                   help="state size convention: recurrent (ours; default) or recurrent+conv "
+                        "(Zoology's, short-conv state counted); tables and labels say which")
     p.add_argument("--keep-going", action="store_true",
                    help="list unreadable files as runs with status 'unreadable' instead of "
                         "stopping at the first one")
@@ -90,7 +93,10 @@ def _positive_int(text: str) -> int:
 
 def _load(args):
     records = read_records(args.paths, strict=not args.keep_going)
-    runs = runs_frame(records)
+    if args.state == "recurrent+conv":  # every table and figure reads state_scalars
+        for rec in records:
+            rec.row["state_scalars"] = rec.row.get("state_with_conv_scalars", float("nan"))
+    runs = tables.use_state_convention(runs_frame(records), args.state)
     if args.where:
         keep = set(tables.filter_runs(runs, args.where)["run"])
         records = [r for r in records if r.row["run"] in keep]

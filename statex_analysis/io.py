@@ -139,7 +139,8 @@ def read_run(path: str | os.PathLike) -> RunData:
         curves = {k: _dataset(f, f"/curves/{k}") for k in
                   ("step", "loss", "lr", "grad_norm", "tokens_per_s")}
         evals = {k: _dataset(f, f"/eval/{k}") for k in
-                 ("step", "loss", "accuracy", "segment_accuracy", "gap_accuracy", "gap_count")}
+                 ("step", "loss", "accuracy", "segment_accuracy", "gap_accuracy", "gap_count",
+                  "class_accuracy", "class_count")}
         curves = {k: v for k, v in curves.items() if v is not None}
         evals = {k: v for k, v in evals.items() if v is not None}
         for arrays, group in ((evals, "/eval"), (curves, "/curves")):
@@ -149,6 +150,10 @@ def read_run(path: str | os.PathLike) -> RunData:
         if "/eval/segment_accuracy" in f:
             seg_attr = _decode(f["/eval/segment_accuracy"].attrs.get("segments", ""))
             segments = [s for s in str(seg_attr).split(",") if s]
+        classes: list[str] = []
+        if "/eval/class_accuracy" in f:  # per-task query classes (docs/tasks.md)
+            classes = [c for c in str(_decode(f["/eval/class_accuracy"].attrs.get("classes", "")))
+                       .split(",") if c]
         edges = _dataset(f, "/eval/gap_bucket_edges")
         layer_state = _dataset(f, "/model/layer_state_scalars")
         if layer_state is not None:
@@ -156,10 +161,21 @@ def read_run(path: str | os.PathLike) -> RunData:
         statex = _read_statex(f)
 
     summary = _summary(root, model, evals, statex)
+    summary.update(_class_summary(evals, classes))
     summary.update(_plateau_escape(root, evals, segments, config))
     return RunData(path=path, summary=summary, config=config, curves=curves, evals=evals,
                    gap_edges=np.zeros(0, np.int64) if edges is None else edges.astype(np.int64),
                    segments=segments, statex=statex)
+
+
+def _class_summary(evals: dict, classes: list[str]) -> dict[str, Any]:
+    """Final-eval token accuracy per query class (`class_acc_<name>`, NaN when the class had no
+    query): forgetting kept / updated keys, compositional shared / unique first token."""
+    acc, count = evals.get("class_accuracy"), evals.get("class_count")
+    if acc is None or count is None or not len(acc) or acc.ndim != 2:
+        return {}
+    return {f"class_acc_{name}": float(acc[-1, i]) if count[-1, i] > 0 else np.nan
+            for i, name in enumerate(classes[:acc.shape[1]])}
 
 
 def _summary(root: dict, model: dict, evals: dict, statex: dict | None) -> dict[str, Any]:
@@ -175,6 +191,10 @@ def _summary(root: dict, model: dict, evals: dict, statex: dict | None) -> dict[
         "n_layers": model.get("n_layers", np.nan),
         "state_scalars": int(model["state_scalars"]),
         "conv_state_scalars": model.get("conv_state_scalars", np.nan),
+        # Zoology's convention counts the short-conv state too (docs/results_format.md).
+        "state_with_conv_scalars": model.get(
+            "state_with_conv_scalars",
+            int(model["state_scalars"]) + model.get("conv_state_scalars", np.nan)),
         "steps_done": root.get("steps_done", np.nan),
         "tokens_seen": root.get("tokens_seen", np.nan),
         "wall_time_s": root.get("wall_time_s", np.nan),

@@ -22,9 +22,12 @@ NOT_ESCAPED = -1  # escape_step in the file when the run never went above the th
 
 
 def segment_num_kv(segment: str) -> int | None:
-    """K of one test segment "T:K:count" (None when the text names no K)."""
+    """K of one test segment "[task:]T:K:count[:opt=v...]" (docs/tasks.md; None when the text
+    names no K)."""
     parts = segment.split(":")
-    if len(parts) != 3 or not parts[1].strip().isdigit():
+    if parts and parts[0][:1].isalpha():  # "forgetting:64:8:500:updates=4"
+        parts = parts[1:]
+    if len(parts) < 3 or "=" in "".join(parts[:3]) or not parts[1].strip().isdigit():
         return None
     k = int(parts[1])
     return k if k > 0 else None

@@ -44,6 +44,9 @@ def build_report(records: list[Record], unit: str = "bytes", spread: str = "ci")
     t["gap_accuracy"] = tables.gap_table(runs, gaps_frame(records), unit)
     t["segment_accuracy"] = tables.segment_table(runs, segments_frame(records), unit)
     t["statex_ablation"] = tables.ablation_table(runs)
+    query_classes = tables.query_class_table(runs)  # task variants only (docs/tasks.md)
+    if not query_classes.empty:
+        t["query_classes"] = query_classes
 
     def add(name, has_data, draw, caption, why_empty):
         if not has_data:

@@ -9,7 +9,9 @@ Conventions, used by every table and figure (docs/analysis.md):
   * A run's accuracy for the scaling table is its BEST eval accuracy; StateX arms and the
     ablation use the end-of-training accuracy. Where cells differ only in train.lr, the one with
     the highest median is shown and the lrs tried are listed.
-  * State size: recurrent state only (conv state apart), bytes = 4 x scalars (fp32).
+  * State size: recurrent state only (conv state apart) by default, or Zoology's convention
+    `recurrent+conv` (use_state_convention / --state); bytes = 4 x scalars (fp32). Every label
+    says which.
   * Only completed runs enter aggregates; every other run is listed by failures_table.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from . import cells, stats
 
 BYTES_PER_SCALAR = 4
 STATE_UNITS = ("bytes", "scalars")
+STATE_CONVENTIONS = ("recurrent", "recurrent+conv")  # ours / Zoology's (conv state included)
 SPREADS = ("ci", "minmax", "std")  # band: 95% interval of the median, min-max, mean ± std
 LR_COL, SEED_COL = "train.lr", "train.seed"
 ARMS = ("statex", "control", "scratch")
@@ -43,9 +46,28 @@ def state_column(runs: pd.DataFrame, unit: str) -> pd.Series:
     return scalars * BYTES_PER_SCALAR if unit == "bytes" else scalars
 
 
+_convention = {"name": "recurrent"}
+
+
+def use_state_convention(runs: pd.DataFrame, convention: str) -> pd.DataFrame:
+    """Runs whose `state_scalars` (and every table and label after it) follow `convention`:
+    `recurrent` (ours, the default) or `recurrent+conv` (Zoology's: short-conv state counted)."""
+    if convention not in STATE_CONVENTIONS:
+        raise TableError(f"--state must be one of {', '.join(STATE_CONVENTIONS)}, "
+                         f"not '{convention}'")
+    _convention["name"] = convention
+    if convention == "recurrent":
+        return runs
+    runs = runs.copy()
+    runs["state_scalars"] = pd.to_numeric(runs["state_with_conv_scalars"], errors="coerce")
+    runs["state_bytes"] = runs["state_scalars"] * BYTES_PER_SCALAR
+    return runs
+
+
 def state_label(unit: str) -> str:
-    return ("recurrent state size (bytes, fp32 = 4 B/scalar)" if unit == "bytes"
-            else "recurrent state size (scalars)")
+    what = "recurrent+conv state size (Zoology)" if _convention["name"] == "recurrent+conv" \
+        else "recurrent state size"
+    return f"{what} (bytes, fp32 = 4 B/scalar)" if unit == "bytes" else f"{what} (scalars)"
 
 
 def completed(runs: pd.DataFrame) -> pd.DataFrame:
@@ -345,6 +367,31 @@ def cell_summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def query_class_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and query class of the task variants (docs/tasks.md: forgetting kept / updated
+    keys, compositional shared / unique first token): n / median / 95% interval of the final
+    per-class accuracy. Empty when no run has a class."""
+    frames = []
+    for column in sorted(c for c in runs.columns if str(c).startswith("class_acc_")):
+        has = completed(runs)[pd.to_numeric(completed(runs)[column], errors="coerce").notna()]
+        if has.empty:
+            continue
+        table, grouping = cells_table(has, metric=column)
+        table.insert(table.columns.get_loc("model") + 2, "query_class",
+                     column.replace("class_acc_", ""))
+        frames.append((table, grouping))
+    if not frames:
+        return pd.DataFrame()
+    grouping = frames[0][1]
+    table = pd.concat([t for t, _ in frames], ignore_index=True)
+    keep = ["cell", *[o for o in grouping.varied if o in table], "model", "arm", "query_class",
+            *CELL_STATS]
+    table = table[keep].sort_values(["cell", "query_class"], kind="stable").reset_index(drop=True)
+    table.attrs["caption"] = _caption(grouping, "Accuracy = token accuracy of the queries of "
+                                      "each class at the last eval (docs/tasks.md).")
+    return table
+
+
 def series_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs drawn as series in the gap / segment / learning-curve figures: every cell of the
     completed runs, lr chosen per cell among cells differing only in lr (best eval accuracy)."""
@@ -401,13 +448,14 @@ def summary_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
     status = runs["status"].astype(str)
     reason = runs["failure_reason"].fillna("").astype(str)
     status = status.where(reason == "", status + ": " + reason)
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "run": runs["run"],
         "model": runs["model"],
         "d_model": col("model.d_model"),
         "layers": col("model.n_layers").where(col("model.n_layers").notna(), col("n_layers")),
         "params": col("n_params"),
-        f"state ({unit})": state_column(runs, unit),
+        (f"state ({unit})" if _convention["name"] == "recurrent"
+         else f"recurrent+conv state ({unit})"): state_column(runs, unit),
         "lr": col(LR_COL),
         "seed": col(SEED_COL),
         "arm": runs["arm"].replace("", "-"),
@@ -417,6 +465,12 @@ def summary_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
         "escape_step": _escape_text(runs),
         "status": status,
     })
+    # Per-task query classes (docs/tasks.md): final accuracy on forgetting kept / updated keys and
+    # compositional shared / unique first tokens, where any run has them.
+    for name in sorted(c for c in runs.columns if str(c).startswith("class_acc_")):
+        if pd.to_numeric(runs[name], errors="coerce").notna().any():
+            table[name.replace("class_acc_", "acc_")] = runs[name]
+    return table
 
 
 def _escape_text(runs: pd.DataFrame) -> pd.Series:

@@ -14,9 +14,13 @@
 #include "sim/core/config.h"
 #include "sim/task/metrics.h"
 #include "sim/task/mqar.h"
+#include "tests/support/gap_stats.h"
 
 namespace statex {
 namespace {
+
+using testing::chi_square;
+using testing::power_law;
 
 struct Example {
   std::vector<int> inputs, targets, distance;
@@ -153,28 +157,13 @@ TEST(MqarData, RandomNonQueriesFillsBlanksUniformlyAndKeepsTheTask) {
   }
 }
 
-// Exact distribution of the first and second successive draws without replacement from p.
-std::vector<double> power_law(int space, double a) {
-  std::vector<double> p(space);
-  for (int g = 0; g < space; ++g) p[g] = a * std::pow(g + 1.0, a - 1.0);
-  const double sum = std::accumulate(p.begin(), p.end(), 0.0);
-  for (double& x : p) x /= sum;
-  return p;
-}
+// Exact distribution of the second successive draw without replacement from p (the first is p).
 std::vector<double> second_draw(const std::vector<double>& p) {
   std::vector<double> q(p.size(), 0.0);
   for (size_t j = 0; j < p.size(); ++j)
     for (size_t i = 0; i < p.size(); ++i)
       if (i != j) q[j] += p[i] * p[j] / (1.0 - p[i]);
   return q;
-}
-double chi_square(const std::vector<long>& counts, const std::vector<double>& p, long n) {
-  double chi2 = 0;
-  for (size_t g = 0; g < p.size(); ++g) {
-    const double e = p[g] * n;
-    chi2 += (counts[g] - e) * (counts[g] - e) / e;
-  }
-  return chi2;
 }
 
 TEST(MqarData, GapsFollowThePowerLaw) {

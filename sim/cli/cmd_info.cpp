@@ -45,17 +45,26 @@ int cmd_info(int argc, char** argv) {
   std::printf("model     %s, L=%d, D=%d, V=%d, mlp=%s, params %lld scalars (%lld bytes)\n",
               mc.model.c_str(), mc.n_layers, mc.d_model, mc.vocab_size, mc.mlp ? "yes" : "no",
               (long long)t.total(), (long long)t.total() * 4);
-  std::printf("\n%-6s %-8s %-8s %16s %16s %18s\n", "layer", "heads", "d_state", "state scalars",
-              "state bytes", "conv state scalars");
+  // Two conventions side by side (docs/results_format.md): ours counts the recurrent state only;
+  // Zoology's counts the short-conv state too ("recurrent+conv").
+  std::printf("\nstate: recurrent state (ours) and recurrent+conv (Zoology's convention); "
+              "bytes = 4 x scalars (fp32)\n");
+  std::printf("%-6s %-6s %-8s %14s %12s %18s %22s %20s\n", "layer", "heads", "d_state",
+              "state scalars", "state bytes", "conv state scalars", "recurrent+conv scalars",
+              "recurrent+conv bytes");
+  auto row = [](const char* name, int heads, int d_state, int64_t rec, int64_t conv) {
+    std::printf("%-6s %-6s %-8s %14lld %12lld %18lld %22lld %20lld\n", name,
+                heads < 0 ? "" : std::to_string(heads).c_str(),
+                d_state < 0 ? "" : std::to_string(d_state).c_str(), (long long)rec,
+                (long long)rec * 4, (long long)conv, (long long)(rec + conv),
+                (long long)(rec + conv) * 4);
+  };
   for (int l = 0; l < mc.n_layers; ++l) {
     MixerShape m = mc.layer_shape(l);
-    std::printf("%-6d %-8d %-8d %16lld %16lld %18lld\n", l, m.heads, m.d_state,
-                (long long)s.layer_state_scalars[l], (long long)s.layer_state_scalars[l] * 4,
-                (long long)s.layer_conv_state_scalars[l]);
+    row(std::to_string(l).c_str(), m.heads, m.d_state, s.layer_state_scalars[l],
+        s.layer_conv_state_scalars[l]);
   }
-  std::printf("%-6s %-8s %-8s %16lld %16lld %18lld\n", "total", "", "",
-              (long long)s.total_state_scalars(), (long long)s.total_state_scalars() * 4,
-              (long long)s.total_conv_state_scalars());
+  row("total", -1, -1, s.total_state_scalars(), s.total_conv_state_scalars());
   if (list_params) {
     std::printf("\n%-50s %-18s %10s\n", "parameter", "shape", "scalars");
     for (auto& e : t.entries()) {

@@ -90,6 +90,8 @@ int cmd_train(int argc, char** argv) {
   check_distinct_paths({{"--config", config, false},
                         {"--resume", opt.resume_path, false},
                         {"--init-from", opt.init_from, false},
+                        {"--data.train", cfg.mqar.train_file, false},
+                        {"--data.test", cfg.mqar.test_file, false},
                         {"--out", opt.out_path, true},
                         {"--checkpoint-out", opt.checkpoint_out, true}},
                        {{"--resume", "--checkpoint-out"}});

@@ -10,4 +10,5 @@ int cmd_verify(int argc, char** argv);
 int cmd_sweep(int argc, char** argv);
 int cmd_expand(int argc, char** argv);
 int cmd_grad(int argc, char** argv);
+int cmd_data(int argc, char** argv);
 }  // namespace statex::cli

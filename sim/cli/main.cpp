@@ -25,6 +25,7 @@ const Command kCommands[] = {
     {"sweep", statex::cli::cmd_sweep, "run an ablation sweep locally or on Slurm"},
     {"verify", statex::cli::cmd_verify, "check every CUDA op against the CPU reference"},
     {"bench", statex::cli::cmd_bench, "measure train-step throughput and fraction of peak"},
+    {"data", statex::cli::cmd_data, "write a task's generated train/test set to token files"},
     {"info", statex::cli::cmd_info, "print build info, parameter counts and state sizes"},
 };
 

@@ -57,20 +57,30 @@ struct ModelConfig {
   MixerShape layer_shape(int layer) const;  // layers[layer] or the default
 };
 
-// One MQAR segment: `count` examples of length T with K key-value pairs.
+// Associative-recall task of one segment (docs/tasks.md). Ids are stored in token files.
+enum class Task : int { mqar = 0, forgetting = 1, compositional = 2 };
+
+// One data segment: `count` examples of length T with K key-value pairs of one task.
+// Text form "[task:]T:K:count[:updates=U][:passes=p][:grid=g]" (parse_segments).
 struct MqarSegment {
   int seq_len = 64;   // T
   int num_kv = 4;     // K
   long count = 0;     // examples in this segment
+  Task task = Task::mqar;
+  int updates = 0;    // forgetting: U keys reassigned a new value after the K pairs
+  int passes = 1;     // p: the key-value context is repeated p times before the queries (JRT)
+  int grid = 0;       // compositional: grid side g (0 = sqrt(K), K must be a perfect square)
 };
 
 struct MqarConfig {
   int vocab_size = 256;          // = model.vocab_size (copied by the CLI)
   float power_a = 0.01f;         // mqar.power_a: gap distribution p(g) ∝ a (g+1)^(a-1)
-  bool random_non_queries = false;  // mqar.random_non_queries
-  std::vector<MqarSegment> train;   // mqar.train  "T:K:count[,T:K:count...]"
+  bool random_non_queries = true;   // mqar.random_non_queries (Zoology's default: on)
+  std::vector<MqarSegment> train;   // mqar.train  "[task:]T:K:count[,...]"
   std::vector<MqarSegment> test;    // mqar.test
   unsigned long long train_seed = 1;  // mqar.seed (train seed space; test uses a disjoint one)
+  std::string train_file;        // data.train: token file to train on instead of mqar.train
+  std::string test_file;         // data.test: token file to evaluate on instead of mqar.test
 };
 
 struct TrainConfig {

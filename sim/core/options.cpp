@@ -63,7 +63,7 @@ OptionRegistry::OptionRegistry(ExperimentConfig& c) {
   add("model.mlp", &m.mlp, "SwiGLU MLP after each mixer (Zoology MQAR default: false)");
   add("model.mlp_hidden", &m.mlp_hidden, "MLP hidden width (0 = 8D/3 rounded up to 8)");
   add("model.tie_embeddings", &m.tie_embeddings, "LM head tied to the embedding");
-  add("model.norm_eps", &m.norm_eps, "RMSNorm epsilon");
+  add("model.norm_eps", &m.norm_eps, "RMSNorm epsilon of the block norms and the final norm (Mamba2's gated norm keeps mamba_ssm's fixed 1e-5)");
   add("model.heads", &m.heads, "GLA: heads H");
   add("model.expand_k", &m.expand_k, "GLA: key dim Dk = expand_k * D");
   add("model.expand_v", &m.expand_v, "GLA: value dim Dv = expand_v * D");
@@ -78,12 +78,19 @@ OptionRegistry::OptionRegistry(ExperimentConfig& c) {
   add("model.ngroups", &m.ngroups, "Mamba2: B/C groups G (must divide the heads)");
   add("model.d_state", &m.d_state, "Mamba2: state dim N (scalars per head channel)");
 
-  add("mqar.train", &c.mqar_train, "train segments T:K:count[,T:K:count...] (tokens:pairs:examples)");
-  add("mqar.test", &c.mqar_test, "test segments T:K:count[,...]");
+  add("mqar.train", &c.mqar_train,
+      "train segments [task:]T:K:count[:updates=U][:passes=p][:grid=g][,...] (tokens:pairs:"
+      "examples; task mqar | forgetting | compositional, docs/tasks.md)");
+  add("mqar.test", &c.mqar_test, "test segments, same syntax as mqar.train");
   add("mqar.power_a", &c.mqar.power_a, "query gap power law p(g) ~ a (g+1)^(a-1)");
   add("mqar.random_non_queries", &c.mqar.random_non_queries,
-      "fill the non-query slots of the query region with random tokens");
+      "fill the non-query slots of the query region with random tokens (default on, as in "
+      "Zoology; false gives the 0-filled query region)");
   add_seed("mqar.seed", &c.mqar.train_seed, "data seed (train and test use disjoint seed spaces)");
+  add("data.train", &c.mqar.train_file,
+      "train on this HDF5 token file (statex data writes one) instead of mqar.train");
+  add("data.test", &c.mqar.test_file,
+      "evaluate on this HDF5 token file instead of mqar.test");
 
   auto& t = c.train;
   add("train.steps", &t.steps, "optimizer steps");

@@ -1,6 +1,8 @@
 // Results file writer/reader: exactly the layout in docs/results_format.md.
 #include "sim/io/results_file.h"
 
+#include <cctype>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -68,10 +70,13 @@ std::vector<T> matrix_of(const std::vector<EvalPoint>& evals,
 }
 
 // Plateau escape (docs/results_format.md, "Plateau escape"): K = the smallest number of KV
-// pairs among the test segments "T:K:count"; -1 when no segment names one.
+// pairs among the test segments "[task:]T:K:count[:opt=v...]" (docs/tasks.md); -1 when no
+// segment names one.
 int64_t plateau_num_kv(const std::vector<std::string>& segments) {
   int64_t k_min = -1;
-  for (const std::string& seg : segments) {
+  for (const std::string& text : segments) {
+    const bool named = !text.empty() && std::isalpha(static_cast<unsigned char>(text[0]));
+    const std::string seg = named ? text.substr(text.find(':') + 1) : text;  // drop "task:"
     size_t a = seg.find(':'), b = seg.find(':', a == std::string::npos ? a : a + 1);
     if (a == std::string::npos || b == std::string::npos) continue;
     try {
@@ -163,6 +168,9 @@ void write_model(hid_t f, const RunRecord& r) {
   attr_with_unit(m, "state_bytes", state * kBytesPerScalar, "bytes");
   attr_with_unit(m, "conv_state_scalars", conv, "scalars");
   attr_with_unit(m, "conv_state_bytes", conv * kBytesPerScalar, "bytes");
+  // Zoology's convention counts the short-conv state too (docs/results_format.md).
+  attr_with_unit(m, "state_with_conv_scalars", state + conv, "scalars");
+  attr_with_unit(m, "state_with_conv_bytes", (state + conv) * kBytesPerScalar, "bytes");
   const auto& ls = r.state.layer_state_scalars;
   const auto& lc = r.state.layer_conv_state_scalars;
   dataset_unit(h5::write_dataset(m, "layer_state_scalars", ls), "scalars");
@@ -216,6 +224,15 @@ void write_evals(hid_t f, const RunRecord& r) {
   h5::write_dataset(g, "gap_accuracy", gap.data(), {E, nbucket});
   h5::write_dataset(g, "gap_count", cnt.data(), {E, nbucket});
   dataset_unit(h5::write_dataset(g, "gap_bucket_edges", r.gap_bucket_edges), "tokens");
+  if (r.query_classes.empty()) return;
+  int64_t nclass = 0, nclass_count = 0;
+  auto cacc = matrix_of(r.evals, &EvalPoint::class_accuracy, r.query_classes.size(),
+                        "class_accuracy", &nclass);
+  auto ccnt = matrix_of(r.evals, &EvalPoint::class_count, r.query_classes.size(), "class_count",
+                        &nclass_count);
+  h5::Handle cd = h5::write_dataset(g, "class_accuracy", cacc.data(), {E, nclass});
+  h5::write_attr(cd, "classes", join(r.query_classes));
+  h5::write_dataset(g, "class_count", ccnt.data(), {E, nclass_count});
 }
 
 void write_statex(hid_t f, const ExpansionEvent& x) {
@@ -317,6 +334,14 @@ RunRecord read_all(hid_t f) {
   {
     h5::Handle sd = h5::open_dataset(g, "segment_accuracy");
     r.test_segments = split(h5::read_attr_str(sd, "segments"));
+  }
+  if (h5::exists(g, "class_accuracy")) {  // absent in files written before the task variants
+    auto cacc = h5::read_dataset<float>(g, "class_accuracy", &shape);
+    unpack_rows(cacc, width_of(shape, E, "class_accuracy"), r.evals, &EvalPoint::class_accuracy);
+    auto ccnt = h5::read_dataset<int64_t>(g, "class_count", &shape);
+    unpack_rows(ccnt, width_of(shape, E, "class_count"), r.evals, &EvalPoint::class_count);
+    h5::Handle cd = h5::open_dataset(g, "class_accuracy");
+    r.query_classes = split(h5::read_attr_str(cd, "classes"));
   }
 
   if (h5::exists(f, "statex")) {

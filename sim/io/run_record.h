@@ -25,6 +25,10 @@ struct EvalPoint {
   std::vector<float> segment_accuracy;  // [num test segments], same definition within a segment
   std::vector<float> gap_accuracy;      // [num gap buckets]: token accuracy of queries in bucket
   std::vector<int64_t> gap_count;       // [num gap buckets]: labelled queries in bucket
+  // [kNumQueryClasses] token accuracy / count of the per-task query classes (sim/task/tasks.h:
+  // forgetting kept / updated, compositional shared / unique first token); NaN / 0 when none.
+  std::vector<float> class_accuracy;
+  std::vector<int64_t> class_count;
 };
 
 // State size of one model, per layer, in scalars (bytes = 4 * scalars for fp32).
@@ -33,6 +37,10 @@ struct StateSize {
   std::vector<int64_t> layer_conv_state_scalars;  // [L] conv state (short conv / Mamba2 conv)
   int64_t total_state_scalars() const;
   int64_t total_conv_state_scalars() const;
+  // Zoology's convention: the short-conv state counted in the state size ("recurrent+conv").
+  int64_t total_state_with_conv_scalars() const {
+    return total_state_scalars() + total_conv_state_scalars();
+  }
 };
 
 // The StateX expansion event (issue 4); absent when no expansion happened.
@@ -68,6 +76,7 @@ struct RunRecord {
   // MQAR test segments ("T:K:count" each) and gap-bucket lower edges (distance in tokens).
   std::vector<std::string> test_segments;
   std::vector<int64_t> gap_bucket_edges;  // bucket i covers [edges[i], edges[i+1]); last open
+  std::vector<std::string> query_classes;  // names of EvalPoint::class_accuracy's columns
   // Progress.
   std::vector<CurvePoint> curve;
   std::vector<EvalPoint> evals;

@@ -31,6 +31,45 @@ void need_size(size_t got, int64_t want, const char* what) {
                              " values, expected " + std::to_string(want));
 }
 
+// Per-example [N] and per-position [N, T] datasets written by `statex data`; absent in files from
+// other generators (h5py: only /tokens and /labels).
+void read_optional_datasets(hid_t f, const std::vector<int64_t>& shape, TokenFile& tf) {
+  auto per_example = [&](const char* name, std::vector<int32_t>& out) {
+    if (!h5::exists(f, name)) return;
+    std::vector<int64_t> sh;
+    out = h5::read_dataset<int32_t>(f, name, &sh);
+    if (sh != std::vector<int64_t>{shape[0]})
+      throw std::runtime_error(std::string("'/") + name + "' has shape " + h5::shape_str(sh) +
+                               ", expected [" + std::to_string(shape[0]) + "] (one per example)");
+  };
+  auto per_position = [&](const char* name, std::vector<int32_t>& out) {
+    if (!h5::exists(f, name)) return;
+    std::vector<int64_t> sh;
+    out = read_int_matrix(f, name, &sh);
+    if (sh != shape)
+      throw std::runtime_error(std::string("'/") + name + "' has shape " + h5::shape_str(sh) +
+                               " but '/tokens' has " + h5::shape_str(shape));
+  };
+  per_example("lengths", tf.lengths);
+  per_example("segment", tf.segment);
+  per_example("task", tf.task);
+  per_position("distance", tf.distance);
+  per_position("query_class", tf.query_class);
+  for (auto& [k, v] : h5::read_str_attrs(f)) {
+    if (k == "segments") {
+      size_t start = 0;
+      while (true) {
+        const size_t c = v.find(',', start);
+        tf.segment_names.push_back(v.substr(start, c == std::string::npos ? c : c - start));
+        if (c == std::string::npos) break;
+        start = c + 1;
+      }
+    } else if (k != "format") {
+      tf.info[k] = v;
+    }
+  }
+}
+
 }  // namespace
 
 TokenFile read_token_file(const std::string& path) {
@@ -50,6 +89,7 @@ TokenFile read_token_file(const std::string& path) {
     tf.seq_len = shape[1];
     if (tf.num_examples == 0 || tf.seq_len == 0)
       throw std::runtime_error("'/tokens' is empty, shape " + h5::shape_str(shape));
+    read_optional_datasets(f, shape, tf);
     tf.has_labels = h5::exists(f, "labels");
     if (tf.has_labels) {
       std::vector<int64_t> lshape;
@@ -69,6 +109,11 @@ void write_token_file(const std::string& path, const TokenFile& tf) {
   try {
     need_size(tf.tokens.size(), n, "tokens");
     if (tf.has_labels) need_size(tf.labels.size(), n, "labels");
+    for (auto [name, v] : {std::pair{"lengths", &tf.lengths}, {"segment", &tf.segment},
+                           {"task", &tf.task}})
+      if (!v->empty()) need_size(v->size(), tf.num_examples, name);
+    for (auto [name, v] : {std::pair{"distance", &tf.distance}, {"query_class", &tf.query_class}})
+      if (!v->empty()) need_size(v->size(), n, name);
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot write token file '" + path + "': " + e.what());
   }
@@ -78,6 +123,19 @@ void write_token_file(const std::string& path, const TokenFile& tf) {
     h5::write_dataset<int32_t>(f, "tokens", tf.tokens.data(), {tf.num_examples, tf.seq_len});
     if (tf.has_labels)
       h5::write_dataset<int32_t>(f, "labels", tf.labels.data(), {tf.num_examples, tf.seq_len});
+    for (auto [name, v] : {std::pair{"lengths", &tf.lengths}, {"segment", &tf.segment},
+                           {"task", &tf.task}})
+      if (!v->empty()) h5::write_dataset<int32_t>(f, name, v->data(), {tf.num_examples});
+    for (auto [name, v] : {std::pair{"distance", &tf.distance}, {"query_class", &tf.query_class}})
+      if (!v->empty())
+        h5::write_dataset<int32_t>(f, name, v->data(), {tf.num_examples, tf.seq_len});
+    if (!tf.segment_names.empty()) {
+      std::string joined;
+      for (size_t i = 0; i < tf.segment_names.size(); ++i)
+        joined += (i ? "," : "") + tf.segment_names[i];
+      h5::write_attr(f, "segments", joined);
+    }
+    for (auto& [k, v] : tf.info) h5::write_attr(f, k, v);
   });
 }
 

@@ -5,6 +5,7 @@
 
 #include "sim/core/labels.h"
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,14 @@ struct TokenFile {
   std::vector<int32_t> tokens;   // [N, T]
   bool has_labels = false;
   std::vector<int32_t> labels;   // [N, T] target at each position, kIgnoreLabel = unlabelled
+  // Optional (written by `statex data`; empty when absent from the file):
+  std::vector<int32_t> lengths;      // [N] real length of each example (the rest is padding)
+  std::vector<int32_t> segment;      // [N] segment id of each example
+  std::vector<int32_t> task;         // [N] task id (Task: 0 mqar, 1 forgetting, 2 compositional)
+  std::vector<int32_t> distance;     // [N, T] key->query distance at labelled positions, else -1
+  std::vector<int32_t> query_class;  // [N, T] QueryClass at labelled positions, else -1
+  std::vector<std::string> segment_names;  // attribute "segments", comma-separated
+  std::map<std::string, std::string> info; // further string attributes (config_ini, split, ...)
 };
 
 // Throws ConfigError "token file '<path>': <reason>" (missing file, not HDF5, no /tokens, not

@@ -24,6 +24,10 @@ struct Mamba2Params {
 
 class Mamba2Mixer final : public Mixer {
  public:
+  // mamba_ssm builds Mamba2's gated RMSNorm with eps 1e-5 whatever norm_epsilon is (that only
+  // sets the block norms and the final norm); so do we.
+  static constexpr float kGatedNormEps = 1e-5f;
+
   Mamba2Mixer(const ModelConfig& c, int layer, Backend& be, const MixerBinding& bind,
               int max_tokens, int chunk)
       : be_(be), arena_(be), chunk_(chunk) {
@@ -34,7 +38,7 @@ class Mamba2Mixer final : public Mixer {
     G_ = c.ngroups;
     Ns_ = c.layer_shape(layer).d_state;
     W_ = c.conv_width;
-    eps_ = c.norm_eps;
+    eps_ = kGatedNormEps;  // not c.norm_eps: mamba_ssm's Mamba2 fixes its RMSNormGated eps
     conv_dim_ = di_ + 2 * G_ * Ns_;
     in_dim_ = di_ + conv_dim_ + H_;
     in_proj_oc_[0] = di_;

@@ -1,6 +1,7 @@
 #pragma once
 // Recurrent-state accounting (docs/design.md §1 "State size accounting"), per layer, in scalars
-// (bytes = 4 x scalars for fp32 state). The conv state is reported apart.
+// (bytes = 4 x scalars for fp32 state). The conv state is reported apart; Zoology's convention
+// counts it too, so StateSize::total_state_with_conv_scalars() gives the "recurrent+conv" total.
 //   GLA layer:    H * K * Vh = Dk * Dv / H           conv (short conv on): (W-1) * (2 Dk + Dv)
 //   Mamba2 layer: Hm * P * N = d_inner * N           conv: (W-1) * (d_inner + 2 G N)
 #include "sim/core/config.h"

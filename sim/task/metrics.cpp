@@ -1,4 +1,4 @@
-// MQAR evaluation metrics (definitions in metrics.h). Sums are kept in double / int64 so the
+// Recall evaluation metrics (definitions in metrics.h). Sums are kept in double / int64 so the
 // result does not depend on how the test set is cut into batches (up to double rounding).
 #include "sim/task/metrics.h"
 
@@ -34,6 +34,8 @@ void EvalAccumulator::reset() {
   std::fill(seg_examples_.begin(), seg_examples_.end(), 0);
   gap_correct_.assign(edges_.size(), 0);
   gap_count_.assign(edges_.size(), 0);
+  class_correct_.assign(kNumQueryClasses, 0);
+  class_count_.assign(kNumQueryClasses, 0);
 }
 
 int EvalAccumulator::bucket_of(int64_t distance) const {
@@ -53,6 +55,11 @@ void EvalAccumulator::add(const MqarBatch& batch, const int* predictions, const 
     if (k >= 0) {
       gap_correct_[k] += hit;
       gap_count_[k] += 1;
+    }
+    const int c = batch.label_class.empty() ? kNoQueryClass : batch.label_class[n];
+    if (c >= 0 && c < kNumQueryClasses) {
+      class_correct_[c] += hit;
+      class_count_[c] += 1;
     }
   }
   labels_ += batch.num_labels();
@@ -85,6 +92,12 @@ EvalPoint EvalAccumulator::result(int64_t step) const {
                                                  static_cast<float>(gap_count_[k])
                                            : nan);
     p.gap_count.push_back(gap_count_[k]);
+  }
+  for (int c = 0; c < kNumQueryClasses; ++c) {
+    p.class_accuracy.push_back(class_count_[c] ? static_cast<float>(class_correct_[c]) /
+                                                     static_cast<float>(class_count_[c])
+                                               : nan);
+    p.class_count.push_back(class_count_[c]);
   }
   return p;
 }

@@ -1,5 +1,5 @@
 #pragma once
-// MQAR evaluation metrics (docs/design.md §2): loss, Zoology accuracy, per-segment accuracy and
+// Recall evaluation metrics (docs/design.md §2): loss, Zoology accuracy, per-segment accuracy and
 // recall as a function of key->query distance. Fed batch by batch; fills statex::EvalPoint.
 //
 // Definitions (all over labelled positions only):
@@ -11,13 +11,17 @@
 //                     example).
 //   gap_accuracy      TOKEN accuracy of the queries whose key->query distance d lies in bucket i
 //                     = [edges[i], edges[i+1]) (the last bucket is open); NaN when empty.
-//   gap_count         labelled queries per bucket. Distances below edges[0] are not counted.
+//   gap_count         labelled queries per bucket. Distances below edges[0] (and unknown
+//                     distances, -1, from token files without /distance) are not counted.
+//   class_accuracy    TOKEN accuracy per query class (tasks.h QueryClass: forgetting kept /
+//                     updated key, compositional first token shared / unique); NaN when empty.
+//   class_count       labelled queries per class.
 // Examples with no labelled position (none exist in MQAR, K >= 1) are skipped.
 #include <cstdint>
 #include <vector>
 
 #include "sim/io/run_record.h"
-#include "sim/task/mqar.h"
+#include "sim/task/dataset.h"
 
 namespace statex {
 
@@ -48,6 +52,7 @@ class EvalAccumulator {
   std::vector<double> seg_acc_sum_;
   std::vector<int64_t> seg_examples_;
   std::vector<int64_t> gap_correct_, gap_count_;
+  std::vector<int64_t> class_correct_, class_count_;
 };
 
 }  // namespace statex

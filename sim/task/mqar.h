@@ -1,8 +1,9 @@
 #pragma once
-// Multi-query associative recall (MQAR) data, semantics of Zoology
-// `zoology/data/multiquery_ar.py` (docs/design.md §2).
+// The task generator: segments of MQAR and its variants (sim/task/tasks.h, docs/tasks.md) laid
+// out one after another, semantics of Zoology's `zoology/data/multiquery_ar.py`,
+// `forgetting_mqar.py` and `compositional_mqar.py` (docs/design.md §2).
 //
-// One example of length T with K key-value pairs, vocab V:
+// Plain MQAR, one example of length T with K key-value pairs, vocab V:
 //   positions [0, C), C = 2K:   k1 v1 k2 v2 ... kK vK
 //       keys   K distinct tokens from [1, V/2)   (0 is the "blank" token, never a key)
 //       values K distinct tokens from [V/2, V)
@@ -17,8 +18,8 @@
 //   every other position: input 0, target -100 (unlabelled; ignored by loss and accuracy).
 //   distance[C + 2 g_i] = (C + 2 g_i) - 2 i: tokens from the key in the context to its query.
 //
-// random_non_queries (Zoology's option, default off here, on in Zoology's MQARConfig): every
-// remaining 0 of the query region gets a token drawn uniformly from [0, V), exactly as Zoology's
+// random_non_queries (Zoology's option and default, on here too): every remaining 0 of the query
+// region gets a token drawn uniformly from [0, V), exactly as Zoology's
 // `inputs[inputs == 0] = randint(vocab_size)`. So filler tokens may be 0 again, or equal a key
 // or a value of the example; they stay unlabelled.
 //
@@ -31,54 +32,51 @@
 // streams are independent (their 64-bit stream seeds collide with probability ~2^-64). Content
 // collisions are still possible in tiny configurations (e.g. T=8, K=1, V=16) just as in Zoology.
 //
-// Constraints (checked by validate_segment, ConfigError naming the option):
-//   T even; K >= 1; 4K <= T (space >= K); count >= 1; K <= V/2 - 1 keys; K <= V - V/2 values;
-//   V > T. The last is Zoology's `assert vocab_size > input_seq_len`. It is not needed by the
-//   generator itself; we keep it so that every configuration accepted here is one Zoology accepts
-//   and results stay comparable with published MQAR numbers.
+// Constraints per task: validate_segment (tasks.h), ConfigError naming the option. For plain
+// MQAR: T even; K >= 1; 4K <= T (space >= K); count >= 1; K <= V/2 - 1 keys; K <= V - V/2
+// values; V > T. The last is Zoology's `assert vocab_size > input_seq_len`. It is not needed by the
+// generator itself; we keep it so that every configuration accepted here is one Zoology accepts
+// and results stay comparable with published MQAR numbers.
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "sim/core/config.h"
-#include "sim/core/labels.h"  // kIgnoreLabel = -100 (unlabelled target)
+#include "sim/task/dataset.h"
+#include "sim/task/tasks.h"
 
 namespace statex {
 
 enum class Split : uint64_t { train = 0, test = 1 };
 const char* split_name(Split split);  // "train" | "test"
 
-// Throws ConfigError naming `option` (mqar.train / mqar.test) and model.vocab_size where the
-// vocabulary is the problem. `position` is the segment's 1-based place in the option's list.
-void validate_segment(const MqarSegment& seg, int vocab_size, const std::string& option,
-                      int position = 1);
-
-// "T:K:count" for one segment (results files store one string per test segment).
-std::string format_segment(const MqarSegment& seg);
-
 // Seed of the per-example PRNG stream: hash of (seed, split, segment, index_in_segment).
 uint64_t mqar_example_seed(uint64_t seed, Split split, int segment, long index_in_segment);
 
-class MqarDataset {
+class MqarDataset : public Dataset {
  public:
   // Throws ConfigError if a segment is impossible (see validate_segment) or power_a <= 0.
   MqarDataset(const std::vector<MqarSegment>& segments, int vocab_size, float power_a,
               bool random_non_queries, uint64_t seed, Split split);
 
-  long size() const { return total_; }                // examples over all segments
-  int num_segments() const { return static_cast<int>(segments_.size()); }
+  long size() const override { return total_; }
+  int num_segments() const override { return static_cast<int>(segments_.size()); }
+  std::vector<std::string> segment_names() const override;
   const std::vector<MqarSegment>& segments() const { return segments_; }
   int vocab_size() const { return vocab_; }
-  int max_seq_len() const;
-  int segment_of(long index) const;                   // segments laid out one after another
+  int max_seq_len() const override;
+  int segment_of(long index) const override;  // segments laid out one after another
   long segment_start(int segment) const { return starts_[segment]; }
-  int seq_len(long index) const { return segments_[segment_of(index)].seq_len; }
+  int seq_len(long index) const override { return segments_[segment_of(index)].seq_len; }
   int num_kv(long index) const { return segments_[segment_of(index)].num_kv; }
 
-  // Writes one example of length seq_len(index): inputs [T], targets [T] (kIgnoreLabel where
-  // unlabelled), distance [T] (key->query distance in tokens at labelled positions, else -1;
-  // may be nullptr). Thread-safe; depends only on (seed, split, index).
-  void example(long index, int* inputs, int* targets, int* distance) const;
+  void example(long index, const ExampleRow& row) const override;
+  // inputs [T], targets [T] (kIgnoreLabel where unlabelled), distance [T] (key->query distance
+  // in tokens at labelled positions, else -1; may be nullptr). Depends only on (seed, split,
+  // index).
+  void example(long index, int* inputs, int* targets, int* distance) const {
+    example(index, ExampleRow{inputs, targets, distance, nullptr});
+  }
 
  private:
   std::vector<MqarSegment> segments_;
@@ -86,39 +84,9 @@ class MqarDataset {
   std::vector<std::vector<double>> inv_gap_w_; // per segment [space]: 1 / p(g) up to a constant
   long total_ = 0;
   int vocab_ = 0;
-  bool random_non_queries_ = false;
+  bool random_non_queries_ = true;
   uint64_t seed_ = 0;
   Split split_ = Split::train;
 };
-
-// A batch ready for the model. Shorter examples are right-padded with token 0 and no labels
-// (padding sits after every real token, so a causal model's outputs at real positions are
-// unchanged). Labelled positions come as parallel arrays of length num_labels(), ordered by
-// example then position.
-struct MqarBatch {
-  int B = 0, T = 0;                  // T = max seq_len in the batch
-  std::vector<int> inputs;           // [B*T]
-  std::vector<int> label_row;        // [N] flat row b*T + t of the labelled position
-  std::vector<int> label_target;     // [N] the value token to predict
-  std::vector<int> label_distance;   // [N] key->query distance in tokens
-  std::vector<int> label_example;    // [N] b
-  std::vector<int> example_segment;  // [B] segment of each example
-  std::vector<long> example_index;   // [B] dataset index of each example
-
-  int num_labels() const { return static_cast<int>(label_row.size()); }
-  // [B*T] targets with kIgnoreLabel at unlabelled positions (for code that wants dense labels).
-  std::vector<int> dense_targets() const;
-};
-
-// Examples first_index .. first_index+batch_size-1. wrap = true: indices modulo ds.size() and
-// B = batch_size (training). wrap = false: stops at the end of the set, so B = min(batch_size,
-// size - first_index) (evaluation); throws std::out_of_range if first_index >= size.
-// Examples are generated in parallel (OpenMP); the result does not depend on the thread count.
-MqarBatch make_batch(const MqarDataset& ds, long first_index, int batch_size, bool wrap);
-
-// Training batch of step s: indices s*B .. s*B+B-1 modulo the train set size.
-inline MqarBatch make_train_batch(const MqarDataset& ds, long step, int batch_size) {
-  return make_batch(ds, (step * static_cast<long>(batch_size)) % ds.size(), batch_size, true);
-}
 
 }  // namespace statex

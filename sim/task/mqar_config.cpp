@@ -1,4 +1,5 @@
-// MqarConfig validation and the "T:K:count[,T:K:count...]" segment syntax (sim/core/config.h).
+// MqarConfig validation and the "[task:]T:K:count[:opt=v...][,...]" segment syntax
+// (sim/core/config.h, docs/tasks.md).
 #include <cctype>
 #include <cmath>
 #include <limits>
@@ -36,12 +37,63 @@ long parse_count(const std::string& field, long max_value, const std::string& co
   return v;
 }
 
+// "key=value" option of a segment: updates, passes or grid.
+void parse_segment_option(const std::string& field, MqarSegment& seg, const std::string& context) {
+  const size_t eq = field.find('=');
+  const std::string key = trim(field.substr(0, eq));
+  if (eq == std::string::npos || (key != "updates" && key != "passes" && key != "grid"))
+    throw ConfigError(context + ": '" + field + "' is not one of updates=U, passes=p, grid=g "
+                      "(docs/tasks.md)");
+  constexpr long int_max = std::numeric_limits<int>::max();
+  const int v = static_cast<int>(parse_count(field.substr(eq + 1), int_max, context, key.c_str()));
+  (key == "updates" ? seg.updates : key == "passes" ? seg.passes : seg.grid) = v;
+}
+
+std::vector<std::string> split_fields(const std::string& item) {
+  std::vector<std::string> f;
+  size_t start = 0;
+  while (true) {
+    const size_t c = item.find(':', start);
+    f.push_back(trim(item.substr(start, c == std::string::npos ? std::string::npos : c - start)));
+    if (c == std::string::npos) return f;
+    start = c + 1;
+  }
+}
+
+MqarSegment parse_one_segment(const std::string& item, const std::string& context) {
+  std::vector<std::string> f = split_fields(item);
+  MqarSegment seg;
+  size_t i = 0;
+  if (!f.empty() && !f[0].empty() && std::isalpha(static_cast<unsigned char>(f[0][0]))) {
+    if (f[0] == "mqar") seg.task = Task::mqar;
+    else if (f[0] == "forgetting") seg.task = Task::forgetting;
+    else if (f[0] == "compositional") seg.task = Task::compositional;
+    else
+      throw ConfigError(context + ": unknown task '" + f[0] + "' (use mqar, forgetting or "
+                        "compositional, e.g. forgetting:64:4:20000:updates=2)");
+    i = 1;
+  }
+  if (f.size() < i + 3 || f[i].find('=') != std::string::npos ||
+      f[i + 1].find('=') != std::string::npos || f[i + 2].find('=') != std::string::npos)
+    throw ConfigError(context + " must have three fields T:K:count after the optional task "
+                      "name, e.g. 64:4:20000 or forgetting:64:4:20000:updates=2");
+  constexpr long int_max = std::numeric_limits<int>::max();
+  seg.seq_len = static_cast<int>(parse_count(f[i], int_max, context, "T"));
+  seg.num_kv = static_cast<int>(parse_count(f[i + 1], int_max, context, "K"));
+  seg.count = parse_count(f[i + 2], std::numeric_limits<long>::max(), context, "count");
+  for (size_t j = i + 3; j < f.size(); ++j) parse_segment_option(f[j], seg, context);
+  if (seg.task == Task::forgetting && item.find("updates=") == std::string::npos)
+    throw ConfigError(context + ": a forgetting segment needs updates=U (how many of the K keys "
+                      "are reassigned), e.g. forgetting:64:4:20000:updates=2");
+  return seg;
+}
+
 }  // namespace
 
 std::vector<MqarSegment> parse_segments(const std::string& text, const std::string& option) {
   const std::string all = trim(text);
   if (all.empty())
-    throw ConfigError(option + " is empty; give segments as T:K:count[,T:K:count...], e.g. "
+    throw ConfigError(option + " is empty; give segments as [task:]T:K:count[,...], e.g. "
                       "64:4:20000,128:8:1000");
   std::vector<MqarSegment> segs;
   size_t start = 0;
@@ -54,17 +106,7 @@ std::vector<MqarSegment> parse_segments(const std::string& text, const std::stri
     if (item.empty())
       throw ConfigError(option + ": segment " + std::to_string(segs.size() + 1) +
                         " is empty (stray comma?) in '" + text + "'; expected T:K:count[,...]");
-    const size_t c1 = item.find(':');
-    const size_t c2 = c1 == std::string::npos ? c1 : item.find(':', c1 + 1);
-    if (c1 == std::string::npos || c2 == std::string::npos ||
-        item.find(':', c2 + 1) != std::string::npos)
-      throw ConfigError(context + " must have exactly three fields T:K:count, e.g. 64:4:20000");
-    constexpr long int_max = std::numeric_limits<int>::max();
-    MqarSegment seg;
-    seg.seq_len = static_cast<int>(parse_count(item.substr(0, c1), int_max, context, "T"));
-    seg.num_kv = static_cast<int>(parse_count(item.substr(c1 + 1, c2 - c1 - 1), int_max, context, "K"));
-    seg.count = parse_count(item.substr(c2 + 1), std::numeric_limits<long>::max(), context, "count");
-    segs.push_back(seg);
+    segs.push_back(parse_one_segment(item, context));
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
@@ -88,10 +130,13 @@ void validate(const MqarConfig& d) {
     throw ConfigError("mqar.train is empty; give at least one T:K:count segment, e.g. 64:4:100000");
   if (d.test.empty())
     throw ConfigError("mqar.test is empty; give at least one T:K:count segment, e.g. 64:4:1000");
-  for (size_t i = 0; i < d.train.size(); ++i)
-    validate_segment(d.train[i], d.vocab_size, "mqar.train", static_cast<int>(i) + 1);
-  for (size_t i = 0; i < d.test.size(); ++i)
-    validate_segment(d.test[i], d.vocab_size, "mqar.test", static_cast<int>(i) + 1);
+  // A token file replaces the generated set; its own checks run when it is read.
+  if (d.train_file.empty())
+    for (size_t i = 0; i < d.train.size(); ++i)
+      validate_segment(d.train[i], d.vocab_size, "mqar.train", static_cast<int>(i) + 1);
+  if (d.test_file.empty())
+    for (size_t i = 0; i < d.test.size(); ++i)
+      validate_segment(d.test[i], d.vocab_size, "mqar.test", static_cast<int>(i) + 1);
 }
 
 }  // namespace statex

@@ -2,7 +2,7 @@
 // Copies an MqarBatch (host) into backend memory as a DeviceBatch for the model.
 #include "sim/model/arena.h"
 #include "sim/model/model.h"
-#include "sim/task/mqar.h"
+#include "sim/task/dataset.h"
 
 namespace statex {
 

@@ -4,7 +4,7 @@
 
 namespace statex {
 
-EvalPoint evaluate(Model& model, const MqarDataset& test, int batch_size, DeviceBatchBuffer& buf,
+EvalPoint evaluate(Model& model, const Dataset& test, int batch_size, DeviceBatchBuffer& buf,
                    int64_t step) {
   EvalAccumulator acc(test.num_segments(), default_gap_edges(test.max_seq_len()));
   Backend& be = model.backend();

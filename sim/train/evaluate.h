@@ -1,5 +1,5 @@
 #pragma once
-// Evaluation of a model on a whole MQAR test set, batch by batch.
+// Evaluation of a model on a whole test set (generated or from a token file), batch by batch.
 #include "sim/io/run_record.h"
 #include "sim/model/model.h"
 #include "sim/task/metrics.h"
@@ -8,7 +8,7 @@
 
 namespace statex {
 
-EvalPoint evaluate(Model& model, const MqarDataset& test, int batch_size, DeviceBatchBuffer& buf,
+EvalPoint evaluate(Model& model, const Dataset& test, int batch_size, DeviceBatchBuffer& buf,
                    int64_t step);
 
 }  // namespace statex

@@ -22,6 +22,7 @@
 #include "sim/statex/statex.h"
 #include "sim/task/metrics.h"
 #include "sim/task/mqar.h"
+#include "sim/task/token_dataset.h"
 #include "sim/train/device_batch.h"
 #include "sim/train/evaluate.h"
 #include "sim/train/interrupt.h"
@@ -61,7 +62,7 @@ struct Trainer::Impl {
   StatexPlan plan;
   RunRecord rec;
   std::unique_ptr<Backend> be;
-  std::unique_ptr<MqarDataset> train_set, test_set;
+  std::unique_ptr<Dataset> train_set, test_set;  // generator or token file (data.*)
   std::unique_ptr<Model> model;
   std::unique_ptr<AdamW> adam;
   std::unique_ptr<DeviceBatchBuffer> batch_buf;
@@ -119,11 +120,8 @@ void Trainer::Impl::setup() {
   if (!opt.checkpoint_out.empty()) check_writable(opt.checkpoint_out, "--checkpoint-out");
   be = make_backend(cfg.train.device);
 
-  const auto& mq = cfg.mqar;
-  train_set = std::make_unique<MqarDataset>(mq.train, mq.vocab_size, mq.power_a,
-                                            mq.random_non_queries, mq.train_seed, Split::train);
-  test_set = std::make_unique<MqarDataset>(mq.test, mq.vocab_size, mq.power_a,
-                                           mq.random_non_queries, mq.train_seed, Split::test);
+  train_set = make_dataset(cfg.mqar, Split::train);
+  test_set = make_dataset(cfg.mqar, Split::test);
   max_tokens = cfg.train.batch_size * std::max(train_set->max_seq_len(), test_set->max_seq_len());
   batch_buf = std::make_unique<DeviceBatchBuffer>(*be);
   schedule = Schedule{cfg.train.lr, cfg.train.min_lr_ratio, 0, cfg.train.steps,
@@ -361,8 +359,9 @@ void Trainer::Impl::fill_record_header() {
   rec.model = model->config().model;
   rec.n_params = model->n_params();
   rec.state = model->state_size();
-  rec.test_segments.clear();
-  for (auto& s : cfg.mqar.test) rec.test_segments.push_back(format_segment(s));
+  rec.test_segments = test_set->segment_names();
+  rec.query_classes.clear();
+  for (int c = 0; c < kNumQueryClasses; ++c) rec.query_classes.push_back(query_class_name(c));
   rec.gap_bucket_edges = default_gap_edges(test_set->max_seq_len());
 }
 

@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 IGNORE_LABEL = -100
+MAMBA2_GATED_NORM_EPS = 1e-5  # mamba_ssm Mamba2: RMSNormGated(eps=1e-5), independent of norm_epsilon
 
 
 # ----------------------------------------------------------------------------- config
@@ -323,14 +324,15 @@ class Mamba2(nn.Module):
         D, di, P, G = cfg.d_model, cfg.d_inner, cfg.head_dim, cfg.ngroups
         H = di // P
         self.d_inner, self.head_dim, self.ngroups, self.d_state = di, P, G, d_state
-        self.nheads, self.chunk, self.eps = H, chunk, cfg.norm_eps
+        # mamba_ssm's Mamba2 fixes its RMSNormGated eps at 1e-5; cfg.norm_eps is for block norms
+        self.nheads, self.chunk, self.eps = H, chunk, MAMBA2_GATED_NORM_EPS
         conv_dim = di + 2 * G * d_state
         self.in_proj = nn.Linear(D, 2 * di + 2 * G * d_state + H, bias=False)
         self.conv1d = depthwise_conv(conv_dim, cfg.conv_width, bias=True)
         self.dt_bias = nn.Parameter(torch.zeros(H))
         self.A_log = nn.Parameter(torch.zeros(H))
         self.D = nn.Parameter(torch.ones(H))
-        self.norm = RMSNorm(di, cfg.norm_eps)  # weight only; grouped norm done in forward
+        self.norm = RMSNorm(di, MAMBA2_GATED_NORM_EPS)  # weight only; grouped norm done in forward
         self.out_proj = nn.Linear(di, D, bias=False)
 
     def forward(self, u):  # u [B, T, D]

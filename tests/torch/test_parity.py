@@ -35,7 +35,8 @@ TRAIN = ["--model.vocab_size", str(VOCAB), "--mqar.train", "32:4:256", "--mqar.t
 
 # name -> (train options, expand options or None). Small, odd-ish shapes; every feature of the
 # model appears in at least one variant (short conv on/off, MLP, tied/untied head, groups,
-# per-layer shapes after StateX).
+# per-layer shapes after StateX). A large model.norm_eps checks that it sets the block norms
+# and the final norm but not Mamba2's gated norm (fixed 1e-5, as in mamba_ssm).
 VARIANTS = {
     "gla": (["--model.model", "gla", "--model.d_model", "40", "--model.heads", "2"], None),
     "gla_mlp_untied_noconv": (
@@ -47,7 +48,7 @@ VARIANTS = {
     "mamba2_mlp_untied_groups": (
         ["--model.model", "mamba2", "--model.d_model", "32", "--model.head_dim", "16",
          "--model.d_state", "6", "--model.ngroups", "2", "--model.mlp", "true",
-         "--model.tie_embeddings", "false"], None),
+         "--model.tie_embeddings", "false", "--model.norm_eps", "1e-2"], None),
     "gla_statex_inherit": (
         ["--model.model", "gla", "--model.d_model", "40", "--model.heads", "4"],
         ["--statex.count", "1", "--statex.mode", "inherit", "--statex.gla_heads", "1"]),

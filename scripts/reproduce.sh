@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Regenerates every number and figure of the README's results sections in one folder:
+# runs the canonical sweeps (experiments/canonical/*.ini; finished trials are reused), runs the
+# analysis (tables as markdown + CSV, figures), and records what produced them (commit, dirty
+# flag, the binary's build commit, date, command).
+#
+# Usage: bash scripts/reproduce.sh [--quick] [--out DIR] [--jobs N] [--threads T] [--only NAME[,...]]
+#   --quick   seeds 0, 1, 2 of every cell instead of all the file's seeds (same trials, so a
+#             later full run reuses them); the output is labelled QUICK everywhere
+#   --out     output folder (default runs/reproduce, or runs/reproduce_quick with --quick)
+#   --jobs    trainers at once (default 2)
+#   --threads OpenMP threads per trainer (default 1: the wall times in the files are 1 thread each)
+#   --only    run only these canonical files (names without .ini); the analysis still reads
+#             every sweep folder present under DIR/runs
+# Environment: STATEX_BIN=path runs that binary instead of building ./build/statex first (e.g. a
+# frozen copy, so that a rebuild during a long sweep cannot mix binaries).
+# Wall times of each file on the 2-core VM are in its header; rerun the same command to resume.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0 out="" jobs=2 threads=1 only=""
+args="$*"
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) quick=1; shift ;;
+    --out) out="$2"; shift 2 ;;
+    --jobs) jobs="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    --only) only="$2"; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "reproduce.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+[[ -n "$out" ]] || out=$([[ $quick == 1 ]] && echo runs/reproduce_quick || echo runs/reproduce)
+label=$([[ $quick == 1 ]] && echo "QUICK (seeds 0-2)" || echo "full")
+
+if [[ -n "${STATEX_BIN:-}" ]]; then
+  bin="$STATEX_BIN"
+else
+  bin=./build/statex
+  bash scripts/build.sh statex >/dev/null  # configure + build: the binary's build commit = HEAD
+fi
+mkdir -p "$out/sweeps" "$out/runs"
+
+# Provenance first, so an interrupted run still says what it ran.
+commit=$(git rev-parse HEAD)
+dirty=$([[ -z "$(git status --porcelain --untracked-files=no)" ]] && echo clean || echo dirty)
+build=$("$bin" info | awk '$1 == "build" {print $3}' | tr -d ,)
+{
+  echo "# Reproduction: $label"
+  echo
+  echo "- command: \`bash scripts/reproduce.sh $args\`"
+  echo "- commit: $commit ($dirty working tree)"
+  echo "- binary: $bin, build commit $build"
+  echo "- started: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- machine: $(nproc) cores, $jobs trainers at once, $threads thread(s) each"
+} > "$out/PROVENANCE.md"
+
+status=0
+for f in experiments/canonical/*.ini; do
+  name=$(basename "$f" .ini)
+  if [[ -n "$only" && ",$only," != *",$name,"* ]]; then continue; fi
+  sweep="$f"
+  if [[ $quick == 1 ]]; then
+    # Same base config and seed values, fewer seeds: the trial ids are those of the full file.
+    sweep="$out/sweeps/$name.ini"
+    sed -E 's/^(grid\.train\.seed[[:space:]]*=).*/\1 0, 1, 2/' "$f" > "$sweep"
+    grep -q '^grid\.train\.seed' "$sweep" || { echo "$f: no grid.train.seed axis" >&2; exit 2; }
+  fi
+  echo "[reproduce] $name ($label)" >&2
+  start=$(date +%s)
+  OMP_NUM_THREADS=$threads OMP_WAIT_POLICY=passive nice -n 5 \
+    "$bin" sweep "$sweep" --out "$out/runs/$name" --jobs "$jobs" --threads-per-job "$threads" || status=1
+  echo "- $name: sweep finished in $(( ($(date +%s) - start) / 60 )) min (this invocation)" >> "$out/PROVENANCE.md"
+done
+
+python3 -m analysis report "$out"/runs/* --out "$out/report"
+# Resumed sweeps may hold trials made by an earlier binary: list every build commit found.
+python3 - "$out/runs" >> "$out/PROVENANCE.md" <<'PY'
+import collections, pathlib, sys, h5py
+commits = collections.Counter()
+for f in pathlib.Path(sys.argv[1]).glob("*/trials/*.h5"):
+    with h5py.File(f, "r") as h:
+        commits[h["build"].attrs["git_commit"]] += 1
+print("- result files by build commit: " + ", ".join(f"{c} ({n})" for c, n in commits.most_common()))
+PY
+echo "- finished: $(date -u '+%Y-%m-%d %H:%M UTC')" >> "$out/PROVENANCE.md"
+echo "[reproduce] tables and figures in $out/report (provenance: $out/PROVENANCE.md)" >&2
+exit $status
