@@ -114,6 +114,10 @@ def to_hf(ck: Checkpoint) -> tuple[dict[str, np.ndarray], dict, list[str]]:
             warnings.append("model.mlp = true: transformers' Mamba2 block has no MLP; the MLP "
                             "weights are written under fla's GatedMLP names (norm2, "
                             "mlp.{gate,up,down}_proj), which a stock Mamba2ForCausalLM rejects.")
+        if float(ck.opt("norm_eps")) != 1e-5:
+            warnings.append(f"model.norm_eps = {ck.opt('norm_eps')}: statex (like mamba_ssm) "
+                            f"keeps the gated output norm's eps at 1e-5; transformers' Mamba2 "
+                            f"uses layer_norm_epsilon there too, so its outputs differ slightly.")
         if ck.int_opt("ngroups") > 1:
             warnings.append("model.ngroups > 1: statex (like mamba_ssm) normalises the gated "
                             "output per group of d_inner/ngroups channels; transformers' "
