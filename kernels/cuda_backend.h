@@ -39,12 +39,13 @@ class CudaBackend final : public Backend {
   // Grow-only device workspace, one buffer per slot (ops that need several temporaries use
   // distinct slots). Contents are undefined; valid until the next call with the same slot.
   // Stream-ordered reuse is safe: all ops run on the default stream. Slots in use: 0-2 GLA,
-  // 3-7 SSD, 8 split-K GEMM, 9 column_sum partials, 10 conv1d_silu_backward's dpre (an op whose
-  // temporary must outlive a call to another op needs a slot that op does not use).
+  // 3-7 SSD, 8 split-K GEMM, 9 column_sum partials, 10 conv1d_silu_backward's dpre,
+  // 11 attention_backward's Dv (an op whose temporary must outlive a call to another op needs a
+  // slot that op does not use).
   float* workspace(int slot, size_t floats);
 
  private:
-  static constexpr int kSlots = 11;
+  static constexpr int kSlots = 12;
   float* ws_[kSlots] = {};
   size_t ws_size_[kSlots] = {};
   int device_ = 0;

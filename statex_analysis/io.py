@@ -195,6 +195,10 @@ def _summary(root: dict, model: dict, evals: dict, statex: dict | None) -> dict[
         "state_with_conv_scalars": model.get(
             "state_with_conv_scalars",
             int(model["state_scalars"]) + model.get("conv_state_scalars", np.nan)),
+        # "kv_cache" (attention: state_scalars is the KV cache at length kv_cache_len) or
+        # "recurrent"; files written before attention existed have neither attribute.
+        "state_kind": model.get("state_kind", "recurrent"),
+        "kv_cache_len": model.get("kv_cache_len", 0),
         "steps_done": root.get("steps_done", np.nan),
         "tokens_seen": root.get("tokens_seen", np.nan),
         "wall_time_s": root.get("wall_time_s", np.nan),

@@ -56,6 +56,9 @@ def _series_key(points: pd.DataFrame) -> list[str]:
                        and not str(c).startswith("model.") and c != "train.lr"]]
 
 
+KV_CACHE_MODELS = {"attention"}  # models whose "state" is a KV cache that grows with T
+
+
 def _state_text(value: float, unit: str) -> str:
     return f"{int(value):,} {'B' if unit == 'bytes' else 'scalars'}"
 
@@ -79,6 +82,8 @@ def accuracy_vs_state(points: pd.DataFrame, unit: str, spread: str = "ci",
         label = textwrap.fill(label, 90, subsequent_indent="  ")
         series = series.sort_values("state")
         x = series["state"].to_numpy(float)
+        if key[0] in KV_CACHE_MODELS:  # no fixed state: x is the KV cache at the test length T
+            label = label.replace(str(key[0]), f"{key[0]} (KV cache at length T)", 1)
         center, low, high = _center_band(series, spread)
         (line,) = ax.plot(x, center, marker="o", label=label)
         ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)

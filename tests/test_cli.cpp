@@ -127,6 +127,22 @@ TEST_F(Cli, ModelOptionErrorsNameTheOption) {
                {"model.d_state"});
 }
 
+// Attention (issue 18): StateX refused with exit code 2 and nothing written, on train and on
+// expand; info reports the KV cache at the test length.
+TEST_F(Cli, AttentionRefusesStatexAndReportsItsKvCache) {
+  const std::string attn = " --model.model attention";
+  expect_error("train" + tiny({{"model.model", "attention"}, {"statex.step", "2"}}) + " --out " +
+                   path("r.h5"),
+               2, {"StateX does not apply", "model.model = attention"});
+  const std::string ck = make_checkpoint("attn.h5", attn);
+  expect_error("expand --checkpoint " + ck + " --out " + path("x.h5"), 2,
+               {"StateX does not apply"});
+  Result r = statex("info" + attn + " --mqar.test 32:2:4");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_CONTAINS(r.out, "KV cache at length T = 32");
+  EXPECT_CONTAINS(r.out, "4096");  // 2 T D = 2 * 32 * 64 per layer
+}
+
 TEST_F(Cli, TrainOptionErrorsNameTheOption) {
   const std::string out = " --out " + path("r.h5");
   expect_error("train" + tiny({{"train.steps", "0"}}) + out, 2, {"train.steps"});

@@ -201,6 +201,22 @@ TEST(Trainer, ResumeReproducesUninterruptedCurve) {
   expect_same_curve(full, resumed, "resume at 10");
 }
 
+TEST(Trainer, AttentionResumeReproducesUninterruptedCurve) {
+  TempDir d("statex_trainer");
+  ExperimentConfig c = tiny_experiment();
+  c.model.model = "attention";  // D = 16, 2 heads of 8, short conv and RoPE
+  c.model.rope = true;
+  c.statex = StatexConfig{};  // StateX options are refused for attention
+  finalize(c);
+  RunRecord full, resumed;
+  ASSERT_NO_FATAL_FAILURE(run_full_and_resumed(c, d, full, resumed));
+  EXPECT_EQ(resumed.steps_done, 20);
+  expect_same_curve(full, resumed, "attention resume at 10");
+  // State = KV cache at the test length T = 16: 2 T D per layer, read back from the results.
+  EXPECT_EQ(resumed.state.kv_cache_len, 16);
+  EXPECT_EQ(resumed.state.total_state_scalars(), 2 * (2 * 16 * 16));
+}
+
 TEST(Trainer, ResumeAfterStatexExpansionReproducesCurve) {
   TempDir d("statex_trainer");
   ExperimentConfig c = tiny_experiment();

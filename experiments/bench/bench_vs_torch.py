@@ -18,7 +18,8 @@ two), before and after the configs (the higher of the two runs: one measurement 
 slow phase of a shared machine). Progress goes to stderr, the table to stdout at the end.
 
 FLOPs per step (the formula of `statex bench`, docs in sim/cli/cmd_bench.cpp): 3 x forward, with
-forward = B*T * sum over layers of (projections 2*in*out, conv 2*W*C, recurrence 4*state) plus
+forward = B*T * sum over layers of (projections 2*in*out, conv 2*W*C, recurrence 4*state;
+attention: scores and weighted sum 2*D*(T+1), the causal half of 4*D*T) plus
 the LM head 2*D*V per labelled position. Norms and elementwise ops are not counted.
 
     python3 experiments/bench/bench_vs_torch.py [--threads N] [--steps S] [--configs a,b]
@@ -48,6 +49,9 @@ CONFIGS = {
     "mamba2-d128": ("mamba2", 128, 8192, 256, 16, 64),
     "gla-d256": ("gla", 256, 8192, 512, 16, 64),
     "mamba2-d256": ("mamba2", 256, 8192, 512, 16, 64),
+    "quickstart-attention": ("attention", 64, 256, 64, 4, 64),
+    "attention-d128": ("attention", 128, 8192, 256, 16, 64),
+    "attention-d256": ("attention", 256, 8192, 512, 16, 64),
 }
 
 
@@ -66,7 +70,9 @@ def step_flops(name: str) -> float:
     import torch, or every child's ru_maxrss would include the driver's RSS at fork time."""
     model, D, V, T, K, B = CONFIGS[name]
     W, layers = 4, 2  # our defaults: conv width 4, short conv on
-    if model == "mamba2":
+    if model == "attention":  # q, k, v, o projections; causal QK^T and PV: (T+1)/2 keys per query
+        per_layer = 8 * D * D + 2 * W * 3 * D + 2 * D * (T + 1)
+    elif model == "mamba2":
         di, N, G, P = 2 * D, 16, 1, 16  # expand 2, d_state 16, 1 group, head_dim 16
         H, conv_dim = di // P, di + 2 * G * N
         in_dim = di + conv_dim + H

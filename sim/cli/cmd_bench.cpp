@@ -58,6 +58,10 @@ const std::vector<Preset> kPresets = {
     {"mamba2-d128", "mamba2", 128, 8192, 256, 16, 64},
     {"gla-d256", "gla", 256, 8192, 512, 16, 64},
     {"mamba2-d256", "mamba2", 256, 8192, 512, 16, 64},
+    // Softmax attention at the same shapes (issue 18); heads of 64 as GLA's.
+    {"quickstart-attention", "attention", 64, 256, 64, 4, 64},
+    {"attention-d128", "attention", 128, 8192, 256, 16, 64},
+    {"attention-d256", "attention", 256, 8192, 512, 16, 64},
 };
 
 double seconds_since(Clock::time_point t) {
@@ -105,7 +109,7 @@ BenchResult bench_preset(Backend& device, const ExperimentConfig& base, const Pr
   cfg.model.vocab_size = p.V;
   cfg.model.n_layers = 2;
   cfg.model.mlp = false;
-  cfg.model.heads = std::max(1, p.D / 64);  // GLA head dim 32..64 as fla's small configs
+  cfg.model.heads = std::max(1, p.D / 64);  // GLA head dim 32..64 as fla's small configs; attention 64
   MqarDataset ds({{p.T, p.K, 100000}}, p.V, cfg.mqar.power_a, false, 1, Split::train);
   Model model(cfg.model, be, p.B * p.T, cfg.train.gla_chunk, cfg.train.ssd_chunk);
   std::vector<float> params;

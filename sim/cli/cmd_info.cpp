@@ -1,6 +1,7 @@
 // statex info: build info, parameter table and state sizes of a config (or a checkpoint).
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -26,10 +27,11 @@ int cmd_info(int argc, char** argv) {
       "params", po::bool_switch(&list_params), "list every parameter tensor");
   auto vm = parse_experiment(argc, argv, cfg, extra,
                              "usage: statex info [--config FILE.ini] [options]\n"
-                             "Prints build info, parameter counts and recurrent state sizes.",
-                             {"model."});
+                             "Prints build info, parameter counts and recurrent state sizes\n"
+                             "(attention: its KV cache at the longest mqar.test length T).",
+                             {"model.", "mqar.test"});
   if (vm.count("help")) return 0;
-  validate(cfg.model);  // info reads only the model options
+  validate(cfg.model);  // info reads only the model options (and mqar.test for attention)
   ModelConfig mc = cfg.model;
   if (!checkpoint.empty()) mc = load_checkpoint(checkpoint).model;
 
@@ -41,7 +43,11 @@ int cmd_info(int argc, char** argv) {
   std::printf("cuda      %s\n", cuda ? "available" : ("not available: " + why).c_str());
 
   ParamTable t = build_param_table(mc);
-  StateSize s = compute_state_size(mc);
+  // Attention's state is its KV cache, counted at the longest test length (mqar.test).
+  int eval_len = 0;
+  for (const MqarSegment& seg : parse_segments(cfg.mqar_test, "mqar.test"))
+    eval_len = std::max(eval_len, seg.seq_len);
+  StateSize s = compute_state_size(mc, eval_len);
   std::printf("model     %s, L=%d, D=%d, V=%d, mlp=%s, params %lld scalars (%lld bytes)\n",
               mc.model.c_str(), mc.n_layers, mc.d_model, mc.vocab_size, mc.mlp ? "yes" : "no",
               (long long)t.total(), (long long)t.total() * 4);
@@ -50,7 +56,8 @@ int cmd_info(int argc, char** argv) {
   std::printf("\nstate: recurrent state (ours) and recurrent+conv (Zoology's convention); "
               "bytes = 4 x scalars (fp32)\n");
   std::printf("%-6s %-6s %-8s %14s %12s %18s %22s %20s\n", "layer", "heads", "d_state",
-              "state scalars", "state bytes", "conv state scalars", "recurrent+conv scalars",
+              s.is_kv_cache() ? "KV cache scalars" : "state scalars",
+              s.is_kv_cache() ? "KV cache bytes" : "state bytes", "conv state scalars", "recurrent+conv scalars",
               "recurrent+conv bytes");
   auto row = [](const char* name, int heads, int d_state, int64_t rec, int64_t conv) {
     std::printf("%-6s %-6s %-8s %14lld %12lld %18lld %22lld %20lld\n", name,
@@ -65,6 +72,10 @@ int cmd_info(int argc, char** argv) {
         s.layer_conv_state_scalars[l]);
   }
   row("total", -1, -1, s.total_state_scalars(), s.total_conv_state_scalars());
+  if (s.is_kv_cache())
+    std::printf("state     KV cache at length T = %lld (2 T D per layer; it grows with T; set by "
+                "mqar.test)\n",
+                (long long)s.kv_cache_len);
   if (list_params) {
     std::printf("\n%-50s %-18s %10s\n", "parameter", "shape", "scalars");
     for (auto& e : t.entries()) {

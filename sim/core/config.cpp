@@ -31,8 +31,8 @@ MixerShape ModelConfig::layer_shape(int layer) const {
 }
 
 void validate(const ModelConfig& m) {
-  require(m.model == "gla" || m.model == "mamba2",
-          "model.model: unknown model '" + m.model + "' (use gla or mamba2)");
+  require(m.model == "gla" || m.model == "mamba2" || m.model == "attention",
+          "model.model: unknown model '" + m.model + "' (use gla, mamba2 or attention)");
   require(m.vocab_size > 0, "model.vocab_size must be > 0 (got " + std::to_string(m.vocab_size) + ")");
   require(m.d_model > 0, "model.d_model must be > 0 (got " + std::to_string(m.d_model) + ")");
   require(m.n_layers > 0, "model.n_layers must be > 0 (got " + std::to_string(m.n_layers) + ")");
@@ -44,7 +44,16 @@ void validate(const ModelConfig& m) {
   require(m.conv_width >= 1, "model.conv_width must be >= 1");
   require(m.layers.empty() || int(m.layers.size()) == m.n_layers,
           "per-layer shapes: expected " + std::to_string(m.n_layers) + " entries");
-  if (m.model == "gla") {
+  if (m.model == "attention") {
+    require(m.heads > 0 && m.d_model % m.heads == 0,
+            "model.heads = " + std::to_string(m.heads) + " does not divide model.d_model = " +
+                std::to_string(m.d_model) + " (attention heads are D / heads wide)");
+    require(!m.rope || (m.d_model / m.heads) % 2 == 0,
+            "model.rope needs an even head dim (model.d_model / model.heads = " +
+                std::to_string(m.d_model / m.heads) + "); change model.heads or set model.rope = false");
+    require(m.rope_theta > 0, "model.rope_theta must be > 0");
+    require(m.layers.empty(), "attention has no per-layer mixer shapes (StateX does not apply)");
+  } else if (m.model == "gla") {
     require(m.heads > 0, "model.heads must be > 0 (got " + std::to_string(m.heads) + ")");
     double dk = m.expand_k * m.d_model, dv = m.expand_v * m.d_model;
     require(dk >= 1 && std::fabs(dk - std::round(dk)) < 1e-6,

@@ -22,7 +22,7 @@ struct MixerShape {
 };
 
 struct ModelConfig {
-  std::string model = "gla";  // model: gla | mamba2
+  std::string model = "gla";  // model: gla | mamba2 | attention
   int vocab_size = 256;       // model.vocab_size
   int d_model = 64;           // model.d_model  (D)
   int n_layers = 2;           // model.n_layers (L)
@@ -45,6 +45,10 @@ struct ModelConfig {
   int head_dim = 16;  // model.head_dim (P)
   int ngroups = 1;    // model.ngroups (G)
   int d_state = 16;   // model.d_state (N)
+
+  // Softmax attention (fla Attention; heads = model.heads, head dim D / heads)
+  bool rope = false;          // model.rope: rotary embeddings on q and k (fla's default: on)
+  float rope_theta = 10000.f; // model.rope_theta: RoPE base
 
   // Per-layer mixer shapes; empty means every layer uses the defaults above. StateX fills it.
   std::vector<MixerShape> layers;  // (not a CLI option; stored in checkpoints)

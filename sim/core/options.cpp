@@ -56,7 +56,7 @@ void OptionRegistry::add_seed(const std::string& name, unsigned long long* field
 
 OptionRegistry::OptionRegistry(ExperimentConfig& c) {
   auto& m = c.model;
-  add("model.model", &m.model, "token mixer: gla | mamba2");
+  add("model.model", &m.model, "token mixer: gla | mamba2 | attention");
   add("model.vocab_size", &m.vocab_size, "vocabulary size V (tokens)");
   add("model.d_model", &m.d_model, "model width D (scalars)");
   add("model.n_layers", &m.n_layers, "number of blocks L");
@@ -64,15 +64,18 @@ OptionRegistry::OptionRegistry(ExperimentConfig& c) {
   add("model.mlp_hidden", &m.mlp_hidden, "MLP hidden width (0 = 8D/3 rounded up to 8)");
   add("model.tie_embeddings", &m.tie_embeddings, "LM head tied to the embedding");
   add("model.norm_eps", &m.norm_eps, "RMSNorm epsilon of the block norms and the final norm (Mamba2's gated norm keeps mamba_ssm's fixed 1e-5)");
-  add("model.heads", &m.heads, "GLA: heads H");
+  add("model.heads", &m.heads, "GLA and attention: heads H");
   add("model.expand_k", &m.expand_k, "GLA: key dim Dk = expand_k * D");
   add("model.expand_v", &m.expand_v, "GLA: value dim Dv = expand_v * D");
   add("model.use_short_conv", &m.use_short_conv,
-      "GLA: causal conv (width conv_width) + SiLU on q/k/v (off in the StateX paper; on by "
+      "GLA and attention: causal conv (width conv_width) + SiLU on q/k/v (off in the StateX "
+      "paper; on by "
       "default here because it learns MQAR ~5x faster, docs/design.md §2)");
   add("model.conv_width", &m.conv_width, "conv width (GLA short conv, Mamba2 conv1d)");
   add("model.gate_low_rank", &m.gate_low_rank, "GLA: forget-gate low rank r");
   add("model.gate_logit_normalizer", &m.gate_logit_normalizer, "GLA: gk = logsigmoid(.)/this");
+  add("model.rope", &m.rope, "attention: rotary embeddings on q and k");
+  add("model.rope_theta", &m.rope_theta, "attention: RoPE base theta");
   add("model.expand", &m.expand, "Mamba2: d_inner = expand * D");
   add("model.head_dim", &m.head_dim, "Mamba2: head dim P (d_inner must be divisible by it)");
   add("model.ngroups", &m.ngroups, "Mamba2: B/C groups G (must divide the heads)");

@@ -171,6 +171,9 @@ void write_model(hid_t f, const RunRecord& r) {
   // Zoology's convention counts the short-conv state too (docs/results_format.md).
   attr_with_unit(m, "state_with_conv_scalars", state + conv, "scalars");
   attr_with_unit(m, "state_with_conv_bytes", (state + conv) * kBytesPerScalar, "bytes");
+  // "recurrent", or "kv_cache" (attention: state_* is the KV cache at length kv_cache_len).
+  h5::write_attr(m, "state_kind", std::string(r.state.is_kv_cache() ? "kv_cache" : "recurrent"));
+  attr_with_unit(m, "kv_cache_len", r.state.kv_cache_len, "tokens");
   const auto& ls = r.state.layer_state_scalars;
   const auto& lc = r.state.layer_conv_state_scalars;
   dataset_unit(h5::write_dataset(m, "layer_state_scalars", ls), "scalars");
@@ -299,6 +302,7 @@ RunRecord read_all(hid_t f) {
   r.n_params = h5::read_attr_i64(m, "n_params");
   r.state.layer_state_scalars = h5::read_dataset<int64_t>(m, "layer_state_scalars");
   r.state.layer_conv_state_scalars = h5::read_dataset<int64_t>(m, "layer_conv_state_scalars");
+  if (h5::has_attr(m, "kv_cache_len")) r.state.kv_cache_len = h5::read_attr_i64(m, "kv_cache_len");
 
   h5::Handle c = h5::open_group(f, "curves");
   auto step = h5::read_dataset<int64_t>(c, "step");

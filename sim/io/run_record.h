@@ -35,6 +35,10 @@ struct EvalPoint {
 struct StateSize {
   std::vector<int64_t> layer_state_scalars;       // [L] recurrent state
   std::vector<int64_t> layer_conv_state_scalars;  // [L] conv state (short conv / Mamba2 conv)
+  // Attention: layer_state_scalars is the KV cache at this length T (2 T D per layer, it grows
+  // with T); 0 for the recurrent models, whose state does not depend on T.
+  int64_t kv_cache_len = 0;
+  bool is_kv_cache() const { return kv_cache_len > 0; }
   int64_t total_state_scalars() const;
   int64_t total_conv_state_scalars() const;
   // Zoology's convention: the short-conv state counted in the state size ("recurrent+conv").

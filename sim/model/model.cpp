@@ -205,7 +205,7 @@ void Model::backward(const DeviceBatch& b) {
   be_.embedding_backward(embedding_.g, dresid_, b.tokens, N, D);
 }
 
-StateSize Model::state_size() const { return compute_state_size(cfg_); }
+StateSize Model::state_size(int kv_len) const { return compute_state_size(cfg_, kv_len); }
 
 double Model::flops_per_token(int T) const {
   const double D = cfg_.d_model, F = cfg_.hidden_mlp();

@@ -52,7 +52,8 @@ class Model {
   const int* label_preds() const { return preds_; }
   const float* label_logits() const { return logits_; }  // [M, V]
 
-  StateSize state_size() const;
+  // kv_len: the evaluated sequence length at which attention's KV cache is counted.
+  StateSize state_size(int kv_len = 0) const;
   double flops_per_token(int T) const;  // forward; a train step is ~3x (documented in bench)
 
  private:

@@ -35,6 +35,16 @@ std::vector<Shaped> mixer_params(const ModelConfig& c, int layer) {
             {"norm.weight", {di}},
             {"out_proj.weight", {D, di}}};
   }
+  if (c.model == "attention") {  // fla Attention: q/k/v/o_proj without bias (+ GLA's short conv)
+    std::vector<Shaped> p = {{"q_proj.weight", {D, D}},
+                             {"k_proj.weight", {D, D}},
+                             {"v_proj.weight", {D, D}},
+                             {"o_proj.weight", {D, D}}};
+    if (c.use_short_conv)
+      for (const char* n : {"q_conv1d.weight", "k_conv1d.weight", "v_conv1d.weight"})
+        p.push_back({n, {D, 1, W}});
+    return p;
+  }
   int64_t Dk = c.key_dim(), Dv = c.value_dim(), r = c.gate_low_rank, Vh = Dv / s.heads;
   std::vector<Shaped> p = {{"q_proj.weight", {Dk, D}},      {"k_proj.weight", {Dk, D}},
                            {"v_proj.weight", {Dv, D}},      {"g_proj.weight", {Dv, D}},
@@ -132,6 +142,8 @@ void init_param(const ModelConfig& c, const ParamEntry& e, uint64_t seed, float*
     for (int64_t i = 0; i < n; ++i) dst[i] = float(std::log(u(rng)));
   } else if (mamba && ends_with(nm, ".D")) {
     fill(1.0);
+  } else if (c.model == "attention") {
+    fill_normal(0.02);  // fla Transformer _init_weights: every Linear ~ N(0, initializer_range)
   } else if (mamba) {
     // in_proj / out_proj: PyTorch Linear default U(±1/sqrt(in)); out_proj rescaled by
     // 1/sqrt(n_residuals_per_layer * n_layer) as mamba_ssm's rescale_prenorm_residual.

@@ -11,6 +11,8 @@
 //     backbone.layers.{i}.mixer.{in_proj.weight, conv1d.weight [C,1,W], conv1d.bias, dt_bias, A_log,
 //     D, norm.weight, out_proj.weight}, backbone.layers.{i}.norm2.weight, mlp.{gate,up,down}_proj
 //     (fla GatedMLP naming; mamba_ssm fuses gate/up into fc1), backbone.norm_f.weight, lm_head.weight.
+//   Attention (fla TransformerForCausalLM): as GLA's block names, with attn.{q,k,v,o}_proj.weight
+//     [D, D] and, with the short conv, attn.{q,k,v}_conv1d.weight [D,1,W].
 // docs/pytorch_names.md gives the full rename table.
 #include <cstdint>
 #include <string>

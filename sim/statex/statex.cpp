@@ -66,8 +66,21 @@ std::vector<int> select_layers(const StatexConfig& sx, int L) {
   return v;
 }
 
+namespace {
+// Attention has no fixed-size state to expand (its KV cache already grows with T). `what`
+// prefixes the message (the options that asked for StateX), or nothing.
+void refuse_attention(const ModelConfig& m, const std::string& what) {
+  require(m.model != "attention",
+          (what.empty() ? "" : what + ": ") +
+              "StateX does not apply to model.model = attention (its state is a KV cache that "
+              "already grows with T); use model.model = gla or mamba2, or drop the statex.* "
+              "options");
+}
+}  // namespace
+
 ModelConfig expanded_config(const ModelConfig& cfg, const StatexConfig& sx,
                             const std::vector<int>& layers) {
+  refuse_attention(cfg, "");
   ModelConfig out = cfg;
   if (out.layers.empty()) out.layers.assign(cfg.n_layers, cfg.default_shape());
   for (int l : layers) {
@@ -109,6 +122,18 @@ StatexArm parse_arm(const std::string& label) {
 }
 
 void validate(const StatexConfig& sx, const ModelConfig& m, int64_t total_steps) {
+  if (m.model == "attention") {
+    // Any statex.* option away from its default is a request StateX cannot serve here.
+    const StatexConfig d;
+    const bool untouched = sx.step == d.step && sx.fraction == d.fraction &&
+                           sx.count == d.count && sx.select == d.select &&
+                           sx.layers == d.layers && sx.mode == d.mode &&
+                           sx.gla_heads == d.gla_heads && sx.state_mult == d.state_mult &&
+                           sx.reset_optimizer == d.reset_optimizer &&
+                           sx.warmup_steps == d.warmup_steps && sx.arm == d.arm;
+    if (!untouched) refuse_attention(m, "statex.*");
+    return;
+  }
   require(sx.mode == "reinit" || sx.mode == "inherit",
           "statex.mode: unknown mode '" + sx.mode + "' (use reinit or inherit)");
   const StatexArm arm = parse_arm(sx.arm);
@@ -144,12 +169,14 @@ StatexPlan plan_statex(const StatexConfig& sx, const ModelConfig& m, int64_t tot
 
 Expansion expand_model(const ModelConfig& cfg, const ParamTable& table,
                        const std::vector<float>& params, const StatexConfig& sx, uint64_t seed) {
+  refuse_attention(cfg, "");  // before the layer choice, whose errors would not apply
   return expand_model(cfg, table, params, sx, select_layers(sx, cfg.n_layers), seed);
 }
 
 Expansion expand_model(const ModelConfig& cfg, const ParamTable& table,
                        const std::vector<float>& params, const StatexConfig& sx,
                        const std::vector<int>& layers, uint64_t seed) {
+  refuse_attention(cfg, "");
   Expansion x;
   x.layers = layers;
   x.cfg = expanded_config(cfg, sx, x.layers);

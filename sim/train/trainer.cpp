@@ -358,7 +358,7 @@ void Trainer::Impl::fill_record_header() {
   rec.test_data_seed = cfg.mqar.train_seed;  // same seed, disjoint "test" split stream
   rec.model = model->config().model;
   rec.n_params = model->n_params();
-  rec.state = model->state_size();
+  rec.state = model->state_size(test_set->max_seq_len());
   rec.test_segments = test_set->segment_names();
   rec.query_classes.clear();
   for (int c = 0; c < kNumQueryClasses; ++c) rec.query_classes.push_back(query_class_name(c));

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "sim/ops/cpu/cpu_backend.h"
 #include "sim/verify/verify.h"
 
 namespace statex::verify {
@@ -909,6 +910,109 @@ void adamw_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
   }
 }
 
+// ---- softmax attention (issue 18) ----
+// Causal attention: the backward's saved o and lse come from the CPU forward on the same inputs
+// (random ones would make exp(S - lse) meaningless). fp32 dot products of length Dh and softmax
+// sums over <= T terms in another order, expf vs glibc exp: the GEMM class (1e-4).
+void attention_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  struct S { int B, T, H, Dh; };
+  // Odd shapes: T not a multiple of the CPU block (32), heads not a power of two, head dims
+  // that leave CUDA lanes idle (20, 130 over 32-lane rows), T = 1.
+  std::vector<S> shapes = bench ? std::vector<S>{{32, 256, 4, 64}}
+                                : std::vector<S>{{2, 63, 3, 20}, {1, 100, 5, 12}, {3, 1, 2, 8},
+                                                 {1, 37, 1, 130}};
+  for (auto s : shapes) {
+    std::string sh = fmt({{"B", s.B}, {"T", s.T}, {"H", s.H}, {"Dh", s.Dh}});
+    const size_t n = size_t(s.B) * s.T * s.H * s.Dh, nl = size_t(s.B) * s.H * s.T;
+    const float scale = 1.f / std::sqrt(float(s.Dh));
+    const double flop = 2.0 * s.B * s.H * double(s.T) * (s.T + 1) * s.Dh;  // causal QK^T and PV
+    {
+      Builder b(cs, "attention_forward", sh, TolClass::Gemm, seed++);
+      b.in("q", n);
+      b.in("k", n);
+      b.in("v", n);
+      b.out("o", n);
+      b.out("lse", nl);
+      b.work(flop, bytes_f(4.0 * n + nl), true);
+      b.done([s, scale](Backend& be, const Bufs& p) {
+        be.attention_forward(p.f("o"), p.f("lse"), p.f("q"), p.f("k"), p.f("v"), s.B, s.T, s.H,
+                             s.Dh, scale);
+      });
+    }
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("attention_backward", acc), sh, TolClass::Gemm, seed++);
+      const std::vector<float>& q = b.in("q", n);
+      const std::vector<float>& k = b.in("k", n);
+      const std::vector<float>& v = b.in("v", n);
+      b.in("dout", n);
+      std::vector<float> o(n), lse(nl);
+      CpuBackend().attention_forward(o.data(), lse.data(), q.data(), k.data(), v.data(), s.B,
+                                     s.T, s.H, s.Dh, scale);
+      b.in("o", std::move(o));
+      b.in("lse", std::move(lse));
+      b.grad("dq", n, acc);
+      b.grad("dk", n, acc);
+      b.grad("dv", n, acc);
+      b.work(2.5 * flop, bytes_f(8.0 * n + nl), true);
+      b.done([s, scale, acc](Backend& be, const Bufs& p) {
+        be.attention_backward(p.f("dq"), p.f("dk"), p.f("dv"), p.f("dout"), p.f("q"), p.f("k"),
+                              p.f("v"), p.f("o"), p.f("lse"), s.B, s.T, s.H, s.Dh, scale, acc);
+      });
+    }
+  }
+  if (!bench) {  // gradient skipping: only dv requested
+    S s{2, 63, 3, 20};
+    const size_t n = size_t(s.B) * s.T * s.H * s.Dh, nl = size_t(s.B) * s.H * s.T;
+    Builder b(cs, "attention_backward(dv only)",
+              fmt({{"B", s.B}, {"T", s.T}, {"H", s.H}, {"Dh", s.Dh}}), TolClass::Gemm, seed++);
+    const std::vector<float>& q = b.in("q", n);
+    const std::vector<float>& k = b.in("k", n);
+    const std::vector<float>& v = b.in("v", n);
+    b.in("dout", n);
+    std::vector<float> o(n), lse(nl);
+    CpuBackend().attention_forward(o.data(), lse.data(), q.data(), k.data(), v.data(), s.B, s.T,
+                                   s.H, s.Dh, 0.3f);
+    b.in("o", std::move(o));
+    b.in("lse", std::move(lse));
+    b.acc("dv", n);
+    b.done([s](Backend& be, const Bufs& p) {
+      be.attention_backward(nullptr, nullptr, p.f("dv"), p.f("dout"), p.f("q"), p.f("k"),
+                            p.f("v"), p.f("o"), p.f("lse"), s.B, s.T, s.H, s.Dh, 0.3f, true);
+    });
+  }
+}
+
+// RoPE: a rotation per pair with cos/sin of a double angle: elementwise.
+void rope_cases(std::vector<Case>& cs, unsigned& seed, bool bench) {
+  struct S { int B, T, H, Dh; };
+  std::vector<S> shapes = bench ? std::vector<S>{{32, 256, 4, 64}}
+                                : std::vector<S>{{2, 63, 3, 20}, {1, 130, 5, 2}};
+  const float theta = 10000.f;
+  for (auto s : shapes) {
+    std::string sh = fmt({{"B", s.B}, {"T", s.T}, {"H", s.H}, {"Dh", s.Dh}});
+    const size_t n = size_t(s.B) * s.T * s.H * s.Dh;
+    {
+      Builder b(cs, "rope_forward", sh, TolClass::Elementwise, seed++);
+      b.in("x", n);
+      b.out("out", n);
+      b.work(3.0 * n, bytes_f(2.0 * n));
+      b.done([s, theta](Backend& be, const Bufs& p) {
+        be.rope_forward(p.f("out"), p.f("x"), s.B, s.T, s.H, s.Dh, theta);
+      });
+    }
+    for (bool acc : grad_modes(bench)) {
+      Builder b(cs, grad_op("rope_backward", acc), sh, TolClass::Elementwise, seed++);
+      b.in("dout", n);
+      b.grad("dx", n, acc);
+      b.work(3.0 * n, bytes_f(3.0 * n));
+      b.done([s, theta, acc](Backend& be, const Bufs& p) {
+        be.rope_backward(p.f("dx"), p.f("dout"), s.B, s.T, s.H, s.Dh, theta, acc);
+      });
+    }
+  }
+}
+// ---- end softmax attention ----
+
 }  // namespace
 
 std::vector<std::string> op_groups() { return op_stems(); }
@@ -932,6 +1036,8 @@ std::vector<Case> make_cases(bool bench, unsigned seed) {
   xent_cases(cs, seed, bench);
   sum_squares_cases(cs, seed, bench);
   adamw_cases(cs, seed, bench);
+  attention_cases(cs, seed, bench);
+  rope_cases(cs, seed, bench);
   for (auto& c : cs) c.bench_only = bench;
   return cs;
 }

@@ -111,6 +111,19 @@ inline ModelConfig tiny_mamba2(int ngroups = 1, int d_state = 8, int head_dim = 
   return c;
 }
 
+// Attention at the odd shapes of the op tests: D = 60 as 3 heads of 20 (not a power of two).
+inline ModelConfig tiny_attention(bool short_conv = true, bool rope = true) {
+  ModelConfig c;
+  c.model = "attention";
+  c.vocab_size = 37;
+  c.d_model = 60;
+  c.n_layers = 2;
+  c.heads = 3;
+  c.use_short_conv = short_conv;
+  c.rope = rope;
+  return c;
+}
+
 // ---- a hand-made batch: random tokens, about half the positions labelled ----
 
 inline MqarBatch random_batch(int B, int T, int V, unsigned seed) {

@@ -51,6 +51,8 @@ class ModelConfig:
     head_dim: int = 16
     ngroups: int = 1
     d_state: int = 16
+    rope: bool = False
+    rope_theta: float = 10000.0
     layer_heads: list[int] = field(default_factory=list)    # [L]; empty = `heads` everywhere
     layer_d_state: list[int] = field(default_factory=list)  # [L]; empty = `d_state` everywhere
 
@@ -144,6 +146,22 @@ def causal_conv(conv: nn.Conv1d, x):
     return conv(x.transpose(1, 2))[..., :T].transpose(1, 2)
 
 
+def add_short_convs(mod: nn.Module, cfg: ModelConfig, channels) -> None:
+    """fla's ShortConvolution on q, k, v (q/k/v_conv1d, no bias) when cfg.use_short_conv."""
+    mod.use_short_conv = cfg.use_short_conv
+    if cfg.use_short_conv:
+        for name, c in zip(("q", "k", "v"), channels):
+            setattr(mod, f"{name}_conv1d", depthwise_conv(c, cfg.conv_width, bias=False))
+
+
+def short_convs(mod: nn.Module, q, k, v):
+    """silu(causal conv) of q, k, v [B, T, C] through mod's short convs, if it has them."""
+    if not mod.use_short_conv:
+        return q, k, v
+    return tuple(F.silu(causal_conv(getattr(mod, f"{n}_conv1d"), t))
+                 for n, t in zip("qkv", (q, k, v)))
+
+
 # ----------------------------------------------------------------------------- GLA
 
 
@@ -218,20 +236,12 @@ class GatedLinearAttention(nn.Module):
         self.gk_proj = nn.Sequential(nn.Linear(D, r, bias=False), nn.Linear(r, Dk, bias=True))
         self.o_proj = nn.Linear(Dv, D, bias=False)
         self.g_norm = RMSNorm(Dv // heads, cfg.norm_eps)  # shared by heads
-        self.use_short_conv = cfg.use_short_conv
-        if cfg.use_short_conv:
-            self.q_conv1d = depthwise_conv(Dk, cfg.conv_width, bias=False)
-            self.k_conv1d = depthwise_conv(Dk, cfg.conv_width, bias=False)
-            self.v_conv1d = depthwise_conv(Dv, cfg.conv_width, bias=False)
+        add_short_convs(self, cfg, (Dk, Dk, Dv))
 
     def forward(self, x):  # x [B, T, D]
         B, T, _ = x.shape
         H = self.heads
-        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        if self.use_short_conv:
-            q = F.silu(causal_conv(self.q_conv1d, q))
-            k = F.silu(causal_conv(self.k_conv1d, k))
-            v = F.silu(causal_conv(self.v_conv1d, v))
+        q, k, v = short_convs(self, self.q_proj(x), self.k_proj(x), self.v_proj(x))
         gk = F.logsigmoid(self.gk_proj(x)) / self.gate_logit_normalizer
 
         def heads(t):  # [B, T, H*d] -> [B, H, T, d]
@@ -243,6 +253,45 @@ class GatedLinearAttention(nn.Module):
         g = self.g_proj(x).reshape(B, T, H, -1)
         o = self.g_norm(o) * F.silu(g)                          # FusedRMSNormSwishGate
         return self.o_proj(o.reshape(B, T, -1))
+
+
+# ----------------------------------------------------------------------------- attention
+
+
+def rotary(x, theta: float):
+    """RoPE, rotate-half form (fla RotaryEmbedding, interleaved=False). x [B, H, T, d], d even.
+    Angles in float64 then cast, as the C++ ops (sim/ops/cpu/rope.cpp)."""
+    T, d = x.shape[-2], x.shape[-1]
+    inv_freq = theta ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    ang = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)      # [T, d/2]
+    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+    x1, x2 = x[..., : d // 2], x[..., d // 2:]
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
+
+class Attention(nn.Module):
+    """Causal softmax MHA (fla Attention / Zoology MHA; DESIGN.md §1), no bias, no dropout, scale
+    (D/H)^-0.5 via torch.nn.functional.scaled_dot_product_attention. Optional GLA-style short
+    conv + SiLU on q, k, v and optional RoPE on q, k."""
+
+    def __init__(self, cfg: ModelConfig, heads: int):
+        super().__init__()
+        D = cfg.d_model
+        self.heads, self.rope, self.rope_theta = heads, cfg.rope, cfg.rope_theta
+        self.q_proj = nn.Linear(D, D, bias=False)
+        self.k_proj = nn.Linear(D, D, bias=False)
+        self.v_proj = nn.Linear(D, D, bias=False)
+        self.o_proj = nn.Linear(D, D, bias=False)
+        add_short_convs(self, cfg, (D, D, D))
+
+    def forward(self, x):  # x [B, T, D]
+        B, T, D = x.shape
+        q, k, v = short_convs(self, self.q_proj(x), self.k_proj(x), self.v_proj(x))
+        q, k, v = (t.reshape(B, T, self.heads, -1).transpose(1, 2) for t in (q, k, v))
+        if self.rope:
+            q, k = rotary(q, self.rope_theta), rotary(k, self.rope_theta)
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=True)     # [B, H, T, D/H]
+        return self.o_proj(o.transpose(1, 2).reshape(B, T, D))
 
 
 # ----------------------------------------------------------------------------- Mamba2
@@ -369,7 +418,8 @@ class Block(nn.Module):
                 self.norm2 = RMSNorm(D, eps)
         else:  # model.layers.i.{attn_norm, attn, mlp_norm, mlp}
             self.attn_norm = RMSNorm(D, eps)
-            self.attn = GatedLinearAttention(cfg, cfg.heads_of(layer), chunk)
+            self.attn = (Attention(cfg, cfg.heads) if cfg.model == "attention"
+                         else GatedLinearAttention(cfg, cfg.heads_of(layer), chunk))
             if cfg.mlp:
                 self.mlp_norm = RMSNorm(D, eps)
         if cfg.mlp:
@@ -407,11 +457,12 @@ class Backbone(nn.Module):
 
 
 class LanguageModel(nn.Module):
-    """GLA (fla GLAForCausalLM names: model.*) or Mamba2 (MambaLMHeadModel names: backbone.*)."""
+    """GLA or attention (fla GLAForCausalLM / TransformerForCausalLM names: model.*) or Mamba2
+    (MambaLMHeadModel names: backbone.*)."""
 
     def __init__(self, cfg: ModelConfig, chunk: int = 16):
         super().__init__()
-        if cfg.model not in ("gla", "mamba2"):
+        if cfg.model not in ("gla", "mamba2", "attention"):
             raise ValueError(f"unknown model.model {cfg.model!r}")
         self.cfg = cfg
         body = Backbone(cfg, chunk)

@@ -49,6 +49,15 @@ VARIANTS = {
         ["--model.model", "mamba2", "--model.d_model", "32", "--model.head_dim", "16",
          "--model.d_state", "6", "--model.ngroups", "2", "--model.mlp", "true",
          "--model.tie_embeddings", "false", "--model.norm_eps", "1e-2"], None),
+    # Attention against torch's scaled_dot_product_attention: 3 heads of 20 with short conv and
+    # RoPE; 4 heads of 12, neither, with MLP and an untied head.
+    "attention_conv_rope": (
+        ["--model.model", "attention", "--model.d_model", "60", "--model.heads", "3",
+         "--model.rope", "true"], None),
+    "attention_mlp_untied_plain": (
+        ["--model.model", "attention", "--model.d_model", "48", "--model.heads", "4",
+         "--model.mlp", "true", "--model.tie_embeddings", "false", "--model.use_short_conv",
+         "false"], None),
     "gla_statex_inherit": (
         ["--model.model", "gla", "--model.d_model", "40", "--model.heads", "4"],
         ["--statex.count", "1", "--statex.mode", "inherit", "--statex.gla_heads", "1"]),
@@ -180,5 +189,41 @@ def test_ssd_chunked_matches_recurrence():
     y1, g1 = _grads(lambda *a: ref.ssd_chunked(*a, chunk=8), inputs)
     y2, g2 = _grads(ref.ssd_recurrent, inputs)
     torch.testing.assert_close(y1, y2, rtol=1e-10, atol=1e-10)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_attention_tolerance_detects_a_rope_change(token_file, tmp_path):
+    """Attention with RoPE base 5000 instead of 10000 on the torch side must fail the tolerance:
+    the attention parity can fail on a position-encoding mistake."""
+    d = tmp_path
+    check_run("train", *VARIANTS["attention_conv_rope"][0], "--model.vocab_size", str(VOCAB),
+              "--mqar.train", "32:4:256", "--mqar.test", "32:4:16", "--train.steps", "3",
+              "--train.batch_size", "8", "--out", str(d / "run.h5"), "--checkpoint-out",
+              str(d / "ck.h5"), "--quiet")
+    check_run("grad", "--checkpoint", str(d / "ck.h5"), "--tokens", str(token_file), "--out",
+              str(d / "grad.h5"))
+    errs = compare(d / "grad.h5", *torch_run(d / "ck.h5", token_file, torch.float64,
+                                            rope_theta=5000.0))
+    assert max(errs.values()) > 100 * RTOL[torch.float64], errs
+
+
+def test_sdpa_matches_explicit_causal_softmax():
+    """The reference's attention (torch SDPA, is_causal) against the textbook masked softmax,
+    forward and gradients, T not a power of two, heads of odd size."""
+    g = torch.Generator().manual_seed(11)
+    B, H, T, d = 2, 3, 37, 7
+    q, k, v = (torch.randn(B, H, T, d, generator=g, dtype=torch.float64) for _ in range(3))
+    inputs = [t.requires_grad_() for t in (q, k, v)]
+
+    def explicit(q, k, v):
+        s = q @ k.transpose(-1, -2) * d ** -0.5
+        s = s.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+        return s.softmax(-1) @ v
+
+    o1, g1 = _grads(lambda *a: torch.nn.functional.scaled_dot_product_attention(
+        *a, is_causal=True), inputs)
+    o2, g2 = _grads(explicit, inputs)
+    torch.testing.assert_close(o1, o2, rtol=1e-10, atol=1e-10)
     for a, b in zip(g1, g2):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
