@@ -25,7 +25,7 @@ torch = pytest.importorskip("torch")
 h5py = pytest.importorskip("h5py")
 
 import statex_ref as ref  # noqa: E402  (pytest puts this folder on sys.path: no __init__.py)
-from statex_cli import VOCAB, run, train_and_grad  # noqa: E402
+from statex_cli import VOCAB, check_run, run, train_and_grad  # noqa: E402
 from statex_cli import token_file  # noqa: E402,F401  (fixture)
 
 RTOL = {torch.float64: 1e-4, torch.float32: 3e-4}
