@@ -7,7 +7,8 @@ See docs/analysis.md.
 """
 from .frames import (load_curves, load_evals, load_gaps, load_runs, load_segments)
 from .io import FormatError, read_run
+from .safetensors_io import export_safetensors, import_safetensors
 
 __all__ = ["load_runs", "load_curves", "load_evals", "load_gaps", "load_segments",
-           "read_run", "FormatError"]
+           "read_run", "FormatError", "export_safetensors", "import_safetensors"]
 __version__ = "0.1.0"

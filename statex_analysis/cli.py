@@ -1,7 +1,9 @@
-"""Command line: `python3 -m analysis summary|report PATH...`.
+"""Command line: `python3 -m analysis summary|report|export-tensorboard|export-wandb PATH...`,
+`export-safetensors CK.h5 --out DIR`, `import-safetensors DIR --out CK.h5`.
 
 Exit codes: 0 ok, 1 a file could not be read (FormatError: file and field printed) or a bad
-table request, 2 bad usage (argparse)."""
+table request, 2 bad usage (argparse) or a checkpoint / model directory that cannot be converted
+(nothing written)."""
 from __future__ import annotations
 
 import argparse
@@ -32,8 +34,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python3 -m analysis",
-                                     description="Read statex-sim results files and sweeps.")
+    parser = argparse.ArgumentParser(prog="python3 -m analysis", allow_abbrev=False,
+                                     description="Read statex-sim results files and sweeps; "
+                                                 "move checkpoints and runs to PyTorch, "
+                                                 "TensorBoard and W&B.")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("summary", help="print one row per trial")
     _common(s)
@@ -47,7 +51,44 @@ def make_parser() -> argparse.ArgumentParser:
                    help="figure bands over seeds: ci = median and its 95%% bootstrap interval "
                         "(default), minmax = median and min-max, std = mean ± 1 sample std")
     r.add_argument("--formats", default="png,svg", help="figure formats (default png,svg)")
+    r.add_argument("--dpi", type=_positive_int, default=110,
+                   help="resolution of the PNG figures in dots per inch (default 110)")
+
+    e = sub.add_parser("export-safetensors",
+                       help="checkpoint -> model.safetensors + config.json (fla GLAForCausalLM / "
+                            "transformers Mamba2ForCausalLM names; docs/pytorch_names.md)")
+    e.add_argument("checkpoint", metavar="CK.h5", help="statex checkpoint (train, expand)")
+    e.add_argument("--out", required=True, metavar="DIR", help="output model directory")
+    e.add_argument("--overwrite", action="store_true", help="replace existing files in DIR")
+    i = sub.add_parser("import-safetensors",
+                       help="model.safetensors + config.json -> statex checkpoint (for eval, "
+                            "expand, train --init-from)")
+    i.add_argument("model_dir", metavar="DIR", help="directory with model.safetensors and "
+                                                     "config.json")
+    i.add_argument("--out", required=True, metavar="CK.h5", help="checkpoint to write")
+    i.add_argument("--overwrite", action="store_true", help="replace CK.h5 if it exists")
+    for name, what in (("export-tensorboard", "TensorBoard event files, one folder per run"),
+                       ("export-wandb", "offline Weights & Biases runs (upload: wandb sync)")):
+        t = sub.add_parser(name, help=f"results -> {what}: config, curves, evals, StateX event")
+        t.add_argument("paths", nargs="+", metavar="PATH", help="results files or sweep folders")
+        t.add_argument("--out", required=True, metavar="DIR", help="output directory")
+        t.add_argument("--keep-going", action="store_true",
+                       help="skip unreadable files instead of stopping at the first one")
+        if name == "export-wandb":
+            t.add_argument("--project", default="statex-sim", help="W&B project name")
+        else:
+            t.add_argument("--overwrite", action="store_true",
+                           help="replace event files a previous export left in a run's folder")
+    for subparser in sub.choices.values():  # `--out` only as spelled: no `--ou`, `--sp`
+        subparser.allow_abbrev = False
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
 
 
 def _load(args):
@@ -94,18 +135,60 @@ def cmd_report(args) -> int:
     rep = build_report(records, args.state_unit, args.spread)
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     index = write_report(rep, args.out, formats, [str(p) for p in args.paths],
-                         args.state_unit, args.spread)
+                         args.state_unit, args.spread, dpi=args.dpi)
     print(f"wrote {index} ({len(rep.figures)} figures, {len(rep.tables)} tables; "
           f"{len(rep.tables['failures'])} runs not completed)")
     return 0
 
 
+def cmd_export_safetensors(args) -> int:
+    from .safetensors_io import export_safetensors
+    result = export_safetensors(args.checkpoint, args.out, overwrite=args.overwrite)
+    for line in result.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    print(f"wrote {result.weights} ({result.n_tensors} tensors) and {result.config}")
+    return 0
+
+
+def cmd_import_safetensors(args) -> int:
+    from .safetensors_io import import_safetensors, train_options
+    out, options = import_safetensors(args.model_dir, args.out, overwrite=args.overwrite)
+    model = train_options(options) or "(the default model options)"
+    print(f"wrote {out}\ntrain on with: statex train --init-from {out} {model} [other options]")
+    return 0
+
+
+def cmd_export_tracking(args) -> int:
+    from . import tracking
+    records = [r for r in read_records(args.paths, strict=not args.keep_going) if r.data]
+    if args.command == "export-tensorboard":
+        written = [tracking.write_tensorboard(r, args.out, args.overwrite) for r in records]
+        print(f"wrote {len(written)} runs under {args.out} (view: tensorboard --logdir "
+              f"{args.out})")
+    else:
+        written = tracking.write_wandb(records, args.out, args.project)
+        print(f"wrote {len(written)} offline W&B runs under {args.out}/wandb (upload: wandb sync "
+              f"{args.out}/wandb/offline-run-*)")
+    return 0
+
+
+COMMANDS = {"summary": cmd_summary, "report": cmd_report,
+            "export-safetensors": cmd_export_safetensors,
+            "import-safetensors": cmd_import_safetensors,
+            "export-tensorboard": cmd_export_tracking, "export-wandb": cmd_export_tracking}
+
+
 def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
     args = make_parser().parse_args(argv)
     with warnings.catch_warnings(record=True) as caught:  # the analysis's warnings, one line each
         warnings.simplefilter("always", PoolingWarning)
         try:
-            return {"summary": cmd_summary, "report": cmd_report}[args.command](args)
+            return COMMANDS[args.command](args)
+        except (CheckpointError, FileExistsError) as err:
+            option = "--out" if isinstance(err, FileExistsError) else "input"
+            print(f"error ({option}): {err}", file=sys.stderr)
+            return 2
         except (FormatError, tables.TableError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1

@@ -83,12 +83,13 @@ def _dataset(f: h5py.File, name: str) -> np.ndarray | None:
 
 
 def _check_header(path: str, root: dict[str, Any]) -> None:
+    if root.get("format") == CHECKPOINT_FORMAT:  # before the results-only attrs it lacks
+        raise FormatError(path, "/@format", f"is a checkpoint ('{CHECKPOINT_FORMAT}'), not a "
+                          f"results file")
     for name in REQUIRED_ROOT_ATTRS:
         if name not in root:
             raise FormatError(path, f"/@{name}", "missing required attribute")
     fmt = root["format"]
-    if fmt == CHECKPOINT_FORMAT:
-        raise FormatError(path, "/@format", f"is a checkpoint ('{fmt}'), not a results file")
     if fmt != RESULTS_FORMAT:
         raise FormatError(path, "/@format", f"unknown format '{fmt}' (expected '{RESULTS_FORMAT}')")
     version = root["format_version"]

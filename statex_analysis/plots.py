@@ -1,6 +1,9 @@
 """Figures. Each function takes tables from analysis.tables (or the long frames) and returns a
 matplotlib Figure whose legend labels name the series, so tests can inspect them. Nothing here
-reads files or picks runs; selection lives in tables.py."""
+reads files or picks runs; selection lives in tables.py.
+
+Every function takes `ax=`: an Axes (or an array of Axes, one per panel, for the multi-panel
+figures) to draw into, e.g. a panel of a figure of your own; without it a new figure is made."""
 from __future__ import annotations
 
 import textwrap
@@ -20,6 +23,17 @@ SPREAD_TEXT = {"ci": "line = median, band = 95% bootstrap interval of the median
 # Also used in index.md. Curves per panel of the learning-curve figure (one colour each from
 # tab20); a panel with more runs says so in its title instead of dropping them silently.
 MAX_CURVES_PER_MODEL = 20
+
+
+def _axes(ax, nrows: int, ncols: int, figsize, **kwargs):
+    """(figure, [nrows, ncols] array of Axes): the caller's `ax` when given, else new ones."""
+    if ax is None:
+        return plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, **kwargs)
+    axes = np.asarray(ax, dtype=object)
+    if axes.size != nrows * ncols:
+        raise ValueError(f"ax: this figure has {nrows} x {ncols} panels, got {axes.size} Axes")
+    axes = axes.reshape(nrows, ncols)
+    return axes.flat[0].figure, axes
 
 
 def _center_band(table: pd.DataFrame, spread: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -49,7 +63,8 @@ def _state_text(value: float, unit: str) -> str:
     return f"{int(value):,} {'B' if unit == 'bytes' else 'scalars'}"
 
 
-def accuracy_vs_state(points: pd.DataFrame, unit: str, spread: str = "ci") -> plt.Figure:
+def accuracy_vs_state(points: pd.DataFrame, unit: str, spread: str = "ci",
+                      ax=None) -> plt.Figure:
     """Best eval accuracy vs recurrent state size (log x), one series per model (and per value
     of any non-shape option that varied, e.g. train.steps), one point per cell at its chosen lr:
     the median with the interval band (`spread`) and error bars."""
@@ -57,8 +72,9 @@ def accuracy_vs_state(points: pd.DataFrame, unit: str, spread: str = "ci") -> pl
     groups = list(points.groupby(keys, sort=True, dropna=False))
     long_labels = len(keys) > 1
     # constrained layout keeps a legend placed under the axes inside the figure
-    fig, ax = plt.subplots(figsize=(6.4, 4.2 + (0.5 * len(groups) if long_labels else 0)),
-                           layout="constrained")
+    fig, axes = _axes(ax, 1, 1, (6.4, 4.2 + (0.5 * len(groups) if long_labels else 0)),
+                      layout="constrained")
+    ax = axes[0, 0]
     for key, series in groups:
         key = key if isinstance(key, tuple) else (key,)
         label = ", ".join([str(key[0])] + [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
@@ -92,13 +108,12 @@ def _yerr(center: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     return np.vstack([np.nan_to_num(center - low), np.nan_to_num(high - center)]).clip(min=0)
 
 
-def statex_arms(arms: pd.DataFrame, unit: str, spread: str = "ci") -> plt.Figure:
+def statex_arms(arms: pd.DataFrame, unit: str, spread: str = "ci", ax=None) -> plt.Figure:
     """One panel per StateX comparison (column `comparison`): bars for StateX before/after
     expansion, StateX end, control end and scratch end (median, or mean for spread 'std'), with
     the interval as error bars, each annotated with its state size."""
     comparisons = sorted(arms["comparison"].unique())
-    fig, axes = plt.subplots(1, len(comparisons), figsize=(5.2 * len(comparisons), 4.2),
-                             squeeze=False)
+    fig, axes = _axes(ax, 1, len(comparisons), (5.2 * len(comparisons), 4.2))
     colors = {p[0]: f"C{i}" for i, p in enumerate(PHASES)}
     for ax, comparison in zip(axes[0], comparisons):
         table = arms[arms["comparison"] == comparison].reset_index(drop=True)
@@ -128,15 +143,44 @@ def statex_arms(arms: pd.DataFrame, unit: str, spread: str = "ci") -> plt.Figure
     return fig
 
 
-def _curve_label(run: pd.Series) -> str:
-    parts = [str(run.get("arm") or "plain")]
-    if pd.notna(run.get("train.lr", np.nan)):
-        parts.append(f"lr={run['train.lr']:g}")
-    if pd.notna(run.get("train.seed", np.nan)):
-        parts.append(f"seed={int(run['train.seed'])}")
+# Options that differ between runs without being part of the experiment.
+NOT_SWEPT = {"train.threads", "device", "train.checkpoint_every", "train.eval_every"}
+ALWAYS_SHOWN = ("train.lr", "train.seed")  # shown even when equal across the panel
+
+
+def swept_columns(runs: pd.DataFrame) -> list[str]:
+    """Config options (`section.name` columns) whose values differ between these runs, plus
+    the state size when it differs, and lr and seed: what a legend must show to tell the runs
+    apart."""
+    def varies(column: str) -> bool:
+        return column in runs and runs[column].astype(str).nunique(dropna=False) > 1
+    options = [c for c in runs.columns if "." in c and c not in NOT_SWEPT
+               and c not in ALWAYS_SHOWN and not c.startswith("statex.arm") and varies(c)]
+    state = ["state_scalars"] if varies("state_scalars") else []
+    return options + state + [c for c in ALWAYS_SHOWN if c in runs]
+
+
+def _short(column: str) -> str:
+    """d_model, lr, seed, statex.step, mqar.train ...: the section is kept where it helps."""
+    if column == "state_scalars":
+        return "state"
+    section, _, name = column.partition(".")
+    return name if section in ("model", "train") else column
+
+
+def _curve_label(run: pd.Series, columns: list[str]) -> str:
+    """"<arm>: d_model=32, state=512, lr=0.01, seed=0" (the swept values, not the trial id)."""
+    parts = []
+    for column in columns:
+        value = run.get(column, np.nan)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not (isinstance(value, float) and np.isnan(value)) and value != "":
+            parts.append(f"{_short(column)}={value:g}" if isinstance(value, float)
+                         else f"{_short(column)}={value}")
     if run["status"] != "completed":
         parts.append(run["status"])
-    return f"{run['run']} ({', '.join(parts)})"
+    return f"{run.get('arm') or 'plain'}: {', '.join(parts)}"
 
 
 def _family(arm: str) -> str:
@@ -144,7 +188,7 @@ def _family(arm: str) -> str:
 
 
 def learning_curves(runs: pd.DataFrame, evals: pd.DataFrame, curves: pd.DataFrame,
-                    keep: set[str] | None = None) -> plt.Figure:
+                    keep: set[str] | None = None, ax=None) -> plt.Figure:
     """One row per (model, plain runs | StateX arms); left: eval accuracy vs step, right: train
     loss vs step, legend at the right. One line per run (only runs in `keep` when given; at most
     MAX_CURVES_PER_MODEL per row), dashed for runs that did not complete; a dotted vertical
@@ -155,16 +199,22 @@ def learning_curves(runs: pd.DataFrame, evals: pd.DataFrame, curves: pd.DataFram
     shown = shown.assign(_family=shown["arm"].map(_family))
     panels = sorted(shown.groupby(["model", "_family"]).groups)
     n = max(len(panels), 1)
-    fig, axes = plt.subplots(n, 2, figsize=(13, 3.6 * n), squeeze=False)
+    fig, axes = _axes(ax, n, 2, (13, 3.6 * n))
     colors = plt.get_cmap("tab20").colors
     for (ax_acc, ax_loss), (model, family) in zip(axes, panels):
         group = shown[(shown["model"] == model) & (shown["_family"] == family)]
         marked: set[float] = set()
+        columns = swept_columns(group)
+        labels = {r["run"]: _curve_label(r, columns) for _, r in group.iterrows()}
+        repeated = {v for v in labels.values() if list(labels.values()).count(v) > 1}
         for i, (_, run) in enumerate(group.head(MAX_CURVES_PER_MODEL).iterrows()):
             style = "-" if run["status"] == "completed" else "--"
             e = evals[evals["run"] == run["run"]]
+            label = labels[run["run"]]
+            if label in repeated:  # runs that differ in nothing shown: name the trial too
+                label += f" [{run['run']}]"
             (line,) = ax_acc.plot(e["step"], e["accuracy"], style, marker=".",
-                                  color=colors[i % len(colors)], label=_curve_label(run))
+                                  color=colors[i % len(colors)], label=label)
             if not curves.empty:
                 c = curves[curves["run"] == run["run"]]
                 ax_loss.plot(c["step"], c["loss"], style, color=line.get_color(), linewidth=0.8)
@@ -197,11 +247,11 @@ def _series_label(row: pd.Series, unit: str) -> str:
 
 
 def _per_item(table: pd.DataFrame, unit: str, item: str, item_labels, xlabel: str,
-              title: str) -> plt.Figure:
+              title: str, ax=None) -> plt.Figure:
     """Shared layout of the gap and segment figures: panel per model, series per state size,
     categorical x (one tick per bucket / segment)."""
     models = sorted(table["model"].unique())
-    fig, axes = plt.subplots(1, len(models), figsize=(5.6 * len(models), 4), squeeze=False)
+    fig, axes = _axes(ax, 1, len(models), (5.6 * len(models), 4))
     for ax, model in zip(axes[0], models):
         sub = table[table["model"] == model]
         items = sorted(sub[item].unique(), key=item_labels[1])
@@ -232,11 +282,11 @@ def _gap_text(sub: pd.DataFrame, lo) -> str:
     return f"≥{int(lo)}" if np.isinf(hi) else f"[{int(lo)},{int(hi)})"
 
 
-def gap_accuracy(gaps: pd.DataFrame, unit: str) -> plt.Figure:
+def gap_accuracy(gaps: pd.DataFrame, unit: str, ax=None) -> plt.Figure:
     """Accuracy vs key→query distance bucket, per model, one series per state size."""
     return _per_item(gaps, unit, "gap_lo", (_gap_text, lambda v: v),
                      "key→query gap (tokens; bucket [lo, hi))",
-                     f"accuracy vs query gap\n({SPREAD_TEXT['ci']})")
+                     f"accuracy vs query gap\n({SPREAD_TEXT['ci']})", ax)
 
 
 def _segment_key(name: str):
@@ -244,28 +294,28 @@ def _segment_key(name: str):
     return tuple(int(p) if p.isdigit() else 0 for p in parts) if len(parts) == 3 else (0, 0, 0)
 
 
-def segment_accuracy(segments: pd.DataFrame, unit: str) -> plt.Figure:
+def segment_accuracy(segments: pd.DataFrame, unit: str, ax=None) -> plt.Figure:
     """Accuracy per MQAR test segment (T, K), per model, one series per state size."""
     def text(_sub, name):
         parts = name.split(":")
         return f"T={parts[0]} K={parts[1]}" if len(parts) == 3 else name
     return _per_item(segments, unit, "segment", (text, _segment_key), "MQAR test segment",
-                     f"accuracy per test segment\n({SPREAD_TEXT['ci']})")
+                     f"accuracy per test segment\n({SPREAD_TEXT['ci']})", ax)
 
 
 # Options that the ablation heatmap's axes (or the lr choice) already account for.
 ABLATION_AXES_OPTIONS = (*STATEX_EVENT_OPTIONS, "train.lr")
 
 
-def ablation_heatmaps(ablation: pd.DataFrame) -> plt.Figure:
+def ablation_heatmaps(ablation: pd.DataFrame, ax=None) -> plt.Figure:
     """One heatmap per (model, mode): expansion step (x) × expanded layers (y), colour = median
     final accuracy over seeds at the chosen LR; each cell annotated (blank = not run)."""
     # Any other option that differs between cells gets panels of its own: a square is one cell.
     keys = ["model", "statex_mode", *[c for c in ablation.columns if "." in str(c)
                                       and c not in ABLATION_AXES_OPTIONS]]
     panels = list(ablation.groupby(keys, sort=True, dropna=False))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.8), squeeze=False,
-                             layout="constrained")  # constrained: room for the shared colorbar
+    fig, axes = _axes(ax, 1, len(panels), (4.8 * len(panels), 3.8),
+                      layout="constrained")  # constrained: room for the shared colorbar
     image = None
     for ax, (key, sub) in zip(axes[0], panels):
         model, mode, *others = key

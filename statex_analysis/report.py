@@ -11,6 +11,8 @@ import pandas as pd
 from . import plots, tables
 from .frames import Record, curves_frame, evals_frame, gaps_frame, runs_frame, segments_frame
 
+DEFAULT_DPI = 110  # PNG resolution unless --dpi says otherwise
+
 
 @dataclass
 class Report:
@@ -103,8 +105,9 @@ def _markdown(name: str, table: pd.DataFrame) -> str:
 
 def write_report(rep: Report, out_dir: str | os.PathLike, formats=("png", "svg"),
                  sources: list[str] | None = None, unit: str = "bytes",
-                 spread: str = "ci") -> Path:
-    """Writes figures/, tables/ and index.md under out_dir; returns the index path."""
+                 spread: str = "ci", dpi: int = DEFAULT_DPI) -> Path:
+    """Writes figures/, tables/ and index.md under out_dir; returns the index path. `dpi` is
+    the resolution of raster formats (PNG)."""
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
@@ -116,7 +119,7 @@ def write_report(rep: Report, out_dir: str | os.PathLike, formats=("png", "svg")
             fig.tight_layout()  # once per figure; each savefig below is then a single draw
         with plt.rc_context({"svg.fonttype": "none"}):  # SVG text stays text (editable, fast)
             for ext in formats:
-                fig.savefig(out / "figures" / f"{name}.{ext}", dpi=110)
+                fig.savefig(out / "figures" / f"{name}.{ext}", dpi=dpi)
         plt.close(fig)
 
     runs = rep.runs

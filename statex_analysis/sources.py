@@ -4,17 +4,21 @@ A path may be:
   * a results file (`run.h5`);
   * a sweep directory written by `statex sweep` (holds `index.csv` and `trials/<trial_id>.h5`);
   * a sweep index file (`index.csv`; result paths are relative to its directory);
-  * any other directory: every `*.h5` below it (e.g. data/fixtures/).
+  * any other directory: every `*.h5` below it (e.g. data/fixtures/, or `runs/` after the
+    quickstart), except statex files that are not results (checkpoints, `statex eval` / `grad`
+    output): those are skipped with a one-line note on stderr.
 """
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
 import pandas as pd
 
-from .io import FormatError
+from .io import RESULTS_FORMAT, FormatError
 
 INDEX_NAME = "index.csv"
 INDEX_REQUIRED_COLUMNS = ("trial_id", "status", "result_path")
@@ -59,6 +63,18 @@ def read_index(index_path: str | os.PathLike) -> list[Entry]:
     return entries
 
 
+def other_statex_format(path: Path) -> str:
+    """The /@format of a statex-sim file that is not a results file ("statex-sim checkpoint",
+    "statex-sim eval", ...); "" for results files and anything else (read_run judges those)."""
+    try:
+        with h5py.File(path, "r") as f:
+            fmt = f.attrs.get("format", b"")
+    except OSError:
+        return ""
+    fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+    return fmt if fmt.startswith("statex-sim ") and fmt != RESULTS_FORMAT else ""
+
+
 def discover(paths: list[str | os.PathLike] | str | os.PathLike) -> list[Entry]:
     """Expands files, sweep directories and index files into trial entries (input order kept)."""
     if isinstance(paths, (str, os.PathLike)):
@@ -73,7 +89,12 @@ def discover(paths: list[str | os.PathLike] | str | os.PathLike) -> list[Entry]:
             files = sorted(path.rglob("*.h5"))
             if not files:
                 raise FormatError(str(path), None, "directory holds no index.csv and no .h5 files")
-            entries += [Entry(trial_id=f.stem, result_path=str(f)) for f in files]
+            for f in files:
+                other = other_statex_format(f)
+                if other:
+                    print(f"note: skipping {f} ({other}, not a results file)", file=sys.stderr)
+                else:
+                    entries.append(Entry(trial_id=f.stem, result_path=str(f)))
         elif path.suffix == ".csv":
             entries += read_index(path)
         elif path.exists():

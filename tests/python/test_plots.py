@@ -97,11 +97,15 @@ def test_learning_curves_mark_expansion(statex_runs, statex_records):
     assert ax_acc.get_title() == "gla, StateX arms: eval accuracy"
     labels = legend_labels(ax_loss)  # legend sits right of the loss panel
     assert "StateX expansion (step 100)" in labels and "StateX expansion (step 200)" in labels
-    assert sum(l.startswith("sx") for l in labels) == 2
-    assert any(l.startswith("control0") for l in labels)
+    # legends name the swept values (not the trial ids)
+    assert "statex: statex.count=1, statex.mode=reinit, statex.step=100, state=768, lr=0.001, " \
+        "seed=0" in labels
+    assert sum(l.startswith("statex: ") for l in labels) == 2
+    assert any(l.startswith("control: ") and l.endswith("state=512, lr=0.001, seed=0")
+               for l in labels), labels
     vlines = [l for l in ax_acc.get_lines() if list(l.get_xdata()) in ([100, 100], [200, 200])]
     assert len(vlines) == 2
-    acc = [l for l in ax_acc.get_lines() if l.get_label().startswith("sx100_0_reinit_0")][0]
+    acc = [l for l in ax_acc.get_lines() if "statex.step=100" in l.get_label()][0]
     assert acc.get_xdata().tolist() == [0, 100, 200, 300]
     assert len(ax_loss.get_lines()) >= 3
     plt.close(fig)
@@ -175,3 +179,49 @@ def test_report_writes_everything(scaling_records, statex_records, tmp_path):
     readme = (tmp_path / "tables" / "statex_differences.md").read_text()
     assert "median difference [95% CI]" in readme and "grouped over: `train.seed`" in readme
     assert "## statex differences" in text  # README-ready tables inline in index.md
+
+
+def test_learning_curve_legends_show_what_was_swept(scaling_runs, scaling_records):
+    """A recall-vs-state sweep's curves differ in d_model (and so state), lr and seed: each
+    legend entry says which."""
+    fig = plots.learning_curves(scaling_runs, evals_frame(scaling_records),
+                                curves_frame(scaling_records))
+    labels = legend_labels(fig.axes[1])  # gla, plain runs
+    for want in (("d_model=32", "state=512", "lr=0.001", "seed=0"),
+                 ("d_model=64", "state=2048", "lr=0.001", "seed=1")):
+        assert any(all(part in label for part in want) for label in labels), (want, labels)
+    assert not any("g32a" in l for l in labels)  # no trial ids when the values tell runs apart
+    assert len(set(labels)) == len(labels)
+    plt.close(fig)
+
+
+@pytest.mark.filterwarnings("ignore:accuracy_vs_state")  # 2 seeds per cell: expected
+def test_plot_functions_draw_into_given_axes(scaling_runs, statex_runs, statex_records):
+    fig, (left, right) = plt.subplots(1, 2)
+    points = tables.accuracy_vs_state_table(scaling_runs, "bytes")
+    assert plots.accuracy_vs_state(points, "bytes", ax=right) is fig
+    assert right.get_xscale() == "log" and not left.lines
+    arms = tables.arms_table(statex_runs, "bytes")
+    assert plots.statex_arms(arms, "bytes", ax=left) is fig and left.patches
+    with pytest.raises(ValueError, match="ax: this figure has 1 x 2 panels"):
+        plots.learning_curves(statex_runs, evals_frame(statex_records),
+                              curves_frame(statex_records), ax=left)
+    plt.close(fig)
+
+
+def test_report_dpi_sets_png_resolution(scaling_sweep, tmp_path, capsys):
+    import struct
+
+    from statex_analysis.cli import main
+
+    widths = {}
+    for dpi in (40, 80):
+        out = tmp_path / f"dpi{dpi}"
+        assert main(["report", str(scaling_sweep), "--out", str(out), "--formats", "png",
+                     "--dpi", str(dpi)]) == 0
+        header = (out / "figures" / "accuracy_vs_state.png").read_bytes()[16:24]
+        widths[dpi] = struct.unpack(">II", header)[0]  # PNG IHDR: width, height
+    assert widths[40] == pytest.approx(6.4 * 40, abs=2) and widths[80] == pytest.approx(512, abs=2)
+    with pytest.raises(SystemExit):
+        main(["report", str(scaling_sweep), "--out", str(tmp_path / "x"), "--dpi", "0"])
+    assert "--dpi" in capsys.readouterr().err

@@ -18,23 +18,20 @@ elements that are sums with cancellation do not dominate). Observed values are ~
 """
 from __future__ import annotations
 
-import os
-import pathlib
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 h5py = pytest.importorskip("h5py")
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import statex_ref as ref  # noqa: E402
+import statex_ref as ref  # noqa: E402  (pytest puts this folder on sys.path: no __init__.py)
+from statex_cli import VOCAB, check_run, run, train_and_grad  # noqa: E402
+from statex_cli import token_file  # noqa: E402,F401  (fixture)
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 RTOL = {torch.float64: 1e-4, torch.float32: 3e-4}
-VOCAB, T_TOKENS, N_EXAMPLES = 96, 37, 3  # T not a multiple of any chunk length used
+TRAIN = ["--model.vocab_size", str(VOCAB), "--mqar.train", "32:4:256", "--mqar.test", "32:4:16",
+         "--train.steps", "3", "--train.batch_size", "8", "--train.warmup_steps", "1",
+         "--train.eval_every", "100", "--train.threads", "1"]  # 3 steps: weights off their init
 
 # name -> (train options, expand options or None). Small, odd-ish shapes; every feature of the
 # model appears in at least one variant (short conv on/off, MLP, tied/untied head, groups,
@@ -84,59 +81,13 @@ VARIANTS = {
 }
 
 
-def statex_bin() -> str:
-    env = os.environ.get("STATEX_BIN")
-    if env:
-        assert os.path.exists(env), f"STATEX_BIN={env} does not exist"
-        return env
-    path = REPO / "build" / "statex"
-    if not path.exists():
-        pytest.skip(f"no statex binary: set STATEX_BIN or build {path}")
-    return str(path)
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([statex_bin(), *args], capture_output=True, text=True, timeout=300)
-
-
-def check_run(*args: str) -> None:
-    r = run(*args)
-    assert r.returncode == 0, f"statex {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
-
-
-@pytest.fixture(scope="module")
-def token_file(tmp_path_factory) -> pathlib.Path:
-    """Random tokens; labels at ~30% of positions; example 1 has no label at all."""
-    rng = np.random.default_rng(1234)
-    tokens = rng.integers(0, VOCAB, (N_EXAMPLES, T_TOKENS)).astype(np.int32)
-    labels = np.where(rng.random((N_EXAMPLES, T_TOKENS)) < 0.3,
-                      rng.integers(0, VOCAB, (N_EXAMPLES, T_TOKENS)), ref.IGNORE_LABEL)
-    labels[1] = ref.IGNORE_LABEL
-    labels[0, -1] = 5  # the very last position is labelled too
-    path = tmp_path_factory.mktemp("tokens") / "tokens.h5"
-    with h5py.File(path, "w") as f:
-        f["tokens"] = tokens
-        f["labels"] = labels.astype(np.int32)
-    return path
-
-
 @pytest.fixture(scope="module", params=list(VARIANTS))
 def case(request, tmp_path_factory, token_file):
     """(checkpoint path, grad output path) of one variant."""
     name = request.param
     train_opts, expand_opts = VARIANTS[name]
     d = tmp_path_factory.mktemp(name)
-    ck = d / "ck.h5"
-    check_run("train", *train_opts, "--model.vocab_size", str(VOCAB), "--mqar.train",
-              "32:4:256", "--mqar.test", "32:4:16", "--train.steps", "3", "--train.batch_size",
-              "8", "--train.warmup_steps", "1", "--train.eval_every", "100", "--train.threads",
-              "1", "--out", str(d / "run.h5"), "--checkpoint-out", str(ck), "--quiet")
-    if expand_opts:
-        expanded = d / "expanded.h5"
-        check_run("expand", "--checkpoint", str(ck), "--out", str(expanded), *expand_opts)
-        ck = expanded
-    grad = d / "grad.h5"
-    check_run("grad", "--checkpoint", str(ck), "--tokens", str(token_file), "--out", str(grad))
+    ck, grad = train_and_grad(d, [*train_opts, *TRAIN], expand_opts, token_file)
     return name, ck, grad
 
 
@@ -192,14 +143,8 @@ def test_parity(case, token_file, dtype):
 def test_tolerance_detects_a_semantic_change(token_file, tmp_path):
     """A GLA whose forget gate is normalised by 8 instead of 16 must fail the tolerance: the
     test can fail, and the tolerance is far below the effect of a real semantic difference."""
-    d = tmp_path
-    check_run("train", *VARIANTS["gla"][0], "--model.vocab_size", str(VOCAB), "--mqar.train",
-              "32:4:256", "--mqar.test", "32:4:16", "--train.steps", "3", "--train.batch_size",
-              "8", "--out", str(d / "run.h5"), "--checkpoint-out", str(d / "ck.h5"), "--quiet")
-    check_run("grad", "--checkpoint", str(d / "ck.h5"), "--tokens", str(token_file), "--out",
-              str(d / "grad.h5"))
-    errs = compare(d / "grad.h5", *torch_run(d / "ck.h5", token_file, torch.float64,
-                                            gate_logit_normalizer=8.0))
+    ck, grad = train_and_grad(tmp_path, [*VARIANTS["gla"][0], *TRAIN], None, token_file)
+    errs = compare(grad, *torch_run(ck, token_file, torch.float64, gate_logit_normalizer=8.0))
     assert max(errs.values()) > 100 * RTOL[torch.float64], errs
 
 
