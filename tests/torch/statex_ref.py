@@ -322,7 +322,7 @@ def l2norm(x, eps: float = 1e-6):
 
 
 class GatedDeltaNet(nn.Module):
-    """fla GatedDeltaNet (DESIGN.md §1) with fla's defaults (use_gate, no negative eigenvalues,
+    """fla GatedDeltaNet (docs/design.md §1) with fla's defaults (use_gate, no negative eigenvalues,
     no GVA, conv without bias); head dims K = Dk / H, V = Dv / H. Attribute names = fla's."""
 
     def __init__(self, cfg: ModelConfig, heads: int, chunk: int = 16):
@@ -375,7 +375,7 @@ def rotary(x, theta: float):
 
 
 class Attention(nn.Module):
-    """Causal softmax MHA (fla Attention / Zoology MHA; DESIGN.md §1), no bias, no dropout, scale
+    """Causal softmax MHA (fla Attention / Zoology MHA; docs/design.md §1), no bias, no dropout, scale
     (D/H)^-0.5 via torch.nn.functional.scaled_dot_product_attention. Optional GLA-style short
     conv + SiLU on q, k, v and optional RoPE on q, k."""
 
