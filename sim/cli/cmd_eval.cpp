@@ -64,14 +64,10 @@ int cmd_eval(int argc, char** argv) {
   if (vm.count("help")) return 0;
   if (checkpoint.empty()) throw ConfigError("--checkpoint: give the checkpoint to evaluate");
   if (batch < 1) throw ConfigError("--batch must be >= 1");
-  require_output_path("--out", out);
-  check_distinct_paths({{"--config", vm.count("config") ? vm["config"].as<std::string>() : "", false},
-                        {"--checkpoint", checkpoint, false},
-                        {"--tokens", tokens_path, false},
-                        {"--out", out, true}});
-  check_writable(out, "--out");
-  OutputLock lock("--out", out);
-  refuse_existing("--out", out, overwrite);
+  auto out_lock = guard_output({{"--config", vm.count("config") ? vm["config"].as<std::string>() : "", false},
+                                {"--checkpoint", checkpoint, false},
+                                {"--tokens", tokens_path, false}},
+                               "--out", out, overwrite);
   validate(cfg.train);
   Checkpoint ck = load_checkpoint(checkpoint);
   cfg.model.vocab_size = ck.model.vocab_size;

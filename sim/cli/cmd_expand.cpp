@@ -32,13 +32,9 @@ int cmd_expand(int argc, char** argv) {
   if (vm.count("help")) return 0;
   if (in.empty()) throw ConfigError("--checkpoint: give the checkpoint to expand");
   if (!vm.count("out")) throw ConfigError("--out: give the path of the expanded checkpoint");
-  require_output_path("--out", out);
-  check_distinct_paths({{"--config", vm.count("config") ? vm["config"].as<std::string>() : "", false},
-                        {"--checkpoint", in, false},
-                        {"--out", out, true}});
-  check_writable(out, "--out");
-  OutputLock lock("--out", out);
-  refuse_existing("--out", out, overwrite);
+  auto out_lock = guard_output({{"--config", vm.count("config") ? vm["config"].as<std::string>() : "", false},
+                                {"--checkpoint", in, false}},
+                               "--out", out, overwrite);
   validate(cfg.statex);
   Checkpoint ck = load_checkpoint(in);
   check_statex_family(vm, ck.model);

@@ -1,5 +1,6 @@
 // Output path guards: see output_guard.h.
 #include "sim/io/output_guard.h"
+#include "sim/io/results_file.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -138,6 +139,18 @@ std::string ReplacedFile::fail() {
     return "the earlier file is kept as '" + prev_ + "'";
   has_prev_ = false;
   return "the earlier file '" + path_ + "' was put back; this run's record is '" + failed + "'";
+}
+
+std::unique_ptr<OutputLock> guard_output(std::vector<PathArg> inputs,
+                                         const std::string& out_option, const std::string& out,
+                                         bool overwrite) {
+  require_output_path(out_option, out);
+  inputs.push_back({out_option, out, true});
+  check_distinct_paths(inputs);
+  check_writable(out, out_option);
+  auto lock = std::make_unique<OutputLock>(out_option, out);
+  refuse_existing(out_option, out, overwrite);
+  return lock;
 }
 
 }  // namespace statex

@@ -6,6 +6,7 @@
 //   - one writer per output path: an flock on "<path>.lock" for the life of the command;
 //   - a replaced file is kept as "<path>.prev" until the new run completes, and put back when
 //     it fails, so a failed new run never replaces an older file.
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,6 +48,13 @@ class OutputLock {
   std::string lock_path_;
   int fd_ = -1;
 };
+
+// The whole guard of a command that reads `inputs` and writes one file `out` (named by
+// `out_option`): `out` given, every path distinct, its directory writable, the lock taken, and no
+// existing file replaced unless `overwrite`. Hold the returned lock for the life of the command.
+std::unique_ptr<OutputLock> guard_output(std::vector<PathArg> inputs,
+                                         const std::string& out_option, const std::string& out,
+                                         bool overwrite);
 
 // Keeps the file that a new run replaces: the constructor hard-links an existing `path` to
 // "<path>.prev" (the atomic writers then replace `path` without touching that inode). complete()
