@@ -12,7 +12,6 @@
 
 #include <array>
 #include <cmath>
-#include <stdexcept>
 
 #include "sim/model/arena.h"
 
@@ -123,10 +122,9 @@ class AttentionMixer final : public Mixer {
 
   // The stacked op needs q/k/v_proj adjacent and in order in the flat buffer (param_layout.cpp).
   void bind_params(const MixerBinding& b) {
-    p_.in_proj = b("q_proj.weight");
-    if (b("k_proj.weight").w != p_.in_proj.w + size_t(D_) * D_ ||
-        b("v_proj.weight").w != p_.in_proj.w + 2 * size_t(D_) * D_)
-      throw std::logic_error("attention mixer: q/k/v projection weights are not stacked in order");
+    static const char* names[3] = {"q_proj.weight", "k_proj.weight", "v_proj.weight"};
+    const int rows[3] = {D_, D_, D_};
+    p_.in_proj = b.stacked(names, rows, 3, D_);
     if (conv_) {
       p_.q_conv = b("q_conv1d.weight");
       p_.k_conv = b("k_conv1d.weight");

@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <stdexcept>
 
 #include "sim/model/arena.h"
 
@@ -136,13 +135,7 @@ class GatedDeltaNetMixer final : public Mixer {
   void bind_params(const MixerBinding& b) {
     static const char* names[kInProj] = {"q_proj.weight", "k_proj.weight", "v_proj.weight",
                                          "g_proj.weight", "a_proj.weight", "b_proj.weight"};
-    p_.in_proj = b(names[0]);
-    const float* next = p_.in_proj.w;
-    for (int i = 0; i < kInProj; ++i) {
-      if (b(names[i]).w != next)
-        throw std::logic_error("Gated DeltaNet mixer: input projections are not stacked in order");
-      next += size_t(in_proj_oc_[i]) * D_;
-    }
+    p_.in_proj = b.stacked(names, in_proj_oc_, kInProj, D_);
     if (conv_) {
       p_.q_conv = b("q_conv1d.weight");
       p_.k_conv = b("k_conv1d.weight");

@@ -5,7 +5,6 @@
 //   o [N,Dv]  = chunked GLA(q, k, v, gk) with scale K^-0.5, per head (K = Dk/H, Vh = Dv/H)
 //   y [N,D]   = o_proj(rmsnorm_per_head(o) * g_norm.weight * swish(g))
 #include <cmath>
-#include <stdexcept>
 #include <vector>
 
 #include "sim/model/arena.h"
@@ -138,13 +137,7 @@ class GlaMixer final : public Mixer {
   void bind_params(const MixerBinding& b) {
     static const char* names[kInProj] = {"q_proj.weight", "k_proj.weight", "v_proj.weight",
                                          "g_proj.weight", "gk_proj.0.weight"};
-    p_.in_proj = b(names[0]);
-    const float* next = p_.in_proj.w;
-    for (int i = 0; i < kInProj; ++i) {
-      if (b(names[i]).w != next)
-        throw std::logic_error("GLA mixer: input projection weights are not stacked in order");
-      next += size_t(in_proj_oc_[i]) * D_;
-    }
+    p_.in_proj = b.stacked(names, in_proj_oc_, kInProj, D_);
     if (conv_) {
       p_.q_conv = b("q_conv1d.weight");
       p_.k_conv = b("k_conv1d.weight");

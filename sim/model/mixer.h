@@ -35,6 +35,10 @@ struct MixerBinding {
     const int64_t o = table->at(prefix + name).offset;
     return {params + o, grads + o};
   }
+  // The first of `parts` tensors, after checking that they lie adjacent and in this order in the
+  // flat buffer (tensor i is rows[i] x cols), as a stacked projection op needs
+  // (param_layout.cpp lays them out so). Throws std::logic_error otherwise.
+  ParamRef stacked(const char* const* names, const int* rows, int parts, int cols) const;
 };
 
 struct RunShape {
