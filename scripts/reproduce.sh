@@ -10,8 +10,8 @@
 #   --out     output folder (default runs/reproduce, or runs/reproduce_quick with --quick)
 #   --jobs    trainers at once (default 2)
 #   --threads OpenMP threads per trainer (default 1: the wall times in the files are 1 thread each)
-#   --only    run only these canonical files (names without .ini); the analysis still reads
-#             every sweep folder present under DIR/runs
+#   --only    run only these canonical files (names without .ini), in the order given (so the
+#             most wanted finish first); the analysis still reads every sweep folder under DIR/runs
 # Environment: STATEX_BIN=path runs that binary instead of building ./build/statex first (e.g. a
 # frozen copy, so that a rebuild during a long sweep cannot mix binaries).
 # Wall times of each file on the 2-core VM are in its header; rerun the same command to resume.
@@ -27,7 +27,7 @@ while [[ $# -gt 0 ]]; do
     --jobs) jobs="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "reproduce.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -57,9 +57,17 @@ build=$("$bin" info | awk '$1 == "build" {print $3}' | tr -d ,)
 } > "$out/PROVENANCE.md"
 
 status=0
-for f in experiments/canonical/*.ini; do
+files=(experiments/canonical/*.ini)
+if [[ -n "$only" ]]; then
+  files=()
+  for name in ${only//,/ }; do
+    [[ -f "experiments/canonical/$name.ini" ]] || {
+      echo "reproduce.sh: --only: no experiments/canonical/$name.ini (names without .ini)" >&2; exit 2; }
+    files+=("experiments/canonical/$name.ini")
+  done
+fi
+for f in "${files[@]}"; do
   name=$(basename "$f" .ini)
-  if [[ -n "$only" && ",$only," != *",$name,"* ]]; then continue; fi
   sweep="$f"
   if [[ $quick == 1 ]]; then
     # Same base config and seed values, fewer seeds: the trial ids are those of the full file.
