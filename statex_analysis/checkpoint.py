@@ -23,7 +23,7 @@ MODEL_DEFAULTS = {
     "mlp_hidden": "0", "tie_embeddings": "true", "norm_eps": "1e-05", "heads": "2",
     "expand_k": "0.5", "expand_v": "1", "use_short_conv": "true", "conv_width": "4",
     "gate_low_rank": "16", "gate_logit_normalizer": "16", "expand": "2", "head_dim": "16",
-    "ngroups": "1", "d_state": "16",
+    "ngroups": "1", "d_state": "16", "rope": "false", "rope_theta": "10000",
 }
 
 
@@ -150,8 +150,9 @@ def param_layout(ck: Checkpoint) -> dict[str, tuple[int, ...]]:
     """name -> shape of every parameter, in the C++ table's order (sim/model/param_layout.cpp)."""
     D, V, L, W = (ck.int_opt(k) for k in ("d_model", "vocab_size", "n_layers", "conv_width"))
     mamba = ck.model == "mamba2"
-    if ck.model not in ("gla", "mamba2"):
-        raise CheckpointError(f"model.model = {ck.model!r}: this package knows gla and mamba2")
+    if ck.model not in ("gla", "mamba2", "gated_deltanet", "attention"):
+        raise CheckpointError(f"model.model = {ck.model!r}: this package knows gla, mamba2, "
+                              f"gated_deltanet and attention")
     prefix = "backbone.layers." if mamba else "model.layers."
     out: dict[str, tuple[int, ...]] = {
         ("backbone.embedding.weight" if mamba else "model.embeddings.weight"): (V, D)}
@@ -165,6 +166,15 @@ def param_layout(ck: Checkpoint) -> dict[str, tuple[int, ...]]:
             mixer = {"in_proj.weight": (2 * di + 2 * G * N + H, D), "conv1d.weight": (conv, 1, W),
                      "conv1d.bias": (conv,), "dt_bias": (H,), "A_log": (H,), "D": (H,),
                      "norm.weight": (di,), "out_proj.weight": (D, di)}
+        elif ck.model == "gated_deltanet":
+            Dk, Dv, H = key_dim(ck), value_dim(ck), ck.layer_heads[i]
+            mixer = {"q_proj.weight": (Dk, D), "k_proj.weight": (Dk, D),
+                     "v_proj.weight": (Dv, D), "g_proj.weight": (Dv, D), "a_proj.weight": (H, D),
+                     "b_proj.weight": (H, D), "A_log": (H,), "dt_bias": (H,),
+                     "o_norm.weight": (Dv // H,), "o_proj.weight": (D, Dv)}
+        elif ck.model == "attention":
+            Dk = Dv = D
+            mixer = {f"{n}_proj.weight": (D, D) for n in "qkvo"}
         else:
             Dk, Dv, r = key_dim(ck), value_dim(ck), ck.int_opt("gate_low_rank")
             mixer = {"q_proj.weight": (Dk, D), "k_proj.weight": (Dk, D),
@@ -172,9 +182,9 @@ def param_layout(ck: Checkpoint) -> dict[str, tuple[int, ...]]:
                      "gk_proj.0.weight": (r, D), "gk_proj.1.weight": (Dk, r),
                      "gk_proj.1.bias": (Dk,), "o_proj.weight": (D, Dv),
                      "g_norm.weight": (Dv // ck.layer_heads[i],)}
-            if ck.bool_opt("use_short_conv"):
-                mixer.update({"q_conv1d.weight": (Dk, 1, W), "k_conv1d.weight": (Dk, 1, W),
-                              "v_conv1d.weight": (Dv, 1, W)})
+        if not mamba and ck.bool_opt("use_short_conv"):
+            mixer.update({"q_conv1d.weight": (Dk, 1, W), "k_conv1d.weight": (Dk, 1, W),
+                          "v_conv1d.weight": (Dv, 1, W)})
         mixer_prefix = lp + ("mixer." if mamba else "attn.")
         out.update({mixer_prefix + k: v for k, v in mixer.items()})
         if ck.bool_opt("mlp"):

@@ -1,5 +1,6 @@
 """The PyTorch ecosystem's names for statex-sim models (docs/pytorch_names.md): tensor names and
-config.json of fla's `GLAForCausalLM` and Hugging Face transformers' `Mamba2ForCausalLM`, in
+config.json of fla's `GLAForCausalLM`, `GatedDeltaNetForCausalLM` (hf_gated_deltanet.py) and
+`TransformerForCausalLM` (hf_attention.py) and Hugging Face transformers' `Mamba2ForCausalLM`, in
 both directions.
 
 Checked against the sources (2026-12): fla `fla/layers/gla.py` (GatedLinearAttention: the fused
@@ -16,156 +17,134 @@ import re
 
 import numpy as np
 
-from .checkpoint import Checkpoint, CheckpointError, hidden_mlp, value_dim
+from . import hf_attention, hf_gated_deltanet
+from .checkpoint import Checkpoint, CheckpointError, value_dim
+from .hf_common import (EXPORT_FORMAT, EXPORT_VERSION, add_zero_mlp, differing, fla_block_config,
+                        fla_block_options, refuse_unsupported, require_tensors, tied)
 
-EXPORT_FORMAT = "statex-sim safetensors export"
-EXPORT_VERSION = 1
 # fla's GatedLinearAttention constants that GLAConfig cannot set (fla/layers/gla.py defaults).
 FLA_GATE_LOW_RANK = 16
 FLA_GATE_LOGIT_NORMALIZER = 16.0
-# A statex GLA without MLP is exported with this zero MLP (fla's GLABlock always has one): the
-# block adds down_proj(...) = 0 exactly, so the function is unchanged.
-ZERO_MLP_HIDDEN = 1
 
 _GLA_NORM = re.compile(r"^(model\.layers\.\d+\.attn\.)g_norm\.weight$")
 _GLA_FUSED_NORM = re.compile(r"^(model\.layers\.\d+\.attn\.)g_norm_swish_gate\.weight$")
 
 
-def _differing(values: list[int], default: int) -> list[int]:
-    return [i for i, v in enumerate(values) if v != default]
-
-
 def to_hf(ck: Checkpoint) -> tuple[dict[str, np.ndarray], dict, list[str]]:
     """Tensors under the HF names, config.json, and warnings (what stock loaders cannot do)."""
-    tensors: dict[str, np.ndarray] = {}
-    warnings: list[str] = []
-    D, L = ck.int_opt("d_model"), ck.int_opt("n_layers")
     statex = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "step": ck.step,
               "model_options": dict(ck.options), "layer_heads": list(ck.layer_heads),
               "layer_d_state": list(ck.layer_d_state), "zero_mlp": False}
-    if ck.model == "gla":
-        for name, value in ck.params.items():
-            tensors[_GLA_NORM.sub(r"\1g_norm_swish_gate.weight", name)] = value
-        mlp = ck.bool_opt("mlp")
-        if not mlp:
-            statex["zero_mlp"] = True
-            for i in range(L):
-                lp = f"model.layers.{i}."
-                tensors[lp + "mlp_norm.weight"] = np.ones(D, np.float32)
-                tensors[lp + "mlp.gate_proj.weight"] = np.zeros((ZERO_MLP_HIDDEN, D), np.float32)
-                tensors[lp + "mlp.up_proj.weight"] = np.zeros((ZERO_MLP_HIDDEN, D), np.float32)
-                tensors[lp + "mlp.down_proj.weight"] = np.zeros((D, ZERO_MLP_HIDDEN), np.float32)
-        heads = ck.int_opt("heads")
-        config = {
-            "architectures": ["GLAForCausalLM"], "model_type": "gla",
-            "vocab_size": ck.int_opt("vocab_size"), "hidden_size": D, "num_hidden_layers": L,
-            "num_heads": heads, "num_kv_heads": None, "expand_k": float(ck.opt("expand_k")),
-            "expand_v": float(ck.opt("expand_v")), "feature_map": None, "attn_mode": "chunk",
-            "use_short_conv": ck.bool_opt("use_short_conv"), "conv_size": ck.int_opt("conv_width"),
-            "use_output_gate": True, "clamp_min": None, "hidden_act": "swish",
-            "hidden_ratio": 4, "intermediate_size": hidden_mlp(ck) if mlp else ZERO_MLP_HIDDEN,
-            "elementwise_affine": True, "norm_eps": float(ck.opt("norm_eps")), "attn": None,
-            "fuse_norm": True, "fuse_swiglu": True,
-            "tie_word_embeddings": ck.bool_opt("tie_embeddings"), "torch_dtype": "float32",
-        }
-        odd = _differing(ck.layer_heads, heads)
-        if odd:
-            warnings.append(
-                f"layer(s) {odd} have {[ck.layer_heads[i] for i in odd]} heads, not num_heads = "
-                f"{heads}: fla's GLAConfig has one num_heads for all layers, so a stock "
-                f"GLAForCausalLM.from_pretrained fails on g_norm_swish_gate's shape there. The "
-                f"per-layer head counts are in config.json's statex.layer_heads (build the model "
-                f"layer by layer, as tests/torch/hf_reference.py does).")
-        if ck.int_opt("gate_low_rank") != FLA_GATE_LOW_RANK:
-            warnings.append(f"model.gate_low_rank = {ck.opt('gate_low_rank')}: fla's GLAConfig "
-                            f"cannot set gate_low_rank_dim (fixed at {FLA_GATE_LOW_RANK}); gk_proj "
-                            f"will not load into a stock GLAForCausalLM.")
-        if float(ck.opt("gate_logit_normalizer")) != FLA_GATE_LOGIT_NORMALIZER:
-            warnings.append(f"model.gate_logit_normalizer = {ck.opt('gate_logit_normalizer')}: "
-                            f"fla's GLAConfig cannot set it (fixed at 16); a stock "
-                            f"GLAForCausalLM computes a different forget gate.")
-    else:
-        for name, value in ck.params.items():
-            tensors["backbone.embeddings.weight" if name == "backbone.embedding.weight"
-                    else name] = value
-        d_state = ck.int_opt("d_state")
-        di = ck.int_opt("expand") * D
-        config = {
-            "architectures": ["Mamba2ForCausalLM"], "model_type": "mamba2",
-            "vocab_size": ck.int_opt("vocab_size"), "hidden_size": D, "num_hidden_layers": L,
-            "state_size": d_state, "expand": ck.int_opt("expand"),
-            "head_dim": ck.int_opt("head_dim"), "num_heads": di // ck.int_opt("head_dim"),
-            "n_groups": ck.int_opt("ngroups"), "conv_kernel": ck.int_opt("conv_width"),
-            "use_bias": False, "use_conv_bias": True, "hidden_act": "silu", "rms_norm": True,
-            "layer_norm_epsilon": float(ck.opt("norm_eps")),
-            "norm_eps": float(ck.opt("norm_eps")),  # fla's Mamba2Config calls it norm_eps
-            "residual_in_fp32": True, "tie_word_embeddings": ck.bool_opt("tie_embeddings"),
-            "torch_dtype": "float32",
-        }
-        odd = _differing(ck.layer_d_state, d_state)
-        if odd:
-            warnings.append(
-                f"layer(s) {odd} have d_state {[ck.layer_d_state[i] for i in odd]}, not state_size"
-                f" = {d_state}: Mamba2Config has one state_size for all layers, so a stock "
-                f"Mamba2ForCausalLM.from_pretrained fails on in_proj / conv1d shapes there. The "
-                f"per-layer sizes are in config.json's statex.layer_d_state (build the model "
-                f"layer by layer, as tests/torch/hf_reference.py does).")
-        if ck.bool_opt("mlp"):
-            warnings.append("model.mlp = true: transformers' Mamba2 block has no MLP; the MLP "
-                            "weights are written under fla's GatedMLP names (norm2, "
-                            "mlp.{gate,up,down}_proj), which a stock Mamba2ForCausalLM rejects.")
-        if float(ck.opt("norm_eps")) != 1e-5:
-            warnings.append(f"model.norm_eps = {ck.opt('norm_eps')}: statex (like mamba_ssm) "
-                            f"keeps the gated output norm's eps at 1e-5; transformers' Mamba2 "
-                            f"uses layer_norm_epsilon there too, so its outputs differ slightly.")
-        if ck.int_opt("ngroups") > 1:
-            warnings.append("model.ngroups > 1: statex (like mamba_ssm) normalises the gated "
-                            "output per group of d_inner/ngroups channels; transformers' "
-                            "MambaRMSNormGated torch path normalises over all d_inner channels.")
+    if ck.model == "mamba2":
+        tensors = {"backbone.embeddings.weight" if name == "backbone.embedding.weight" else name:
+                   value for name, value in ck.params.items()}
+        config, warnings = _mamba2_config(ck)
+        embedding = "backbone.embeddings.weight"
+    else:  # fla's model.layers.{i}.{attn_norm, attn, mlp_norm, mlp} families
+        tensors = {_GLA_NORM.sub(r"\1g_norm_swish_gate.weight", name): value
+                   for name, value in ck.params.items()}
+        statex["zero_mlp"] = add_zero_mlp(ck, tensors)
+        config, warnings = _FLA_CONFIG[ck.model](ck)
+        embedding = "model.embeddings.weight"
     if ck.bool_opt("tie_embeddings"):
         # Written although tied: fla's Mamba2ForCausalLM does not tie (its _tied_weights_keys is
         # empty) and would start from a random head, and a strict load then needs no extra step.
         # Import checks the copy equals the embedding.
-        embedding = "model.embeddings.weight" if ck.model == "gla" else "backbone.embeddings.weight"
         tensors["lm_head.weight"] = tensors[embedding]
     config["statex"] = statex
     return tensors, config, warnings
 
 
+def _gla_config(ck: Checkpoint) -> tuple[dict, list[str]]:
+    heads = ck.int_opt("heads")
+    config = fla_block_config(ck, "GLAForCausalLM", "gla")
+    config.update({
+        "num_heads": heads, "num_kv_heads": None, "expand_k": float(ck.opt("expand_k")),
+        "expand_v": float(ck.opt("expand_v")), "feature_map": None, "attn_mode": "chunk",
+        "use_short_conv": ck.bool_opt("use_short_conv"), "conv_size": ck.int_opt("conv_width"),
+        "use_output_gate": True, "clamp_min": None, "elementwise_affine": True, "attn": None})
+    warnings = []
+    odd = differing(ck.layer_heads, heads)
+    if odd:
+        warnings.append(
+            f"layer(s) {odd} have {[ck.layer_heads[i] for i in odd]} heads, not num_heads = "
+            f"{heads}: fla's GLAConfig has one num_heads for all layers, so a stock "
+            f"GLAForCausalLM.from_pretrained fails on g_norm_swish_gate's shape there. The "
+            f"per-layer head counts are in config.json's statex.layer_heads (build the model "
+            f"layer by layer, as tests/torch/hf_reference.py does).")
+    if ck.int_opt("gate_low_rank") != FLA_GATE_LOW_RANK:
+        warnings.append(f"model.gate_low_rank = {ck.opt('gate_low_rank')}: fla's GLAConfig "
+                        f"cannot set gate_low_rank_dim (fixed at {FLA_GATE_LOW_RANK}); gk_proj "
+                        f"will not load into a stock GLAForCausalLM.")
+    if float(ck.opt("gate_logit_normalizer")) != FLA_GATE_LOGIT_NORMALIZER:
+        warnings.append(f"model.gate_logit_normalizer = {ck.opt('gate_logit_normalizer')}: "
+                        f"fla's GLAConfig cannot set it (fixed at 16); a stock "
+                        f"GLAForCausalLM computes a different forget gate.")
+    return config, warnings
+
+
+def _mamba2_config(ck: Checkpoint) -> tuple[dict, list[str]]:
+    D, L = ck.int_opt("d_model"), ck.int_opt("n_layers")
+    d_state = ck.int_opt("d_state")
+    di = ck.int_opt("expand") * D
+    config = {
+        "architectures": ["Mamba2ForCausalLM"], "model_type": "mamba2",
+        "vocab_size": ck.int_opt("vocab_size"), "hidden_size": D, "num_hidden_layers": L,
+        "state_size": d_state, "expand": ck.int_opt("expand"),
+        "head_dim": ck.int_opt("head_dim"), "num_heads": di // ck.int_opt("head_dim"),
+        "n_groups": ck.int_opt("ngroups"), "conv_kernel": ck.int_opt("conv_width"),
+        "use_bias": False, "use_conv_bias": True, "hidden_act": "silu", "rms_norm": True,
+        "layer_norm_epsilon": float(ck.opt("norm_eps")),
+        "norm_eps": float(ck.opt("norm_eps")),  # fla's Mamba2Config calls it norm_eps
+        "residual_in_fp32": True, "tie_word_embeddings": ck.bool_opt("tie_embeddings"),
+        "torch_dtype": "float32",
+    }
+    warnings = []
+    odd = differing(ck.layer_d_state, d_state)
+    if odd:
+        warnings.append(
+            f"layer(s) {odd} have d_state {[ck.layer_d_state[i] for i in odd]}, not state_size"
+            f" = {d_state}: Mamba2Config has one state_size for all layers, so a stock "
+            f"Mamba2ForCausalLM.from_pretrained fails on in_proj / conv1d shapes there. The "
+            f"per-layer sizes are in config.json's statex.layer_d_state (build the model "
+            f"layer by layer, as tests/torch/hf_reference.py does).")
+    if ck.bool_opt("mlp"):
+        warnings.append("model.mlp = true: transformers' Mamba2 block has no MLP; the MLP "
+                        "weights are written under fla's GatedMLP names (norm2, "
+                        "mlp.{gate,up,down}_proj), which a stock Mamba2ForCausalLM rejects.")
+    if float(ck.opt("norm_eps")) != 1e-5:
+        warnings.append(f"model.norm_eps = {ck.opt('norm_eps')}: statex (like mamba_ssm) "
+                        f"keeps the gated output norm's eps at 1e-5; transformers' Mamba2 "
+                        f"uses layer_norm_epsilon there too, so its outputs differ slightly.")
+    if ck.int_opt("ngroups") > 1:
+        warnings.append("model.ngroups > 1: statex (like mamba_ssm) normalises the gated "
+                        "output per group of d_inner/ngroups channels; transformers' "
+                        "MambaRMSNormGated torch path normalises over all d_inner channels.")
+    return config, warnings
+
+
+_FLA_CONFIG = {"gla": _gla_config, "gated_deltanet": hf_gated_deltanet.to_config,
+               "attention": hf_attention.to_config}
+
+
 def _foreign_gla_options(config: dict, tensors: dict[str, np.ndarray]) -> dict[str, str]:
     """statex model options of a GLAForCausalLM config.json written by fla (not by us)."""
-    unsupported = {"num_kv_heads": lambda v: v not in (None, config.get("num_heads")),
-                   "feature_map": lambda v: v is not None,
-                   "use_output_gate": lambda v: v is False,
-                   "clamp_min": lambda v: v is not None, "attn": lambda v: v is not None,
-                   "hidden_act": lambda v: v not in (None, "swish", "silu"),
-                   "elementwise_affine": lambda v: v is False}
-    for key, bad in unsupported.items():
-        if key in config and bad(config[key]):
-            raise CheckpointError(f"config.json: {key} = {config[key]!r} is not supported by "
-                                  f"statex-sim's GLA (docs/pytorch_names.md)")
-    for name in ("model.layers.0.attn.gk_proj.0.weight", "model.layers.0.mlp.gate_proj.weight"):
-        if name not in tensors:
-            raise CheckpointError(f"model.safetensors: '{name}' missing (not a GLAForCausalLM?)")
-    D = int(config["hidden_size"])
-    r = tensors["model.layers.0.attn.gk_proj.0.weight"].shape[0]
-    F = tensors["model.layers.0.mlp.gate_proj.weight"].shape[0]
-    return {"model": "gla", "vocab_size": str(config["vocab_size"]), "d_model": str(D),
-            "n_layers": str(config["num_hidden_layers"]), "mlp": "true", "mlp_hidden": str(F),
-            "tie_embeddings": _tied(config, tensors),
-            "norm_eps": repr(float(config.get("norm_eps", 1e-6))),
-            "heads": str(config.get("num_heads", 4)),
-            "expand_k": repr(float(config.get("expand_k", 0.5))),
-            "expand_v": repr(float(config.get("expand_v", 1.0))),
-            "use_short_conv": "true" if config.get("use_short_conv", False) else "false",
-            "conv_width": str(config.get("conv_size", 4)), "gate_low_rank": str(r),
-            "gate_logit_normalizer": repr(FLA_GATE_LOGIT_NORMALIZER)}
-
-
-def _tied(config: dict, tensors: dict[str, np.ndarray]) -> str:
-    # fla's configs default to untied, transformers' PretrainedConfig to tied: when config.json
-    # does not say, a file without lm_head.weight is tied.
-    return "true" if config.get("tie_word_embeddings", "lm_head.weight" not in tensors) else "false"
+    refuse_unsupported(config, {
+        "num_kv_heads": lambda v: v not in (None, config.get("num_heads")),
+        "feature_map": lambda v: v is not None, "use_output_gate": lambda v: v is False,
+        "clamp_min": lambda v: v is not None, "attn": lambda v: v is not None}, "GLA")
+    require_tensors(tensors, ["model.layers.0.attn.gk_proj.0.weight",
+                              "model.layers.0.mlp.gate_proj.weight"], "GLAForCausalLM")
+    options = fla_block_options(config, tensors, "gla")
+    options.update({
+        "heads": str(config.get("num_heads", 4)),
+        "expand_k": repr(float(config.get("expand_k", 0.5))),
+        "expand_v": repr(float(config.get("expand_v", 1.0))),
+        "use_short_conv": "true" if config.get("use_short_conv", False) else "false",
+        "conv_width": str(config.get("conv_size", 4)),
+        "gate_low_rank": str(tensors["model.layers.0.attn.gk_proj.0.weight"].shape[0]),
+        "gate_logit_normalizer": repr(FLA_GATE_LOGIT_NORMALIZER)})
+    return options
 
 
 def _foreign_mamba2_options(config: dict, tensors: dict[str, np.ndarray]) -> dict[str, str]:
@@ -185,7 +164,7 @@ def _foreign_mamba2_options(config: dict, tensors: dict[str, np.ndarray]) -> dic
     eps = config.get("layer_norm_epsilon", config.get("norm_eps", 1e-5))
     return {"model": "mamba2", "vocab_size": str(config["vocab_size"]),
             "d_model": str(config["hidden_size"]), "n_layers": str(config["num_hidden_layers"]),
-            "mlp": "false", "mlp_hidden": "0", "tie_embeddings": _tied(config, tensors),
+            "mlp": "false", "mlp_hidden": "0", "tie_embeddings": tied(config, tensors),
             "norm_eps": repr(float(eps)), "expand": str(config.get("expand", 2)),
             "head_dim": str(config.get("head_dim", 64)), "ngroups": str(config.get("n_groups", 1)),
             "d_state": str(config.get("state_size", 128)),
@@ -196,23 +175,25 @@ def from_hf(tensors: dict[str, np.ndarray], config: dict) -> Checkpoint:
     """The statex checkpoint of exported (or fla / transformers-written) tensors + config.json.
     Parameters come back under statex names; order and shapes are checked by the caller."""
     model_type = config.get("model_type")
-    if model_type not in ("gla", "mamba2"):
-        raise CheckpointError(f"config.json: model_type = {model_type!r}; statex-sim imports "
-                              f"'gla' (fla GLAForCausalLM) and 'mamba2' (Mamba2ForCausalLM)")
+    if model_type not in _MODEL_OF_TYPE:
+        raise CheckpointError(
+            f"config.json: model_type = {model_type!r}; statex-sim imports 'gla' (fla "
+            f"GLAForCausalLM), 'gated_deltanet' (fla GatedDeltaNetForCausalLM), 'transformer' "
+            f"(fla TransformerForCausalLM) and 'mamba2' (Mamba2ForCausalLM)")
+    model = _MODEL_OF_TYPE[model_type]
     ours = config.get("statex")
     if ours is not None and ours.get("format") != EXPORT_FORMAT:
         raise CheckpointError("config.json: the 'statex' entry is not a statex-sim export")
-    params: dict[str, np.ndarray] = {}
-    if model_type == "gla":
-        for name, value in tensors.items():
-            params[_GLA_FUSED_NORM.sub(r"\1g_norm.weight", name)] = value
-        options = dict(ours["model_options"]) if ours else _foreign_gla_options(config, tensors)
+    if ours is not None and ours["model_options"].get("model", "gla") != model:
+        raise CheckpointError(f"config.json: model_type = {model_type!r} but statex.model_options"
+                              f".model = {ours['model_options'].get('model')!r}")
+    if model == "mamba2":
+        params = {"backbone.embedding.weight" if name == "backbone.embeddings.weight" else name:
+                  value for name, value in tensors.items()}
     else:
-        for name, value in tensors.items():
-            renamed = "backbone.embedding.weight" if name in (
-                "backbone.embeddings.weight", "backbone.embedding.weight") else name
-            params[renamed] = value
-        options = dict(ours["model_options"]) if ours else _foreign_mamba2_options(config, tensors)
+        params = {_GLA_FUSED_NORM.sub(r"\1g_norm.weight", name): value
+                  for name, value in tensors.items()}
+    options = dict(ours["model_options"]) if ours else _FOREIGN_OPTIONS[model](config, tensors)
     if ours and ours.get("zero_mlp"):
         for name in [n for n in params if re.search(r"\.(mlp\.|mlp_norm\.)", n)]:
             value = params.pop(name)
@@ -221,7 +202,7 @@ def from_hf(tensors: dict[str, np.ndarray], config: dict) -> Checkpoint:
                                       f"had no MLP (config.json statex.zero_mlp); the MLP was "
                                       f"trained after export, and model.mlp = false cannot hold it")
     tie = options.get("tie_embeddings", "true") in ("true", "1")
-    embedding = "backbone.embedding.weight" if model_type == "mamba2" else "model.embeddings.weight"
+    embedding = "backbone.embedding.weight" if model == "mamba2" else "model.embeddings.weight"
     if tie and "lm_head.weight" in params:  # a tied model saved with both keys
         head = params.pop("lm_head.weight")
         if embedding in params and not np.array_equal(head, params[embedding]):
@@ -246,6 +227,12 @@ def _layer_shapes(ck: Checkpoint, config: dict) -> tuple[list[int], list[int]]:
             head_v = ck.params[name].shape[0]
             heads.append(value_dim(ck) // head_v)
             d_state.append(0)  # as the C++ writes it for GLA (sim/core/config.cpp default_shape)
+        elif ck.model == "gated_deltanet":
+            heads.append(hf_gated_deltanet.layer_heads(ck.params, i))
+            d_state.append(0)
+        elif ck.model == "attention":  # StateX does not apply: heads everywhere
+            heads.append(ck.int_opt("heads"))
+            d_state.append(0)
         else:
             name = f"backbone.layers.{i}.mixer.conv1d.bias"
             if name not in ck.params:
@@ -259,3 +246,10 @@ def _layer_shapes(ck: Checkpoint, config: dict) -> tuple[list[int], list[int]]:
             raise CheckpointError(f"config.json: statex.{key} = {ours[key]} but the tensors' "
                                   f"shapes say {got}")
     return heads, d_state
+
+
+# config.json model_type -> model.model, and the readers of configs without a `statex` entry
+_MODEL_OF_TYPE = {"gla": "gla", "gated_deltanet": "gated_deltanet", "transformer": "attention",
+                  "mamba2": "mamba2"}
+_FOREIGN_OPTIONS = {"gla": _foreign_gla_options, "gated_deltanet": hf_gated_deltanet.from_config,
+                    "attention": hf_attention.from_config, "mamba2": _foreign_mamba2_options}
