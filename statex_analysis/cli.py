@@ -55,8 +55,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="resolution of the PNG figures in dots per inch (default 110)")
 
     e = sub.add_parser("export-safetensors",
-                       help="checkpoint -> model.safetensors + config.json (fla GLAForCausalLM / "
-                            "transformers Mamba2ForCausalLM names; docs/pytorch_names.md)")
+                       help="checkpoint -> model.safetensors + config.json (fla GLA / GatedDeltaNet / "
+                            "Transformer, transformers Mamba2 names; docs/pytorch_names.md)")
     e.add_argument("checkpoint", metavar="CK.h5", help="statex checkpoint (train, expand)")
     e.add_argument("--out", required=True, metavar="DIR", help="output model directory")
     e.add_argument("--overwrite", action="store_true", help="replace existing files in DIR")

@@ -1,26 +1,36 @@
-"""PyTorch models with the exact module nesting and parameter names of fla's `GLAForCausalLM` and
-transformers' `Mamba2ForCausalLM` (fla and mamba_ssm need CUDA / Triton and are not installable
-here), built from an exported `config.json`, so that `model.safetensors` written by
-`python3 -m analysis export-safetensors` loads with `load_state_dict(strict=True)`.
+"""PyTorch models with the exact module nesting and parameter names of fla's `GLAForCausalLM`,
+`GatedDeltaNetForCausalLM` and `TransformerForCausalLM` and transformers' `Mamba2ForCausalLM`
+(fla and mamba_ssm need CUDA / Triton and are not installable here), built from an exported
+`config.json`, so that `model.safetensors` written by `python3 -m analysis export-safetensors`
+loads with `load_state_dict(strict=True)`.
 
 Module tree and names, checked in the sources:
-  fla-org/flash-linear-attention fla/models/gla/modeling_gla.py:
-    GLAForCausalLM.{model: GLAModel, lm_head}; GLAModel.{embeddings, layers, norm};
-    GLABlock.{attn_norm, attn, mlp_norm, mlp} (the MLP is always there); GatedMLP.{gate_proj,
+  fla-org/flash-linear-attention fla/models/{gla,gated_deltanet,transformer}/modeling_*.py:
+    *ForCausalLM.{model, lm_head}; *Model.{embeddings, layers, norm};
+    *Block.{attn_norm, attn, mlp_norm, mlp} (the MLP is always there); GatedMLP.{gate_proj,
     up_proj, down_proj} (fla/modules/mlp.py; hidden_act must be swish)
   fla/layers/gla.py GatedLinearAttention: q_proj, k_proj, v_proj, g_proj, {q,k,v}_conv1d
     (ShortConvolution, an nn.Conv1d: weight [C, 1, W], no bias by default),
     gk_proj = Sequential(Linear(D, r, bias=False), Linear(r, Dk, bias=True)), o_proj, and
     g_norm_swish_gate (FusedRMSNormGated, weight [head_v_dim]) when fuse_norm=True (default)
+  fla/layers/gated_deltanet.py GatedDeltaNet: q_proj, k_proj [H·head_dim, D], v_proj, g_proj
+    [H·head_v_dim, D], a_proj, b_proj [H, D], A_log, dt_bias [H], {q,k,v}_conv1d, o_norm
+    (FusedRMSNormGated, weight [head_v_dim]), o_proj; head_v_dim = int(head_dim·expand_v)
+  fla/layers/attn.py Attention: q_proj, k_proj, v_proj, o_proj (no bias; RoPE has no
+    parameters). Our short conv has no fla counterpart: {q,k,v}_conv1d as in GLA (config.json's
+    use_short_conv / conv_size; docs/pytorch_names.md)
   huggingface/transformers src/transformers/models/mamba2/modeling_mamba2.py:
     Mamba2ForCausalLM.{backbone: Mamba2Model, lm_head}; Mamba2Model.{embeddings, layers,
     norm_f}; Mamba2Block.{norm, mixer}; Mamba2Mixer.{in_proj, conv1d, dt_bias, A_log, D,
     norm (MambaRMSNormGated, weight [d_inner]), out_proj}
-The computation is statex_ref.py's (the same recurrences); only the containers differ. Per-layer
-head counts / state sizes of StateX-expanded models come from config.json's `statex` entry,
-which stock fla / transformers configs cannot express.
+The computation is statex_ref.py's (the same recurrences); only the containers differ, and every
+shape comes from config.json's fla / transformers fields. Per-layer head counts / state sizes of
+StateX-expanded models come from config.json's `statex` entry, which stock fla / transformers
+configs cannot express.
 """
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import torch
 import torch.nn as nn
@@ -98,12 +108,45 @@ class GatedMLP(nn.Module):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
-class GLABlock(nn.Module):
+class GatedDeltaNet(ref.GatedDeltaNet):
+    """fla GatedDeltaNet: statex_ref.GatedDeltaNet already has fla's attribute names; its shapes
+    here come from GatedDeltaNetConfig's fields (key dim num_heads·head_dim, value dim
+    num_heads·int(head_dim·expand_v); a StateX-merged layer has fewer, larger heads)."""
+
+    def __init__(self, cfg: dict, heads: int, chunk: int):
+        H, K = cfg["num_heads"], cfg["head_dim"]
+        shapes = SimpleNamespace(d_model=cfg["hidden_size"], key_dim=H * K,
+                                 value_dim=H * int(K * cfg["expand_v"]), norm_eps=cfg["norm_eps"],
+                                 use_short_conv=cfg["use_short_conv"],
+                                 conv_width=cfg["conv_size"])
+        super().__init__(shapes, heads, chunk)
+
+
+class Attention(ref.Attention):
+    """fla Attention (q/k/v/o_proj; RoPE unless rope_theta is null) plus our short conv, when
+    config.json's use_short_conv (not a TransformerConfig field) says so."""
+
+    def __init__(self, cfg: dict, heads: int, chunk: int):
+        theta = cfg["rope_theta"]
+        shapes = SimpleNamespace(d_model=cfg["hidden_size"], rope=theta is not None,
+                                 rope_theta=theta if theta is not None else 0.0,
+                                 use_short_conv=cfg.get("use_short_conv", False),
+                                 conv_width=cfg.get("conv_size", 4))
+        super().__init__(shapes, heads)
+
+
+FLA_MIXERS = {"gla": GatedLinearAttention, "gated_deltanet": GatedDeltaNet,
+              "transformer": Attention}
+
+
+class FlaBlock(nn.Module):
+    """GLABlock / GatedDeltaNetBlock / TransformerBlock: pre-norm mixer and (always) MLP."""
+
     def __init__(self, cfg: dict, heads: int, chunk: int):
         super().__init__()
         D, eps = cfg["hidden_size"], cfg["norm_eps"]
         self.attn_norm = ref.RMSNorm(D, eps)
-        self.attn = GatedLinearAttention(cfg, heads, chunk)
+        self.attn = FLA_MIXERS[cfg["model_type"]](cfg, heads, chunk)
         self.mlp_norm = ref.RMSNorm(D, eps)
         self.mlp = GatedMLP(D, cfg["intermediate_size"])
 
@@ -112,12 +155,14 @@ class GLABlock(nn.Module):
         return x + self.mlp(self.mlp_norm(x))
 
 
-class GLAModel(nn.Module):
+class FlaModel(nn.Module):
+    """GLAModel / GatedDeltaNetModel / TransformerModel: embeddings, layers, norm."""
+
     def __init__(self, cfg: dict, chunk: int):
         super().__init__()
         heads = layer_values(cfg, "layer_heads", cfg["num_heads"])
         self.embeddings = nn.Embedding(cfg["vocab_size"], cfg["hidden_size"])
-        self.layers = nn.ModuleList(GLABlock(cfg, h, chunk) for h in heads)
+        self.layers = nn.ModuleList(FlaBlock(cfg, h, chunk) for h in heads)
         self.norm = ref.RMSNorm(cfg["hidden_size"], cfg["norm_eps"])
 
     def forward(self, tokens):
@@ -170,27 +215,26 @@ def layer_values(cfg: dict, key: str, default: int) -> list[int]:
 
 
 class CausalLM(nn.Module):
-    """GLAForCausalLM (`model`, `lm_head`) or Mamba2ForCausalLM (`backbone`, `lm_head`). With
+    """fla's *ForCausalLM (`model`, `lm_head`) or Mamba2ForCausalLM (`backbone`, `lm_head`). With
     tie_word_embeddings, lm_head.weight IS the embedding (as after transformers' tie_weights)."""
 
     def __init__(self, cfg: dict, chunk: int = 16):
         super().__init__()
         self.cfg = cfg
-        if cfg["model_type"] == "gla":
-            self.model = GLAModel(cfg, chunk)
-        else:
+        if cfg["model_type"] == "mamba2":
             self.backbone = Mamba2Model(cfg, chunk)
+        else:
+            self.model = FlaModel(cfg, chunk)
         self.lm_head = nn.Linear(cfg["hidden_size"], cfg["vocab_size"], bias=False)
         if cfg["tie_word_embeddings"]:
             self.lm_head.weight = self.body.embeddings.weight
 
     @property
     def body(self) -> nn.Module:
-        return self.model if self.cfg["model_type"] == "gla" else self.backbone
+        return self.backbone if self.cfg["model_type"] == "mamba2" else self.model
 
     def loss_at_labels(self, tokens, labels):
         """Logits [M, V] at the labelled positions (row-major) and their mean cross-entropy."""
         mask = labels != ref.IGNORE_LABEL
         logits = self.lm_head(self.body(tokens)[mask])
         return logits, F.cross_entropy(logits, labels[mask])
-
