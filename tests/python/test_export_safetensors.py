@@ -22,6 +22,13 @@ GLA = {"model": "gla", "vocab_size": "50", "d_model": "24", "n_layers": "3", "he
        "use_short_conv": "true", "mlp": "false", "tie_embeddings": "true"}
 MAMBA2 = {"model": "mamba2", "vocab_size": "50", "d_model": "16", "n_layers": "2",
           "head_dim": "8", "d_state": "6", "mlp": "true", "tie_embeddings": "false"}
+# Dk = int(0.35f * 60) = 21, Dv = 42: head dims 7 and 14 (fla: head_dim 7, expand_v 2.0)
+GDN = {"model": "gated_deltanet", "vocab_size": "50", "d_model": "60", "n_layers": "2",
+       "heads": "3", "expand_k": "0.35", "expand_v": "0.7", "use_short_conv": "true",
+       "mlp": "false", "tie_embeddings": "true"}
+ATTENTION = {"model": "attention", "vocab_size": "50", "d_model": "16", "n_layers": "2",
+             "heads": "2", "use_short_conv": "false", "rope": "true", "rope_theta": "500",
+             "mlp": "true", "tie_embeddings": "false"}
 
 
 def _make(path, options, heads, d_state, seed=0):
@@ -43,7 +50,20 @@ def mamba2_mlp(tmp_path):
     return _make(tmp_path / "m2.h5", MAMBA2, [4, 4], [6, 6], seed=1)
 
 
-@pytest.mark.parametrize("which", ["gla_expanded", "mamba2_mlp"])
+@pytest.fixture
+def gdn_expanded(tmp_path):
+    """A Gated DeltaNet whose last layer had its 3 heads merged into 1 (StateX)."""
+    return _make(tmp_path / "gdn.h5", GDN, [3, 1], [0, 0], seed=2)
+
+
+@pytest.fixture
+def attention_rope(tmp_path):
+    """Attention as fla's stock TransformerForCausalLM has it: RoPE, no short conv, an MLP."""
+    return _make(tmp_path / "attn.h5", ATTENTION, [2, 2], [0, 0], seed=3)
+
+
+@pytest.mark.parametrize("which", ["gla_expanded", "mamba2_mlp", "gdn_expanded",
+                                   "attention_rope"])
 def test_round_trip_is_bit_exact(which, request, tmp_path, capsys):
     src = request.getfixturevalue(which)
     assert main(["export-safetensors", str(src), "--out", str(tmp_path / "hf")]) == 0
@@ -60,8 +80,36 @@ def test_round_trip_is_bit_exact(which, request, tmp_path, capsys):
     if which == "gla_expanded":
         assert "layer(s) [2] have [1] heads" in err
         assert b.expansion["layers"] == [2]  # train --init-from accepts the per-layer shapes
+    elif which == "gdn_expanded":
+        assert "layer(s) [1] have [1] heads" in err and b.expansion["layers"] == [1]
+    elif which == "attention_rope":
+        assert "warning" not in err  # what a stock fla TransformerForCausalLM expresses
     else:
         assert "no MLP" in err
+
+
+@pytest.mark.parametrize("which", ["gdn_expanded", "attention_rope"])
+def test_import_of_an_fla_written_config(which, request, tmp_path):
+    """Without the `statex` entry (as fla writes config.json), the options come from fla's fields:
+    Dk = num_heads * head_dim = 21 and Dv = 42 of D = 60 give float32 expand_k / expand_v whose
+    products truncate back to 21 and 42, and per-layer heads come from a_proj's rows."""
+    src = request.getfixturevalue(which)
+    assert main(["export-safetensors", str(src), "--out", str(tmp_path / "hf")]) == 0
+    cfg = json.loads((tmp_path / "hf" / "config.json").read_text())
+    del cfg["statex"]
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(cfg))
+    tensors = load_file(str(tmp_path / "hf" / "model.safetensors"))
+    if which == "gdn_expanded":  # fla's block has an MLP: a (zero) MLP is imported as real
+        assert cfg["head_dim"] == 7 and cfg["expand_v"] == 2.0
+    assert main(["import-safetensors", str(tmp_path / "hf"), "--out",
+                 str(tmp_path / "back.h5")]) == 0
+    a, b = read_checkpoint(src), read_checkpoint(tmp_path / "back.h5")
+    assert (a.layer_heads, b.options["model"]) == (b.layer_heads, a.options["model"])
+    assert all(a.params[k].tobytes() == b.params[k].tobytes() for k in a.params)
+    assert set(b.params) - set(a.params) == \
+        ({k for k in tensors if ".mlp" in k} if which == "gdn_expanded" else set())
+    if which == "attention_rope":
+        assert (b.options["rope"], float(b.options["rope_theta"])) == ("true", 500.0)
 
 
 def test_gla_names_and_zero_mlp(gla_expanded, tmp_path):
