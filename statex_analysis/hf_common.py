@@ -22,6 +22,21 @@ def differing(values: list[int], default: int) -> list[int]:
     return [i for i, v in enumerate(values) if v != default]
 
 
+def per_layer_warning(values: list[int], default: int, what: str, field: str, config_class: str,
+                      shapes: str, key: str) -> list[str]:
+    """The warning for StateX's per-layer sizes (`what` of layer i = values[i]) that a config
+    with one global `field` = default cannot express; [] when every layer has the default."""
+    odd = differing(values, default)
+    if not odd:
+        return []
+    architecture = config_class.replace("Config", "ForCausalLM")
+    return [f"layer(s) {odd} have {what} {[values[i] for i in odd]}, not {field} = {default}: "
+            f"{config_class} has one {field} for all layers (it cannot express StateX's per-layer "
+            f"sizes), so a stock {architecture}.from_pretrained fails on {shapes} there. The "
+            f"per-layer values are in config.json's statex.{key} (build the model layer by "
+            f"layer, as tests/torch/hf_reference.py does)."]
+
+
 def fla_block_config(ck: Checkpoint, architecture: str, model_type: str) -> dict:
     """config.json fields of fla's causal-LM wrapper and block, common to GLAConfig,
     GatedDeltaNetConfig and TransformerConfig (fla/models/*/configuration_*.py)."""

@@ -19,8 +19,9 @@ import numpy as np
 
 from . import hf_attention, hf_gated_deltanet
 from .checkpoint import Checkpoint, CheckpointError, value_dim
-from .hf_common import (EXPORT_FORMAT, EXPORT_VERSION, add_zero_mlp, differing, fla_block_config,
-                        fla_block_options, refuse_unsupported, require_tensors, tied)
+from .hf_common import (EXPORT_FORMAT, EXPORT_VERSION, add_zero_mlp, fla_block_config,
+                        fla_block_options, per_layer_warning, refuse_unsupported, require_tensors,
+                        tied)
 
 # fla's GatedLinearAttention constants that GLAConfig cannot set (fla/layers/gla.py defaults).
 FLA_GATE_LOW_RANK = 16
@@ -63,15 +64,8 @@ def _gla_config(ck: Checkpoint) -> tuple[dict, list[str]]:
         "expand_v": float(ck.opt("expand_v")), "feature_map": None, "attn_mode": "chunk",
         "use_short_conv": ck.bool_opt("use_short_conv"), "conv_size": ck.int_opt("conv_width"),
         "use_output_gate": True, "clamp_min": None, "elementwise_affine": True, "attn": None})
-    warnings = []
-    odd = differing(ck.layer_heads, heads)
-    if odd:
-        warnings.append(
-            f"layer(s) {odd} have {[ck.layer_heads[i] for i in odd]} heads, not num_heads = "
-            f"{heads}: fla's GLAConfig has one num_heads for all layers, so a stock "
-            f"GLAForCausalLM.from_pretrained fails on g_norm_swish_gate's shape there. The "
-            f"per-layer head counts are in config.json's statex.layer_heads (build the model "
-            f"layer by layer, as tests/torch/hf_reference.py does).")
+    warnings = per_layer_warning(ck.layer_heads, heads, "heads", "num_heads", "GLAConfig",
+                                 "g_norm_swish_gate's shape", "layer_heads")
     if ck.int_opt("gate_low_rank") != FLA_GATE_LOW_RANK:
         warnings.append(f"model.gate_low_rank = {ck.opt('gate_low_rank')}: fla's GLAConfig "
                         f"cannot set gate_low_rank_dim (fixed at {FLA_GATE_LOW_RANK}); gk_proj "
@@ -99,15 +93,8 @@ def _mamba2_config(ck: Checkpoint) -> tuple[dict, list[str]]:
         "residual_in_fp32": True, "tie_word_embeddings": ck.bool_opt("tie_embeddings"),
         "torch_dtype": "float32",
     }
-    warnings = []
-    odd = differing(ck.layer_d_state, d_state)
-    if odd:
-        warnings.append(
-            f"layer(s) {odd} have d_state {[ck.layer_d_state[i] for i in odd]}, not state_size"
-            f" = {d_state}: Mamba2Config has one state_size for all layers, so a stock "
-            f"Mamba2ForCausalLM.from_pretrained fails on in_proj / conv1d shapes there. The "
-            f"per-layer sizes are in config.json's statex.layer_d_state (build the model "
-            f"layer by layer, as tests/torch/hf_reference.py does).")
+    warnings = per_layer_warning(ck.layer_d_state, d_state, "d_state", "state_size",
+                                 "Mamba2Config", "in_proj / conv1d shapes", "layer_d_state")
     if ck.bool_opt("mlp"):
         warnings.append("model.mlp = true: transformers' Mamba2 block has no MLP; the MLP "
                         "weights are written under fla's GatedMLP names (norm2, "

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from .checkpoint import Checkpoint, CheckpointError, key_dim, value_dim
-from .hf_common import (differing, dim_ratio, fla_block_config, fla_block_options,
+from .hf_common import (dim_ratio, fla_block_config, fla_block_options, per_layer_warning,
                         refuse_unsupported, require_tensors)
 
 ARCHITECTURE = "GatedDeltaNetForCausalLM"
@@ -37,15 +37,10 @@ def to_config(ck: Checkpoint) -> tuple[dict, list[str]]:
         warnings.append(f"head value dim Dv/H = {Dv // H} is not int(head_dim * expand_v) = "
                         f"int({config['head_dim']} * {config['expand_v']}) in float64: a stock "
                         f"GatedDeltaNetForCausalLM builds a different o_norm / v_proj shape")
-    odd = differing(ck.layer_heads, H)
-    if odd:
-        warnings.append(
-            f"layer(s) {odd} have {[ck.layer_heads[i] for i in odd]} heads, not num_heads = {H}: "
-            f"fla's GatedDeltaNetConfig has one num_heads and head_dim for all layers (it cannot "
-            f"express StateX's merged heads), so a stock GatedDeltaNetForCausalLM.from_pretrained "
-            f"fails on a_proj / b_proj / A_log / dt_bias / o_norm shapes there. The per-layer head "
-            f"counts are in config.json's statex.layer_heads (head_dim there = Dk / heads; build "
-            f"the model layer by layer, as tests/torch/hf_reference.py does).")
+    # a merged layer's head dims are Dk / heads and Dv / heads (one head_dim in the config)
+    warnings += per_layer_warning(ck.layer_heads, H, "heads", "num_heads", "GatedDeltaNetConfig",
+                                  "a_proj / b_proj / A_log / dt_bias / o_norm shapes",
+                                  "layer_heads")
     return config, warnings
 
 

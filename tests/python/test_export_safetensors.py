@@ -78,10 +78,10 @@ def test_round_trip_is_bit_exact(which, request, tmp_path, capsys):
     with h5py.File(tmp_path / "back.h5", "r") as f:  # checksummed datasets
         assert f["params"][next(iter(a.params))].fletcher32
     if which == "gla_expanded":
-        assert "layer(s) [2] have [1] heads" in err
+        assert "layer(s) [2] have heads [1]" in err
         assert b.expansion["layers"] == [2]  # train --init-from accepts the per-layer shapes
     elif which == "gdn_expanded":
-        assert "layer(s) [1] have [1] heads" in err and b.expansion["layers"] == [1]
+        assert "layer(s) [1] have heads [1]" in err and b.expansion["layers"] == [1]
     elif which == "attention_rope":
         assert "warning" not in err  # what a stock fla TransformerForCausalLM expresses
     else:

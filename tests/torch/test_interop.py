@@ -96,14 +96,19 @@ def rel_err(ours: np.ndarray, theirs: np.ndarray) -> float:
     return float(np.abs(ours - theirs).max() / np.abs(theirs).max())
 
 
-def test_strict_load_gives_statex_logits(exported, token_file):
-    name, _, export_dir, grad, _ = exported
-    model, cfg = load_strict(export_dir)
+def labelled_logits(model, token_file):
+    """(logits [M, V], loss) of the model at the token file's labelled positions."""
     with h5py.File(token_file, "r") as f:
         tokens = torch.from_numpy(f["tokens"][()].astype(np.int64))
         labels = torch.from_numpy(f["labels"][()].astype(np.int64))
     with torch.no_grad():
-        logits, loss = model.loss_at_labels(tokens, labels)
+        return model.loss_at_labels(tokens, labels)
+
+
+def test_strict_load_gives_statex_logits(exported, token_file):
+    name, _, export_dir, grad, _ = exported
+    model, cfg = load_strict(export_dir)
+    logits, loss = labelled_logits(model, token_file)
     with h5py.File(grad, "r") as f:
         ours_logits, ours_loss = f["logits"][()].astype(np.float64), float(f.attrs["loss"])
     assert ours_logits.shape == tuple(logits.shape)
@@ -122,11 +127,7 @@ def test_logits_comparison_sees_the_mixers(exported, token_file):
         for name, p in model.named_parameters():
             if name.endswith(("attn.o_proj.weight", "mixer.out_proj.weight")):
                 p.zero_()
-    with h5py.File(token_file, "r") as f:
-        tokens = torch.from_numpy(f["tokens"][()].astype(np.int64))
-        labels = torch.from_numpy(f["labels"][()].astype(np.int64))
-    with torch.no_grad():
-        logits, _ = model.loss_at_labels(tokens, labels)
+    logits, _ = labelled_logits(model, token_file)
     with h5py.File(grad, "r") as f:
         err = rel_err(f["logits"][()].astype(np.float64), logits.numpy())
     print(f"\n{exported[0]}: without mixers rel err {err:.2e}")
