@@ -13,7 +13,8 @@
 #   --only    run only these canonical files (names without .ini), in the order given (so the
 #             most wanted finish first); the analysis still reads every sweep folder under DIR/runs
 # Environment: STATEX_BIN=path runs that binary instead of building ./build/statex first (e.g. a
-# frozen copy, so that a rebuild during a long sweep cannot mix binaries).
+# frozen copy, so that a rebuild during a long sweep cannot mix binaries); STATEX_CANONICAL_DIR=dir
+# reads the sweep files from dir instead of experiments/canonical (the tests use a tiny one).
 # Wall times of each file on the 2-core VM are in its header; rerun the same command to resume.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,13 +28,23 @@ while [[ $# -gt 0 ]]; do
     --jobs) jobs="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "reproduce.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ -n "$out" ]] || out=$([[ $quick == 1 ]] && echo runs/reproduce_quick || echo runs/reproduce)
 label=$([[ $quick == 1 ]] && echo "QUICK (seeds 0-2)" || echo "full")
 
+canon=${STATEX_CANONICAL_DIR:-experiments/canonical}
+files=("$canon"/*.ini)
+if [[ -n "$only" ]]; then
+  files=()
+  for name in ${only//,/ }; do
+    [[ -f "$canon/$name.ini" ]] || {
+      echo "reproduce.sh: --only: no $canon/$name.ini (names without .ini)" >&2; exit 2; }
+    files+=("$canon/$name.ini")
+  done
+fi
 if [[ -n "${STATEX_BIN:-}" ]]; then
   bin="$STATEX_BIN"
 else
@@ -52,20 +63,12 @@ build=$("$bin" info | awk '$1 == "build" {print $3}' | tr -d ,)
   echo "- command: \`bash scripts/reproduce.sh $args\`"
   echo "- commit: $commit ($dirty working tree)"
   echo "- binary: $bin, build commit $build"
+  echo "- sweep files: $canon/"
   echo "- started: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- machine: $(nproc) cores, $jobs trainers at once, $threads thread(s) each"
 } > "$out/PROVENANCE.md"
 
 status=0
-files=(experiments/canonical/*.ini)
-if [[ -n "$only" ]]; then
-  files=()
-  for name in ${only//,/ }; do
-    [[ -f "experiments/canonical/$name.ini" ]] || {
-      echo "reproduce.sh: --only: no experiments/canonical/$name.ini (names without .ini)" >&2; exit 2; }
-    files+=("experiments/canonical/$name.ini")
-  done
-fi
 for f in "${files[@]}"; do
   name=$(basename "$f" .ini)
   sweep="$f"

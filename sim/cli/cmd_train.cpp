@@ -76,7 +76,7 @@ int cmd_train(int argc, char** argv) {
       ("quiet,q", po::bool_switch(&opt.quiet), "no header and no progress lines");
   auto vm = parse_experiment(argc, argv, cfg, io,
                              "usage: statex train [--config FILE.ini] [options]\n"
-                             "Trains a GLA or Mamba2 model on MQAR and writes HDF5 results.\n"
+                             "Trains a GLA, Mamba2, attention or Gated DeltaNet model on MQAR (or its variants) and writes HDF5 results.\n"
                              "Exit codes: 0 completed, 2 bad input (nothing written), 5 run failed, "
                              "75 interrupted by SIGTERM/SIGINT (resumable), 1 other errors.");
   if (vm.count("help")) return 0;
