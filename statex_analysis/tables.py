@@ -22,7 +22,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from . import cells, stats
+from . import cells, families, stats
 
 BYTES_PER_SCALAR = 4
 STATE_UNITS = ("bytes", "scalars")
@@ -601,8 +601,24 @@ def presentable(table: pd.DataFrame) -> pd.DataFrame:
             out[f"state ({unit})"] = t["state"]
         elif col not in _FOLDED:
             out[col] = t[col]
-    frame = pd.DataFrame(out, index=t.index)
+    frame = _blank_foreign_options(pd.DataFrame(out, index=t.index))
     frame.attrs = dict(table.attrs)
+    return frame
+
+
+def _blank_foreign_options(frame: pd.DataFrame) -> pd.DataFrame:
+    """Empties a `model.*` cell whose row's family does not read that option (families.py), and
+    drops a column left empty by that: a GLA row shows no `model.d_state`, a Mamba2 row no
+    `model.heads`."""
+    if "model" not in frame:
+        return frame
+    frame = frame.copy()
+    for col in [c for c in frame.columns if str(c).startswith("model.")]:
+        foreign = ~frame["model"].map(lambda m: families.applies(col, str(m)))
+        if foreign.all():
+            frame = frame.drop(columns=col)
+        elif foreign.any():
+            frame[col] = frame[col].astype(object).where(~foreign, "")
     return frame
 
 

@@ -184,3 +184,23 @@ def test_unlabelled_run_that_expanded_counts_as_statex_arm(tmp_path):
     table = tables.ablation_table(runs)
     assert len(table) == 1 and table["n"].iloc[0] == 2
     assert table["median"].iloc[0] == pytest.approx(0.65)
+
+
+def test_presentable_blanks_options_a_family_does_not_read():
+    import pandas as pd
+    t = pd.DataFrame({"model": ["gla", "mamba2", "attention"],
+                      "model.d_model": [32, 64, 16],
+                      "model.heads": [1, 2, 4],          # Mamba2 does not read it
+                      "model.d_state": [16, 8, 16],       # only Mamba2 reads it
+                      "model.gate_low_rank": [16, 16, 16],  # only GLA reads it
+                      "model.ngroups": [1, 1, 1]})       # only Mamba2: kept for that row
+    t["model.expand"] = [2, 2, 2]
+    shown = tables.presentable(t)
+    assert list(shown["model.d_model"]) == [32, 64, 16]   # common option: every row
+    assert list(shown["model.heads"]) == [1, "", 4]
+    assert list(shown["model.d_state"]) == ["", 8, ""]
+    assert list(shown["model.gate_low_rank"]) == [16, "", ""]
+    # A column no row's family reads disappears.
+    only_gla = tables.presentable(t[t["model"] == "gla"])
+    assert "model.d_state" not in only_gla and "model.expand" not in only_gla
+    assert list(only_gla["model.heads"]) == [1]
