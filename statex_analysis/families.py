@@ -27,3 +27,11 @@ def applies(option: str, model: str) -> bool:
     if not option.startswith("model.") or option in COMMON or model not in FAMILY_OPTIONS:
         return True
     return option in FAMILY_OPTIONS[model]
+
+
+# Options that set the size of the recurrent state (docs/design.md §1): they move a run along the
+# state axis of a scaling plot. Every other varied option (vocabulary, MLP, conv, RoPE, steps...)
+# is a different experiment on that axis: its own series.
+STATE_SHAPE_OPTIONS = {"model.d_model", "model.n_layers", "model.heads", "model.expand_k",
+                       "model.expand_v", "model.expand", "model.head_dim", "model.ngroups",
+                       "model.d_state"}

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from . import families  # noqa: E402
 from .tables import ARMS, PHASES, STATEX_EVENT_OPTIONS, state_label  # noqa: E402
 
 SPREAD_TEXT = {"ci": "line = median, band = 95% bootstrap interval of the median",
@@ -50,10 +51,10 @@ def _center_band(table: pd.DataFrame, spread: str) -> tuple[np.ndarray, np.ndarr
 
 def _series_key(points: pd.DataFrame) -> list[str]:
     """Columns that split the scaling figure into series: the model, and every varied option
-    that is not a model shape option (those are what moves the state size along x) or the lr
-    (chosen per point)."""
-    return ["model", *[c for c in points.columns if "." in str(c)
-                       and not str(c).startswith("model.") and c != "train.lr"]]
+    that does not set the state size (families.STATE_SHAPE_OPTIONS: those move a point along
+    x) and is not the lr (chosen per point): e.g. model.vocab_size or train.steps."""
+    return ["model", *[c for c in points.columns if "." in str(c) and c != "model.model"
+                       and c not in families.STATE_SHAPE_OPTIONS and c != "train.lr"]]
 
 
 KV_CACHE_MODELS = {"attention"}  # models whose "state" is a KV cache that grows with T

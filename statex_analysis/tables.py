@@ -602,6 +602,8 @@ def presentable(table: pd.DataFrame) -> pd.DataFrame:
         elif col not in _FOLDED:
             out[col] = t[col]
     frame = _blank_foreign_options(pd.DataFrame(out, index=t.index))
+    if "model" in frame:  # the family first: the options after it are read per family
+        frame = frame[["model", *[c for c in frame.columns if c != "model"]]]
     frame.attrs = dict(table.attrs)
     return frame
 

@@ -225,3 +225,19 @@ def test_report_dpi_sets_png_resolution(scaling_sweep, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["report", str(scaling_sweep), "--out", str(tmp_path / "x"), "--dpi", "0"])
     assert "--dpi" in capsys.readouterr().err
+
+
+def test_accuracy_vs_state_vocabulary_is_a_series_and_width_moves_along_x():
+    """model.vocab_size does not set the state size: another vocabulary is its own series, while
+    d_model / d_state (state-shape options) are points along one series."""
+    points = pd.DataFrame({
+        "model": ["mamba2"] * 3, "model.d_state": [8, 16, 16], "model.d_model": [64] * 3,
+        "model.vocab_size": [256, 256, 1024], "state": [100.0, 200.0, 200.0],
+        "median": [0.5, 0.8, 0.6], "ci_low": [0.4] * 3, "ci_high": [0.9] * 3,
+        "mean": [0.5] * 3, "std": [0.1] * 3, "min": [0.1] * 3, "max": [1.0] * 3})
+    fig = plots.accuracy_vs_state(points, "scalars")
+    ax = fig.axes[0]
+    assert legend_labels(ax) == ["mamba2, model.vocab_size=256", "mamba2, model.vocab_size=1024"]
+    line = {l.get_label(): l for l in ax.get_lines()}["mamba2, model.vocab_size=256"]
+    assert line.get_xdata().tolist() == [100.0, 200.0]
+    plt.close(fig)
