@@ -29,7 +29,10 @@ BLOCK = re.compile(r"(<!-- reproduce:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- 
 def block_text(out: Path, name: str) -> str:
     if name == "provenance":
         lines = (out / "PROVENANCE.md").read_text().splitlines()
-        return "\n".join(l for l in lines if not l.startswith("# ")).strip() + "\n"
+        # Its title is dropped and its own headings become bold lines: the README's outline stays.
+        lines = [f"**{l[3:].strip()}**" if l.startswith("## ") else l
+                 for l in lines if not l.startswith("# ")]
+        return "\n".join(lines).strip() + "\n"
     return (out / "report" / "tables" / f"{name}.md").read_text().rstrip() + "\n"
 
 

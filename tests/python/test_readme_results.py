@@ -27,7 +27,8 @@ def _out(tmp_path: Path, tables=("statex_arms",)) -> Path:
     out = tmp_path / "out"
     (out / "report" / "tables").mkdir(parents=True)
     (out / "report" / "figures").mkdir(parents=True)
-    (out / "PROVENANCE.md").write_text("# Reproduction: full\n\n- commit: abc123 (clean)\n")
+    (out / "PROVENANCE.md").write_text("# Reproduction: full\n\n- commit: abc123 (clean)\n\n"
+                                       "## How it was resumed\n\n- restarted once\n")
     for t in tables:
         (out / "report" / "tables" / f"{t}.md").write_text(f"| new | {t} |\n|---|---|\n")
     (out / "report" / "figures" / "statex_arms.png").write_bytes(b"png")
@@ -42,7 +43,8 @@ def test_fills_every_block_and_keeps_the_rest(tmp_path):
     assert readme_results.main([str(out), "--readme", str(readme), "--figures", str(figs)]) == 0
     text = readme.read_text()
     assert "old provenance" not in text and "| old | table |" not in text
-    assert "- commit: abc123 (clean)\n<!-- /reproduce:provenance -->" in text
+    assert "- commit: abc123 (clean)\n\n**How it was resumed**\n\n- restarted once\n<!-- /reproduce:provenance -->" in text
+    assert "## How" not in text  # its headings do not break the README's outline
     assert "Reproduction: full" not in text  # the title line is dropped
     assert "<!-- reproduce:statex_arms -->\n| new | statex_arms |\n|---|---|\n<!-- /reproduce:statex_arms -->" in text
     for kept in ("# title\nintro stays\n", "between stays\n", "end stays\n"):
