@@ -1,6 +1,5 @@
 // MQAR generator, batching, config validation and recall metrics (sim/task/).
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -15,6 +14,7 @@
 #include "sim/task/metrics.h"
 #include "sim/task/mqar.h"
 #include "tests/support/gap_stats.h"
+#include "tests/support/omp_threads.h"
 
 namespace statex {
 namespace {
@@ -243,12 +243,10 @@ TEST(MqarData, IndependentOfThreadCountAndOrder) {
   EXPECT_EQ(one, generate(2, false));
   EXPECT_EQ(one, generate(2, true));
 
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
+  testing::OmpThreads threads(1);
   const MqarBatch b1 = make_batch(ds, 140, 64, false);
-  omp_set_num_threads(2);
+  threads.set(2);
   const MqarBatch b2 = make_batch(ds, 140, 64, false);
-  omp_set_num_threads(saved);
   EXPECT_EQ(b1.inputs, b2.inputs);
   EXPECT_EQ(b1.label_row, b2.label_row);
   EXPECT_EQ(b1.label_target, b2.label_target);

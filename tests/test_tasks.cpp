@@ -2,7 +2,6 @@
 // multi-pass context, checked on generated data; their per-task metrics; the segment syntax and
 // its errors; and the token-file dataset (sim/task/token_dataset.*) against the generator.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -20,6 +19,7 @@
 #include "sim/task/token_dataset.h"
 #include "tests/support/gap_stats.h"
 #include "tests/support/model_harness.h"
+#include "tests/support/omp_threads.h"
 
 namespace statex {
 namespace {
@@ -234,12 +234,10 @@ TEST(TaskData, GapsFollowThePowerLawInEveryTask) {
 TEST(TaskData, IndependentOfThreadCountAndDisjointSplits) {
   const std::string mix = "forgetting:64:4:60:updates=2,compositional:72:9:60,32:2:60:passes=3";
   MqarDataset ds = dataset(mix, 150);
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
+  testing::OmpThreads threads(1);
   MqarBatch one = make_batch(ds, 0, 180, false);
-  omp_set_num_threads(4);
+  threads.set(4);
   MqarBatch four = make_batch(ds, 0, 180, false);
-  omp_set_num_threads(saved);
   EXPECT_EQ(one.inputs, four.inputs);
   EXPECT_EQ(one.label_target, four.label_target);
   EXPECT_EQ(one.label_distance, four.label_distance);

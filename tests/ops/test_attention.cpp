@@ -2,7 +2,6 @@
 // blocked online-softmax fast path against finite differences and against the reference
 // (forward, lse and every gradient; T not a multiple of the block, heads not a power of two,
 // large scores), the accumulate-into-gradients contract and thread-count independence.
-#include <omp.h>
 
 #include <cmath>
 #include <limits>
@@ -11,6 +10,7 @@
 #include "sim/ops/cpu/attention_reference.h"
 #include "sim/ops/cpu/cpu_backend.h"
 #include "tests/support/fd_check.h"
+#include "tests/support/omp_threads.h"
 
 namespace statex {
 namespace {
@@ -178,12 +178,10 @@ TEST(AttentionFast, ResultsDoNotDependOnThreadCount) {
   CpuBackend be;
   const AttnShape s{3, 70, 3, 12};
   AttnInputs in(s, 9);
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
+  testing::OmpThreads threads(1);
   FastRun one(be, s, in);
-  omp_set_num_threads(2);
+  threads.set(2);
   FastRun two(be, s, in);
-  omp_set_num_threads(saved);
   EXPECT_EQ(one.o, two.o);
   EXPECT_EQ(one.lse, two.lse);
   EXPECT_EQ(one.g.dq, two.g.dq);

@@ -10,7 +10,6 @@
 //    relative; backward goes through more products (and the dt / A_log gradients through
 //    differences of such terms), hence 10x more room.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <chrono>
 #include <ctime>
@@ -22,6 +21,7 @@
 #include "sim/ops/cpu/ssd_reference.h"
 #include "tests/support/cpu_ops.h"
 #include "tests/support/fd_check.h"
+#include "tests/support/omp_threads.h"
 
 namespace statex {
 namespace {
@@ -53,9 +53,9 @@ TEST(Conv1dSilu, MatchesConvThenSiluAndIsThreadCountIndependent) {
     be.conv1d_backward(dx_ref.data(), dw_ref.data(), s.bias ? db_ref.data() : nullptr, dpre.data(),
                        inp.data(), w.data(), s.B, s.T, s.C, s.W, true);
     Vec act[2], dx[2], dx_over[2], dw[2], db[2];
-    const int saved = omp_get_max_threads();
+    testing::OmpThreads threads(1);
     for (int rep = 0; rep < 2; ++rep) {
-      omp_set_num_threads(rep == 0 ? 1 : 3);
+      threads.set(rep == 0 ? 1 : 3);
       act[rep].assign(n, std::nanf(""));
       be.conv1d_silu_forward(act[rep].data(), inp.data(), w.data(), bp, s.B, s.T, s.C, s.W);
       dx[rep] = dx_init;
@@ -67,7 +67,6 @@ TEST(Conv1dSilu, MatchesConvThenSiluAndIsThreadCountIndependent) {
       be.conv1d_silu_backward(dx_over[rep].data(), nullptr, nullptr, dact.data(), inp.data(),
                               w.data(), bp, s.B, s.T, s.C, s.W, false);
     }
-    omp_set_num_threads(saved);
     EXPECT_EQ(act[0], act[1]);
     EXPECT_EQ(dx[0], dx[1]);
     EXPECT_EQ(dw[0], dw[1]);

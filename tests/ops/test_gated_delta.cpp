@@ -4,7 +4,6 @@
 // accumulate / overwrite contract, thread-count independence. The gate op and the L2 norm have
 // their own stem files (test_gated_delta_gate.cpp, test_l2norm.cpp).
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <cmath>
 #include <cstdio>
@@ -13,6 +12,7 @@
 #include "sim/ops/cpu/cpu_backend.h"
 #include "sim/ops/cpu/gated_delta_reference.h"
 #include "tests/support/fd_check.h"
+#include "tests/support/omp_threads.h"
 
 namespace statex {
 namespace {
@@ -96,7 +96,7 @@ TEST(GatedDeltaReference, TwoStepsMatchTheFormula) {
   std::vector<float> q = {1.f, 0.5f, -0.25f, 2.f}, k = {0.6f, 0.8f, 1.f, 0.f}, v = {3.f, -1.f};
   std::vector<float> g = {-0.5f, -0.25f}, beta = {0.5f, 0.75f}, o(2), fs(2);
   reference::gated_delta_forward(o.data(), fs.data(), q.data(), k.data(), v.data(), g.data(),
-                                 beta.data(), 1, 2, 1, 2, 1, 1.f);
+                                 beta.data(), s.B, s.T, s.H, s.K, s.V, 1.f);
   const double a1 = std::exp(-0.5), a2 = std::exp(-0.25);
   double S1[2] = {0.5 * 0.6 * 3 * a1 / a1, 0.5 * 0.8 * 3};  // a1 S_0 = 0
   EXPECT_NEAR(o[0], 1.0 * S1[0] + 0.5 * S1[1], 1e-6);
@@ -225,15 +225,13 @@ TEST(GatedDeltaChunked, ResultsDoNotDependOnThreadCount) {
   Inputs in(s, -3.f, -0.01f, 0.1f, 0.9f, 5);
   CpuBackend cpu;
   auto run = [&](int threads, std::vector<float>& o, Grads& g) {
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(threads);
+    testing::OmpThreads scoped(threads);
     cpu.gated_delta_forward(o.data(), nullptr, in.q.data(), in.k.data(), in.v.data(), in.g.data(),
                             in.beta.data(), s.B, s.T, s.H, s.K, s.V, s.scale(), 16);
     cpu.gated_delta_backward(g.dq.data(), g.dk.data(), g.dv.data(), g.dg.data(), g.dbeta.data(),
                              in.dout.data(), in.dfinal.data(), in.q.data(), in.k.data(),
                              in.v.data(), in.g.data(), in.beta.data(), s.B, s.T, s.H, s.K, s.V,
                              s.scale(), 16, false);
-    omp_set_num_threads(saved);
   };
   std::vector<float> o1(s.vo()), o3(s.vo());
   Grads g1(s), g3(s);

@@ -12,6 +12,7 @@
 #include "sim/ops/cpu/gla_reference.h"
 #include "tests/support/cpu_ops.h"
 #include "tests/support/fd_check.h"
+#include "tests/support/omp_threads.h"
 
 namespace statex {
 namespace {
@@ -185,14 +186,12 @@ TEST(GlaChunked, ResultsDoNotDependOnThreadCount) {
   GlaInputs in(s, -3.f, -0.01f, 5);
   CpuBackend cpu;
   auto run = [&](int threads, std::vector<float>& o, GlaGrads& g) {
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(threads);
+    testing::OmpThreads scoped(threads);
     cpu.gla_forward(o.data(), nullptr, in.q.data(), in.k.data(), in.v.data(), in.gk.data(), s.B,
                     s.T, s.H, s.K, s.V, s.scale(), 16);
     cpu.gla_backward(g.dq.data(), g.dk.data(), g.dv.data(), g.dgk.data(), in.dout.data(),
                      in.dfinal.data(), in.q.data(), in.k.data(), in.v.data(), in.gk.data(), s.B,
                      s.T, s.H, s.K, s.V, s.scale(), 16, true);
-    omp_set_num_threads(saved);
   };
   std::vector<float> o1(s.vo()), o3(s.vo());
   GlaGrads g1(s), g3(s);

@@ -23,6 +23,7 @@
 #include "sim/core/backend.h"
 #include "tests/support/cpu_ops.h"
 #include "tests/support/fd_check.h"
+#include "tests/support/omp_threads.h"
 
 namespace statex {
 namespace {
@@ -82,9 +83,9 @@ TEST(CpuLinear, ThreadedPathsMatchDoubleAndAreThreadCountIndependent) {
     Vec x = random_vector(size_t(N) * C, 50), W = random_vector(size_t(OC) * C, 51);
     Vec b = random_vector(OC, 52), dy = random_vector(size_t(N) * OC, 53);
     Vec out[2], dx[2], dW[2], db[2];
-    const int saved = omp_get_max_threads();
+    testing::OmpThreads threads(1);
     for (int rep = 0; rep < 2; ++rep) {
-      omp_set_num_threads(rep == 0 ? 1 : 3);
+      threads.set(rep == 0 ? 1 : 3);
       out[rep].resize(dy.size());
       dx[rep] = zeros(x.size());
       dW[rep] = zeros(W.size());
@@ -93,7 +94,6 @@ TEST(CpuLinear, ThreadedPathsMatchDoubleAndAreThreadCountIndependent) {
       be->linear_backward(dx[rep].data(), dW[rep].data(), db[rep].data(), dy.data(), x.data(),
                           W.data(), N, C, OC, true);
     }
-    omp_set_num_threads(saved);
     EXPECT_EQ(out[0], out[1]) << "N=" << N << " OC=" << OC;
     EXPECT_EQ(dx[0], dx[1]) << "N=" << N << " OC=" << OC;
     EXPECT_EQ(dW[0], dW[1]) << "N=" << N << " OC=" << OC;

@@ -7,7 +7,6 @@
 // backward is run once into zeroed gradients (checked by FD) and once into random pre-filled
 // gradients, which must end up holding prefill + gradient.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <Eigen/Core>
 
@@ -23,6 +22,7 @@
 #include "sim/core/backend.h"
 #include "tests/support/cpu_ops.h"
 #include "tests/support/fd_check.h"
+#include "tests/support/omp_threads.h"
 
 namespace statex {
 namespace {
@@ -58,9 +58,9 @@ TEST(CpuLinearStacked, MatchesOneLinearPerPartAndIsThreadCountIndependent) {
 
     std::vector<Vec> y[2];
     Vec dx_acc[2], dx_over[2], dW[2];
-    const int saved = omp_get_max_threads();
+    testing::OmpThreads threads(1);
     for (int rep = 0; rep < 2; ++rep) {
-      omp_set_num_threads(rep == 0 ? 1 : 3);
+      threads.set(rep == 0 ? 1 : 3);
       y[rep].assign(parts, Vec());
       std::vector<float*> yp;
       for (int i = 0; i < parts; ++i) {
@@ -76,7 +76,6 @@ TEST(CpuLinearStacked, MatchesOneLinearPerPartAndIsThreadCountIndependent) {
       be->linear_stacked_backward(dx_over[rep].data(), nullptr, dyp.data(), ocs.data(), parts,
                                   x.data(), Wt.data(), N, C, false);
     }
-    omp_set_num_threads(saved);
     for (int rep : {0, 1}) {
       SCOPED_TRACE("N=" + std::to_string(N) + (rep ? " 3 threads" : " 1 thread"));
       EXPECT_EQ(y[0], y[rep]);

@@ -6,7 +6,6 @@
 // backward is run once into zeroed gradients (checked by FD) and once into random pre-filled
 // gradients, which must end up holding prefill + gradient.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <Eigen/Core>
 
@@ -22,6 +21,7 @@
 #include "sim/core/backend.h"
 #include "tests/support/cpu_ops.h"
 #include "tests/support/fd_check.h"
+#include "tests/support/omp_threads.h"
 
 namespace statex {
 namespace {
@@ -79,15 +79,13 @@ TEST(CpuRmsnorm, WeightGradientIndependentOfThreadCount) {
   Vec x = random_vector(size_t(N) * C, 37), wt = random_vector(C, 38), dy = random_vector(x.size(), 39);
   Vec out(x.size()), rstd(N);
   be->rmsnorm_forward(out.data(), rstd.data(), x.data(), wt.data(), N, C, 1e-5f);
-  const int saved = omp_get_max_threads();
   Vec dw1 = zeros(C), dw4 = zeros(C);
-  omp_set_num_threads(1);
+  testing::OmpThreads threads(1);
   be->rmsnorm_backward(nullptr, dw1.data(), dy.data(), x.data(), wt.data(), rstd.data(), N, C,
                        true);
-  omp_set_num_threads(4);
+  threads.set(4);
   be->rmsnorm_backward(nullptr, dw4.data(), dy.data(), x.data(), wt.data(), rstd.data(), N, C,
                        true);
-  omp_set_num_threads(saved);
   EXPECT_EQ(dw1, dw4);
 }
 

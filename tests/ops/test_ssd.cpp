@@ -22,6 +22,7 @@
 #include "sim/ops/cpu/ssd_reference.h"
 #include "tests/support/cpu_ops.h"
 #include "tests/support/fd_check.h"
+#include "tests/support/omp_threads.h"
 
 namespace statex {
 namespace {
@@ -247,16 +248,14 @@ TEST(SsdChunked, BitwiseIdenticalForAnyThreadCount) {
   // Big enough (B*T*H*P*N >= 2^16) that the ops do open a parallel region.
   SsdInputs in = make_ssd({4, 70, 4, 8, 2, 8}, 10, 0.05f, 0.5f, 1.f, 4.f);
   Vec dy = random_vector(in.nx(), 63), dfin = random_vector(in.nstate(), 64);
-  const int saved = omp_get_max_threads();
   SsdGrads g1(in), g3(in);
   Vec y1, f1, y3, f3;
-  omp_set_num_threads(1);
+  testing::OmpThreads threads(1);
   ssd_fwd(in, 8, y1, f1);
   ssd_bwd(in, 8, dy, &dfin, g1);
-  omp_set_num_threads(3);
+  threads.set(3);
   ssd_fwd(in, 8, y3, f3);
   ssd_bwd(in, 8, dy, &dfin, g3);
-  omp_set_num_threads(saved);
   EXPECT_EQ(y1, y3);
   EXPECT_EQ(f1, f3);
   EXPECT_EQ(g1.dx, g3.dx);

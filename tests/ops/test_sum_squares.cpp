@@ -7,7 +7,6 @@
 // backward is run once into zeroed gradients (checked by FD) and once into random pre-filled
 // gradients, which must end up holding prefill + gradient.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <Eigen/Core>
 
@@ -23,6 +22,7 @@
 #include "sim/core/backend.h"
 #include "tests/support/cpu_ops.h"
 #include "tests/support/fd_check.h"
+#include "tests/support/omp_threads.h"
 
 namespace statex {
 namespace {
@@ -35,12 +35,10 @@ TEST(CpuOptim, SumSquaresDoubleAndThreadIndependent) {
   Vec x = random_vector(n, 70, -3.f, 3.f);
   double ref = 0;
   for (float v : x) ref += double(v) * v;
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
+  testing::OmpThreads threads(1);
   double s1 = be->sum_squares(x.data(), n);
-  omp_set_num_threads(3);
+  threads.set(3);
   double s3 = be->sum_squares(x.data(), n);
-  omp_set_num_threads(saved);
   EXPECT_NEAR(s1, ref, 1e-10 * ref);
   EXPECT_EQ(s1, s3);
   EXPECT_EQ(be->sum_squares(x.data(), 0), 0.0);

@@ -15,7 +15,6 @@
 //    direction could average out.
 #include <gtest/gtest.h>
 #include <dirent.h>
-#include <omp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,6 +35,7 @@
 #include "sim/train/device_batch.h"
 #include "tests/support/errors.h"
 #include "tests/support/fd_check.h"
+#include "tests/support/omp_threads.h"
 
 namespace statex::testing {
 
@@ -251,8 +251,7 @@ inline std::vector<TensorFd> whole_model_fd(ModelRig& rig, std::vector<float> p,
                                             double h_elem = 2e-3) {
   // Hundreds of tiny forwards: one thread is ~10x faster than OpenMP's fork/join on a loaded box
   // (threaded op paths have their own tests).
-  const int threads = omp_get_max_threads();
-  omp_set_num_threads(1);
+  testing::OmpThreads one_thread(1);
   std::vector<float> g;
   rig.model->set_params(p);
   rig.loss_and_grads(g);
@@ -291,7 +290,6 @@ inline std::vector<TensorFd> whole_model_fd(ModelRig& rig, std::vector<float> p,
     out.push_back(r);
   }
   rig.model->set_params(p);
-  omp_set_num_threads(threads);
   return out;
 }
 

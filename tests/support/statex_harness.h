@@ -3,7 +3,6 @@
 // parameters before and after expand_model, the "outside the expanded mixers is bit-identical"
 // check, and the expanded-model check (whole-model FD gradients and a few AdamW steps).
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <cmath>
 #include <cstdio>
@@ -15,6 +14,7 @@
 #include "sim/statex/statex.h"
 #include "sim/train/optimizer.h"
 #include "tests/support/model_harness.h"
+#include "tests/support/omp_threads.h"
 
 namespace statex::testing {
 
@@ -128,10 +128,8 @@ inline void check_expanded_model_body(const ModelConfig& c, const StatexConfig& 
 
 inline void check_expanded_model(const ModelConfig& c, const StatexConfig& s,
                                  const std::string& what, bool perturb = false) {
-  const int threads = omp_get_max_threads();
-  omp_set_num_threads(1);  // tiny shapes: OpenMP fork/join only costs time here
+  OmpThreads one_thread(1);  // tiny shapes: OpenMP fork/join only costs time here
   check_expanded_model_body(c, s, what, perturb);
-  omp_set_num_threads(threads);
 }
 
 }  // namespace statex::testing
