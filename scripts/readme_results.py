@@ -26,23 +26,31 @@ BLOCK = re.compile(r"(<!-- reproduce:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- 
                    re.S)
 
 
+class MissingOutput(Exception):
+    """A marked block whose file the reproduction folder does not have."""
+
+
+def source(out: Path, name: str) -> Path:
+    """The file that fills block NAME."""
+    return out / "PROVENANCE.md" if name == "provenance" else out / "report" / "tables" / f"{name}.md"
+
+
 def block_text(out: Path, name: str) -> str:
     if name == "provenance":
-        lines = (out / "PROVENANCE.md").read_text().splitlines()
+        lines = source(out, name).read_text().splitlines()
         # Its title is dropped and its own headings become bold lines: the README's outline stays.
         lines = [f"**{l[3:].strip()}**" if l.startswith("## ") else l
                  for l in lines if not l.startswith("# ")]
         return "\n".join(lines).strip() + "\n"
-    return (out / "report" / "tables" / f"{name}.md").read_text().rstrip() + "\n"
+    return source(out, name).read_text().rstrip() + "\n"
 
 
 def fill(readme: str, out: Path) -> tuple[str, list[str]]:
     """README text with every marked block replaced; the names filled, in order."""
     names = [m["name"] for m in BLOCK.finditer(readme)]
-    missing = [n for n in names if not (out / "PROVENANCE.md" if n == "provenance"
-                                        else out / "report" / "tables" / f"{n}.md").is_file()]
+    missing = [n for n in names if not source(out, n).is_file()]
     if missing:
-        raise SystemExit(f"readme_results.py: {out} has no output for block(s) {', '.join(missing)}"
+        raise MissingOutput(f"readme_results.py: {out} has no output for block(s) {', '.join(missing)}"
                          " (run scripts/reproduce.sh into that folder first)")
     text = BLOCK.sub(lambda m: m.group(1) + block_text(out, m["name"]) + m.group(4), readme)
     return text, names
@@ -60,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         text, names = fill(args.readme.read_text(), args.out)
-    except SystemExit as e:
+    except MissingOutput as e:
         print(e, file=sys.stderr)
         return 2
     if not names:
