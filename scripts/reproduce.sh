@@ -53,7 +53,13 @@ else
 fi
 mkdir -p "$out/sweeps" "$out/runs"
 
-# Provenance first, so an interrupted run still says what it ran.
+# Provenance first, so an interrupted run still says what it ran. An earlier invocation's record
+# in the same folder is kept (PROVENANCE.earlier-N.md), never overwritten.
+if [[ -f "$out/PROVENANCE.md" ]]; then
+  n=1
+  while [[ -e "$out/PROVENANCE.earlier-$n.md" ]]; do n=$((n + 1)); done
+  mv "$out/PROVENANCE.md" "$out/PROVENANCE.earlier-$n.md"
+fi
 commit=$(git rev-parse HEAD)
 dirty=$([[ -z "$(git status --porcelain --untracked-files=no)" ]] && echo clean || echo dirty)
 build=$("$bin" info | awk '$1 == "build" {print $3}' | tr -d ,)

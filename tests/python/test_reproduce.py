@@ -1,6 +1,7 @@
 """scripts/reproduce.sh end to end on a tiny canonical folder (STATEX_CANONICAL_DIR): it runs every
 sweep, writes the report with one cell per setting over the seeds, records the commit and the
-binary, reuses finished trials on a rerun, and refuses an unknown --only name.
+binary, reuses finished trials on a rerun (keeping the earlier provenance record), and refuses an
+unknown --only name.
 
 Needs the statex binary ($STATEX_BIN, else ./build/statex; scripts/test.sh sets it)."""
 from __future__ import annotations
@@ -97,10 +98,14 @@ def test_rerun_reuses_finished_trials(tmp_path, canon):
     assert first.returncode == 0, first.stdout + first.stderr
     trials = tmp_path / "out" / "runs" / "tiny_recall" / "trials"
     stamps = {p.name: p.stat().st_mtime_ns for p in trials.glob("*.h5")}
+    first_record = (tmp_path / "out" / "PROVENANCE.md").read_text()
     again = _reproduce(tmp_path, "--quick", "--only", "tiny_recall")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "6 already completed, 0 to run" in again.stderr
     assert {p.name: p.stat().st_mtime_ns for p in trials.glob("*.h5")} == stamps
+    # The first invocation's record is kept beside the new one, not overwritten.
+    assert (tmp_path / "out" / "PROVENANCE.earlier-1.md").read_text() == first_record
+    assert "- finished: " in (tmp_path / "out" / "PROVENANCE.md").read_text()
 
 
 def test_only_names_an_unknown_file(tmp_path, canon):
