@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "build_info.h"
+#include "sim/core/provenance.h"
 #include "sim/cli/commands.h"
 #include "sim/core/backend.h"
 #include "sim/core/options.h"
@@ -37,8 +38,11 @@ int cmd_info(int argc, char** argv) {
 
   std::string why;
   bool cuda = cuda_available(&why);
-  std::printf("build     commit %s, %s, %s, flags: %s\n", STATEX_GIT_COMMIT, STATEX_CXX_COMPILER,
-              STATEX_BUILD_TYPE, STATEX_CXX_FLAGS);
+  std::printf("build     commit %s, %s, %s\n", STATEX_GIT_COMMIT, STATEX_CXX_COMPILER,
+              STATEX_BUILD_TYPE);
+  // What a run's bits depend on beyond its config (docs/reproducibility.md).
+  for (const auto& [name, value] : provenance().fields())
+    std::printf("  %-10s %s\n", name.c_str(), value.c_str());
   std::printf("openmp    %d threads\n", omp_get_max_threads());
   std::printf("cuda      %s\n", cuda ? "available" : ("not available: " + why).c_str());
 

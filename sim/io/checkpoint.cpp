@@ -4,6 +4,8 @@
 #include <set>
 #include <stdexcept>
 
+#include "build_info.h"
+#include "sim/core/provenance.h"
 #include "sim/io/h5.h"
 #include "sim/model/param_layout.h"
 #include "sim/io/run_record.h"
@@ -191,6 +193,11 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck) {
     h5::write_attr(f, "format_version", int32_t{kCheckpointFormatVersion});
     h5::write_attr(f, "step", ck.step);
     h5::write_attr(f, "step_unit", "steps");
+
+    // Which build on which machine wrote it (read by people and `analysis`, not by the loader).
+    h5::Handle b = h5::create_group(f, "build");
+    h5::write_attr(b, "git_commit", STATEX_GIT_COMMIT);
+    for (const auto& [name, value] : provenance().fields()) h5::write_attr(b, name, value);
 
     h5::Handle m = h5::create_group(f, "model");
     for (const auto& [name, value] : to_map(ck.model)) h5::write_attr(m, name, value);

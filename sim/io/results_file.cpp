@@ -1,6 +1,8 @@
 // Results file writer/reader: exactly the layout in docs/results_format.md.
 #include "sim/io/results_file.h"
 
+#include "sim/core/provenance.h"
+
 #include <cctype>
 
 #include <algorithm>
@@ -9,6 +11,7 @@
 #include <stdexcept>
 
 #include "sim/core/config.h"
+#include "sim/core/provenance.h"
 #include "sim/io/h5.h"
 
 namespace statex {
@@ -152,6 +155,8 @@ void write_config_build_seeds(hid_t f, const RunRecord& r) {
   h5::write_attr(b, "hostname", r.hostname);
   h5::write_attr(b, "cuda_enabled", int32_t{r.cuda_enabled ? 1 : 0});
   h5::write_attr(b, "omp_threads", int32_t{r.omp_threads});
+  for (const auto& [name, value] : r.provenance)
+    if (name != "cxx_flags") h5::write_attr(b, name, value);  // cxx_flags is written above
 
   h5::Handle s = h5::create_group(f, "seeds");
   h5::write_attr(s, "param_seed", uint64_t{r.param_seed});
@@ -291,6 +296,9 @@ RunRecord read_all(hid_t f) {
   r.hostname = h5::read_attr_str(b, "hostname");
   r.cuda_enabled = h5::read_attr_i64(b, "cuda_enabled") != 0;
   r.omp_threads = static_cast<int>(h5::read_attr_i64(b, "omp_threads"));
+  for (const auto& [name, value] : provenance().fields())
+    if (name != "cxx_flags" && h5::has_attr(b, name))
+      r.provenance.emplace_back(name, h5::read_attr_str(b, name));
 
   h5::Handle s = h5::open_group(f, "seeds");
   r.param_seed = h5::read_attr_u64(s, "param_seed");

@@ -72,6 +72,9 @@ struct RunRecord {
   std::string git_commit, compiler, cxx_flags, build_type, device, hostname;
   bool cuda_enabled = false;
   int omp_threads = 0;
+  // Machine, flavour and math libraries (sim/core/provenance.h), as /build attributes; empty in
+  // files written before they were recorded.
+  std::vector<std::pair<std::string, std::string>> provenance;
   uint64_t param_seed = 0, train_data_seed = 0, test_data_seed = 0;
   // Model.
   std::string model;

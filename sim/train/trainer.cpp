@@ -15,6 +15,7 @@
 #include "build_info.h"
 #include "sim/core/backend.h"
 #include "sim/core/options.h"
+#include "sim/core/provenance.h"
 #include "sim/io/checkpoint.h"
 #include "sim/io/results_file.h"
 #include "sim/model/model.h"
@@ -353,6 +354,7 @@ void Trainer::Impl::fill_record_header() {
 #endif
   rec.hostname = host_name();
   rec.omp_threads = omp_get_max_threads();
+  rec.provenance = provenance().fields();
   rec.param_seed = cfg.train.seed;
   rec.train_data_seed = cfg.mqar.train_seed;
   rec.test_data_seed = cfg.mqar.train_seed;  // same seed, disjoint "test" split stream

@@ -1,5 +1,7 @@
 #include "sim/ops/cpu/detail/gemm.h"
 
+#include "sim/core/provenance.h"
+
 #ifdef STATEX_HAVE_OPENBLAS
 #include <cblas.h>
 
@@ -10,6 +12,10 @@ extern "C" void openblas_set_num_threads(int);  // OpenBLAS extension, not in ev
 #endif
 
 namespace statex {
+
+// Before the first product: the portable flavour fixes Eigen's GEMM blocking (provenance.h), for
+// gemm_serial and for the Eigen products inside the scans alike (every CPU op links this file).
+[[maybe_unused]] static const bool kMathPinned = (pin_portable_math(), true);
 
 #ifdef STATEX_HAVE_OPENBLAS
 
