@@ -92,14 +92,13 @@ for f in "${files[@]}"; do
 done
 
 python3 -m analysis report "$out"/runs/* --out "$out/report"
-# Resumed sweeps may hold trials made by an earlier binary: list every build commit found.
+# Resumed sweeps may hold trials made by an earlier binary or on another machine: list every
+# distinct build and machine found (statex_analysis/provenance.py).
 python3 - "$out/runs" >> "$out/PROVENANCE.md" <<'PY'
-import collections, pathlib, sys, h5py
-commits = collections.Counter()
-for f in pathlib.Path(sys.argv[1]).glob("*/trials/*.h5"):
-    with h5py.File(f, "r") as h:
-        commits[h["build"].attrs["git_commit"]] += 1
-print("- result files by build commit: " + ", ".join(f"{c} ({n})" for c, n in commits.most_common()))
+import sys
+from statex_analysis.provenance import machines_markdown, machines_table
+print("- result files by build and machine:")
+print("\n".join("  " + line for line in machines_markdown(machines_table([sys.argv[1]])).splitlines()))
 PY
 echo "- finished: $(date -u '+%Y-%m-%d %H:%M UTC')" >> "$out/PROVENANCE.md"
 echo "[reproduce] tables and figures in $out/report (provenance: $out/PROVENANCE.md)" >&2

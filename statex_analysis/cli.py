@@ -44,6 +44,9 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--group-by", default="", metavar="KEY[,KEY...]",
                    help="sort rows by these columns and print per-group counts and accuracy")
     s.add_argument("--csv", action="store_true", help="print CSV instead of a text table")
+    s.add_argument("--machines", action="store_true",
+                   help="print instead which machines and builds made the runs: one row per "
+                        "distinct CPU / ISA / flavour / flags / BLAS / OpenMP / glibc, with counts")
     r = sub.add_parser("report", help="write figures, tables and index.md")
     _common(r)
     r.add_argument("--out", required=True, metavar="DIR", help="output directory")
@@ -105,6 +108,16 @@ def _load(args):
 
 
 def cmd_summary(args) -> int:
+    if args.machines:
+        from .provenance import machines_table
+        table = machines_table(args.paths)
+        if args.csv:
+            sys.stdout.write(table.to_csv(index=False))
+        else:
+            for i, row in enumerate(table.to_dict("records"), 1):
+                print(f"provenance {i} ({row.pop('runs')} runs)")
+                print("\n".join(f"  {k:<11} {v}" for k, v in row.items()))
+        return 0
     _, runs = _load(args)
     keys = [k.strip() for k in args.group_by.split(",") if k.strip()]
     if keys:

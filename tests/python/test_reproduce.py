@@ -81,7 +81,8 @@ def test_quick_run_reports_cells_over_seeds_and_records_provenance(tmp_path, can
                           text=True, check=True).stdout.strip()
     assert "QUICK" in prov and f"commit: {head}" in prov
     assert "- tiny_recall: sweep finished" in prov and "- tiny_arms: sweep finished" in prov
-    assert "result files by build commit: " in prov and "(15)" in prov
+    assert "result files by build and machine:" in prov and "provenance 1: 15 result files" in prov
+    assert "flavour: portable" in prov and "cpu_model: " in prov
     assert "- finished: " in prov
 
     tables = out / "report" / "tables"
