@@ -77,9 +77,10 @@ def flavour(results: h5py.File) -> str:
     return str(b["flavour"]) if "flavour" in b else "unknown (written before flavours)"
 
 
-def run_case(binary: str, name: str, workdir: Path) -> dict:
+def run_case(binary: str, name: str, workdir: Path, prefix: tuple[str, ...] = ()) -> dict:
+    """Runs case `name`; `prefix` runs the binary through another program (an emulator)."""
     out, ck = workdir / f"{name}.h5", workdir / f"{name}_ck.h5"
-    cmd = [binary, "train", *CASES[name], "--out", str(out), "--checkpoint-out", str(ck)]
+    cmd = [*prefix, binary, "train", *CASES[name], "--out", str(out), "--checkpoint-out", str(ck)]
     env = {**os.environ, "OMP_WAIT_POLICY": "passive"}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -130,6 +131,9 @@ def main() -> int:
     ap.add_argument("--bin", default=os.environ.get("STATEX_BIN", str(ROOT / "build" / "statex")),
                     help="the statex binary (default $STATEX_BIN or build/statex)")
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of: " + ", ".join(CASES))
+    ap.add_argument("--emulate", metavar="CPU", default="",
+                    help="check under `qemu-x86_64 -cpu CPU` (e.g. Haswell, EPYC): another CPU "
+                         "model, its cpuid, cache sizes and glibc dispatch, on this machine")
     args = ap.parse_args()
     names = [c for c in args.cases.split(",") if c]
     unknown = [c for c in names if c not in CASES]
@@ -138,7 +142,8 @@ def main() -> int:
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            got = run_case(args.bin, name, Path(tmp))
+            prefix = ("qemu-x86_64", "-cpu", args.emulate) if args.emulate else ()
+            got = run_case(args.bin, name, Path(tmp), prefix)
             if got["flavour"] != "portable":
                 print(f"{name}: the binary is the {got['flavour']} flavour; golden traces are made "
                       "and checked with the portable one (cmake -DSTATEX_FLAVOUR=portable)",
@@ -151,7 +156,8 @@ def main() -> int:
                 print(f"{name}: wrote {path.relative_to(ROOT)}")
                 continue
             diff = first_difference(json.loads(path.read_text()), got)
-            print(f"{name}: {'identical' if diff is None else 'DIFFERS: ' + diff}")
+            where = f" (on {got['made_by'].get('cpu_model', '?')})"
+            print(f"{name}: {'identical' if diff is None else 'DIFFERS: ' + diff}{where}")
             failed += diff is not None
     return 1 if failed else 0
 

@@ -9,6 +9,8 @@ import copy
 import importlib.util
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,31 @@ def test_portable_build_reproduces_golden_trace(binary, name, tmp_path):
     assert diff is None, (f"{name}: {diff}. The arithmetic changed; if that is intended, remake "
                           "the traces with `python3 scripts/golden_traces.py --write` and say why "
                           "in the commit")
+
+
+def test_portable_build_reproduces_golden_trace_on_another_cpu_model(binary, tmp_path):
+    """The same binary under QEMU's Haswell model: another cpuid (no AVX-512, another brand and
+    cache description), so glibc's and Eigen's CPU-dependent choices are made for another CPU.
+    One case (about 80 s under emulation); the full set: scripts/golden_traces.py --emulate."""
+    if shutil.which("qemu-x86_64") is None:
+        pytest.skip("qemu-x86_64 is not installed (apt install qemu-user; .ci/run installs it)")
+    got = golden_traces.run_case(binary, "gla", tmp_path, ("qemu-x86_64", "-cpu", "Haswell"))
+    if got["flavour"] != "portable":
+        pytest.skip(f"STATEX_BIN is the {got['flavour']} flavour")
+    assert "Haswell" in got["made_by"]["cpu_model"]  # it really ran as another CPU
+    assert golden_traces.first_difference(_load("gla"), got) is None
+
+
+def test_portable_binary_has_no_approximate_math_instructions(binary):
+    """rcpps / rsqrtps (and their AVX forms) return vendor-specific approximations: Intel and AMD
+    differ in the last bits, so one of them anywhere would break portability."""
+    if shutil.which("objdump") is None:
+        pytest.skip("objdump is not installed (binutils)")
+    flavour = subprocess.run([binary, "info"], capture_output=True, text=True).stdout
+    if "flavour    portable" not in flavour:
+        pytest.skip("not the portable flavour")
+    asm = subprocess.run(["objdump", "-d", "--no-show-raw-insn", binary], capture_output=True,
+                         text=True, check=True).stdout
+    bad = sorted({line.split()[1] for line in asm.splitlines()
+                  if len(line.split()) > 1 and line.split()[1].startswith(("vrsqrt", "vrcp", "rsqrt", "rcp"))})
+    assert not bad, f"approximate instructions in the portable binary: {bad}"
