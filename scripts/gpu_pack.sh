@@ -2,13 +2,13 @@
 # Builds the CUDA-enabled binaries on THIS machine (needs nvcc, no GPU) for a generic x86-64-v3
 # host and packs them, with the shared libraries they need beyond glibc, into .gpu/ for
 # scripts/gpu_session.sh on a GPU host that cannot build the project.
-# Built without OpenBLAS (STATEX_OPENBLAS=OFF: the CPU path uses its Eigen GEMM fallback): the
+# The portable flavour (x86-64-v3, no OpenBLAS: the CPU path uses Eigen's GEMM): the
 # DYNAMIC_ARCH libopenblas alone is 36 MB and would push the pack past the device tool's 64 MiB
 # carry limit. The CPU side on the GPU host is the verification reference, not a benchmark target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DSTATEX_NATIVE=OFF -DSTATEX_OPENBLAS=OFF \
-  -DCMAKE_CXX_FLAGS="-march=x86-64-v3" -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DSTATEX_FLAVOUR=portable \
+  -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
 cmake --build build-gpu -j"$(nproc)" --target statex test_cuda_ops
 rm -rf .gpu && mkdir -p .gpu/lib
 cp build-gpu/statex build-gpu/test_cuda_ops .gpu/
