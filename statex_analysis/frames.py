@@ -6,7 +6,8 @@
 
 `run` is a label unique within the frame (the trial id, prefixed by its folder if two trials
 share an id). Failed trials are rows like any other (status 'failed', failure_reason set);
-nothing is dropped.
+nothing is dropped. Rows are in the order of their files' paths, whatever order the paths were
+given in (`summary DIR` and `summary DIR/*` list the same rows in the same order).
 """
 from __future__ import annotations
 
@@ -100,10 +101,20 @@ def _unique_labels(records: list[Record]) -> None:
         rec.row["run"] = label
 
 
+def _entry_key(entry: Entry) -> tuple:
+    """Sort key of a trial: its file's real path (a trial without one: where it would be), then
+    the rest of the entry, so that even one file reached twice sorts the same way every time."""
+    where = entry.result_path or os.path.join(entry.sweep, entry.trial_id)
+    return (os.path.realpath(where), entry.trial_id, entry.sweep, entry.index_status,
+            entry.index_error, sorted(entry.swept.items()))
+
+
 def read_records(paths, strict: bool = True) -> list[Record]:
-    """Reads every trial under `paths`. strict=False turns unreadable files into rows with
-    status 'unreadable' instead of raising FormatError."""
-    records = [_record(e, strict) for e in discover(paths)]
+    """Reads every trial under `paths`, sorted by file path (_entry_key): the records, their
+    labels and every table made from them do not depend on the order of `paths` or of the rows
+    of an index.csv. strict=False turns unreadable files into rows with status 'unreadable'
+    instead of raising FormatError."""
+    records = [_record(e, strict) for e in sorted(discover(paths), key=_entry_key)]
     _unique_labels(records)
     return records
 

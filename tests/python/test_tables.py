@@ -134,8 +134,9 @@ def test_markdown_table_is_readme_ready(statex_runs):
     text = tables.markdown_table(tables.statex_differences_table(statex_runs))
     header = text.splitlines()[0]
     assert header.startswith("| model | lr | statex_config | difference | n_pairs | "
-                             "median difference [95% CI] | +/−/0 | sign-test p |")
-    assert "| statex − control | 3 | 0.320 [" in text and "| 3/0/0 | 0.25 |" in text
+                             "median difference [75% CI] | +/−/0 | sign-test p |")
+    assert "| statex − control | 3 | 0.320 [0.240, 0.400] | 3/0/0 | 0.25 |" in text
+    assert "`diff_ci_coverage`" in text and "n = 3: 75%" in text  # the caption says why 75%
     assert "grouped over: `train.seed`" in text  # the caption follows the table
     arms = tables.markdown_table(tables.arms_table(statex_runs))
     assert "| control end | control |" in arms and "| 1/3 | not reached |" in arms
