@@ -86,15 +86,22 @@ def _record(entry: Entry, strict: bool) -> Record:
     return Record({**row, **entry.swept, **data.config}, data)
 
 
+def _folder(row: dict) -> str:
+    """The folder that tells apart trials with one id: the one holding the file, or the sweep's
+    for `<sweep>/trials/<id>.h5` (so a sweep's trial has one label whether it was found through
+    its index.csv or as a file below a folder)."""
+    folder = Path(row["path"]).resolve().parent if row["path"] else \
+        Path(row["sweep"] or ".").resolve()
+    return (folder.parent if folder.name == "trials" else folder).name
+
+
 def _unique_labels(records: list[Record]) -> None:
     counts = Counter(r.row["trial_id"] for r in records)
     seen: Counter = Counter()
     for rec in records:
         label = rec.row["trial_id"]
         if counts[label] > 1:
-            parent = Path(rec.row["sweep"] or rec.row["path"] or ".").resolve()
-            folder = parent.name if rec.row["sweep"] else parent.parent.name
-            label = f"{folder}/{label}"
+            label = f"{_folder(rec.row)}/{label}"
             seen[label] += 1
             if seen[label] > 1:
                 label = f"{label}#{seen[label]}"

@@ -152,8 +152,8 @@ def cells_table(runs: pd.DataFrame, metric: str = "best_accuracy",
                 carry: tuple[str, ...] = ()) -> tuple[pd.DataFrame, cells.Grouping]:
     """One row per cell of the completed runs (cells.py: identical in every option but the
     seeds): the varied options, model, arm, lr, state_scalars, the `carry` columns (first run's
-    value), n / median / interval and its coverage / mean / std / min / max of `metric`, the plateau-escape
-    counts, cell_label and runs (';'-joined labels)."""
+    value), n / median / interval and its coverage / mean / std / min / max of `metric`, the
+    plateau-escape counts, cell_label and runs (';'-joined labels, sorted)."""
     done = completed(runs)
     done, grouping = cells.assign_cells(done, extra_ignored)
     columns = ["cell", *grouping.varied, "model", "arm", "lr", "state_scalars", *carry,
@@ -589,8 +589,9 @@ def to_markdown(table: pd.DataFrame) -> str:
 # ---------------------------------------------------------------- README-ready Markdown
 
 # Raw columns folded into the formatted ones (or too long for a README table).
-_FOLDED = {"ci_low", "ci_high", "ci_coverage", "diff_ci_coverage", "mean", "std", "min", "max", "n_escape_known", "escape_fraction",
-           "cell_label", "runs", "comparison", "diff_ci_low", "diff_ci_high",
+_FOLDED = {"ci_low", "ci_high", "ci_coverage", "mean", "std", "min", "max", "n_escape_known",
+           "escape_fraction", "cell_label", "runs", "comparison", "diff_ci_low", "diff_ci_high",
+           "diff_ci_coverage",
            "mean_diff", "n_negative", "n_ties", "state_bytes", "state_scalars", "state_unit",
            "seeds", "differences"}
 

@@ -177,7 +177,8 @@ def test_report_writes_everything(scaling_records, statex_records, tmp_path):
         assert f"tables/{name}.csv" in text and (tmp_path / "tables" / f"{name}.md").exists()
     assert "out of memory" in text and "non-finite loss at step 150" in text  # failures table
     chosen = (tmp_path / "tables" / "accuracy_vs_state.csv").read_text()
-    assert "lr" in chosen.splitlines()[0] and "ci_low" in chosen.splitlines()[0]
+    header = chosen.splitlines()[0]
+    assert "lr" in header and "ci_low,ci_high,ci_coverage" in header
     readme = (tmp_path / "tables" / "statex_differences.md").read_text()
     assert "median difference [75% CI]" in readme and "grouped over: `train.seed`" in readme
     assert "## statex differences" in text  # README-ready tables inline in index.md

@@ -113,7 +113,7 @@ def test_large_normal_sample_covers_the_true_median_and_shrinks(seed):
 
 
 def _normal_median_halfwidth(n, sigma=1.0):
-    """Asymptotic 95% half-width of a sample median of N(mu, sigma): 1.96 * sqrt(pi/2) sigma/sqrt(n)."""
+    """Asymptotic 95% half-width of a sample median of N(mu, sigma): 1.96 sqrt(pi/2) sigma/sqrt(n)."""
     return scipy.stats.norm.ppf(0.975) * math.sqrt(math.pi / 2) * sigma / math.sqrt(n)
 
 
