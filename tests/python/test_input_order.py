@@ -108,3 +108,17 @@ def test_report_sources_are_listed_in_one_order(results, tmp_path, capsys):
         _run(capsys, "report", *paths, "--out", str(tmp_path / f"r{i}"), "--formats", "svg")
         texts.append((tmp_path / f"r{i}" / "index.md").read_text())
     assert texts[0] == texts[1]
+
+
+@pytest.mark.filterwarnings("ignore::statex_analysis.cells.PoolingWarning")  # the repeated seed
+def test_tables_of_a_shuffled_runs_frame_are_the_same(results):
+    """The API: tables are a function of the set of runs, not of the frame's row order."""
+    import statex_analysis as analysis
+    from statex_analysis import tables
+    runs = analysis.load_runs([results])
+    for i in range(3):
+        shuffled = runs.sample(frac=1, random_state=i).reset_index(drop=True)
+        for make in (tables.cell_summary_table, tables.accuracy_vs_state_table,
+                     tables.arms_table, tables.statex_differences_table):
+            want, got = make(runs), make(shuffled)
+            assert want.to_csv(index=False) == got.to_csv(index=False), (i, make.__name__)
