@@ -62,9 +62,8 @@ def assign_cells(runs: pd.DataFrame, extra_ignored: tuple[str, ...] = ()) -> tup
                                                                                     Grouping]:
     """Adds `cell` (int, 0.. in sorted key order) and `cell_label` ("opt=value, ..." of the varied
     options) to `runs` (completed runs expected, sorted by `run` here) and returns it with the
-    Grouping. Options in
-    `extra_ignored` (besides the seeds) are left out of the key too - only for a caller that pairs
-    across them on purpose (the StateX arms: `statex.arm`)."""
+    Grouping. Options in `extra_ignored` (besides the seeds) are left out of the key too - only
+    for a caller that pairs across them on purpose (the StateX arms: `statex.arm`)."""
     ignored = set(SEED_OPTIONS) | set(extra_ignored)
     if "run" in runs:
         runs = runs.sort_values("run", kind="stable")
