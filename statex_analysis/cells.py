@@ -6,8 +6,11 @@ count, an option one file has and another lacks - are different cells, never ext
 This is the only place that decides what is pooled; every table goes through `assign_cells`.
 
 Two runs of one cell with the same seeds are the same measurement twice (a run is a pure function
-of its config and thread count): the first is kept, the others are dropped with a warning, so n
-counts distinct seeds.
+of its config and thread count): the first by run label is kept, the others are dropped with a
+warning, so n counts distinct seeds.
+
+The runs are sorted by their label first: cells, which duplicate is kept and the order of a
+cell's runs depend on the set of runs, not on the order they were read in.
 """
 from __future__ import annotations
 
@@ -58,10 +61,12 @@ def _key_values(column: pd.Series) -> pd.Series:
 def assign_cells(runs: pd.DataFrame, extra_ignored: tuple[str, ...] = ()) -> tuple[pd.DataFrame,
                                                                                     Grouping]:
     """Adds `cell` (int, 0.. in sorted key order) and `cell_label` ("opt=value, ..." of the varied
-    options) to `runs` (completed runs expected) and returns it with the Grouping. Options in
-    `extra_ignored` (besides the seeds) are left out of the key too - only for a caller that pairs
-    across them on purpose (the StateX arms: `statex.arm`)."""
+    options) to `runs` (completed runs expected, sorted by `run` here) and returns it with the
+    Grouping. Options in `extra_ignored` (besides the seeds) are left out of the key too - only
+    for a caller that pairs across them on purpose (the StateX arms: `statex.arm`)."""
     ignored = set(SEED_OPTIONS) | set(extra_ignored)
+    if "run" in runs:
+        runs = runs.sort_values("run", kind="stable")
     options = [c for c in option_columns(runs) if c not in ignored]
     if runs.empty:
         return runs.assign(cell=pd.Series(dtype=int), cell_label=pd.Series(dtype=str)), \

@@ -51,8 +51,10 @@ def make_parser() -> argparse.ArgumentParser:
     _common(r)
     r.add_argument("--out", required=True, metavar="DIR", help="output directory")
     r.add_argument("--spread", choices=tables.SPREADS, default="ci",
-                   help="figure bands over seeds: ci = median and its 95%% bootstrap interval "
-                        "(default), minmax = median and min-max, std = mean ± 1 sample std")
+                   help="figure bands over seeds: ci = median and its order-statistic "
+                        "interval (default; coverage >= 95%%, or [min, max] at its real "
+                        "coverage when the seeds are too few, as the titles say), minmax = "
+                        "median and min-max, std = mean ± 1 sample std")
     r.add_argument("--formats", default="png,svg", help="figure formats (default png,svg)")
     r.add_argument("--dpi", type=_positive_int, default=110,
                    help="resolution of the PNG figures in dots per inch (default 110)")

@@ -6,7 +6,8 @@
 
 `run` is a label unique within the frame (the trial id, prefixed by its folder if two trials
 share an id). Failed trials are rows like any other (status 'failed', failure_reason set);
-nothing is dropped.
+nothing is dropped. Rows are in the order of their files' paths, whatever order the paths were
+given in (`summary DIR` and `summary DIR/*` list the same rows in the same order).
 """
 from __future__ import annotations
 
@@ -85,25 +86,42 @@ def _record(entry: Entry, strict: bool) -> Record:
     return Record({**row, **entry.swept, **data.config}, data)
 
 
+def _folder(row: dict) -> str:
+    """The folder that tells apart trials with one id: the one holding the file, or the sweep's
+    for `<sweep>/trials/<id>.h5` (so a sweep's trial has one label whether it was found through
+    its index.csv or as a file below a folder)."""
+    folder = Path(row["path"]).resolve().parent if row["path"] else \
+        Path(row["sweep"] or ".").resolve()
+    return (folder.parent if folder.name == "trials" else folder).name
+
+
 def _unique_labels(records: list[Record]) -> None:
     counts = Counter(r.row["trial_id"] for r in records)
     seen: Counter = Counter()
     for rec in records:
         label = rec.row["trial_id"]
         if counts[label] > 1:
-            parent = Path(rec.row["sweep"] or rec.row["path"] or ".").resolve()
-            folder = parent.name if rec.row["sweep"] else parent.parent.name
-            label = f"{folder}/{label}"
+            label = f"{_folder(rec.row)}/{label}"
             seen[label] += 1
             if seen[label] > 1:
                 label = f"{label}#{seen[label]}"
         rec.row["run"] = label
 
 
+def _entry_key(entry: Entry) -> tuple:
+    """Sort key of a trial: its file's real path (a trial without one: where it would be), then
+    the rest of the entry, so that even one file reached twice sorts the same way every time."""
+    where = entry.result_path or os.path.join(entry.sweep, entry.trial_id)
+    return (os.path.realpath(where), entry.trial_id, entry.sweep, entry.index_status,
+            entry.index_error, sorted(entry.swept.items()))
+
+
 def read_records(paths, strict: bool = True) -> list[Record]:
-    """Reads every trial under `paths`. strict=False turns unreadable files into rows with
-    status 'unreadable' instead of raising FormatError."""
-    records = [_record(e, strict) for e in discover(paths)]
+    """Reads every trial under `paths`, sorted by file path (_entry_key): the records, their
+    labels and every table made from them do not depend on the order of `paths` or of the rows
+    of an index.csv. strict=False turns unreadable files into rows with status 'unreadable'
+    instead of raising FormatError."""
+    records = [_record(e, strict) for e in sorted(discover(paths), key=_entry_key)]
     _unique_labels(records)
     return records
 

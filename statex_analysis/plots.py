@@ -16,14 +16,25 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import families  # noqa: E402
-from .tables import ARMS, PHASES, STATEX_EVENT_OPTIONS, state_label  # noqa: E402
+from .tables import (ARMS, PHASES, STATEX_EVENT_OPTIONS, coverage_text,  # noqa: E402
+                     state_label)
 
-SPREAD_TEXT = {"ci": "line = median, band = 95% bootstrap interval of the median",
+SPREAD_TEXT = {"ci": "line = median, band = order-statistic interval of the median",
                "minmax": "line = median, band = min-max over seeds",
                "std": "line = mean, band = ±1 std over seeds (ddof=1)"}
 # Also used in index.md. Curves per panel of the learning-curve figure (one colour each from
 # tab20); a panel with more runs says so in its title instead of dropping them silently.
 MAX_CURVES_PER_MODEL = 20
+
+
+def spread_text(spread: str, table: pd.DataFrame | None = None) -> str:
+    """SPREAD_TEXT[spread]; for 'ci' with the real coverage of the intervals drawn from `table`
+    (column ci_coverage: one value, or the range when cells have different n)."""
+    text = SPREAD_TEXT[spread]
+    if spread != "ci" or table is None or "ci_coverage" not in table:
+        return text
+    covered = coverage_text(table["ci_coverage"])
+    return f"{text}, coverage {covered}" if covered else f"{text} (none: n < 3)"
 
 
 def _axes(ax, nrows: int, ncols: int, figsize, **kwargs):
@@ -38,7 +49,7 @@ def _axes(ax, nrows: int, ncols: int, figsize, **kwargs):
 
 
 def _center_band(table: pd.DataFrame, spread: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(center, low, high) per row: the median with its 95% interval (NaN band where n < 3) or
+    """(center, low, high) per row: the median with its interval (NaN band where n < 3) or
     min-max, or the mean ± sample std."""
     if spread == "std":
         mean = table["mean"].to_numpy(float)
@@ -94,7 +105,7 @@ def accuracy_vs_state(points: pd.DataFrame, unit: str, spread: str = "ci",
     ax.set_xlabel(state_label(unit))
     ax.set_ylabel("best eval accuracy")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"MQAR accuracy vs state size\n({SPREAD_TEXT[spread]})", fontsize=9)
+    ax.set_title(f"MQAR accuracy vs state size\n({spread_text(spread, points)})", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     if long_labels:  # series named by varied options: below the axes, where there is room
         ax.legend(title="model, and the options that differ between series", fontsize=7,
@@ -134,7 +145,7 @@ def statex_arms(arms: pd.DataFrame, unit: str, spread: str = "ci", ax=None) -> p
         ax.set_yticks(np.linspace(0, 1, 6))
         ax.set_ylabel("eval accuracy")
         config = next((c for c in table.get("statex_config", []) if c), "")  # statex arm's choice
-        bars = SPREAD_TEXT[spread].replace("line", "bar").replace("band", "error bar")
+        bars = spread_text(spread, table).replace("line", "bar").replace("band", "error bar")
         differ = "".join(f", {k}={v:g}" if isinstance(v, float) else f", {k}={v}"
                          for k, v in table.iloc[0].items() if ("." in str(k) or k == "lr")
                          and arms.loc[arms["model"] == model, k].nunique(dropna=False) > 1)
@@ -287,7 +298,7 @@ def gap_accuracy(gaps: pd.DataFrame, unit: str, ax=None) -> plt.Figure:
     """Accuracy vs key→query distance bucket, per model, one series per state size."""
     return _per_item(gaps, unit, "gap_lo", (_gap_text, lambda v: v),
                      "key→query gap (tokens; bucket [lo, hi))",
-                     f"accuracy vs query gap\n({SPREAD_TEXT['ci']})", ax)
+                     f"accuracy vs query gap\n({spread_text('ci', gaps)})", ax)
 
 
 def _segment_key(name: str):
@@ -301,7 +312,7 @@ def segment_accuracy(segments: pd.DataFrame, unit: str, ax=None) -> plt.Figure:
         parts = name.split(":")
         return f"T={parts[0]} K={parts[1]}" if len(parts) == 3 else name
     return _per_item(segments, unit, "segment", (text, _segment_key), "MQAR test segment",
-                     f"accuracy per test segment\n({SPREAD_TEXT['ci']})", ax)
+                     f"accuracy per test segment\n({spread_text('ci', segments)})", ax)
 
 
 # Options that the ablation heatmap's axes (or the lr choice) already account for.

@@ -25,6 +25,10 @@ class Report:
     skipped: dict[str, str] = field(default_factory=dict)  # figure name -> why not drawn
 
 
+def _as_bars(spread_text: str) -> str:
+    return spread_text.replace("line", "bar").replace("band", "error bar")
+
+
 def build_report(records: list[Record], unit: str = "bytes", spread: str = "ci") -> Report:
     """Computes every table and figure the data allows; figures without data are listed in
     `skipped` with the reason."""
@@ -59,13 +63,13 @@ def build_report(records: list[Record], unit: str = "bytes", spread: str = "ci")
         lambda: plots.accuracy_vs_state(t["accuracy_vs_state"], unit, spread),
         f"Best eval accuracy vs recurrent state size ({unit}, log axis), one series per model; "
         f"one point per cell (runs identical except the seeds) at its chosen LR; "
-        f"{plots.SPREAD_TEXT[spread]}.",
+        f"{plots.spread_text(spread, t['accuracy_vs_state'])}.",
         "no completed run without a StateX arm")
     add("statex_arms", not t["statex_arms"].empty,
         lambda: plots.statex_arms(t["statex_arms"], unit, spread),
         "StateX arms per comparison: accuracy just before and after expansion (/statex), and "
         "at the end of training for statex, control and scratch; bars annotated with state "
-        f"size; {plots.SPREAD_TEXT[spread].replace('line', 'bar').replace('band', 'error bar')}."
+        f"size; {_as_bars(plots.spread_text(spread, t['statex_arms']))}."
         " Paired differences: tables/statex_differences.",
         "no completed run with arm statex, control or scratch")
     not_completed = set(runs.loc[runs["status"] != "completed", "run"])
@@ -78,12 +82,12 @@ def build_report(records: list[Record], unit: str = "bytes", spread: str = "ci")
     add("gap_accuracy", not t["gap_accuracy"].empty,
         lambda: plots.gap_accuracy(t["gap_accuracy"], unit),
         "Accuracy vs key→query gap bucket at each run's best eval, per cell (chosen LR); "
-        f"{plots.SPREAD_TEXT['ci']}.",
+        f"{plots.spread_text('ci', t['gap_accuracy'])}.",
         "no completed run has /eval/gap_accuracy")
     add("segment_accuracy", not t["segment_accuracy"].empty,
         lambda: plots.segment_accuracy(t["segment_accuracy"], unit),
         "Accuracy per MQAR test segment at each run's best eval, per cell (chosen LR); "
-        f"{plots.SPREAD_TEXT['ci']}.",
+        f"{plots.spread_text('ci', t['segment_accuracy'])}.",
         "no completed run has /eval/segment_accuracy")
     add("statex_ablation", not t["statex_ablation"].empty,
         lambda: plots.ablation_heatmaps(t["statex_ablation"]),
@@ -117,20 +121,26 @@ def write_report(rep: Report, out_dir: str | os.PathLike, formats=("png", "svg")
     for name, fig in rep.figures.items():
         if fig.get_layout_engine() is None:
             fig.tight_layout()  # once per figure; each savefig below is then a single draw
-        with plt.rc_context({"svg.fonttype": "none"}):  # SVG text stays text (editable, fast)
+        # SVG text stays text (editable, fast); a fixed id salt and no date make the same
+        # figure the same bytes (matplotlib otherwise salts ids with a random uuid)
+        with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "statex-sim"}):
             for ext in formats:
-                fig.savefig(out / "figures" / f"{name}.{ext}", dpi=dpi)
+                fig.savefig(out / "figures" / f"{name}.{ext}", dpi=dpi,
+                            metadata={"Date": None} if ext == "svg" else None)
         plt.close(fig)
 
     runs = rep.runs
     counts = runs["status"].value_counts().to_dict() if not runs.empty else {}
     lines = ["# statex-sim report", ""]
     if sources:
-        lines += ["Sources: " + ", ".join(f"`{s}`" for s in sources), ""]
+        # sorted: the report does not depend on the order the paths were given in
+        lines += ["Sources: " + ", ".join(f"`{s}`" for s in sorted(set(sources))), ""]
     lines += [f"Runs: {len(runs)} (" + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
               + ")", "",
               "Conventions: a cell = runs identical in every option except the seeds (never "
-              "pooled across anything else); per cell n, median and 95% bootstrap interval; "
+              "pooled across anything else); per cell n, median and its order-statistic "
+              "interval (coverage ≥ 95%, or [min, max] at its real coverage where the seeds are "
+              "too few for 95%; each table and figure states the coverage); "
               "accuracy of a run = its best eval accuracy, where cells differ only in the "
               "learning rate the one with the highest median is shown (column `lr`); "
               f"figures: {plots.SPREAD_TEXT[spread]}; state size = recurrent state only, in "

@@ -4,8 +4,11 @@ Conventions, used by every table and figure (docs/analysis.md):
   * Aggregates are per CELL (cells.py): runs identical in every option except the seeds. Runs that
     differ in steps, lr, d_model ... are never pooled; each table's `attrs["caption"]` says which
     options were grouped over and which varied.
-  * Per cell: n, median with a 95% bootstrap interval, mean, std, min, max (stats.py) and the
-    plateau-escape counts (plateau.py). Cells with n < 3 get no interval and a warning.
+  * Per cell: n, median with its order-statistic interval and that interval's real coverage
+    (>= 95%, or less with n <= 5 seeds: stats.py), mean, std, min, max and the plateau-escape
+    counts (plateau.py). Cells with n < 3 get no interval and a warning.
+  * Every table is a function of the set of runs, not of their order: cells.assign_cells sorts
+    the runs and stats.py sorts the values of each cell.
   * A run's accuracy for the scaling table is its BEST eval accuracy; StateX arms and the
     ablation use the end-of-training accuracy. Where cells differ only in train.lr, the one with
     the highest median is shown and the lrs tried are listed.
@@ -27,7 +30,7 @@ from . import cells, families, stats
 BYTES_PER_SCALAR = 4
 STATE_UNITS = ("bytes", "scalars")
 STATE_CONVENTIONS = ("recurrent", "recurrent+conv")  # ours / Zoology's (conv state included)
-SPREADS = ("ci", "minmax", "std")  # band: 95% interval of the median, min-max, mean ± std
+SPREADS = ("ci", "minmax", "std")  # band: interval of the median, min-max, mean ± std
 LR_COL, SEED_COL = "train.lr", "train.seed"
 ARMS = ("statex", "control", "scratch")
 
@@ -122,7 +125,7 @@ def filter_runs(runs: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- cells and their statistics
 
-CELL_STATS = ["n", "median", "ci_low", "ci_high", "mean", "std", "min", "max"]
+CELL_STATS = ["n", "median", "ci_low", "ci_high", "ci_coverage", "mean", "std", "min", "max"]
 ESCAPE_STATS = ["n_escaped", "n_escape_known", "escape_fraction", "escape_step_median"]
 STATEX_CONFIG = ("statex_mode", "statex_step", "statex_layers")
 # Options whose effect the /statex record states (mode, step, which layers were expanded).
@@ -149,8 +152,8 @@ def cells_table(runs: pd.DataFrame, metric: str = "best_accuracy",
                 carry: tuple[str, ...] = ()) -> tuple[pd.DataFrame, cells.Grouping]:
     """One row per cell of the completed runs (cells.py: identical in every option but the
     seeds): the varied options, model, arm, lr, state_scalars, the `carry` columns (first run's
-    value), n / median / 95% interval / mean / std / min / max of `metric`, the plateau-escape
-    counts, cell_label and runs (';'-joined labels)."""
+    value), n / median / interval and its coverage / mean / std / min / max of `metric`, the
+    plateau-escape counts, cell_label and runs (';'-joined labels, sorted)."""
     done = completed(runs)
     done, grouping = cells.assign_cells(done, extra_ignored)
     columns = ["cell", *grouping.varied, "model", "arm", "lr", "state_scalars", *carry,
@@ -190,10 +193,40 @@ def _caption(grouping: cells.Grouping, *sentences: str) -> str:
     return " ".join([grouping.describe(), *sentences, STATS_TEXT])
 
 
-STATS_TEXT = (f"Per cell: n seeds, median with a {int(stats.CONFIDENCE * 100)}% bootstrap "
-              f"interval ({stats.BOOTSTRAP_METHOD} method, {stats.N_RESAMPLES:,} resamples, "
-              f"seed {stats.BOOTSTRAP_SEED}; none when n < {stats.MIN_N_FOR_INTERVAL}), escaped = "
-              f"runs that left the 1/K plateau (docs/analysis.md).")
+def _pct(coverage: float) -> str:
+    """0.9375 -> '93.8%', 0.75 -> '75%'."""
+    return f"{100 * coverage:.1f}".removesuffix(".0") + "%"
+
+
+def _coverages(values) -> list[float]:
+    """The distinct coverages of a table's intervals, ascending (NaN = no interval, left out)."""
+    return sorted({round(float(v), 9) for v in values if pd.notna(v)})
+
+
+def coverage_text(values) -> str:
+    """What a label says about a set of intervals: their coverage ('93.8%'), the range when
+    they differ ('75–96.9%'), '' when there is no interval."""
+    covs = _coverages(values)
+    if not covs:
+        return ""
+    return _pct(covs[0]) if len(covs) == 1 else f"{_pct(covs[0])[:-1]}–{_pct(covs[-1])}"
+
+
+def _below_confidence() -> list[int]:
+    """The n (>= MIN_N_FOR_INTERVAL) whose widest interval, [min, max], is below CONFIDENCE."""
+    return [n for n in range(stats.MIN_N_FOR_INTERVAL, 64)
+            if stats.median_rank(n)[1] < stats.CONFIDENCE]
+
+
+STATS_TEXT = (
+    f"Per cell: n seeds; median with its distribution-free interval from order statistics, "
+    f"[l-th smallest, l-th largest value] with the largest l whose binomial coverage is ≥ "
+    f"{_pct(stats.CONFIDENCE)}; with n ≤ {max(_below_confidence())} no interval reaches "
+    f"{_pct(stats.CONFIDENCE)} and it is [min, max] at its real coverage ("
+    + ", ".join(f"n = {n}: {_pct(stats.median_rank(n)[1])}" for n in _below_confidence())
+    + f"). The coverage is in the column header, or after each interval where it varies (CSV: "
+    f"`ci_coverage`); no interval when n < {stats.MIN_N_FOR_INTERVAL}. Escaped = runs that left "
+    f"the 1/K plateau (docs/analysis.md).")
 
 
 def _named_options(grouping: cells.Grouping, drop=(LR_COL, "model.model")) -> list[str]:
@@ -304,7 +337,8 @@ def _seed_key(runs: pd.DataFrame) -> pd.Series:
 def statex_differences_table(runs: pd.DataFrame, metric: str = "final_accuracy") -> pd.DataFrame:
     """Paired StateX differences per comparison: statex minus control and statex minus scratch,
     paired by seed (train.seed, mqar.seed), `metric` = end-of-training accuracy. Per pair set:
-    n_pairs, the median difference with its bootstrap interval, mean, signs and the two-sided
+    n_pairs, the median difference with its order-statistic interval and coverage, mean, signs
+    and the two-sided
     sign-test p; runs without a partner of the same seeds are counted in `unpaired`; `seeds`
     and `differences` list the pairs (';'-joined, same order)."""
     rows, grouping = [], cells.Grouping()
@@ -326,16 +360,17 @@ def statex_differences_table(runs: pd.DataFrame, metric: str = "final_accuracy")
                          "seeds": ";".join(common),
                          "differences": ";".join(f"{d:.4f}" for d in diff.to_numpy(float))})
     named = _named_options(grouping)
-    paired = ["n_pairs", "median_diff", "diff_ci_low", "diff_ci_high", "mean_diff", "n_positive",
-              "n_negative", "n_ties", "sign_p"]
+    paired = ["n_pairs", "median_diff", "diff_ci_low", "diff_ci_high", "diff_ci_coverage",
+              "mean_diff", "n_positive", "n_negative", "n_ties", "sign_p"]
     table = pd.DataFrame(rows, columns=["comparison", *named, "model", "lr", "statex_config",
                                         "difference", *paired, "unpaired", "seeds",
                                         "differences"])
     table.attrs["caption"] = _caption(
         grouping, "Differences of end-of-training accuracy, paired by seed "
-        f"({', '.join(s for s in cells.SEED_OPTIONS)}); median difference with its bootstrap "
-        "interval; sign test: two-sided binomial test of the positive vs negative differences "
-        "(ties left out; with n pairs p >= 2/2^n, so 5 pairs cannot reach p < 0.05).")
+        f"({', '.join(s for s in cells.SEED_OPTIONS)}); median difference with its "
+        "order-statistic interval (as for a cell's median; CSV: `diff_ci_coverage`); sign "
+        "test: two-sided binomial test of the positive vs negative differences (ties left "
+        "out; with n pairs p >= 2/2^n, so 5 pairs cannot reach p < 0.05).")
     cells.warn_small_cells(table, "statex_differences", "n_pairs")
     return table
 
@@ -369,7 +404,7 @@ def cell_summary_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def query_class_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per cell and query class of the task variants (docs/tasks.md: forgetting kept / updated
-    keys, compositional shared / unique first token): n / median / 95% interval of the final
+    keys, compositional shared / unique first token): n / median / interval of the final
     per-class accuracy. Empty when no run has a class."""
     frames = []
     for column in sorted(c for c in runs.columns if str(c).startswith("class_acc_")):
@@ -554,35 +589,51 @@ def to_markdown(table: pd.DataFrame) -> str:
 # ---------------------------------------------------------------- README-ready Markdown
 
 # Raw columns folded into the formatted ones (or too long for a README table).
-_FOLDED = {"ci_low", "ci_high", "mean", "std", "min", "max", "n_escape_known", "escape_fraction",
-           "cell_label", "runs", "comparison", "diff_ci_low", "diff_ci_high",
+_FOLDED = {"ci_low", "ci_high", "ci_coverage", "mean", "std", "min", "max", "n_escape_known",
+           "escape_fraction", "cell_label", "runs", "comparison", "diff_ci_low", "diff_ci_high",
+           "diff_ci_coverage",
            "mean_diff", "n_negative", "n_ties", "state_bytes", "state_scalars", "state_unit",
            "seeds", "differences"}
 
 
-def _with_interval(center, low, high) -> str:
+def _with_interval(center, low, high, coverage=None) -> str:
     if pd.isna(center):
         return ""
     if pd.isna(low):
         return f"{center:.3f} (no interval: n < {stats.MIN_N_FOR_INTERVAL})"
-    return f"{center:.3f} [{low:.3f}, {high:.3f}]"
+    text = f"{center:.3f} [{low:.3f}, {high:.3f}]"
+    return text if coverage is None else f"{text} ({_pct(coverage)})"
+
+
+def _interval_column(name: str, center, low, high, coverage) -> tuple[str, list[str]]:
+    """Header and cells of a "median [CI]" column: the coverage goes in the header when every
+    interval of the table has the same one ("median [93.8% CI]"), else after each interval
+    ("median [CI] (coverage)": "0.690 [0.430, 0.780] (97.9%)")."""
+    covs = _coverages(coverage)
+    if len(covs) > 1:
+        return (f"{name} [CI] (coverage)",
+                [_with_interval(*v) for v in zip(center, low, high, coverage)])
+    header = f"{name} [{_pct(covs[0])} CI]" if covs else f"{name} [CI]"
+    return header, [_with_interval(*v) for v in zip(center, low, high)]
 
 
 def presentable(table: pd.DataFrame) -> pd.DataFrame:
-    """The table as a README shows it: "median [95% CI]", "escaped k/n", the median escape step
+    """The table as a README shows it: "median [CI]" with the interval's real coverage
+    (_interval_column), "escaped k/n", the median escape step
     ("not reached" when half or more never escaped), "+/−/0" sign counts and the sign-test p;
     raw columns folded into those are dropped (the CSV keeps them). Caption kept in attrs."""
     out: dict[str, pd.Series] = {}
     t = table
     for col in t.columns:
         if col == "median":
-            out["median [95% CI]"] = pd.Series(
-                [_with_interval(*v) for v in zip(t["median"], t["ci_low"], t["ci_high"])],
-                index=t.index)
+            header, values = _interval_column("median", t["median"], t["ci_low"], t["ci_high"],
+                                              t["ci_coverage"])
+            out[header] = pd.Series(values, index=t.index, dtype=object)
         elif col == "median_diff":
-            out["median difference [95% CI]"] = pd.Series(
-                [_with_interval(*v) for v in zip(t["median_diff"], t["diff_ci_low"],
-                                                 t["diff_ci_high"])], index=t.index)
+            header, values = _interval_column("median difference", t["median_diff"],
+                                              t["diff_ci_low"], t["diff_ci_high"],
+                                              t["diff_ci_coverage"])
+            out[header] = pd.Series(values, index=t.index, dtype=object)
         elif col == "n_escaped":
             out["escaped"] = pd.Series(
                 ["" if pd.isna(k) else f"{int(k)}/{int(n)}"
@@ -626,7 +677,7 @@ def _blank_foreign_options(frame: pd.DataFrame) -> pd.DataFrame:
 
 def markdown_table(table: pd.DataFrame) -> str:
     """presentable(table) as Markdown, followed by its caption (which options were grouped over
-    and which varied, the interval method)."""
+    and which varied, the interval and its coverage)."""
     text = to_markdown(presentable(table))
     caption = table.attrs.get("caption", "")
     return text + (f"\n{caption}\n" if caption else "")

@@ -36,10 +36,11 @@ def test_summary_prints_cells_with_intervals_and_what_was_grouped(statex_sweep, 
     code, out, err = summary(capsys, statex_sweep)
     assert code == 0
     cells = out.split("Cells (runs identical in every option except the seeds):")[1]
-    assert "median [95% CI]" in cells and "escaped" in cells
+    assert "median [75% CI]" in cells and "escaped" in cells  # 3 seeds: [min, max], 75%
+    assert "n = 3: 75%" in cells  # the caption states the coverage rule
     assert "grouped over: `train.seed`" in cells
     assert "Options that differ between cells: `statex.arm`" in cells
-    assert "0.550 [" in cells  # control: 0.45, 0.55, 0.65
+    assert "0.550 [0.450, 0.650]" in cells  # control: 0.45, 0.55, 0.65
     assert err == ""  # every cell has 3 seeds: no warning
 
 

@@ -45,19 +45,21 @@ def test_accuracy_vs_state(scaling_runs, unit, factor, spread):
 
 
 def test_accuracy_vs_state_draws_median_and_interval():
-    """Default spread: the line is the median, band and error bars the 95% interval; a cell with
+    """Default spread: the line is the median, band and error bars its interval; a cell with
     no interval (n < 3) has a marker and no bar; a varied non-shape option is its own series."""
     points = pd.DataFrame({
         "model": ["gla"] * 4, "train.steps": [900, 900, 900, 60],
         "state": [100.0, 200.0, 400.0, 100.0], "median": [0.3, 0.6, 0.9, 0.1],
         "ci_low": [0.2, 0.5, np.nan, 0.05], "ci_high": [0.35, 0.8, np.nan, 0.2],
+        "ci_coverage": [0.75, 0.9375, np.nan, 0.978515625],
         "mean": [0.3, 0.6, 0.9, 0.1], "std": [0.1] * 4, "min": [0.1] * 4, "max": [1.0] * 4})
     fig = plots.accuracy_vs_state(points, "scalars")
     ax = fig.axes[0]
     assert legend_labels(ax) == ["gla, train.steps=60", "gla, train.steps=900"]
     line = {l.get_label(): l for l in ax.get_lines()}["gla, train.steps=900"]
     assert line.get_ydata().tolist() == [0.3, 0.6, 0.9]
-    assert "95% bootstrap interval of the median" in ax.get_title()
+    # the real coverage of the bands drawn: they differ with n, so the title gives the range
+    assert "order-statistic interval of the median, coverage 75–97.9%" in ax.get_title()
     # error bars: one vertical segment per point, from ci_low to ci_high (zero length at n < 3)
     segments = [seg for c in ax.collections if isinstance(c, LineCollection)
                 for seg in c.get_segments()]
@@ -79,7 +81,7 @@ def test_statex_arms_figure(statex_runs):
     texts = [t.get_text() for t in ax.texts]
     assert "2,048 B" in texts and "4,096 B" in texts  # state before / after expansion
     assert "gla" in ax.get_title() and "StateX: inherit, step 200, layers 0,1" in ax.get_title()
-    assert "95% bootstrap interval" in ax.get_title()
+    assert "error bar = order-statistic interval of the median, coverage 75%" in ax.get_title()
     # error bar of the control bar spans its interval
     control = arms.set_index("phase").loc["control end"]
     segments = [seg for c in ax.collections if isinstance(c, LineCollection)
@@ -175,9 +177,10 @@ def test_report_writes_everything(scaling_records, statex_records, tmp_path):
         assert f"tables/{name}.csv" in text and (tmp_path / "tables" / f"{name}.md").exists()
     assert "out of memory" in text and "non-finite loss at step 150" in text  # failures table
     chosen = (tmp_path / "tables" / "accuracy_vs_state.csv").read_text()
-    assert "lr" in chosen.splitlines()[0] and "ci_low" in chosen.splitlines()[0]
+    header = chosen.splitlines()[0]
+    assert "lr" in header and "ci_low,ci_high,ci_coverage" in header
     readme = (tmp_path / "tables" / "statex_differences.md").read_text()
-    assert "median difference [95% CI]" in readme and "grouped over: `train.seed`" in readme
+    assert "median difference [75% CI]" in readme and "grouped over: `train.seed`" in readme
     assert "## statex differences" in text  # README-ready tables inline in index.md
 
 

@@ -134,8 +134,9 @@ def test_markdown_table_is_readme_ready(statex_runs):
     text = tables.markdown_table(tables.statex_differences_table(statex_runs))
     header = text.splitlines()[0]
     assert header.startswith("| model | lr | statex_config | difference | n_pairs | "
-                             "median difference [95% CI] | +/−/0 | sign-test p |")
-    assert "| statex − control | 3 | 0.320 [" in text and "| 3/0/0 | 0.25 |" in text
+                             "median difference [75% CI] | +/−/0 | sign-test p |")
+    assert "| statex − control | 3 | 0.320 [0.240, 0.400] | 3/0/0 | 0.25 |" in text
+    assert "`diff_ci_coverage`" in text and "n = 3: 75%" in text  # the caption says why 75%
     assert "grouped over: `train.seed`" in text  # the caption follows the table
     arms = tables.markdown_table(tables.arms_table(statex_runs))
     assert "| control end | control |" in arms and "| 1/3 | not reached |" in arms
@@ -204,3 +205,24 @@ def test_presentable_blanks_options_a_family_does_not_read():
     only_gla = tables.presentable(t[t["model"] == "gla"])
     assert "model.d_state" not in only_gla and "model.expand" not in only_gla
     assert list(only_gla["model.heads"]) == [1]
+
+
+def test_interval_columns_state_their_real_coverage():
+    """One coverage for the whole table goes in the header; coverages that differ (cells of
+    different n) follow each interval; the CSV column ci_coverage keeps the number."""
+    import pandas as pd
+    from statex_analysis import stats
+    cells = [np.linspace(0.1, 0.9, n) for n in (3, 5, 10, 2)]
+    t = pd.DataFrame([{"model": "gla", **stats.summarize(v)} for v in cells])
+    assert t["ci_coverage"].tolist()[:3] == [0.75, 0.9375, 1 - 2 * 11 / 2**10]
+    assert np.isnan(t["ci_coverage"].iloc[3])
+    shown = tables.presentable(t)
+    assert list(shown.columns) == ["model", "n", "median [CI] (coverage)"]
+    assert shown.iloc[:, 2].tolist() == ["0.500 [0.100, 0.900] (75%)",
+                                         "0.500 [0.100, 0.900] (93.8%)",
+                                         "0.500 [0.189, 0.811] (97.9%)",
+                                         "0.500 (no interval: n < 3)"]
+    same_n = tables.presentable(t.iloc[[1]])
+    assert list(same_n.columns) == ["model", "n", "median [93.8% CI]"]
+    assert same_n.iloc[0, 2] == "0.500 [0.100, 0.900]"
+    assert tables.coverage_text(t["ci_coverage"]) == "75–97.9%"
