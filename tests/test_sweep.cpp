@@ -659,15 +659,17 @@ TEST(SweepSpec, ShippedExperimentFilesAreValid) {
   // STATEX_SOURCE_DIR, else the source tree this file was compiled from.
   const char* env = std::getenv("STATEX_SOURCE_DIR");
   std::string src = env ? env : std::string(__FILE__).substr(0, std::string(__FILE__).rfind("/tests/"));
-  std::string dir = src + "/experiments/sweeps";
-  std::string list = dir + "/.files_for_test";
-  ASSERT_EQ(std::system(("ls '" + dir + "'/*.ini > '" + list + "'").c_str()), 0);
-  auto files = lines_of(list);
-  std::remove(list.c_str());
-  EXPECT_GE(files.size(), 4u);
-  for (auto& f : files) {
-    SCOPED_TRACE(f);
-    auto spec = parse_sweep_file(f, experiment_option_names());
-    EXPECT_GT(expand(spec).size(), 1u);
+  for (const char* sub : {"sweeps", "canonical", "lr_window"}) {
+    std::string dir = src + "/experiments/" + sub;
+    std::string list = dir + "/.files_for_test";
+    ASSERT_EQ(std::system(("ls '" + dir + "'/*.ini > '" + list + "'").c_str()), 0) << dir;
+    auto files = lines_of(list);
+    std::remove(list.c_str());
+    EXPECT_GE(files.size(), 4u) << dir;
+    for (auto& f : files) {
+      SCOPED_TRACE(f);
+      auto spec = parse_sweep_file(f, experiment_option_names());
+      EXPECT_GT(expand(spec).size(), 1u);
+    }
   }
 }
