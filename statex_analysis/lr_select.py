@@ -333,8 +333,10 @@ def plot_window(window: pd.DataFrame, unit: str, ax=None):
             a.set_yticklabels([_row_label(sub[sub["group"] == g], unit) for g in groups],
                               fontsize=7)
             a.set_xlabel("peak learning rate (train.lr)", fontsize=8)
-            if col == 0:
-                a.set_ylabel(f"{model}\n{state_label(unit)}", fontsize=7)
+            if col == 0:  # attention's "state" is its KV cache at the test length T
+                a.set_ylabel(f"{model}\n" + (f"KV cache at length T ({unit})"
+                                             if model == "attention" else state_label(unit)),
+                             fontsize=7)
             selected = sub["selected_on"].iloc[0]
             a.set_title(f"{model}: {title}\nred box = lr chosen on {selected}", fontsize=8)
             fig.colorbar(image, ax=a, fraction=0.05, pad=0.02)
