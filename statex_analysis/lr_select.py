@@ -270,14 +270,25 @@ def _with_state(table: pd.DataFrame, unit: str) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- the window figure
 
-def _row_label(rows: pd.DataFrame, unit: str) -> str:
-    state = rows["state"].iloc[0]
-    text = "" if pd.isna(state) else f"{int(state):,} {'B' if unit == 'bytes' else 'sc.'}"
-    # what else names the group besides the family and the state size
-    extra = [p for p in str(rows["group_label"].iloc[0]).split(", ")
-             if p and not p.startswith(("model.model=", "model.d_model=", "model.d_state=",
-                                        "model.heads="))]
-    return ", ".join([text, *extra]) if extra else text
+def _label_parts(label: str) -> dict[str, str]:
+    return dict(p.split("=", 1) for p in str(label).split(", ") if "=" in p)
+
+
+def _row_labels(sub: pd.DataFrame, groups: list, unit: str) -> list[str]:
+    """Per group of one model: its state size, and the options that differ between that model's
+    groups besides the ones setting the state size (e.g. `train.steps`)."""
+    from .families import STATE_SHAPE_OPTIONS
+    parts = {g: _label_parts(sub.loc[sub["group"] == g, "group_label"].iloc[0]) for g in groups}
+    keys = sorted({k for p in parts.values() for k in p})
+    differ = [k for k in keys if k not in STATE_SHAPE_OPTIONS and k != "model.model"
+              and len({p.get(k) for p in parts.values()}) > 1]
+    labels = []
+    for g in groups:
+        state = sub.loc[sub["group"] == g, "state"].iloc[0]
+        text = "" if pd.isna(state) else f"{int(state):,} {'B' if unit == 'bytes' else 'sc.'}"
+        labels.append(", ".join([text, *(f"{k.split('.')[-1]}={parts[g].get(k, '')}"
+                                         for k in differ)]))
+    return labels
 
 
 def plot_window(window: pd.DataFrame, unit: str, ax=None):
@@ -330,8 +341,7 @@ def plot_window(window: pd.DataFrame, unit: str, ax=None):
             a.set_xticks(range(len(lrs)))
             a.set_xticklabels([f"{lr:g}" for lr in lrs], fontsize=7)
             a.set_yticks(range(len(groups)))
-            a.set_yticklabels([_row_label(sub[sub["group"] == g], unit) for g in groups],
-                              fontsize=7)
+            a.set_yticklabels(_row_labels(sub, groups, unit), fontsize=7)
             a.set_xlabel("peak learning rate (train.lr)", fontsize=8)
             if col == 0:  # attention's "state" is its KV cache at the test length T
                 a.set_ylabel(f"{model}\n" + (f"KV cache at length T ({unit})"
