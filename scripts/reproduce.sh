@@ -5,6 +5,7 @@
 # flag, the binary's build commit, date, command).
 #
 # Usage: bash scripts/reproduce.sh [--quick] [--out DIR] [--jobs N] [--threads T] [--only NAME[,...]]
+#                                  [--dir SWEEPS]
 #   --quick   seeds 0, 1, 2 of every cell instead of all the file's seeds (same trials, so a
 #             later full run reuses them); the output is labelled QUICK everywhere
 #   --out     output folder (default runs/reproduce, or runs/reproduce_quick with --quick)
@@ -12,14 +13,17 @@
 #   --threads OpenMP threads per trainer (default 1: the wall times in the files are 1 thread each)
 #   --only    run only these canonical files (names without .ini), in the order given (so the
 #             most wanted finish first); the analysis still reads every sweep folder under DIR/runs
+#   --dir     read the sweep files (*.ini) from SWEEPS instead of experiments/canonical, e.g.
+#             experiments/lr_window (the lr-window study, issue 26; give it its own --out)
 # Environment: STATEX_BIN=path runs that binary instead of building ./build/statex first (e.g. a
 # frozen copy, so that a rebuild during a long sweep cannot mix binaries); STATEX_CANONICAL_DIR=dir
-# reads the sweep files from dir instead of experiments/canonical (the tests use a tiny one).
+# reads the sweep files from dir instead of experiments/canonical (the tests use a tiny one); --dir
+# does the same and wins.
 # Wall times of each file on the 2-core VM are in its header; rerun the same command to resume.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-quick=0 out="" jobs=2 threads=1 only=""
+quick=0 out="" jobs=2 threads=1 only="" dir=""
 args="$*"
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -28,14 +32,16 @@ while [[ $# -gt 0 ]]; do
     --jobs) jobs="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    --dir) dir="$2"; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "reproduce.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ -n "$out" ]] || out=$([[ $quick == 1 ]] && echo runs/reproduce_quick || echo runs/reproduce)
 label=$([[ $quick == 1 ]] && echo "QUICK (seeds 0-2)" || echo "full")
 
-canon=${STATEX_CANONICAL_DIR:-experiments/canonical}
+canon=${dir:-${STATEX_CANONICAL_DIR:-experiments/canonical}}
+[[ -d "$canon" ]] || { echo "reproduce.sh: --dir: no folder $canon" >&2; exit 2; }
 files=("$canon"/*.ini)
 if [[ -n "$only" ]]; then
   files=()

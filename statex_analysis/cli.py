@@ -10,7 +10,7 @@ import argparse
 import sys
 import warnings
 
-from . import tables
+from . import lr_select, tables
 from .cells import PoolingWarning, warn_small_cells
 from .frames import read_records, runs_frame
 from .io import FormatError
@@ -138,6 +138,12 @@ def cmd_summary(args) -> int:
         print("\nCells (runs identical in every option except the seeds):")
         print(tables.to_text(tables.presentable(cell_table)))
         print(cell_table.attrs["caption"])
+    selection = lr_select.selection_table(runs, args.state_unit)  # sweeps with an lr axis
+    if not selection.empty:
+        print("\nLearning-rate selection (per group of runs differing only in train.lr and the "
+              "seeds; docs/analysis.md):")
+        print(tables.to_text(tables.presentable(selection)))
+        print(selection.attrs["caption"])
     if keys:
         print(f"\nGrouped by {', '.join(keys)}:")
         print(tables.to_text(tables.group_table(runs, keys)))

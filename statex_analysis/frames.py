@@ -36,7 +36,8 @@ SUMMARY_COLUMNS = ["path", "sweep", "format_version", "n_params", "n_layers", "s
                    "statex_state_scalars_after", "statex_params_before", "statex_params_after",
                    "statex_accuracy_before", "statex_accuracy_after", "statex_accuracy_end",
                    "plateau_num_kv", "plateau_threshold", "escape_step", "escaped",
-                   "escape_source"]
+                   "escape_source", "has_valid", "best_valid_accuracy", "best_valid_step",
+                   "final_valid_accuracy", "test_at_best_valid"]
 
 
 @dataclass

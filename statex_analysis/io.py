@@ -54,6 +54,8 @@ class RunData:
     gap_edges: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     segments: list[str] = field(default_factory=list)  # "T:K:count" per segment column
     statex: dict[str, Any] | None = None  # /statex attrs when an expansion happened
+    # /valid (validation split, when configured): step, loss, accuracy [E] at the /eval steps
+    valid: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _decode(value: Any) -> Any:
@@ -159,13 +161,40 @@ def read_run(path: str | os.PathLike) -> RunData:
         if layer_state is not None:
             model["n_layers"] = int(len(layer_state))
         statex = _read_statex(f)
+        valid = {k: v for k in ("step", "loss", "accuracy")
+                 if (v := _dataset(f, f"/valid/{k}")) is not None} if "valid" in f else {}
+        if "valid" in f and ("step" not in valid or "accuracy" not in valid):
+            raise FormatError(path, "/valid/step" if "step" not in valid else "/valid/accuracy",
+                              "missing in the /valid group")
 
     summary = _summary(root, model, evals, statex)
+    summary.update(_valid_summary(evals, valid))
     summary.update(_class_summary(evals, classes))
     summary.update(_plateau_escape(root, evals, segments, config))
     return RunData(path=path, summary=summary, config=config, curves=curves, evals=evals,
                    gap_edges=np.zeros(0, np.int64) if edges is None else edges.astype(np.int64),
-                   segments=segments, statex=statex)
+                   segments=segments, statex=statex, valid=valid)
+
+
+def _valid_summary(evals: dict, valid: dict) -> dict[str, Any]:
+    """The validation split's numbers of a run (docs/analysis.md, "Learning-rate selection"):
+    has_valid, best_valid_accuracy (max of /valid/accuracy), best_valid_step (its first step),
+    final_valid_accuracy, and test_at_best_valid, the test accuracy (/eval) at best_valid_step:
+    the number a protocol that chooses on validation alone reports. NaN without a split."""
+    out = {"has_valid": bool(valid), "best_valid_accuracy": np.nan, "best_valid_step": np.nan,
+           "final_valid_accuracy": np.nan, "test_at_best_valid": np.nan}
+    acc, steps = valid.get("accuracy"), valid.get("step")
+    if acc is None or steps is None or not len(acc) or not np.isfinite(acc).any():
+        return out
+    best = int(np.nanargmax(acc))
+    out.update(best_valid_accuracy=float(acc[best]), best_valid_step=int(steps[best]),
+               final_valid_accuracy=float(acc[-1]))
+    test_steps, test_acc = evals.get("step"), evals.get("accuracy")
+    if test_steps is not None and test_acc is not None:
+        at = np.flatnonzero(np.asarray(test_steps) == steps[best])
+        if len(at):
+            out["test_at_best_valid"] = float(test_acc[at[0]])
+    return out
 
 
 def _class_summary(evals: dict, classes: list[str]) -> dict[str, Any]:

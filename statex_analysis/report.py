@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from . import plots, tables
+from . import lr_select, plots, tables
 from .frames import Record, curves_frame, evals_frame, gaps_frame, runs_frame, segments_frame
 
 DEFAULT_DPI = 110  # PNG resolution unless --dpi says otherwise
@@ -48,6 +48,8 @@ def build_report(records: list[Record], unit: str = "bytes", spread: str = "ci")
     t["gap_accuracy"] = tables.gap_table(runs, gaps_frame(records), unit)
     t["segment_accuracy"] = tables.segment_table(runs, segments_frame(records), unit)
     t["statex_ablation"] = tables.ablation_table(runs)
+    t["lr_selection"] = lr_select.selection_table(runs, unit)  # sweeps with an lr axis
+    t["lr_window"] = lr_select.window_table(runs, unit)
     query_classes = tables.query_class_table(runs)  # task variants only (docs/tasks.md)
     if not query_classes.empty:
         t["query_classes"] = query_classes
@@ -94,13 +96,23 @@ def build_report(records: list[Record], unit: str = "bytes", spread: str = "ci")
         "StateX ablation: final accuracy by expansion step × expanded layers, one heatmap per "
         "model and mode (median over seeds at the chosen LR; intervals in "
         "tables/statex_ablation).", "no completed statex-arm run")
+    add("lr_window", not t["lr_window"].empty,
+        lambda: lr_select.plot_window(t["lr_window"], unit),
+        "The learning-rate window, one row per model: median accuracy over seeds (left; test "
+        "accuracy at each run's best validation eval, failed runs as 0) and escape fraction "
+        "(right) against lr (x) and state size (y, one row per lr group); red box = the lr "
+        "chosen on the validation split (on the test numbers without one: the panel title "
+        "says which), an arrow = the choice is at the grid's edge (extend the grid). "
+        "tables/lr_selection and tables/lr_window have every number.",
+        "no group of runs differing only in train.lr and the seeds")
     return rep
 
 
 # Tables shown in index.md itself, in README-ready form (presentable + caption).
-README_TABLES = ("accuracy_vs_state", "statex_arms", "statex_differences", "statex_ablation")
+README_TABLES = ("accuracy_vs_state", "statex_arms", "statex_differences", "statex_ablation",
+                 "lr_selection")
 # Per-trial / per-item tables written as they are (their .md is the raw table).
-RAW_TABLES = ("summary", "failures", "gap_accuracy", "segment_accuracy")
+RAW_TABLES = ("summary", "failures", "gap_accuracy", "segment_accuracy", "lr_window")
 
 
 def _markdown(name: str, table: pd.DataFrame) -> str:

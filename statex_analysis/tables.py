@@ -25,7 +25,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from . import cells, families, stats
+from . import cells, families, lr_select, stats
 
 BYTES_PER_SCALAR = 4
 STATE_UNITS = ("bytes", "scalars")
@@ -171,22 +171,48 @@ def cells_table(runs: pd.DataFrame, metric: str = "best_accuracy",
     return pd.DataFrame(rows, columns=columns), grouping
 
 
-def choose_lr(table: pd.DataFrame, grouping: cells.Grouping) -> pd.DataFrame:
-    """Among cells that differ ONLY in train.lr, keeps the one with the highest median (ties:
-    higher mean, then smaller lr) and lists the lrs tried. Cells differing in anything else stay
-    separate rows."""
+def choose_lr(table: pd.DataFrame, grouping: cells.Grouping,
+              runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Among cells that differ ONLY in train.lr, keeps one and lists the lrs tried. Cells whose
+    runs have a validation split keep the lr chosen on it (lr_select.py; `runs` = the runs the
+    table was made from); the others the one with the highest median of the table's metric
+    (ties: higher mean, then smaller lr): chosen on the numbers shown. Columns
+    `lr_selected_on` (validation | test | "" for a single lr) and `lr_grid_edge`. Cells
+    differing in anything else stay separate rows."""
     lrs = table["lr"] if "lr" in table else pd.Series(np.nan, index=table.index)
-    table = table.assign(lrs_tried=lrs.map(lambda v: "" if pd.isna(v) else f"{v:g}"))
+    table = table.assign(lrs_tried=lrs.map(lambda v: "" if pd.isna(v) else f"{v:g}"),
+                         lr_selected_on="", lr_grid_edge="")
     if table.empty or LR_COL not in grouping.varied:
         return table
     keys = [o for o in grouping.varied if o != LR_COL] or ["_all"]
     table = table.assign(_all=0)
     tried = table.groupby(keys, dropna=False)["lr"].transform(
         lambda v: ";".join(f"{x:g}" for x in sorted(v.dropna().unique())))
-    ranked = table.assign(lrs_tried=tried).sort_values(
+    n_lrs = table.groupby(keys, dropna=False)["lr"].transform("nunique")
+    table = table.assign(lrs_tried=tried, lr_selected_on=np.where(n_lrs > 1, "test", ""))
+    on_valid = pd.Series(False, index=table.index)
+    if runs is not None and "runs" in table:
+        picked = lr_select.choices(runs)
+        picked = picked[picked["selected_on"] == "validation"].set_index("run")
+        first_run = table["runs"].astype(str).str.split(";").str[0]
+        on_valid = first_run.isin(picked.index)
+        chosen = first_run.map(picked["chosen"].astype(object).to_dict()).eq(True)
+        edge = first_run.map(picked["grid_edge"].astype(object).to_dict()).astype(object)
+        edge = edge.where(edge.notna(), "")
+        table = table.assign(lr_selected_on=table["lr_selected_on"].where(~on_valid,
+                                                                          "validation"),
+                             lr_grid_edge=edge.where(on_valid, ""))
+    ranked = table[~on_valid].sort_values(
         ["median", "mean", "lr"], ascending=[False, False, True], na_position="last")
     best = ranked.groupby(keys, dropna=False, sort=False).head(1)
+    if on_valid.any():
+        best = pd.concat([best, table[on_valid & chosen]])
     return best.sort_values("cell").drop(columns="_all").reset_index(drop=True)
+
+
+def _flag_any(runs: pd.DataFrame) -> bool:
+    """Whether any run has a validation split."""
+    return "has_valid" in runs and bool(lr_select._flag(runs["has_valid"]).any())
 
 
 def _caption(grouping: cells.Grouping, *sentences: str) -> str:
@@ -244,18 +270,33 @@ def _with_state(table: pd.DataFrame, unit: str, after: str = "state_scalars") ->
 
 def accuracy_vs_state_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
     """Recall against state size from plain runs (no StateX arm): one row per cell, the learning
-    rate chosen per cell among cells that differ only in lr. Accuracy = best eval accuracy."""
+    rate chosen per cell among cells that differ only in lr (on the validation split where the
+    runs have one: lr_select.py). Accuracy = best eval accuracy; with a validation split, the
+    test accuracy at the eval of best validation accuracy."""
     plain = runs[runs["arm"].fillna("") == ""]
-    table, grouping = cells_table(plain)
-    table = choose_lr(table, grouping)
+    plain = plain.assign(reported_accuracy=lr_select.reported_accuracy(plain))
+    table, grouping = cells_table(plain, metric="reported_accuracy")
+    table = choose_lr(table, grouping, plain)
     named = _named_options(grouping)
-    columns = ["model", "state_scalars", *named, "lr", "lrs_tried", *CELL_STATS, *ESCAPE_STATS,
-               "cell_label", "runs"]
+    on_valid = bool((table["lr_selected_on"] == "validation").any())
+    selection = ["lr_selected_on", "lr_grid_edge"] if on_valid else []
+    columns = ["model", "state_scalars", *named, "lr", "lrs_tried", *selection, *CELL_STATS,
+               *ESCAPE_STATS, "cell_label", "runs"]
     table = _with_state(table[columns].sort_values(["model", "state_scalars", *named],
                                                    kind="stable").reset_index(drop=True), unit)
-    table.attrs["caption"] = _caption(
-        grouping, "Accuracy = best eval accuracy of a run; where cells differ only in `train.lr` "
-        "the one with the highest median is shown (`lrs_tried`).")
+    if not on_valid and not _flag_any(plain):
+        how = ("Accuracy = best eval accuracy of a run; where cells differ only in `train.lr` "
+               "the one with the highest median is shown (`lrs_tried`).")
+    else:
+        how = ("Accuracy = best eval accuracy of a run; for runs with a validation split the "
+               "test accuracy at the eval of its best validation accuracy. Where cells differ "
+               "only in `train.lr`: with a validation split the lr with the highest median best "
+               "validation accuracy (`lr_selected_on` validation; failed runs score 0; ties: "
+               "higher mean, then the smaller lr), so no number shown took part in the choice; "
+               "`lr_grid_edge`: the chosen lr is the grid's smallest or largest (extend the "
+               "grid; tables/lr_selection has every lr's score); without one the lr with the "
+               "highest median of the numbers shown (`lr_selected_on` test).")
+    table.attrs["caption"] = _caption(grouping, how)
     cells.warn_small_cells(table, "accuracy_vs_state")
     return table
 
@@ -380,7 +421,7 @@ def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
     differing only in lr), end-of-training accuracy."""
     statex = runs[(runs["arm"] == "statex") & runs["statex_step"].notna()]
     table, grouping = cells_table(statex, metric="final_accuracy", carry=STATEX_CONFIG)
-    table = choose_lr(table, grouping)
+    table = choose_lr(table, grouping, statex)
     # the expansion's own record (/statex: mode, step, layers) names these options' effect
     named = _named_options(grouping, drop=(LR_COL, "model.model", *STATEX_EVENT_OPTIONS))
     columns = ["model", *STATEX_CONFIG, *named, "lr", "lrs_tried", "state_scalars", *CELL_STATS,
@@ -431,7 +472,7 @@ def series_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs drawn as series in the gap / segment / learning-curve figures: every cell of the
     completed runs, lr chosen per cell among cells differing only in lr (best eval accuracy)."""
     table, grouping = cells_table(runs)
-    table = choose_lr(table, grouping)
+    table = choose_lr(table, grouping, runs)
     rows = [{"model": c["model"], "arm": c["arm"], "state_scalars": c["state_scalars"],
              "lr": c["lr"], "cell": c["cell"], "cell_label": c["cell_label"], "run": r}
             for _, c in table.iterrows() for r in c["runs"].split(";")]
@@ -500,6 +541,11 @@ def summary_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
         "escape_step": _escape_text(runs),
         "status": status,
     })
+    # The validation split (docs/analysis.md, "Learning-rate selection"), where any run has one:
+    # best validation accuracy and the test accuracy at its eval.
+    if _flag_any(runs):
+        table["best_valid_acc"] = col("best_valid_accuracy")
+        table["test_at_best_valid"] = col("test_at_best_valid")
     # Per-task query classes (docs/tasks.md): final accuracy on forgetting kept / updated keys and
     # compositional shared / unique first tokens, where any run has them.
     for name in sorted(c for c in runs.columns if str(c).startswith("class_acc_")):
@@ -593,7 +639,7 @@ _FOLDED = {"ci_low", "ci_high", "ci_coverage", "mean", "std", "min", "max", "n_e
            "escape_fraction", "cell_label", "runs", "comparison", "diff_ci_low", "diff_ci_high",
            "diff_ci_coverage",
            "mean_diff", "n_negative", "n_ties", "state_bytes", "state_scalars", "state_unit",
-           "seeds", "differences"}
+           "seeds", "differences", "group", "group_label", "statistic", "selection_mean"}
 
 
 def _with_interval(center, low, high, coverage=None) -> str:

@@ -226,6 +226,38 @@ TEST(MqarData, DeterministicAndSeedSeparated) {
   for (long j = 0; j < 100; ++j) EXPECT_TRUE(get(a, j) == get(grown, j)) << j;
 }
 
+// The validation split (mqar.valid) has its own seed space: with the same seed and segments it
+// shares no example with train or test, and its existence leaves train and test unchanged (their
+// streams are those of before the split existed: pinned values).
+TEST(MqarData, ValidationSeedSpaceDisjointFromTrainAndTest) {
+  const std::vector<MqarSegment> segs{{64, 4, 300}, {128, 8, 60}};
+  MqarDataset train(segs, 256, 0.01f, true, 42, Split::train);
+  MqarDataset test(segs, 256, 0.01f, true, 42, Split::test);
+  MqarDataset valid(segs, 256, 0.01f, true, 42, Split::valid);
+  std::set<std::vector<int>> train_rows, test_rows;
+  for (long i = 0; i < train.size(); ++i) train_rows.insert(get(train, i).inputs);
+  for (long i = 0; i < test.size(); ++i) test_rows.insert(get(test, i).inputs);
+  std::set<std::vector<int>> valid_rows;
+  for (long i = 0; i < valid.size(); ++i) {
+    const Example e = get(valid, i);
+    EXPECT_FALSE(train_rows.count(e.inputs)) << "valid example " << i << " is a train example";
+    EXPECT_FALSE(test_rows.count(e.inputs)) << "valid example " << i << " is a test example";
+    EXPECT_TRUE(e == get(MqarDataset(segs, 256, 0.01f, true, 42, Split::valid), i));
+    valid_rows.insert(e.inputs);
+  }
+  EXPECT_EQ(valid_rows.size(), size_t(valid.size()));  // and no repeats within it
+  for (int seg = 0; seg < 3; ++seg)
+    for (long i = 0; i < 50; ++i) {
+      const uint64_t v = mqar_example_seed(42, Split::valid, seg, i);
+      EXPECT_NE(v, mqar_example_seed(42, Split::train, seg, i));
+      EXPECT_NE(v, mqar_example_seed(42, Split::test, seg, i));
+    }
+  EXPECT_STREQ(split_name(Split::valid), "valid");
+  // Train and test streams as before the validation split existed.
+  EXPECT_EQ(mqar_example_seed(42, Split::train, 0, 5), 0xfc7b9ad7cf08f8abULL);
+  EXPECT_EQ(mqar_example_seed(42, Split::test, 1, 7), 0x89d8d1c5d333a8c8ULL);
+}
+
 TEST(MqarData, IndependentOfThreadCountAndOrder) {
   MqarDataset ds({{64, 4, 150}, {96, 12, 150}}, 256, 0.01f, true, 3, Split::train);
   const int Tmax = 96;

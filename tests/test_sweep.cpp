@@ -95,9 +95,10 @@ int run_cmd(const std::vector<std::string>& argv, const std::string& log) {
   return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 }
 
-// A results file as the trainer writes it, via the real writer.
+// A results file as the trainer writes it, via the real writer; with valid_acc >= 0 it has a
+// validation split whose best accuracy is valid_acc.
 void write_result(const std::string& path, const std::string& status, float best_acc,
-                  const std::string& reason = "") {
+                  const std::string& reason = "", float valid_acc = -1) {
   RunRecord r;
   r.status = status;
   r.failure_reason = reason;
@@ -107,6 +108,15 @@ void write_result(const std::string& path, const std::string& status, float best
   e1.step = 10;
   e1.accuracy = best_acc;
   r.evals = {e0, e1};
+  if (valid_acc >= 0) {
+    r.has_valid = true;
+    r.valid_segments = {"16:2:10"};
+    EvalPoint v0 = e0, v1 = e1;
+    v0.segment_accuracy = {v0.accuracy};
+    v1.accuracy = valid_acc;
+    v1.segment_accuracy = {valid_acc};
+    r.valid_evals = {v0, v1};
+  }
   write_results(path, r);
 }
 
@@ -289,6 +299,12 @@ TEST(SweepProbe, DetectsMissingCorruptPartialAndFinished) {
   auto ok = probe_result(d + "/ok.h5");
   EXPECT_EQ(ok.state, S::completed);
   EXPECT_NEAR(ok.best_accuracy, 0.75, 1e-6);
+  EXPECT_FALSE(ok.has_valid);
+  write_result(d + "/valid.h5", "completed", 0.75f, "", 0.6f);
+  auto v = probe_result(d + "/valid.h5");
+  EXPECT_TRUE(v.has_valid);
+  EXPECT_NEAR(v.best_valid_accuracy, 0.6, 1e-6);
+  EXPECT_NEAR(v.best_accuracy, 0.75, 1e-6);
   write_result(d + "/run.h5", "running", 0.3f);
   EXPECT_EQ(probe_result(d + "/run.h5").state, S::running);
   write_result(d + "/fail.h5", "failed", 0.3f, "non-finite loss at step 7");
@@ -343,19 +359,42 @@ TEST_F(SweepTest, LocalRunIsolatesFailuresAndPicksBestLr) {
   unsigned hw = std::thread::hardware_concurrency();
   EXPECT_NE(log[0].find("threads=" + std::to_string(std::max(1u, hw / 2))), std::string::npos) << log[0];
 
-  // best_lr.csv: one row per d_model; 0.003 has the best accuracy (0.9 on both seeds).
+  // best_lr.csv: one row per d_model; 0.003 has the best accuracy (0.9 on both seeds). No
+  // validation split: selected on the test numbers, and says so. The failed lr 0.666 scores 0.
   auto best = lines_of(out + "/best_lr.csv");
   ASSERT_EQ(best.size(), 3u) << read_file(out + "/best_lr.csv");
-  EXPECT_EQ(best[0], "model.d_model,best_lr,best_mean_accuracy,seeds_completed,seeds_total,lr_scores,trial_ids");
-  EXPECT_EQ(best[1].rfind("32,0.003,0.9,2,2,", 0), 0u) << best[1];
-  EXPECT_NE(best[1].find("0.001:0.4(2);0.003:0.9(2);0.01:0.7(2);0.666:nan(0);0.777:nan(0)"), std::string::npos)
+  EXPECT_EQ(best[0], "model.d_model,best_lr,selected_on,best_median_accuracy,best_mean_accuracy,"
+                     "seeds_completed,seeds_failed,seeds_total,grid_edge,lr_scores,trial_ids");
+  EXPECT_EQ(best[1].rfind("32,0.003,test,0.9,0.9,2,0,2,,", 0), 0u) << best[1];
+  EXPECT_NE(best[1].find("0.001:0.4(2);0.003:0.9(2);0.01:0.7(2);0.666:0(2, 2 failed);0.777:nan(0)"),
+            std::string::npos)
       << best[1];
-  EXPECT_EQ(best[2].rfind("64,0.003,0.9,2,2,", 0), 0u) << best[2];
+  EXPECT_EQ(best[2].rfind("64,0.003,test,0.9,0.9,2,0,2,,", 0), 0u) << best[2];
 
   // --summarize rewrites it from the directory alone.
   std::remove((out + "/best_lr.csv").c_str());
   EXPECT_EQ(run_cmd({statex_bin(), "sweep", "--summarize", out}, tmp + "/sum.log"), 0) << read_file(tmp + "/sum.log");
   EXPECT_EQ(lines_of(out + "/best_lr.csv"), best);
+}
+
+// With a validation split best_lr.csv selects on it: here lr 0.003 has the best TEST accuracy
+// (0.9) but the worst validation accuracy (0.3), and 0.01 the best validation accuracy (0.8):
+// 0.01 is chosen, on validation, and flagged as the grid's upper edge.
+TEST_F(SweepTest, BestLrSelectsOnValidationAndFlagsTheGridEdge) {
+  FakeTrainer fake(tmp);
+  write_result(tmp + "/acc_0.001.h5", "completed", 0.4f, "", 0.5f);
+  write_result(tmp + "/acc_0.003.h5", "completed", 0.9f, "", 0.3f);
+  write_result(tmp + "/acc_0.01.h5", "completed", 0.7f, "", 0.8f);
+  std::string sweep = tmp + "/s.ini";
+  write_text(sweep, "[train]\nsteps = 1\n[sweep]\ngrid.train.lr = 0.001, 0.003, 0.01\n"
+                    "grid.train.seed = 0,1,2\n");
+  std::string out = tmp + "/out";
+  ASSERT_EQ(run_cmd({statex_bin(), "sweep", sweep, "--out", out, "--jobs", "2", "--trainer-cmd",
+                     fake.script}, tmp + "/runner.log"), 0) << read_file(tmp + "/runner.log");
+  auto best = lines_of(out + "/best_lr.csv");
+  ASSERT_EQ(best.size(), 2u) << read_file(out + "/best_lr.csv");
+  EXPECT_EQ(best[1].rfind("0.01,validation,0.8,0.8,3,0,3,high,", 0), 0u) << best[1];
+  EXPECT_NE(best[1].find("0.001:0.5(3);0.003:0.3(3);0.01:0.8(3)"), std::string::npos) << best[1];
 }
 
 TEST_F(SweepTest, ResumeAfterSigkillRedoesOnlyUnfinishedTrials) {
@@ -620,15 +659,17 @@ TEST(SweepSpec, ShippedExperimentFilesAreValid) {
   // STATEX_SOURCE_DIR, else the source tree this file was compiled from.
   const char* env = std::getenv("STATEX_SOURCE_DIR");
   std::string src = env ? env : std::string(__FILE__).substr(0, std::string(__FILE__).rfind("/tests/"));
-  std::string dir = src + "/experiments/sweeps";
-  std::string list = dir + "/.files_for_test";
-  ASSERT_EQ(std::system(("ls '" + dir + "'/*.ini > '" + list + "'").c_str()), 0);
-  auto files = lines_of(list);
-  std::remove(list.c_str());
-  EXPECT_GE(files.size(), 4u);
-  for (auto& f : files) {
-    SCOPED_TRACE(f);
-    auto spec = parse_sweep_file(f, experiment_option_names());
-    EXPECT_GT(expand(spec).size(), 1u);
+  for (const char* sub : {"sweeps", "canonical", "lr_window"}) {
+    std::string dir = src + "/experiments/" + sub;
+    std::string list = dir + "/.files_for_test";
+    ASSERT_EQ(std::system(("ls '" + dir + "'/*.ini > '" + list + "'").c_str()), 0) << dir;
+    auto files = lines_of(list);
+    std::remove(list.c_str());
+    EXPECT_GE(files.size(), 4u) << dir;
+    for (auto& f : files) {
+      SCOPED_TRACE(f);
+      auto spec = parse_sweep_file(f, experiment_option_names());
+      EXPECT_GT(expand(spec).size(), 1u);
+    }
   }
 }

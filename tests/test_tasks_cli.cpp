@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdio>
 #include <cstring>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -110,6 +111,71 @@ TEST(StatexData, RoundTripTrainsBitForBitLikeTheGenerator) {
   EXPECT_EQ(g.evals.back().class_count[kForgettingKept] +
                 g.evals.back().class_count[kForgettingUpdated], 12 * 3);
   EXPECT_EQ(g.evals.back().class_count[kForgettingUpdated], 12);
+}
+
+// The validation split through the binary: `statex data --valid-out` writes a set that shares
+// no example with the train and test sets of the same seed (its own seed space), and training
+// with --data.valid on that file gives the validation evals of --mqar.valid bit for bit, beside
+// an unchanged test eval.
+TEST(StatexData, ValidationSetDisjointAndRoundTrips) {
+  testing::TempDir d("statex_tasks_cli");
+  const std::string valid = " --mqar.valid forgetting:32:3:12:updates=1,compositional:36:4:9";
+  auto [dc, dout] = statex("data" + kData + valid + " --train-out " + d.path("tr.h5") +
+                           " --test-out " + d.path("te.h5") + " --valid-out " + d.path("va.h5") +
+                           " --show 0");
+  ASSERT_EQ(dc, 0) << dout;
+  EXPECT_NE(dout.find("wrote valid set: 21 examples"), std::string::npos) << dout;
+  TokenFile tr = read_token_file(d.path("tr.h5")), te = read_token_file(d.path("te.h5")),
+            va = read_token_file(d.path("va.h5"));
+  EXPECT_EQ(va.info.at("split"), "valid");
+  auto rows = [](const TokenFile& f) {
+    std::set<std::vector<int32_t>> out;
+    for (int64_t n = 0; n < f.num_examples; ++n)
+      out.insert(std::vector<int32_t>(f.tokens.begin() + n * f.seq_len,
+                                      f.tokens.begin() + (n + 1) * f.seq_len));
+    return out;
+  };
+  const auto train_rows = rows(tr), test_rows = rows(te), valid_rows = rows(va);
+  EXPECT_EQ(valid_rows.size(), size_t(va.num_examples));
+  for (const auto& r : valid_rows) {
+    EXPECT_FALSE(train_rows.count(r)) << "a validation example is a train example";
+    EXPECT_FALSE(test_rows.count(r)) << "a validation example is a test example";
+  }
+  // The test set is the one written without a validation split.
+  auto [pc, pout] = statex("data" + kData + " --test-out " + d.path("te_plain.h5") + " --show 0");
+  ASSERT_EQ(pc, 0) << pout;
+  EXPECT_EQ(read_token_file(d.path("te_plain.h5")).tokens, te.tokens);
+
+  auto [gc, gout] = statex("train" + kData + kModel + valid + " --out " + d.path("gen.h5"));
+  ASSERT_EQ(gc, 0) << gout;
+  auto [fc, fout] = statex("train" + kData + kModel + " --data.valid " + d.path("va.h5") +
+                           " --out " + d.path("file.h5"));
+  ASSERT_EQ(fc, 0) << fout;
+  RunRecord g = read_results(d.path("gen.h5")), f = read_results(d.path("file.h5"));
+  ASSERT_TRUE(g.has_valid && f.has_valid);
+  ASSERT_EQ(g.valid_evals.size(), g.evals.size());
+  ASSERT_EQ(f.valid_evals.size(), g.valid_evals.size());
+  for (size_t i = 0; i < g.valid_evals.size(); ++i) {
+    EXPECT_EQ(g.valid_evals[i].accuracy, f.valid_evals[i].accuracy);
+    EXPECT_EQ(g.valid_evals[i].loss, f.valid_evals[i].loss);
+    EXPECT_EQ(g.evals[i].loss, f.evals[i].loss);
+  }
+  EXPECT_EQ(f.valid_segments, g.valid_segments);
+  // The /valid summary: its best, and the test accuracy at that eval.
+  h5::Handle h = h5::open_file(d.path("gen.h5"));
+  h5::Handle v = h5::open_group(h, "valid");
+  size_t best = 0;
+  for (size_t i = 1; i < g.valid_evals.size(); ++i)
+    if (g.valid_evals[i].accuracy > g.valid_evals[best].accuracy) best = i;
+  EXPECT_EQ(h5::read_attr_i64(v, "best_step"), g.valid_evals[best].step);
+  EXPECT_FLOAT_EQ(float(h5::read_attr_f64(v, "best_accuracy")), g.valid_evals[best].accuracy);
+  EXPECT_FLOAT_EQ(float(h5::read_attr_f64(v, "test_accuracy_at_best")), g.evals[best].accuracy);
+  EXPECT_EQ(h5::read_attr_str(v, "split"), "valid");
+  // --valid-out without mqar.valid names the option.
+  auto [ec, eout] = statex("data" + kData + " --valid-out " + d.path("x.h5"));
+  EXPECT_EQ(ec, 2) << eout;
+  EXPECT_NE(eout.find("mqar.valid"), std::string::npos) << eout;
+  EXPECT_FALSE(exists(d.path("x.h5")));
 }
 
 TEST(StatexData, ErrorsNameTheOptionAndWriteNothing) {

@@ -219,6 +219,97 @@ TEST(Trainer, AttentionResumeReproducesUninterruptedCurve) {
   EXPECT_EQ(resumed.state.total_state_scalars(), 2 * (2 * 16 * 16));
 }
 
+// The validation split (mqar.valid): evaluated at every test eval, written to /valid, and it
+// changes nothing else: the curve and the test evals are bit-identical to the run without it.
+TEST(Trainer, ValidationWrittenBesideTestAndChangesNothingElse) {
+  TempDir d("statex_trainer");
+  ExperimentConfig plain = tiny_experiment();
+  ExperimentConfig c = plain;
+  c.mqar_valid = "16:2:24";
+  finalize(c);
+  ASSERT_EQ(run(plain, options(d, "plain.h5")), kExitOk);
+  ASSERT_EQ(run(c, options(d, "valid.h5")), kExitOk);
+  RunRecord a = read_results(d.path("plain.h5")), r = read_results(d.path("valid.h5"));
+  expect_same_curve(a, r, "with a validation split");
+  EXPECT_FALSE(a.has_valid);
+  EXPECT_TRUE(a.valid_evals.empty());
+  ASSERT_TRUE(r.has_valid);
+  EXPECT_EQ(r.valid_segments, std::vector<std::string>{"16:2:24"});
+  EXPECT_EQ(r.valid_data_seed, c.mqar.train_seed);
+  ASSERT_EQ(r.valid_evals.size(), r.evals.size());
+  bool differs = false;
+  for (size_t i = 0; i < r.evals.size(); ++i) {
+    EXPECT_EQ(r.valid_evals[i].step, r.evals[i].step);
+    EXPECT_TRUE(std::isfinite(r.valid_evals[i].loss));
+    ASSERT_EQ(r.valid_evals[i].segment_accuracy.size(), 1u);
+    EXPECT_EQ(r.valid_evals[i].segment_accuracy[0], r.valid_evals[i].accuracy);
+    differs |= r.valid_evals[i].loss != r.evals[i].loss;
+  }
+  EXPECT_TRUE(differs) << "validation and test losses equal at every eval: the same data?";
+  // An identical set would give identical numbers: the split is its own data (seed space).
+  ExperimentConfig same = plain;
+  same.mqar_valid = plain.mqar_test;
+  finalize(same);
+  ASSERT_EQ(run(same, options(d, "same.h5")), kExitOk);
+  RunRecord s = read_results(d.path("same.h5"));
+  ASSERT_EQ(s.valid_evals.size(), s.evals.size());
+  int equal_losses = 0;
+  for (size_t i = 0; i < s.evals.size(); ++i) equal_losses += s.valid_evals[i].loss == s.evals[i].loss;
+  EXPECT_EQ(equal_losses, 0) << "validation = mqar.test segments but the same examples";
+}
+
+// train.target_accuracy is judged on the validation split when there is one: a target that the
+// test accuracy reaches before the end but the validation accuracy never does lets the run go on
+// (and the other way round).
+TEST(Trainer, TargetAccuracyJudgedOnValidation) {
+  TempDir d("statex_trainer");
+  ExperimentConfig c = tiny_experiment();
+  c.mqar_valid = "16:2:24";
+  c.train.steps = 60;
+  finalize(c);
+  ASSERT_EQ(run(c, options(d, "free.h5")), kExitOk);
+  RunRecord free = read_results(d.path("free.h5"));
+  ASSERT_EQ(free.evals.size(), 7u);  // steps 0, 10, ..., 60
+  // The best accuracies before the last eval (a hit at the last eval stops nothing).
+  float test_max = 0, valid_max = 0;
+  for (size_t i = 1; i + 1 < free.evals.size(); ++i) {
+    test_max = std::max(test_max, free.evals[i].accuracy);
+    valid_max = std::max(valid_max, free.valid_evals[i].accuracy);
+  }
+  ASSERT_NE(test_max, valid_max) << "the two splits scored alike; pick another seed";
+  // A target only one split reaches before the end: a rule on the test set would stop early
+  // exactly when a rule on the validation split does not, and the other way round.
+  ExperimentConfig t = c;
+  t.train.target_accuracy = std::max(test_max, valid_max);
+  ASSERT_EQ(run(t, options(d, "t.h5")), kExitOk);
+  RunRecord r = read_results(d.path("t.h5"));
+  if (test_max > valid_max) {
+    EXPECT_EQ(r.steps_done, 60) << "stopped on the test accuracy";
+  } else {
+    EXPECT_LT(r.steps_done, 60) << "did not stop on the validation accuracy";
+    EXPECT_GE(r.valid_evals.back().accuracy, valid_max);
+  }
+}
+
+TEST(Trainer, ResumeKeepsValidation) {
+  TempDir d("statex_trainer");
+  ExperimentConfig c = tiny_experiment();
+  c.mqar_valid = "16:2:24";
+  finalize(c);
+  RunRecord full, resumed;
+  ASSERT_NO_FATAL_FAILURE(run_full_and_resumed(c, d, full, resumed));
+  expect_same_curve(full, resumed, "resume with a validation split");
+  ASSERT_TRUE(resumed.has_valid);
+  ASSERT_EQ(resumed.valid_evals.size(), full.valid_evals.size());
+  ASSERT_EQ(resumed.valid_evals.size(), resumed.evals.size());
+  for (size_t i = 0; i < full.valid_evals.size(); ++i) {
+    EXPECT_EQ(resumed.valid_evals[i].step, full.valid_evals[i].step);
+    EXPECT_EQ(resumed.valid_evals[i].accuracy, full.valid_evals[i].accuracy);
+    EXPECT_EQ(resumed.valid_evals[i].loss, full.valid_evals[i].loss);
+    EXPECT_EQ(resumed.valid_evals[i].segment_accuracy, full.valid_evals[i].segment_accuracy);
+  }
+}
+
 void check_resume_after_expansion(const std::string& model) {
   SCOPED_TRACE(model);
   TempDir d("statex_trainer");

@@ -80,7 +80,7 @@ void print_example(const MqarDataset& ds, const TokenFile& tf, int64_t n) {
 
 int cmd_data(int argc, char** argv) {
   ExperimentConfig cfg;
-  std::string train_out, test_out;
+  std::string train_out, test_out, valid_out;
   int show = 3;
   bool overwrite = false;
   po::options_description extra("Data options");
@@ -88,49 +88,59 @@ int cmd_data(int argc, char** argv) {
                       "write the train set (mqar.train) to this token file")(
       "test-out", po::value<std::string>(&test_out),
       "write the test set (mqar.test) to this token file")(
+      "valid-out", po::value<std::string>(&valid_out),
+      "write the validation set (mqar.valid) to this token file")(
       "show", po::value<int>(&show)->default_value(3),
       "print this many examples of each written set (0 = none)")(
       "overwrite", po::bool_switch(&overwrite), "replace existing output files");
   auto vm = parse_experiment(
       argc, argv, cfg, extra,
       "usage: statex data [--config FILE.ini] [--train-out TRAIN.h5] [--test-out TEST.h5] "
-      "[--show N] [--overwrite] [options]\n"
-      "Writes the generated train/test set of the mqar.* options (any task, docs/tasks.md) to\n"
-      "HDF5 token files that `statex train --data.train/--data.test` and `statex eval --tokens`\n"
+      "[--valid-out VALID.h5] [--show N] [--overwrite] [options]\n"
+      "Writes the generated train/test/validation set of the mqar.* options (any task,\n"
+      "docs/tasks.md) to HDF5 token files that `statex train --data.train/--data.test/\n"
+      "--data.valid` and `statex eval --tokens`\n"
       "read, and prints a few examples (kN/vN context pairs, qN->vM labelled queries).");
   if (vm.count("help")) return 0;
-  if (train_out.empty() && test_out.empty())
-    throw ConfigError("--train-out / --test-out: give at least one output file");
+  if (train_out.empty() && test_out.empty() && valid_out.empty())
+    throw ConfigError("--train-out / --test-out / --valid-out: give at least one output file");
   if (show < 0) throw ConfigError("--show must be >= 0 (got " + std::to_string(show) + ")");
-  if (!cfg.mqar.train_file.empty() || !cfg.mqar.test_file.empty())
-    throw ConfigError("data.train / data.test: statex data writes generated sets; drop the "
-                      "data.* options (a token file is already data)");
+  if (!cfg.mqar.train_file.empty() || !cfg.mqar.test_file.empty() ||
+      !cfg.mqar.valid_file.empty())
+    throw ConfigError("data.train / data.test / data.valid: statex data writes generated sets; "
+                      "drop the data.* options (a token file is already data)");
   if (train_out.empty()) cfg.mqar_train = cfg.mqar_test;  // unused: don't validate its default
   if (test_out.empty()) cfg.mqar_test = cfg.mqar_train;
   finalize(cfg);
+  if (!valid_out.empty() && cfg.mqar.valid.empty())
+    throw ConfigError("--valid-out: mqar.valid is empty; give the validation segments, e.g. "
+                      "--mqar.valid 64:4:1000");
   // Output rules of every command (sim/io/output_guard.h): distinct paths, no silent replace.
   const std::string config = vm.count("config") ? vm["config"].as<std::string>() : "";
   check_distinct_paths({{"--config", config, false},
                         {"--train-out", train_out, true},
-                        {"--test-out", test_out, true}});
+                        {"--test-out", test_out, true},
+                        {"--valid-out", valid_out, true}});
   std::vector<std::unique_ptr<OutputLock>> locks;
-  for (auto [option, path] : {std::pair{"--train-out", train_out}, {"--test-out", test_out}}) {
+  for (auto [option, path] : {std::pair{"--train-out", train_out}, {"--test-out", test_out},
+                              {"--valid-out", valid_out}}) {
     if (path.empty()) continue;
     check_writable(path, option);
     locks.push_back(std::make_unique<OutputLock>(option, path));
     refuse_existing(option, path, overwrite);
   }
 
-  for (auto [split, path] : {std::pair{Split::train, train_out}, {Split::test, test_out}}) {
+  for (auto [split, path] : {std::pair{Split::train, train_out}, {Split::test, test_out},
+                             {Split::valid, valid_out}}) {
     if (path.empty()) continue;
     const auto& mq = cfg.mqar;
-    MqarDataset ds(split == Split::train ? mq.train : mq.test, mq.vocab_size, mq.power_a,
-                   mq.random_non_queries, mq.train_seed, split);
+    const auto& segs = split == Split::train ? mq.train : split == Split::test ? mq.test : mq.valid;
+    MqarDataset ds(segs, mq.vocab_size, mq.power_a, mq.random_non_queries, mq.train_seed, split);
     TokenFile tf = data_file(ds, cfg, split);
     write_token_file(path, tf);
     std::printf("wrote %s set: %lld examples x %lld positions (%s) to %s\n", split_name(split),
                 (long long)tf.num_examples, (long long)tf.seq_len,
-                format_segments(split == Split::train ? mq.train : mq.test).c_str(), path.c_str());
+                format_segments(segs).c_str(), path.c_str());
     for (int64_t n = 0; n < std::min<int64_t>(show, tf.num_examples); ++n)
       print_example(ds, tf, n);
   }

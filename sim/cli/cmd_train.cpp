@@ -22,7 +22,7 @@ namespace {
 
 int64_t max_seq_len(const ExperimentConfig& cfg) {
   int64_t t = 0;
-  for (auto* segs : {&cfg.mqar.train, &cfg.mqar.test})
+  for (auto* segs : {&cfg.mqar.train, &cfg.mqar.test, &cfg.mqar.valid})
     for (const MqarSegment& s : *segs) t = std::max<int64_t>(t, s.seq_len);
   return t;
 }
@@ -92,6 +92,7 @@ int cmd_train(int argc, char** argv) {
                         {"--init-from", opt.init_from, false},
                         {"--data.train", cfg.mqar.train_file, false},
                         {"--data.test", cfg.mqar.test_file, false},
+                        {"--data.valid", cfg.mqar.valid_file, false},
                         {"--out", opt.out_path, true},
                         {"--checkpoint-out", opt.checkpoint_out, true}},
                        {{"--resume", "--checkpoint-out"}});

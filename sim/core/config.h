@@ -83,9 +83,14 @@ struct MqarConfig {
   bool random_non_queries = true;   // mqar.random_non_queries (Zoology's default: on)
   std::vector<MqarSegment> train;   // mqar.train  "[task:]T:K:count[,...]"
   std::vector<MqarSegment> test;    // mqar.test
-  unsigned long long train_seed = 1;  // mqar.seed (train seed space; test uses a disjoint one)
+  // mqar.valid: the validation split (empty = none, the default). Its own seed space, disjoint
+  // from train and test; evaluated beside the test set at every eval (docs/tasks.md).
+  std::vector<MqarSegment> valid;
+  unsigned long long train_seed = 1;  // mqar.seed (train seed space; test, valid: disjoint ones)
   std::string train_file;        // data.train: token file to train on instead of mqar.train
   std::string test_file;         // data.test: token file to evaluate on instead of mqar.test
+  std::string valid_file;        // data.valid: token file to validate on instead of mqar.valid
+  bool has_valid() const { return !valid.empty() || !valid_file.empty(); }
 };
 
 struct TrainConfig {
@@ -101,7 +106,9 @@ struct TrainConfig {
   bool decay_all = false;        // train.decay_all
   float grad_clip = 1.0f;        // train.grad_clip (0 = off)
   int eval_every = 100;          // train.eval_every (steps)
-  float target_accuracy = 0.0f;  // train.target_accuracy: early stop when test acc >= this (0 = off)
+  // train.target_accuracy: early stop when the accuracy reaches this (0 = off); judged on the
+  // validation split when one is configured, else on the test set
+  float target_accuracy = 0.0f;
   unsigned long long seed = 0;   // train.seed: parameter init (data seeds live in MqarConfig)
   int threads = 0;               // train.threads: OpenMP threads (0 = OMP default)
   int gla_chunk = 16;            // train.gla_chunk: chunk length of the chunked GLA
@@ -131,6 +138,7 @@ struct ExperimentConfig {
   MqarConfig mqar;
   std::string mqar_train = "64:4:100000";  // mqar.train (parsed into mqar.train)
   std::string mqar_test = "64:4:1000";     // mqar.test
+  std::string mqar_valid;                  // mqar.valid ("" = no validation split)
   TrainConfig train;
   StatexConfig statex;
 };

@@ -85,15 +85,23 @@ OptionRegistry::OptionRegistry(ExperimentConfig& c) {
       "train segments [task:]T:K:count[:updates=U][:passes=p][:grid=g][,...] (tokens:pairs:"
       "examples; task mqar | forgetting | compositional, docs/tasks.md)");
   add("mqar.test", &c.mqar_test, "test segments, same syntax as mqar.train");
+  add("mqar.valid", &c.mqar_valid,
+      "validation segments, same syntax (empty = no validation split, the default): a seed "
+      "space disjoint from train and test, evaluated beside the test set at every eval; with "
+      "one, train.target_accuracy stops on validation accuracy and the analysis selects the lr "
+      "on it (docs/tasks.md, docs/analysis.md)");
   add("mqar.power_a", &c.mqar.power_a, "query gap power law p(g) ~ a (g+1)^(a-1)");
   add("mqar.random_non_queries", &c.mqar.random_non_queries,
       "fill the non-query slots of the query region with random tokens (default on, as in "
       "Zoology; false gives the 0-filled query region)");
-  add_seed("mqar.seed", &c.mqar.train_seed, "data seed (train and test use disjoint seed spaces)");
+  add_seed("mqar.seed", &c.mqar.train_seed,
+           "data seed (train, test and validation use disjoint seed spaces)");
   add("data.train", &c.mqar.train_file,
       "train on this HDF5 token file (statex data writes one) instead of mqar.train");
   add("data.test", &c.mqar.test_file,
       "evaluate on this HDF5 token file instead of mqar.test");
+  add("data.valid", &c.mqar.valid_file,
+      "validate on this HDF5 token file instead of mqar.valid (turns the validation split on)");
 
   auto& t = c.train;
   add("train.steps", &t.steps, "optimizer steps");
@@ -108,7 +116,9 @@ OptionRegistry::OptionRegistry(ExperimentConfig& c) {
   add("train.decay_all", &t.decay_all, "decay every tensor (default: 2-D weights only)");
   add("train.grad_clip", &t.grad_clip, "clip global grad norm to this (0 = off)");
   add("train.eval_every", &t.eval_every, "evaluate on the test set every N steps");
-  add("train.target_accuracy", &t.target_accuracy, "stop early at this test accuracy (0 = off)");
+  add("train.target_accuracy", &t.target_accuracy,
+      "stop early at this accuracy (0 = off): validation accuracy when a validation split is "
+      "configured (mqar.valid / data.valid), else test accuracy");
   add_seed("train.seed", &t.seed, "parameter init seed");
   add("train.threads", &t.threads, "OpenMP threads (0 = OpenMP default)");
   add("train.gla_chunk", &t.gla_chunk, "chunk length of the chunked GLA (tokens)");
@@ -316,6 +326,10 @@ void finalize(ExperimentConfig& cfg) {
   cfg.mqar.vocab_size = cfg.model.vocab_size;
   cfg.mqar.train = parse_segments(cfg.mqar_train, "mqar.train");
   cfg.mqar.test = parse_segments(cfg.mqar_test, "mqar.test");
+  // Empty (or blank) = no validation split; anything else must parse.
+  cfg.mqar.valid.clear();
+  if (cfg.mqar_valid.find_first_not_of(" \t\r") != std::string::npos)
+    cfg.mqar.valid = parse_segments(cfg.mqar_valid, "mqar.valid");
   validate(cfg.model);
   validate(cfg.mqar);
   validate(cfg.train);

@@ -258,6 +258,44 @@ void write_statex(hid_t f, const ExpansionEvent& x) {
   h5::write_attr(g, "accuracy_end", x.accuracy_end);
 }
 
+// /valid (only with a validation split): the validation evals at the /eval steps, and a summary
+// chosen on them alone: best_accuracy / best_step (first maximum), final_accuracy, and
+// test_accuracy_at_best, the /eval accuracy at best_step (what a protocol that never looks at
+// the test set reports; docs/results_format.md).
+void write_valid(hid_t f, const RunRecord& r) {
+  if (!r.has_valid) return;
+  h5::Handle g = h5::create_group(f, "valid");
+  h5::write_attr(g, "split", std::string("valid"));
+  h5::write_attr(g, "data_seed", uint64_t{r.valid_data_seed});
+  float final_acc = std::numeric_limits<float>::quiet_NaN(), best_acc = final_acc,
+        test_at_best = final_acc;
+  int64_t best_step = -1;
+  const size_t n = r.valid_evals.size();
+  std::vector<int64_t> step(n);
+  std::vector<float> loss(n), acc(n);
+  for (size_t i = 0; i < n; ++i) {
+    const EvalPoint& e = r.valid_evals[i];
+    step[i] = e.step, loss[i] = e.loss, acc[i] = e.accuracy;
+    if (best_step < 0 || e.accuracy > best_acc) best_acc = e.accuracy, best_step = e.step;
+    final_acc = e.accuracy;
+  }
+  for (const EvalPoint& e : r.evals)
+    if (e.step == best_step) test_at_best = e.accuracy;
+  h5::write_attr(g, "final_accuracy", final_acc);
+  h5::write_attr(g, "best_accuracy", best_acc);
+  attr_with_unit(g, "best_step", best_step, "steps");
+  h5::write_attr(g, "test_accuracy_at_best", test_at_best);
+  const int64_t E = static_cast<int64_t>(n);
+  dataset_unit(h5::write_dataset(g, "step", step), "steps");
+  dataset_unit(h5::write_dataset(g, "loss", loss), "nats");
+  h5::write_dataset(g, "accuracy", acc);
+  int64_t nseg = 0;
+  auto seg = matrix_of(r.valid_evals, &EvalPoint::segment_accuracy, r.valid_segments.size(),
+                       "valid segment_accuracy", &nseg);
+  h5::Handle sd = h5::write_dataset(g, "segment_accuracy", seg.data(), {E, nseg});
+  h5::write_attr(sd, "segments", join(r.valid_segments));
+}
+
 // Splits a row-major [E, width] matrix back into the evals.
 template <class T>
 void unpack_rows(const std::vector<T>& m, int64_t width, std::vector<EvalPoint>& evals,
@@ -356,6 +394,30 @@ RunRecord read_all(hid_t f) {
     r.query_classes = split(h5::read_attr_str(cd, "classes"));
   }
 
+  if (h5::exists(f, "valid")) {
+    h5::Handle v = h5::open_group(f, "valid");
+    r.has_valid = true;
+    r.valid_data_seed = h5::read_attr_u64(v, "data_seed");
+    auto vstep = h5::read_dataset<int64_t>(v, "step");
+    auto vloss = h5::read_dataset<float>(v, "loss");
+    auto vacc = h5::read_dataset<float>(v, "accuracy");
+    const int64_t V = static_cast<int64_t>(vstep.size());
+    if (static_cast<int64_t>(vloss.size()) != V || static_cast<int64_t>(vacc.size()) != V)
+      throw std::runtime_error("the /valid datasets have different lengths");
+    r.valid_evals.resize(V);
+    for (int64_t i = 0; i < V; ++i) {
+      r.valid_evals[i].step = vstep[i], r.valid_evals[i].loss = vloss[i];
+      r.valid_evals[i].accuracy = vacc[i];
+    }
+    auto vseg = h5::read_dataset<float>(v, "segment_accuracy", &shape);
+    if (shape.size() != 2 || shape[0] != V)
+      throw std::runtime_error("'/valid/segment_accuracy' has shape " + h5::shape_str(shape) +
+                               ", expected [" + std::to_string(V) + ", n]");
+    unpack_rows(vseg, shape[1], r.valid_evals, &EvalPoint::segment_accuracy);
+    h5::Handle sd = h5::open_dataset(v, "segment_accuracy");
+    r.valid_segments = split(h5::read_attr_str(sd, "segments"));
+  }
+
   if (h5::exists(f, "statex")) {
     h5::Handle x = h5::open_group(f, "statex");
     ExpansionEvent& e = r.expansion;
@@ -383,6 +445,7 @@ void write_results(const std::string& path, const RunRecord& rec) {
     write_model(f, rec);
     write_curves(f, rec);
     write_evals(f, rec);
+    write_valid(f, rec);
     write_statex(f, rec.expansion);
   });
 }

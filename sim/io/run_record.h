@@ -87,6 +87,12 @@ struct RunRecord {
   // Progress.
   std::vector<CurvePoint> curve;
   std::vector<EvalPoint> evals;
+  // The validation split (mqar.valid / data.valid), evaluated at the same steps as `evals`
+  // (one entry per entry of `evals`); absent (has_valid false) when none is configured.
+  bool has_valid = false;
+  std::vector<std::string> valid_segments;
+  uint64_t valid_data_seed = 0;  // same seed as train / test, its own "valid" split stream
+  std::vector<EvalPoint> valid_evals;
   ExpansionEvent expansion;
   int64_t steps_done = 0;
   double wall_time_s = 0;

@@ -117,6 +117,16 @@ ResultProbe probe_result(const std::string& path) {
                                     : ResultProbe::State::running;
     read_string_attr(file, "failure_reason", p.failure_reason);
     if (!read_double_attr(file, "best_accuracy", p.best_accuracy)) p.best_accuracy = max_eval_accuracy(file);
+    if (H5Lexists(file, "valid", H5P_DEFAULT) > 0) {
+      hid_t valid = H5Gopen2(file, "valid", H5P_DEFAULT);
+      if (valid >= 0) {
+        p.has_valid = true;
+        if (!read_double_attr(valid, "best_accuracy", p.best_valid_accuracy) ||
+            p.best_valid_accuracy != p.best_valid_accuracy)  // NaN: no validation eval yet
+          p.best_valid_accuracy = -1;
+        H5Gclose(valid);
+      }
+    }
   } else {
     p.detail = "unknown status '" + status + "'";
   }

@@ -1,6 +1,7 @@
 #pragma once
 // Reads just enough of a trial's results file (docs/results_format.md) to decide whether the
-// trial is done: root attributes status, failure_reason and best_accuracy. Never throws: a
+// trial is done: root attributes status, failure_reason and best_accuracy, and /valid's
+// best_accuracy when the run has a validation split. Never throws: a
 // missing, truncated, non-HDF5 or foreign file is reported as such, so the sweep reruns it.
 #include <string>
 
@@ -12,6 +13,8 @@ struct ResultProbe {
   std::string failure_reason;  // trainer's reason when failed
   std::string detail;          // why unreadable
   double best_accuracy = -1;   // root attr best_accuracy, else max of /eval/accuracy; -1 = none
+  bool has_valid = false;      // the run has a validation split (/valid group)
+  double best_valid_accuracy = -1;  // /valid attr best_accuracy; -1 = none
 };
 
 ResultProbe probe_result(const std::string& path);

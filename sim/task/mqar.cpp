@@ -14,11 +14,14 @@ namespace {
 
 // Domain-separation tags: arbitrary distinct constants ("MQAR" and one per split).
 constexpr uint64_t kMqarTag = 0x4d51415200000000ULL;
-constexpr uint64_t kSplitTag[2] = {0x7472616996a1e5c3ULL /*train*/, 0x74657374d2c86f1bULL /*test*/};
+constexpr uint64_t kSplitTag[3] = {0x7472616996a1e5c3ULL /*train*/, 0x74657374d2c86f1bULL /*test*/,
+                                   0x76616c69a3e1c95dULL /*valid*/};
 
 }  // namespace
 
-const char* split_name(Split split) { return split == Split::train ? "train" : "test"; }
+const char* split_name(Split split) {
+  return split == Split::train ? "train" : split == Split::test ? "test" : "valid";
+}
 
 uint64_t mqar_example_seed(uint64_t seed, Split split, int segment, long index_in_segment) {
   uint64_t h = splitmix64(seed ^ kMqarTag);

@@ -27,9 +27,10 @@
 // segment). A counter-based hash (SplitMix64 finaliser chained over those four words) seeds a
 // per-example xoshiro256** stream, so a dataset is bit-identical for any thread count and any
 // order of generation, and growing one segment's count never changes another segment.
-// Train and test use disjoint seed spaces: the split tag is hashed in as a domain separator,
-// so no train example and test example ever share a (seed, split, segment, index) tuple and their
-// streams are independent (their 64-bit stream seeds collide with probability ~2^-64). Content
+// Train, test and validation use disjoint seed spaces: the split tag is hashed in as a domain
+// separator, so no two splits ever share a (seed, split, segment, index) tuple and their streams
+// are independent (their 64-bit stream seeds collide with probability ~2^-64). The validation
+// split (mqar.valid) has its own tag, so adding it changes neither the train nor the test data. Content
 // collisions are still possible in tiny configurations (e.g. T=8, K=1, V=16) just as in Zoology.
 //
 // Constraints per task: validate_segment (tasks.h), ConfigError naming the option. For plain
@@ -47,8 +48,8 @@
 
 namespace statex {
 
-enum class Split : uint64_t { train = 0, test = 1 };
-const char* split_name(Split split);  // "train" | "test"
+enum class Split : uint64_t { train = 0, test = 1, valid = 2 };
+const char* split_name(Split split);  // "train" | "test" | "valid"
 
 // Seed of the per-example PRNG stream: hash of (seed, split, segment, index_in_segment).
 uint64_t mqar_example_seed(uint64_t seed, Split split, int segment, long index_in_segment);

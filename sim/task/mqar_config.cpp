@@ -137,6 +137,9 @@ void validate(const MqarConfig& d) {
   if (d.test_file.empty())
     for (size_t i = 0; i < d.test.size(); ++i)
       validate_segment(d.test[i], d.vocab_size, "mqar.test", static_cast<int>(i) + 1);
+  if (d.valid_file.empty())
+    for (size_t i = 0; i < d.valid.size(); ++i)
+      validate_segment(d.valid[i], d.vocab_size, "mqar.valid", static_cast<int>(i) + 1);
 }
 
 }  // namespace statex

@@ -109,13 +109,17 @@ TokenFile to_token_file(const MqarDataset& ds) {
 }
 
 std::unique_ptr<Dataset> make_dataset(const MqarConfig& mq, Split split) {
-  const bool train = split == Split::train;
-  const std::string& file = train ? mq.train_file : mq.test_file;
+  const std::string& file = split == Split::train  ? mq.train_file
+                            : split == Split::test ? mq.test_file
+                                                   : mq.valid_file;
   if (!file.empty())
     return std::make_unique<TokenFileDataset>(file, mq.vocab_size,
-                                              train ? "data.train" : "data.test");
-  return std::make_unique<MqarDataset>(train ? mq.train : mq.test, mq.vocab_size, mq.power_a,
-                                       mq.random_non_queries, mq.train_seed, split);
+                                              std::string("data.") + split_name(split));
+  return std::make_unique<MqarDataset>(split == Split::train  ? mq.train
+                                       : split == Split::test ? mq.test
+                                                              : mq.valid,
+                                       mq.vocab_size, mq.power_a, mq.random_non_queries,
+                                       mq.train_seed, split);
 }
 
 }  // namespace statex

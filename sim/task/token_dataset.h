@@ -41,8 +41,9 @@ class TokenFileDataset : public Dataset {
 // `statex data` writes; TokenFileDataset reads it back as the same examples.
 TokenFile to_token_file(const MqarDataset& ds);
 
-// The dataset a run trains (Split train) or evaluates (Split test) on: the token file of
-// data.train / data.test when given, else the generator of mqar.train / mqar.test.
+// The dataset a run trains (Split train), evaluates (Split test) or validates (Split valid) on:
+// the token file of data.train / data.test / data.valid when given, else the generator of
+// mqar.train / mqar.test / mqar.valid.
 std::unique_ptr<Dataset> make_dataset(const MqarConfig& cfg, Split split);
 
 }  // namespace statex

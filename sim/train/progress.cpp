@@ -48,6 +48,12 @@ void Progress::eval(int64_t step, const EvalPoint& e) {
                e.loss);
 }
 
+void Progress::valid(int64_t step, const EvalPoint& e) {
+  if (quiet_) return;
+  std::fprintf(stderr, "valid @ step %lld: accuracy %.4f, loss %.4f\n", (long long)step,
+               e.accuracy, e.loss);
+}
+
 void Progress::note(const std::string& text) {
   if (!quiet_) std::fprintf(stderr, "%s\n", text.c_str());
 }

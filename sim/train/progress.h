@@ -14,6 +14,7 @@ class Progress {
   Progress(int64_t total_steps, bool quiet, double every_s);
   void step(int64_t step, float loss, float lr, double tokens_per_s);
   void eval(int64_t step, const EvalPoint& e);
+  void valid(int64_t step, const EvalPoint& e);  // the validation split's eval at the same step
   void note(const std::string& text);
   void done(int64_t step, float accuracy, double wall_s);
 

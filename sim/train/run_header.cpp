@@ -22,6 +22,14 @@ void print_run_header(const RunRecord& rec, const TrainerOptions& opt, int64_t s
                               : "training",
                cfg("train.steps").c_str(), opt.out_path.empty() ? "(none)" : opt.out_path.c_str(),
                opt.checkpoint_out.empty() ? "(none)" : opt.checkpoint_out.c_str());
+  if (rec.has_valid) {
+    std::string segs;
+    for (const std::string& s : rec.valid_segments) segs += (segs.empty() ? "" : ",") + s;
+    std::fprintf(out, "statex train: validation split %s (seed space disjoint from train and "
+                      "test), evaluated beside the test set%s\n",
+                 segs.c_str(), cfg("train.target_accuracy") != "0"
+                                   ? "; the accuracy target is judged on it" : "");
+  }
 }
 
 }  // namespace statex

@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -64,6 +65,7 @@ struct Trainer::Impl {
   RunRecord rec;
   std::unique_ptr<Backend> be;
   std::unique_ptr<Dataset> train_set, test_set;  // generator or token file (data.*)
+  std::unique_ptr<Dataset> valid_set;            // the validation split; null when none
   std::unique_ptr<Model> model;
   std::unique_ptr<AdamW> adam;
   std::unique_ptr<DeviceBatchBuffer> batch_buf;
@@ -123,7 +125,10 @@ void Trainer::Impl::setup() {
 
   train_set = make_dataset(cfg.mqar, Split::train);
   test_set = make_dataset(cfg.mqar, Split::test);
-  max_tokens = cfg.train.batch_size * std::max(train_set->max_seq_len(), test_set->max_seq_len());
+  if (cfg.mqar.has_valid()) valid_set = make_dataset(cfg.mqar, Split::valid);
+  max_tokens = cfg.train.batch_size *
+               std::max({train_set->max_seq_len(), test_set->max_seq_len(),
+                         valid_set ? valid_set->max_seq_len() : 0});
   batch_buf = std::make_unique<DeviceBatchBuffer>(*be);
   schedule = Schedule{cfg.train.lr, cfg.train.min_lr_ratio, 0, cfg.train.steps,
                       cfg.train.warmup_steps};
@@ -187,10 +192,14 @@ int Trainer::Impl::loop() {
       rec.wall_time_s = wall_time();
       if (rec.expansion.happened) rec.expansion.accuracy_end = rec.evals.back().accuracy;
       write_results();
-      const bool target_hit =
-          tc.target_accuracy > 0 && rec.evals.back().accuracy >= tc.target_accuracy;
+      // With a validation split the stop is decided on it, so the test set takes no part in
+      // any decision of the run.
+      const float watched = valid_set ? rec.valid_evals.back().accuracy
+                                      : rec.evals.back().accuracy;
+      const bool target_hit = tc.target_accuracy > 0 && watched >= tc.target_accuracy;
       if (target_hit && !last) {
-        progress.note("target accuracy " + format_float(tc.target_accuracy) + " reached at step " +
+        progress.note(std::string(valid_set ? "validation" : "test") + " accuracy target " +
+                      format_float(tc.target_accuracy) + " reached at step " +
                       std::to_string(step) + "; stopping early");
         break;
       }
@@ -264,6 +273,11 @@ void Trainer::Impl::do_eval(Progress& progress) {
   EvalPoint e = evaluate(*model, *test_set, cfg.train.batch_size, *batch_buf, step);
   rec.evals.push_back(e);
   progress.eval(step, e);
+  if (valid_set) {
+    EvalPoint v = evaluate(*model, *valid_set, cfg.train.batch_size, *batch_buf, step);
+    rec.valid_evals.push_back(v);
+    progress.valid(step, v);
+  }
 }
 
 // --resume: parameters, AdamW state, schedule and StateX event from the checkpoint; the curve
@@ -306,6 +320,8 @@ void Trainer::Impl::restore(const Checkpoint& ck) {
         if (p.step <= step) rec.curve.push_back(p);
       for (auto& e : old.evals)
         if (e.step <= step) rec.evals.push_back(e);
+      for (auto& e : old.valid_evals)
+        if (e.step <= step) rec.valid_evals.push_back(e);
       if (old.expansion.happened && old.expansion.step <= step) rec.expansion = old.expansion;
       rec.resume_log = old.resume_log;
     } catch (const std::exception& e) {
@@ -362,6 +378,9 @@ void Trainer::Impl::fill_record_header() {
   rec.n_params = model->n_params();
   rec.state = model->state_size(test_set->max_seq_len());
   rec.test_segments = test_set->segment_names();
+  rec.has_valid = valid_set != nullptr;
+  if (valid_set) rec.valid_segments = valid_set->segment_names();
+  rec.valid_data_seed = cfg.mqar.train_seed;  // same seed, disjoint "valid" split stream
   rec.query_classes.clear();
   for (int c = 0; c < kNumQueryClasses; ++c) rec.query_classes.push_back(query_class_name(c));
   rec.gap_bucket_edges = default_gap_edges(test_set->max_seq_len());

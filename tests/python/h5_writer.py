@@ -30,11 +30,12 @@ def write_run(path, *, model="gla", d_model=64, n_layers=2, heads=2, d_state=16,
               eval_steps=(0, 100, 200), eval_acc=(0.1, 0.5, 0.4),
               segments=("64:4:100", "128:8:100"), gap_edges=(0, 4, 16),
               gap_acc=None, statex=None, extra_config=None, fmt="statex-sim results",
-              format_version=1, drop=(), plateau=None):
+              format_version=1, drop=(), plateau=None, valid_acc=None):
     """One results file. `drop` lists paths ('/eval/accuracy', '/@format_version',
     '/model/@state_scalars', ...) to leave out, for the bad-file tests. `plateau`: dict with
     num_kv, threshold, escape_step written as the root attrs of the C++ writer (None: a file
-    from before it wrote them)."""
+    from before it wrote them). `valid_acc`: validation accuracies at the eval steps (a /valid
+    group as the C++ writer's, and mqar.valid in /config); None: no validation split."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     per_layer = (gla_layer_state(d_model, heads) if model == "gla"
@@ -52,6 +53,8 @@ def write_run(path, *, model="gla", d_model=64, n_layers=2, heads=2, d_state=16,
     if statex is not None:
         config.update({"statex.step": str(statex["step"]), "statex.mode": statex["mode"],
                        "statex.count": str(len(statex.get("layers", [0])))})
+    if valid_acc is not None:
+        config["mqar.valid"] = ",".join(segments)
     config.update(extra_config or {})
 
     with h5py.File(path, "w") as f:
@@ -111,6 +114,21 @@ def write_run(path, *, model="gla", d_model=64, n_layers=2, heads=2, d_state=16,
                     f.create_dataset(f"{group}/{name}", data=value)
         if not {"/eval", "/eval/segment_accuracy"} & set(drop):
             _str_attr(f["eval/segment_accuracy"], "segments", ",".join(segments))
+        if valid_acc is not None:
+            v = f.create_group("valid")
+            valid_acc = np.asarray(valid_acc, dtype=np.float32)
+            best = int(np.argmax(valid_acc))
+            _str_attr(v, "split", "valid")
+            v.attrs["data_seed"] = np.uint64(1)
+            v.attrs["best_accuracy"] = np.float32(valid_acc[best])
+            v.attrs["best_step"] = np.int64(eval_steps[best])
+            v.attrs["final_accuracy"] = np.float32(valid_acc[-1])
+            v.attrs["test_accuracy_at_best"] = np.float32(eval_acc[best])
+            v.create_dataset("step", data=eval_steps)
+            v.create_dataset("loss", data=(1 - valid_acc).astype(np.float32))
+            v.create_dataset("accuracy", data=valid_acc)
+            v.create_dataset("segment_accuracy", data=np.stack([valid_acc] * len(segments), 1))
+            _str_attr(v["segment_accuracy"], "segments", ",".join(segments))
         if statex is not None:
             s = f.create_group("statex")
             s.attrs["step"] = np.int64(statex["step"])

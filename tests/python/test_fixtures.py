@@ -78,7 +78,8 @@ def test_fixture_directory_invariants(directory: Path, capsys):
     rep = build_report(read_records([directory]))  # figures built (not rendered: keeps it fast)
     assert set(rep.figures) | set(rep.skipped) == {"accuracy_vs_state", "statex_arms",
                                                    "learning_curves", "gap_accuracy",
-                                                   "segment_accuracy", "statex_ablation"}
+                                                   "segment_accuracy", "statex_ablation",
+                                                   "lr_window"}
     assert len(rep.tables["failures"]) == int((runs["status"] != "completed").sum())
     for fig in rep.figures.values():
         plt.close(fig)

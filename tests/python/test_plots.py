@@ -165,7 +165,8 @@ def test_report_writes_everything(scaling_records, statex_records, tmp_path):
     assert set(rep.tables) >= {"accuracy_vs_state", "statex_arms", "statex_differences",
                                "statex_ablation", "cells"}
     assert set(rep.figures) == {"accuracy_vs_state", "statex_arms", "learning_curves",
-                                "gap_accuracy", "segment_accuracy", "statex_ablation"}
+                                "gap_accuracy", "segment_accuracy", "statex_ablation",
+                                "lr_window"}  # gla D=32 and D=64 at two lrs each
     assert not rep.skipped
     index = write_report(rep, tmp_path, ("png", "svg"))
     text = index.read_text()

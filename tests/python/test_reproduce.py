@@ -114,3 +114,19 @@ def test_only_names_an_unknown_file(tmp_path, canon):
     assert r.returncode == 2
     assert "--only: no " in r.stderr and "no_such_file.ini" in r.stderr
     assert not (tmp_path / "out" / "runs" / "tiny_recall").exists()  # refused before running
+
+
+def test_dir_reads_another_folder_of_sweep_files(tmp_path, canon):
+    """--dir (e.g. experiments/lr_window) replaces experiments/canonical and wins over
+    STATEX_CANONICAL_DIR; a folder that does not exist is refused before anything runs."""
+    env = dict(os.environ, STATEX_BIN=statex_bin(), STATEX_CANONICAL_DIR=str(tmp_path / "nowhere"),
+               OMP_NUM_THREADS="1", OMP_WAIT_POLICY="passive")
+    run = ["bash", "scripts/reproduce.sh", "--out", str(tmp_path / "out"), "--quick"]
+    r = subprocess.run(run + ["--dir", str(canon), "--only", "tiny_recall"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(list((tmp_path / "out" / "runs" / "tiny_recall" / "trials").glob("*.h5"))) == 6
+    assert f"sweep files: {canon}/" in (tmp_path / "out" / "PROVENANCE.md").read_text()
+    bad = subprocess.run(run + ["--dir", str(tmp_path / "missing")], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--dir: no folder" in bad.stderr
