@@ -39,7 +39,7 @@ SELECTION_STATISTIC = {
     "test": "median over seeds of the best test accuracy (failed runs = 0; no validation split: "
             "chosen on the numbers shown)",
 }
-CELL_STATS = ["n", "median", "ci_low", "ci_high", "mean", "std", "min", "max"]
+CELL_STATS = ["n", "median", "ci_low", "ci_high", "ci_coverage", "mean", "std", "min", "max"]
 ESCAPE_STATS = ["n_escaped", "n_escape_known", "escape_fraction", "escape_step_median"]
 
 
@@ -252,10 +252,8 @@ def window_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
 
 
 def _stats_text() -> str:
-    return (f"Per cell: n seeds, median with a {int(stats.CONFIDENCE * 100)}% bootstrap interval "
-            f"({stats.BOOTSTRAP_METHOD} method, {stats.N_RESAMPLES:,} resamples, seed "
-            f"{stats.BOOTSTRAP_SEED}; none when n < {stats.MIN_N_FOR_INTERVAL}), escaped = runs "
-            "that left the 1/K plateau (docs/analysis.md).")
+    from .tables import STATS_TEXT  # tables imports this module: resolve at call time
+    return STATS_TEXT
 
 
 def _with_state(table: pd.DataFrame, unit: str) -> pd.DataFrame:
