@@ -22,7 +22,7 @@ def _selection(changes: dict | None = None) -> pd.DataFrame:
     """An lr_selection table as `analysis report` writes it, one row per family and size."""
     rows = []
     for model, d_model, d_state, lr in (("gla", 16, 16, 1e-2), ("gla", 32, 16, 3e-3),
-                                        ("mamba2", 64, 4, 1e-2), ("mamba2", 64, 8, 3e-2),
+                                        ("mamba2", 64, 4, 1e-2), ("mamba2", 64, 16, 3e-2),
                                         ("gated_deltanet", 64, 16, 1e-2),
                                         ("attention", 16, 16, 3e-3)):
         rows.append({"group": len(rows), "model": model, "state_scalars": 1000,
@@ -40,7 +40,7 @@ def test_fills_the_budget_template_from_the_selection(tmp_path):
     assert not [l for l in text.splitlines() if "{{" in l and not l.startswith("#")]
     assert "zip.family.train.lr = 0.003, 0.03, 0.01, 0.003" in text
     assert text.startswith("# Filled by scripts/fill_lr.py")
-    assert "model=mamba2 model.d_state=8: lr 0.03 (validation median 0.8 over n = 5" in text
+    assert "model=mamba2 model.d_state=16: lr 0.03 (validation median 0.8 over n = 5" in text
     out = tmp_path / "budget_check.ini"
     out.write_text(text)
     from statex_cli import statex_bin
