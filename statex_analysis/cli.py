@@ -2,8 +2,9 @@
 `export-safetensors CK.h5 --out DIR`, `import-safetensors DIR --out CK.h5`.
 
 Exit codes: 0 ok, 1 a file could not be read (FormatError: file and field printed) or a bad
-table request, 2 bad usage (argparse) or a checkpoint / model directory that cannot be converted
-(nothing written)."""
+table request, 2 bad usage (argparse), a damaged input file (integrity.IntegrityError: the file
+and the damaged object printed), a checkpoint / model directory that cannot be converted, or an
+output path that must not or cannot be written (nothing written)."""
 from __future__ import annotations
 
 import argparse
@@ -193,13 +194,15 @@ COMMANDS = {"summary": cmd_summary, "report": cmd_report,
 
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
+    from .outputs import OutputError
     args = make_parser().parse_args(argv)
     with warnings.catch_warnings(record=True) as caught:  # the analysis's warnings, one line each
         warnings.simplefilter("always", PoolingWarning)
         try:
             return COMMANDS[args.command](args)
-        except (CheckpointError, FileExistsError) as err:
-            option = "--out" if isinstance(err, FileExistsError) else "input"
+        except (CheckpointError, FileExistsError, OutputError) as err:
+            # a damaged input file (IntegrityError) is a CheckpointError too: exit 2
+            option = "--out" if isinstance(err, (FileExistsError, OutputError)) else "input"
             print(f"error ({option}): {err}", file=sys.stderr)
             return 2
         except (FormatError, tables.TableError) as err:
