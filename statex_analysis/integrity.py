@@ -36,8 +36,7 @@ from __future__ import annotations
 import os
 import re
 import zlib
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import h5py
 import numpy as np
@@ -64,8 +63,7 @@ class IntegrityError(FormatError, CheckpointError):
         return f"cannot read '{self.path}': {where}{self.reason}"
 
 
-@dataclass(frozen=True)
-class Checked:
+class Checked(NamedTuple):
     """Which integrity layers a file carried (and passed)."""
 
     crc: bool       # the user-block CRC-32 of the whole file
@@ -120,8 +118,8 @@ def check_file_crc(path: str) -> bool:
         raise IntegrityError(path, name, ("its Fletcher32 checksum does not match its data"
                                           if fletcher else "its data cannot be read")
                              + " (the file's CRC-32 does not match either)")
-    what = (f"the file is truncated or extended: its CRC-32 line says {m.group(1)} bytes after "
-            f"the user block, it has {length}" if truncated else
+    what = (f"the file is damaged: it has {length} bytes after the user block, its CRC-32 line "
+            f"says {m.group(1)} (truncated, extended or edited in place)" if truncated else
             f"the file is damaged: its CRC-32 ({stored!r}) does not match its bytes (damaged "
             f"outside the tensors: metadata, attributes or strings)")
     raise IntegrityError(path, None, what)
