@@ -102,10 +102,14 @@ def _no_constant(name: str):
 def _converted(convert, where: str):
     """Runs a converter (hf_format.from_hf / to_hf) on checked input. The checks above and in
     validate.py cover what those read; anything they still trip on is named as bad input
-    instead of a traceback."""
+    instead of a traceback. Messages that name `config.json` / `model.safetensors` get the
+    directory `where` in front."""
     try:
         return convert()
-    except CheckpointError:
+    except CheckpointError as err:
+        text = str(err)
+        if text.startswith((CONFIG_NAME + ":", WEIGHTS_NAME + ":")) and os.path.isdir(where):
+            raise CheckpointError(str(Path(where) / text)) from err
         raise
     except KeyError as err:
         raise CheckpointError(f"{where}: field or tensor {err} missing") from err
