@@ -80,9 +80,9 @@ def make_parser() -> argparse.ArgumentParser:
                        help="skip unreadable files instead of stopping at the first one")
         if name == "export-wandb":
             t.add_argument("--project", default="statex-sim", help="W&B project name")
-        else:
-            t.add_argument("--overwrite", action="store_true",
-                           help="replace event files a previous export left in a run's folder")
+        t.add_argument("--overwrite", action="store_true",
+                       help="replace the runs a previous export wrote (found by their stable run "
+                            "id); without it they are refused before anything is written")
     for subparser in sub.choices.values():  # `--out` only as spelled: no `--ou`, `--sp`
         subparser.allow_abbrev = False
     return parser
@@ -176,11 +176,11 @@ def cmd_export_tracking(args) -> int:
     from . import tracking
     records = [r for r in read_records(args.paths, strict=not args.keep_going) if r.data]
     if args.command == "export-tensorboard":
-        written = [tracking.write_tensorboard(r, args.out, args.overwrite) for r in records]
+        written = tracking.export_tensorboard(records, args.out, args.overwrite)
         print(f"wrote {len(written)} runs under {args.out} (view: tensorboard --logdir "
               f"{args.out})")
     else:
-        written = tracking.write_wandb(records, args.out, args.project)
+        written = tracking.write_wandb(records, args.out, args.project, args.overwrite)
         print(f"wrote {len(written)} offline W&B runs under {args.out}/wandb (upload: wandb sync "
               f"{args.out}/wandb/offline-run-*)")
     return 0
