@@ -144,7 +144,9 @@ def cmd_summary(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from .outputs import check_output_dir
     from .report import build_report, write_report  # matplotlib only when needed
+    check_output_dir(args.out)  # a file there, or an unwritable directory: before any work
     records, _ = _load(args)
     rep = build_report(records, args.state_unit, args.spread)
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())

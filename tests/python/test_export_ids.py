@@ -132,3 +132,12 @@ def test_wandb_rerun_updates_instead_of_duplicating(two_runs, tmp_path, capsys):
     a_file.write_text("x")
     assert main(["export-wandb", str(two_runs[0]), "--out", str(a_file)]) == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_report_output_directory_is_checked_first(two_runs, tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert main(["report", str(two_runs[0]), "--out", str(a_file)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "exists and is not a directory" in err
+    assert a_file.read_text() == "x"

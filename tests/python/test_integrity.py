@@ -66,10 +66,9 @@ def flipped(data: bytes, bit: int) -> bytes:
 
 
 def read_tokens(path):
-    """A token file through the package's one opener (statex data / eval --tokens files)."""
-    from statex_analysis.integrity import open_statex
-    with open_statex(path) as f:
-        return {k: np.asarray(f[k][()]) for k in f if isinstance(f[k], h5py.Dataset)}
+    """A token file (statex data / eval --tokens) through the package's reader."""
+    from statex_analysis.tokens import read_tokens as read
+    return read(path)
 
 
 READERS = {"results": (RESULTS, read_run), "checkpoint": (CHECKPOINT, read_checkpoint),
