@@ -114,10 +114,8 @@ def check_file_crc(path: str) -> bool:
     truncated = m is not None and int(m.group(1)) != length
     damaged = _first_damaged_tensor(path)
     if damaged:
-        name, fletcher = damaged
-        raise IntegrityError(path, name, ("its Fletcher32 checksum does not match its data"
-                                          if fletcher else "its data cannot be read")
-                             + " (the file's CRC-32 does not match either)")
+        name, reason = damaged
+        raise IntegrityError(path, name, reason + " (the file's CRC-32 does not match either)")
     what = (f"the file is damaged: it has {length} bytes after the user block, its CRC-32 line "
             f"says {m.group(1)} (truncated, extended or edited in place)" if truncated else
             f"the file is damaged: its CRC-32 ({stored!r}) does not match its bytes (damaged "
@@ -125,11 +123,12 @@ def check_file_crc(path: str) -> bool:
     raise IntegrityError(path, None, what)
 
 
-def _first_damaged_tensor(path: str) -> tuple[str, bool] | None:
-    """(path, has Fletcher32) of the first numeric dataset whose read fails, as the C++ names
-    it. Only numeric datasets are read: HDF5 checksums their headers, chunk indexes and (with
-    Fletcher32) their data, so this is safe on a damaged file; strings (HDF5's unchecksummed
-    global heap) are never touched. None when none fails or the file cannot be walked."""
+def _first_damaged_tensor(path: str) -> tuple[str, str] | None:
+    """(path, what is wrong) of the first object that HDF5 cannot open or numeric dataset whose
+    read fails, as the C++ names it. Only numeric datasets are read: HDF5 checksums their
+    headers, chunk indexes and (with Fletcher32) their data, so this is safe on a damaged file;
+    strings (HDF5's unchecksummed global heap) are never touched. None when nothing fails or the
+    file cannot be walked at all."""
     try:
         f = h5py.File(path, "r")
     except Exception:  # noqa: BLE001 - a damaged file: the CRC message says enough
@@ -141,13 +140,13 @@ def _first_damaged_tensor(path: str) -> tuple[str, bool] | None:
             return None
 
 
-def _walk_numeric(gid, path: str) -> tuple[str, bool] | None:
+def _walk_numeric(gid, path: str) -> tuple[str, str] | None:
     for name in children(gid):
         p = _join(path, name)
         try:
             oid = h5py.h5o.open(gid, name)
         except Exception:  # noqa: BLE001
-            return p, False
+            return p, "it cannot be opened (its object header does not match its checksum)"
         if isinstance(oid, h5py.h5g.GroupID):
             found = _walk_numeric(oid, p)
             if found:
@@ -157,13 +156,14 @@ def _walk_numeric(gid, path: str) -> tuple[str, bool] | None:
                 cls = oid.get_type().get_class()
                 n = oid.get_space().get_simple_extent_npoints()
             except Exception:  # noqa: BLE001
-                return p, False
+                return p, "its type or shape cannot be read"
             if cls in (h5py.h5t.INTEGER, h5py.h5t.FLOAT) and n > 0:
                 try:
                     out = np.empty(oid.shape, dtype=np.float64)
                     oid.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
                 except Exception:  # noqa: BLE001
-                    return p, has_fletcher32(oid)
+                    return p, ("its Fletcher32 checksum does not match its data"
+                               if has_fletcher32(oid) else "its data cannot be read")
     return None
 
 
