@@ -8,8 +8,8 @@ moments are not written (`statex train --init-from` starts a fresh optimizer any
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -65,10 +65,13 @@ def _text(value) -> str:
 
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     path = str(path)
+    from .integrity import FormatError, open_statex  # CRC-32 and digests checked first
     try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise CheckpointError(f"{path}: cannot open as HDF5: {err}") from err
+        f = open_statex(path)
+    except CheckpointError:  # IntegrityError: damaged, named
+        raise
+    except FormatError as err:  # missing, not HDF5
+        raise CheckpointError(f"{path}: cannot open as HDF5: {err.reason}") from err
     with f:
         fmt = _text(f.attrs.get("format", ""))
         if fmt != CHECKPOINT_FORMAT:
@@ -95,42 +98,54 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
 
 def _dataset(group: h5py.Group, name: str, data: np.ndarray) -> None:
-    # Chunked with HDF5's Fletcher32 checksum: corruption is detected on read.
-    group.create_dataset(name, data=data, chunks=data.shape, fletcher32=True)
+    # Chunked with HDF5's Fletcher32 checksum: corruption is detected on read. A 0-d array
+    # cannot be chunked; /attr_digests covers it.
+    if data.ndim == 0 or data.size == 0:
+        group.create_dataset(name, data=data)
+    else:  # chunks of up to ~4 MiB along the first axis, as the C++ writes them
+        row_bytes = max(1, data.nbytes // data.shape[0])
+        chunks = (max(1, min(data.shape[0], (4 << 20) // row_bytes)),) + data.shape[1:]
+        group.create_dataset(name, data=data, chunks=chunks, fletcher32=True)
 
 
 def write_checkpoint(path: str | os.PathLike, ck: Checkpoint) -> None:
-    """Writes atomically (temporary file in the same directory, then rename). Parameters must be
-    in C++ table order and have the table's shapes (check with param_layout first)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".import-", suffix=".h5", dir=directory)
-    os.close(fd)
+    """Writes atomically (temporary file in the same directory, flushed, then renamed), with the
+    integrity layers the C++ writes (integrity.write_protected: HDF5 1.10 format, the user-block
+    CRC-32, /attr_digests), so `statex` checks the file as one of its own. Parameters must be in
+    C++ table order and have the table's shapes (check with param_layout first)."""
+    from .integrity import write_protected
+    from .outputs import OutputError, commit, temp_beside
+
+    path = Path(path)
+    tmp = temp_beside(path)
+
+    def fill(f: h5py.File) -> None:
+        f.attrs["format"] = CHECKPOINT_FORMAT
+        f.attrs["format_version"] = np.int32(CHECKPOINT_VERSION)
+        f.attrs["step"] = np.int64(ck.step)
+        f.attrs["step_unit"] = "steps"
+        m = f.create_group("model")
+        for key, value in ck.options.items():
+            m.attrs[f"model.{key}"] = value
+        _dataset(m, "layer_heads", np.asarray(ck.layer_heads, np.int32))
+        _dataset(m, "layer_d_state", np.asarray(ck.layer_d_state, np.int32))
+        p = f.create_group("params", track_order=True)  # the binary reads creation order
+        for name, value in ck.params.items():
+            _dataset(p, name, np.ascontiguousarray(value, dtype=np.float32))
+        if ck.expansion is not None:  # typed as sim/io/checkpoint.cpp writes them
+            x = f.create_group("expansion")
+            x.attrs["layers"] = np.asarray(ck.expansion["layers"], np.int64)
+            x.attrs["mode"] = ck.expansion["mode"]
+            x.attrs["source"] = ck.expansion["source"]
+
     try:
-        # libver v110: chunk indexes carry checksums too (docs/results_format.md, Integrity)
-        with h5py.File(tmp, "w", libver=("v110", "v110")) as f:
-            f.attrs["format"] = CHECKPOINT_FORMAT
-            f.attrs["format_version"] = np.int32(CHECKPOINT_VERSION)
-            f.attrs["step"] = np.int64(ck.step)
-            f.attrs["step_unit"] = "steps"
-            m = f.create_group("model")
-            for key, value in ck.options.items():
-                m.attrs[f"model.{key}"] = value
-            _dataset(m, "layer_heads", np.asarray(ck.layer_heads, np.int32))
-            _dataset(m, "layer_d_state", np.asarray(ck.layer_d_state, np.int32))
-            p = f.create_group("params", track_order=True)  # the binary reads creation order
-            for name, value in ck.params.items():
-                _dataset(p, name, np.ascontiguousarray(value, dtype=np.float32))
-            if ck.expansion is not None:  # typed as sim/io/checkpoint.cpp writes them
-                x = f.create_group("expansion")
-                x.attrs["layers"] = np.asarray(ck.expansion["layers"], np.int64)
-                x.attrs["mode"] = ck.expansion["mode"]
-                x.attrs["source"] = ck.expansion["source"]
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        write_protected(str(tmp), fill)
+        commit(tmp, path)
+    except OSError as err:
+        raise OutputError(f"cannot write '{path}': {err.strerror or err}") from err
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def key_dim(ck: Checkpoint) -> int:  # Dk; C++ multiplies a float by an int in float32

@@ -2,8 +2,9 @@
 `export-safetensors CK.h5 --out DIR`, `import-safetensors DIR --out CK.h5`.
 
 Exit codes: 0 ok, 1 a file could not be read (FormatError: file and field printed) or a bad
-table request, 2 bad usage (argparse) or a checkpoint / model directory that cannot be converted
-(nothing written)."""
+table request, 2 bad usage (argparse), a damaged input file (integrity.IntegrityError: the file
+and the damaged object printed), a checkpoint / model directory that cannot be converted, or an
+output path that must not or cannot be written (nothing written)."""
 from __future__ import annotations
 
 import argparse
@@ -81,9 +82,9 @@ def make_parser() -> argparse.ArgumentParser:
                        help="skip unreadable files instead of stopping at the first one")
         if name == "export-wandb":
             t.add_argument("--project", default="statex-sim", help="W&B project name")
-        else:
-            t.add_argument("--overwrite", action="store_true",
-                           help="replace event files a previous export left in a run's folder")
+        t.add_argument("--overwrite", action="store_true",
+                       help="replace the runs a previous export wrote (found by their stable run "
+                            "id); without it they are refused before anything is written")
     for subparser in sub.choices.values():  # `--out` only as spelled: no `--ou`, `--sp`
         subparser.allow_abbrev = False
     return parser
@@ -151,7 +152,9 @@ def cmd_summary(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from .outputs import check_output_dir
     from .report import build_report, write_report  # matplotlib only when needed
+    check_output_dir(args.out)  # a file there, or an unwritable directory: before any work
     records, _ = _load(args)
     rep = build_report(records, args.state_unit, args.spread)
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
@@ -183,11 +186,11 @@ def cmd_export_tracking(args) -> int:
     from . import tracking
     records = [r for r in read_records(args.paths, strict=not args.keep_going) if r.data]
     if args.command == "export-tensorboard":
-        written = [tracking.write_tensorboard(r, args.out, args.overwrite) for r in records]
+        written = tracking.export_tensorboard(records, args.out, args.overwrite)
         print(f"wrote {len(written)} runs under {args.out} (view: tensorboard --logdir "
               f"{args.out})")
     else:
-        written = tracking.write_wandb(records, args.out, args.project)
+        written = tracking.write_wandb(records, args.out, args.project, args.overwrite)
         print(f"wrote {len(written)} offline W&B runs under {args.out}/wandb (upload: wandb sync "
               f"{args.out}/wandb/offline-run-*)")
     return 0
@@ -201,13 +204,15 @@ COMMANDS = {"summary": cmd_summary, "report": cmd_report,
 
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
+    from .outputs import OutputError
     args = make_parser().parse_args(argv)
     with warnings.catch_warnings(record=True) as caught:  # the analysis's warnings, one line each
         warnings.simplefilter("always", PoolingWarning)
         try:
             return COMMANDS[args.command](args)
-        except (CheckpointError, FileExistsError) as err:
-            option = "--out" if isinstance(err, FileExistsError) else "input"
+        except (CheckpointError, FileExistsError, OutputError) as err:
+            # a damaged input file (IntegrityError) is a CheckpointError too: exit 2
+            option = "--out" if isinstance(err, (FileExistsError, OutputError)) else "input"
             print(f"error ({option}): {err}", file=sys.stderr)
             return 2
         except (FormatError, tables.TableError) as err:

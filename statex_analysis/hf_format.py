@@ -19,6 +19,7 @@ import numpy as np
 
 from . import hf_attention, hf_gated_deltanet
 from .checkpoint import Checkpoint, CheckpointError, value_dim
+from .validate import check_model_options
 from .hf_common import (EXPORT_FORMAT, EXPORT_VERSION, add_zero_mlp, fla_block_config,
                         fla_block_options, per_layer_warning, refuse_unsupported, require_tensors,
                         tied)
@@ -181,6 +182,7 @@ def from_hf(tensors: dict[str, np.ndarray], config: dict) -> Checkpoint:
         params = {_GLA_FUSED_NORM.sub(r"\1g_norm.weight", name): value
                   for name, value in tensors.items()}
     options = dict(ours["model_options"]) if ours else _FOREIGN_OPTIONS[model](config, tensors)
+    check_model_options(options, "config.json")  # before any option is used as a number
     if ours and ours.get("zero_mlp"):
         for name in [n for n in params if re.search(r"\.(mlp\.|mlp_norm\.)", n)]:
             value = params.pop(name)

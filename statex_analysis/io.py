@@ -113,14 +113,8 @@ def _read_statex(f: h5py.File) -> dict[str, Any] | None:
 def read_run(path: str | os.PathLike) -> RunData:
     """Reads a results file. Raises FormatError naming the file and field on anything unknown."""
     path = str(path)
-    if not os.path.isfile(path):
-        raise FormatError(path, None, "no such file")
-    if not h5py.is_hdf5(path):
-        raise FormatError(path, None, "not an HDF5 file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:  # truncated or locked
-        raise FormatError(path, None, f"cannot open as HDF5: {err}") from err
+    from .integrity import open_statex  # the file CRC-32 and digests, checked before reading
+    f = open_statex(path)
     with f:
         root = _attrs(f)
         _check_header(path, root)

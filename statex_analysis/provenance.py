@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import os
 
-import h5py
 import pandas as pd
 
 from .sources import discover
@@ -23,7 +22,8 @@ NOT_RECORDED = "(not recorded)"
 
 def read_build(path: str | os.PathLike) -> dict[str, str]:
     """The provenance fields of one results file (or checkpoint)."""
-    with h5py.File(path, "r") as f:
+    from .integrity import open_statex
+    with open_statex(path) as f:
         attrs = f["build"].attrs if "build" in f else {}
         out = {}
         for name in FIELDS:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,10 @@ import numpy as np
 from .checkpoint import (MODEL_DEFAULTS, CheckpointError, check_layout, in_table_order,
                          read_checkpoint, write_checkpoint)
 from .hf_format import from_hf, to_hf
+from .outputs import (OutputError, OutputExistsError, atomic_write_all, check_output_dir,
+                      check_output_file, make_dir, same_file)
+from .safetensors_file import read_safetensors
+from .validate import check_config, check_finite, check_model_options
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -28,74 +31,106 @@ class ExportResult:
     warnings: list[str]
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def export_safetensors(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
                        overwrite: bool = False) -> ExportResult:
     """Writes out_dir/model.safetensors and out_dir/config.json. Raises CheckpointError (bad
-    input) or FileExistsError (output exists and not overwrite) before writing anything."""
+    input, IntegrityError for a damaged one), OutputExistsError (a FileExistsError: output exists
+    and not overwrite) or OutputError (an output path that cannot be written, or that is the
+    input) before writing anything. Both files are written to temporary files first and renamed
+    into place only when both are complete."""
     from safetensors.numpy import save_file
 
-    ck = read_checkpoint(checkpoint)
-    check_layout(ck, str(checkpoint))
-    tensors, config, warnings = to_hf(ck)
-    out = Path(out_dir)
+    out = check_output_dir(out_dir, inputs=[checkpoint])
     weights, config_path = out / WEIGHTS_NAME, out / CONFIG_NAME
-    if not overwrite:
-        for path in (weights, config_path):
-            if path.exists():
-                raise FileExistsError(f"{path} exists (give --overwrite to replace it)")
-    out.mkdir(parents=True, exist_ok=True)
+    for path in (weights, config_path):
+        if path.is_dir():
+            raise OutputError(f"--out '{out}': '{path}' is a directory, not a file")
+        if path.exists() and not overwrite:
+            raise OutputExistsError(f"{path} exists (give --overwrite to replace it)")
+        if path.exists() and same_file(path, checkpoint):
+            raise OutputError(f"--out '{out}': '{path}' is the input '{checkpoint}': an output "
+                              f"never replaces one of the command's inputs")
+    ck = read_checkpoint(checkpoint)
+    check_model_options(ck.options, str(checkpoint))
+    check_layout(ck, str(checkpoint))
+    check_finite(ck.params, str(checkpoint))
+    tensors, config, warnings = _converted(lambda: to_hf(ck), str(checkpoint))
+    make_dir(out)
     contiguous = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
+    text = json.dumps(config, indent=2, sort_keys=False, allow_nan=False) + "\n"
     # {"format": "pt"}: what transformers writes and expects in the safetensors header.
-    _atomic_write(weights, lambda tmp: save_file(contiguous, tmp, metadata={"format": "pt"}))
-    _atomic_write(config_path, lambda tmp: Path(tmp).write_text(
-        json.dumps(config, indent=2, sort_keys=False) + "\n"))
+    atomic_write_all([
+        (weights, lambda tmp: save_file(contiguous, tmp, metadata={"format": "pt"})),
+        (config_path, lambda tmp: Path(tmp).write_text(text))])
     return ExportResult(weights, config_path, len(tensors), warnings)
 
 
 def read_hf_dir(model_dir: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
-    """(tensors, config) of a model directory; CheckpointError naming what is missing."""
-    from safetensors.numpy import load_file
-
+    """(tensors, config) of a model directory, every byte checked (safetensors_file.py,
+    validate.py); CheckpointError naming the file and the field or tensor."""
     d = Path(model_dir)
+    if not d.is_dir():
+        raise CheckpointError(f"{d}: not a directory (a model directory holds {WEIGHTS_NAME} and "
+                              f"{CONFIG_NAME})")
     for name in (WEIGHTS_NAME, CONFIG_NAME):
         if not (d / name).is_file():
             raise CheckpointError(f"{d}: no {name} (a directory written by export-safetensors or "
                                   f"by save_pretrained(..., safe_serialization=True))")
     try:
-        config = json.loads((d / CONFIG_NAME).read_text())
-    except json.JSONDecodeError as err:
+        text = (d / CONFIG_NAME).read_bytes().decode("utf-8")
+        config = json.loads(text, parse_constant=_no_constant)
+    except OSError as err:
+        raise CheckpointError(f"{d / CONFIG_NAME}: cannot read: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise CheckpointError(f"{d / CONFIG_NAME}: not UTF-8 text ({err.reason})") from err
+    except ValueError as err:
         raise CheckpointError(f"{d / CONFIG_NAME}: not JSON: {err}") from err
-    tensors = load_file(str(d / WEIGHTS_NAME))
-    bad = {k: str(v.dtype) for k, v in tensors.items() if v.dtype != np.float32}
-    if bad:
-        name, dtype = next(iter(bad.items()))
-        raise CheckpointError(f"{d / WEIGHTS_NAME}: '{name}' is {dtype}; statex-sim trains in "
-                              f"float32 (convert with model.float() before save_pretrained)")
+    check_config(config, str(d / CONFIG_NAME))
+    tensors, _ = read_safetensors(d / WEIGHTS_NAME)
+    for name, value in tensors.items():
+        if value.size == 0:
+            raise CheckpointError(f"{d / WEIGHTS_NAME}: tensor '{name}' has no elements (shape "
+                                  f"{list(value.shape)}); no statex-sim parameter is empty")
+    check_finite(tensors, str(d / WEIGHTS_NAME))
     return tensors, config
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON (Python's json writes it for a non-finite float)")
+
+
+def _converted(convert, where: str):
+    """Runs a converter (hf_format.from_hf / to_hf) on checked input. The checks above and in
+    validate.py cover what those read; anything they still trip on is named as bad input
+    instead of a traceback. Messages that name `config.json` / `model.safetensors` get the
+    directory `where` in front."""
+    try:
+        return convert()
+    except CheckpointError as err:
+        text = str(err)
+        if text.startswith((CONFIG_NAME + ":", WEIGHTS_NAME + ":")) and os.path.isdir(where):
+            raise CheckpointError(str(Path(where) / text)) from err
+        raise
+    except KeyError as err:
+        raise CheckpointError(f"{where}: field or tensor {err} missing") from err
+    except (ValueError, TypeError, ZeroDivisionError, IndexError, AttributeError,
+            OverflowError) as err:
+        raise CheckpointError(f"{where}: cannot be converted ({type(err).__name__}: {err})") \
+            from err
 
 
 def import_safetensors(model_dir: str | os.PathLike, out: str | os.PathLike,
                        overwrite: bool = False) -> tuple[Path, dict]:
-    """Writes the statex checkpoint `out`; returns its path and the model options."""
-    tensors, config = read_hf_dir(model_dir)
-    ck = from_hf(tensors, config)
-    check_layout(ck, str(Path(model_dir) / WEIGHTS_NAME))
+    """Writes the statex checkpoint `out`; returns its path and the model options. The output is
+    checked first (never one of the directory's files, --overwrite, a writable directory)."""
+    d = Path(model_dir)
+    out = check_output_file(out, inputs=[d / WEIGHTS_NAME, d / CONFIG_NAME],
+                            overwrite=overwrite)
+    tensors, config = read_hf_dir(d)
+    ck = _converted(lambda: from_hf(tensors, config), str(d))
+    check_model_options(ck.options, str(d / CONFIG_NAME))
+    check_layout(ck, str(d / WEIGHTS_NAME))
     in_table_order(ck)
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists (give --overwrite to replace it)")
     default_heads, default_state = _default_shape(ck)
     odd = [i for i, (h, n) in enumerate(zip(ck.layer_heads, ck.layer_d_state))
            if h != default_heads or n != default_state]

@@ -15,7 +15,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import pandas as pd
 
 from .io import RESULTS_FORMAT, FormatError
@@ -66,10 +65,11 @@ def read_index(index_path: str | os.PathLike) -> list[Entry]:
 def other_statex_format(path: Path) -> str:
     """The /@format of a statex-sim file that is not a results file ("statex-sim checkpoint",
     "statex-sim eval", ...); "" for results files and anything else (read_run judges those)."""
+    from .integrity import open_statex  # never parse a damaged file: read_run names it
     try:
-        with h5py.File(path, "r") as f:
+        with open_statex(path) as f:
             fmt = f.attrs.get("format", b"")
-    except OSError:
+    except (FormatError, OSError):
         return ""
     fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
     return fmt if fmt.startswith("statex-sim ") and fmt != RESULTS_FORMAT else ""
