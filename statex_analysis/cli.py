@@ -11,7 +11,7 @@ import argparse
 import sys
 import warnings
 
-from . import lr_select, tables
+from . import lr_select, state_conventions, tables
 from .cells import PoolingWarning, warn_small_cells
 from .frames import read_records, runs_frame
 from .io import FormatError
@@ -27,8 +27,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-unit", choices=tables.STATE_UNITS, default="bytes",
                    help="unit of state sizes: bytes (fp32, 4 x scalars; default) or scalars")
     p.add_argument("--state", choices=tables.STATE_CONVENTIONS, default="recurrent",
-                   help="state size convention: recurrent (ours; default) or recurrent+conv "
-                        "(Zoology's, short-conv state counted); tables and labels say which")
+                   help="state size convention: recurrent (recurrent state only; default), "
+                        "recurrent+conv (plus the (W-1) x channels conv state) or zoology "
+                        "(Zoology's own state_size() per family: GLA counts W x channels of its "
+                        "short convs, Mamba2 2*D*N and Gated DeltaNet H*K*V no conv; "
+                        "docs/design.md); tables, axis labels and the report index say which")
     p.add_argument("--keep-going", action="store_true",
                    help="list unreadable files as runs with status 'unreadable' instead of "
                         "stopping at the first one")
@@ -99,9 +102,8 @@ def _positive_int(text: str) -> int:
 
 def _load(args):
     records = read_records(args.paths, strict=not args.keep_going)
-    if args.state == "recurrent+conv":  # every table and figure reads state_scalars
-        for rec in records:
-            rec.row["state_scalars"] = rec.row.get("state_with_conv_scalars", float("nan"))
+    for rec in records:  # every table and figure reads state_scalars (and the StateX sizes)
+        state_conventions.apply(rec.row, args.state)
     runs = tables.use_state_convention(runs_frame(records), args.state)
     if args.where:
         keep = set(tables.filter_runs(runs, args.where)["run"])
@@ -159,7 +161,7 @@ def cmd_report(args) -> int:
     rep = build_report(records, args.state_unit, args.spread)
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     index = write_report(rep, args.out, formats, [str(p) for p in args.paths],
-                         args.state_unit, args.spread, dpi=args.dpi)
+                         args.state_unit, args.spread, dpi=args.dpi, convention=args.state)
     print(f"wrote {index} ({len(rep.figures)} figures, {len(rep.tables)} tables; "
           f"{len(rep.tables['failures'])} runs not completed)")
     return 0

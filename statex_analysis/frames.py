@@ -29,7 +29,8 @@ NOT_COMPLETED_INDEX_STATUSES = {"failed", "unreadable", "missing", "pending", "r
 ID_COLUMNS = ["run", "trial_id", "status", "failure_reason", "arm", "model"]
 # Summary columns every frame has (NaN where a trial has no readable file).
 SUMMARY_COLUMNS = ["path", "sweep", "format_version", "n_params", "n_layers", "state_scalars",
-                   "conv_state_scalars", "state_with_conv_scalars", "steps_done", "tokens_seen",
+                   "conv_state_scalars", "state_with_conv_scalars", "zoology_state_scalars",
+                   "steps_done", "tokens_seen",
                    "wall_time_s",
                    "final_accuracy", "final_step", "best_accuracy", "best_step", "statex_step",
                    "statex_mode", "statex_layers", "statex_state_scalars_before",

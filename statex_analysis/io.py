@@ -214,10 +214,13 @@ def _summary(root: dict, model: dict, evals: dict, statex: dict | None) -> dict[
         "n_layers": model.get("n_layers", np.nan),
         "state_scalars": int(model["state_scalars"]),
         "conv_state_scalars": model.get("conv_state_scalars", np.nan),
-        # Zoology's convention counts the short-conv state too (docs/results_format.md).
+        # The recurrent+conv convention: the conv state counted too (docs/results_format.md).
         "state_with_conv_scalars": model.get(
             "state_with_conv_scalars",
             int(model["state_scalars"]) + model.get("conv_state_scalars", np.nan)),
+        # The zoology convention: Zoology's own state_size() per family; NaN in files from
+        # before it (state_conventions.py then works it out from the config).
+        "zoology_state_scalars": model.get("zoology_state_scalars", np.nan),
         # "kv_cache" (attention: state_scalars is the KV cache at length kv_cache_len) or
         # "recurrent"; files written before attention existed have neither attribute.
         "state_kind": model.get("state_kind", "recurrent"),

@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 
 from . import families  # noqa: E402
 from .tables import (ARMS, PHASES, STATEX_EVENT_OPTIONS, coverage_text,  # noqa: E402
-                     state_label)
+                     state_header, state_label, table_convention)
 
 SPREAD_TEXT = {"ci": "line = median, band = order-statistic interval of the median",
                "minmax": "line = median, band = min-max over seeds",
@@ -77,7 +77,7 @@ def _state_text(value: float, unit: str) -> str:
 
 def accuracy_vs_state(points: pd.DataFrame, unit: str, spread: str = "ci",
                       ax=None) -> plt.Figure:
-    """Best eval accuracy vs recurrent state size (log x), one series per model (and per value
+    """Best eval accuracy vs state size (log x; the table's convention), one series per model (and per value
     of any non-shape option that varied, e.g. train.steps), one point per cell at its chosen lr:
     the median with the interval band (`spread`) and error bars."""
     keys = _series_key(points)
@@ -102,7 +102,7 @@ def accuracy_vs_state(points: pd.DataFrame, unit: str, spread: str = "ci",
         ax.errorbar(x, center, yerr=_yerr(center, low, high), fmt="none",
                     ecolor=line.get_color(), capsize=3, linewidth=1)
     ax.set_xscale("log")
-    ax.set_xlabel(state_label(unit))
+    ax.set_xlabel(state_label(unit, table_convention(points)))
     ax.set_ylabel("best eval accuracy")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(f"MQAR accuracy vs state size\n({spread_text(spread, points)})", fontsize=9)
@@ -149,7 +149,8 @@ def statex_arms(arms: pd.DataFrame, unit: str, spread: str = "ci", ax=None) -> p
         differ = "".join(f", {k}={v:g}" if isinstance(v, float) else f", {k}={v}"
                          for k, v in table.iloc[0].items() if ("." in str(k) or k == "lr")
                          and arms.loc[arms["model"] == model, k].nunique(dropna=False) > 1)
-        ax.set_title(f"{model}{differ}: StateX arms (state in {unit})\n{bars}"
+        ax.set_title(f"{model}{differ}: StateX arms ({state_header(unit, table_convention(arms))})"
+                     f"\n{bars}"
                      + (f"\nStateX: {config}" if config else ""), fontsize=7)
         ax.legend(fontsize=7, loc="upper left")
     return fig
@@ -285,7 +286,7 @@ def _per_item(table: pd.DataFrame, unit: str, item: str, item_labels, xlabel: st
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"{model}: {title}", fontsize=9)
         ax.grid(True, alpha=0.3)
-        ax.legend(title=f"state ({unit})", fontsize=7)
+        ax.legend(title=state_header(unit, table_convention(table)), fontsize=7)
     return fig
 
 

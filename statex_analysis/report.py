@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from . import lr_select, plots, tables
+from . import lr_select, plots, state_conventions, tables
 from .frames import Record, curves_frame, evals_frame, gaps_frame, runs_frame, segments_frame
 
 DEFAULT_DPI = 110  # PNG resolution unless --dpi says otherwise
@@ -63,7 +63,7 @@ def build_report(records: list[Record], unit: str = "bytes", spread: str = "ci")
 
     add("accuracy_vs_state", not t["accuracy_vs_state"].empty,
         lambda: plots.accuracy_vs_state(t["accuracy_vs_state"], unit, spread),
-        f"Best eval accuracy vs recurrent state size ({unit}, log axis), one series per model; "
+        f"Best eval accuracy vs {tables.state_header(unit)}, log axis, one series per model; "
         f"one point per cell (runs identical except the seeds) at its chosen LR; "
         f"{plots.spread_text(spread, t['accuracy_vs_state'])}.",
         "no completed run without a StateX arm")
@@ -121,9 +121,12 @@ def _markdown(name: str, table: pd.DataFrame) -> str:
 
 def write_report(rep: Report, out_dir: str | os.PathLike, formats=("png", "svg"),
                  sources: list[str] | None = None, unit: str = "bytes",
-                 spread: str = "ci", dpi: int = DEFAULT_DPI) -> Path:
+                 spread: str = "ci", dpi: int = DEFAULT_DPI,
+                 convention: str | None = None) -> Path:
     """Writes figures/, tables/ and index.md under out_dir; returns the index path. `dpi` is
-    the resolution of raster formats (PNG)."""
+    the resolution of raster formats (PNG); `convention` is the state-size convention the
+    tables were built in (default: the one tables.use_state_convention set)."""
+    convention = state_conventions.check(convention or tables.state_convention())
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
@@ -155,8 +158,9 @@ def write_report(rep: Report, out_dir: str | os.PathLike, formats=("png", "svg")
               "too few for 95%; each table and figure states the coverage); "
               "accuracy of a run = its best eval accuracy, where cells differ only in the "
               "learning rate the one with the highest median is shown (column `lr`); "
-              f"figures: {plots.SPREAD_TEXT[spread]}; state size = recurrent state only, in "
-              f"{unit} (bytes = 4 × scalars, fp32). StateX arms, paired differences and the "
+              f"figures: {plots.SPREAD_TEXT[spread]}; state size = "
+              f"{state_conventions.DESCRIPTION[convention]}, in {unit} (bytes = 4 × scalars, "
+              "fp32). StateX arms, paired differences and the "
               "ablation use final (end-of-training) accuracy. Escaped = left the 1/K plateau "
               "(docs/analysis.md).", ""]
     for name in README_TABLES:

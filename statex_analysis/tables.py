@@ -12,9 +12,10 @@ Conventions, used by every table and figure (docs/analysis.md):
   * A run's accuracy for the scaling table is its BEST eval accuracy; StateX arms and the
     ablation use the end-of-training accuracy. Where cells differ only in train.lr, the one with
     the highest median is shown and the lrs tried are listed.
-  * State size: recurrent state only (conv state apart) by default, or Zoology's convention
-    `recurrent+conv` (use_state_convention / --state); bytes = 4 x scalars (fp32). Every label
-    says which.
+  * State size: recurrent state only (conv state apart) by default, `recurrent+conv` (the conv
+    state too) or `zoology` (Zoology's own state_size() per family), state_conventions.py
+    (use_state_convention / --state); bytes = 4 x scalars (fp32). Every label, table header and
+    report index says which.
   * Only completed runs enter aggregates; every other run is listed by failures_table.
 """
 from __future__ import annotations
@@ -25,11 +26,11 @@ import re
 import numpy as np
 import pandas as pd
 
-from . import cells, families, lr_select, stats
+from . import cells, families, lr_select, state_conventions, stats
 
 BYTES_PER_SCALAR = 4
 STATE_UNITS = ("bytes", "scalars")
-STATE_CONVENTIONS = ("recurrent", "recurrent+conv")  # ours / Zoology's (conv state included)
+STATE_CONVENTIONS = state_conventions.CONVENTIONS  # recurrent (default), recurrent+conv, zoology
 SPREADS = ("ci", "minmax", "std")  # band: interval of the median, min-max, mean ± std
 LR_COL, SEED_COL = "train.lr", "train.seed"
 ARMS = ("statex", "control", "scratch")
@@ -42,34 +43,60 @@ class TableError(ValueError):
 # ---------------------------------------------------------------- units and selection
 
 def state_column(runs: pd.DataFrame, unit: str) -> pd.Series:
-    """Recurrent state size of each run in `unit` (bytes = 4 x scalars, fp32)."""
+    """State size of each run (in the convention use_state_convention chose) in `unit`
+    (bytes = 4 x scalars, fp32)."""
     if unit not in STATE_UNITS:
         raise TableError(f"--state-unit must be one of {', '.join(STATE_UNITS)}, not '{unit}'")
     scalars = pd.to_numeric(runs["state_scalars"], errors="coerce")
     return scalars * BYTES_PER_SCALAR if unit == "bytes" else scalars
 
 
-_convention = {"name": "recurrent"}
+_convention = {"name": state_conventions.DEFAULT}
 
 
 def use_state_convention(runs: pd.DataFrame, convention: str) -> pd.DataFrame:
-    """Runs whose `state_scalars` (and every table and label after it) follow `convention`:
-    `recurrent` (ours, the default) or `recurrent+conv` (Zoology's: short-conv state counted)."""
+    """Runs whose `state_scalars`, StateX before / after sizes (and every table and label after
+    them) follow `convention`: `recurrent` (ours, the default), `recurrent+conv` (conv state
+    counted too) or `zoology` (Zoology's state_size()); state_conventions.py."""
     if convention not in STATE_CONVENTIONS:
         raise TableError(f"--state must be one of {', '.join(STATE_CONVENTIONS)}, "
                          f"not '{convention}'")
     _convention["name"] = convention
-    if convention == "recurrent":
-        return runs
     runs = runs.copy()
-    runs["state_scalars"] = pd.to_numeric(runs["state_with_conv_scalars"], errors="coerce")
+    if runs.empty:
+        runs["state_convention"] = pd.Series(dtype=object)
+        return runs
+    rows = [state_conventions.apply(dict(r), convention) for r in runs.to_dict("records")]
+    for col in ("recurrent_state_scalars", "state_scalars", "state_convention",
+                *state_conventions.STATEX_COLUMNS,
+                *(f"{c}_recurrent" for c in state_conventions.STATEX_COLUMNS)):
+        values = [r[col] for r in rows]
+        runs[col] = values if col == "state_convention" else pd.to_numeric(values, errors="coerce")
     runs["state_bytes"] = runs["state_scalars"] * BYTES_PER_SCALAR
     return runs
 
 
-def state_label(unit: str) -> str:
-    what = "recurrent+conv state size (Zoology)" if _convention["name"] == "recurrent+conv" \
-        else "recurrent state size"
+def state_convention() -> str:
+    """The convention the tables and labels show now (use_state_convention)."""
+    return _convention["name"]
+
+
+def table_convention(table: pd.DataFrame) -> str:
+    """The convention a table's state sizes were computed in (its `state_convention` column,
+    else the current one)."""
+    if "state_convention" in table and len(table):
+        return str(table["state_convention"].iloc[0])
+    return _convention["name"]
+
+
+def state_header(unit: str, convention: str | None = None) -> str:
+    """Column header / legend title of a state size: convention and unit."""
+    return f"{state_conventions.LABEL[convention or _convention['name']]} ({unit})"
+
+
+def state_label(unit: str, convention: str | None = None) -> str:
+    """Axis label of a state size: convention and unit."""
+    what = state_conventions.AXIS[convention or _convention["name"]]
     return f"{what} (bytes, fp32 = 4 B/scalar)" if unit == "bytes" else f"{what} (scalars)"
 
 
@@ -265,6 +292,7 @@ def _with_state(table: pd.DataFrame, unit: str, after: str = "state_scalars") ->
     table.insert(at, "state_bytes", table["state_scalars"] * BYTES_PER_SCALAR)
     table.insert(at + 1, "state", table["state_scalars"] * _unit_factor(unit))
     table.insert(at + 2, "state_unit", unit)
+    table.insert(at + 3, "state_convention", _convention["name"])
     return table
 
 
@@ -530,8 +558,7 @@ def summary_table(runs: pd.DataFrame, unit: str = "bytes") -> pd.DataFrame:
         "d_model": col("model.d_model"),
         "layers": col("model.n_layers").where(col("model.n_layers").notna(), col("n_layers")),
         "params": col("n_params"),
-        (f"state ({unit})" if _convention["name"] == "recurrent"
-         else f"recurrent+conv state ({unit})"): state_column(runs, unit),
+        state_header(unit): state_column(runs, unit),
         "lr": col(LR_COL),
         "seed": col(SEED_COL),
         "arm": runs["arm"].replace("", "-"),
@@ -639,6 +666,7 @@ _FOLDED = {"ci_low", "ci_high", "ci_coverage", "mean", "std", "min", "max", "n_e
            "escape_fraction", "cell_label", "runs", "comparison", "diff_ci_low", "diff_ci_high",
            "diff_ci_coverage",
            "mean_diff", "n_negative", "n_ties", "state_bytes", "state_scalars", "state_unit",
+           "state_convention",
            "seeds", "differences", "group", "group_label", "statistic", "selection_mean"}
 
 
@@ -695,7 +723,9 @@ def presentable(table: pd.DataFrame) -> pd.DataFrame:
             out["sign-test p"] = t["sign_p"].map(lambda p: "" if pd.isna(p) else f"{p:.3g}")
         elif col == "state":
             unit = t["state_unit"].iloc[0] if len(t) else ""
-            out[f"state ({unit})"] = t["state"]
+            convention = t["state_convention"].iloc[0] if len(t) and "state_convention" in t \
+                else state_conventions.DEFAULT
+            out[f"{state_conventions.LABEL[convention]} ({unit})"] = t["state"]
         elif col not in _FOLDED:
             out[col] = t[col]
     frame = _blank_foreign_options(pd.DataFrame(out, index=t.index))

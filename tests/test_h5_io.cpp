@@ -80,6 +80,7 @@ RunRecord full_record() {
   r.n_params = 123457;
   r.state.layer_state_scalars = {1024, 4096, 1024};
   r.state.layer_conv_state_scalars = {384, 384, 385};
+  r.state.layer_zoology_state_scalars = {1536, 4608, 1537};
   r.test_segments = {"64:4:100", "128:8:50"};
   r.gap_bucket_edges = {0, 8, 32, 128};
   for (int i = 1; i <= 5; ++i)
@@ -134,6 +135,7 @@ void expect_same(const RunRecord& a, const RunRecord& b) {
   EXPECT_EQ(a.n_params, b.n_params);
   EXPECT_EQ(a.state.layer_state_scalars, b.state.layer_state_scalars);
   EXPECT_EQ(a.state.layer_conv_state_scalars, b.state.layer_conv_state_scalars);
+  EXPECT_EQ(a.state.layer_zoology_state_scalars, b.state.layer_zoology_state_scalars);
   EXPECT_EQ(a.test_segments, b.test_segments);
   EXPECT_EQ(a.gap_bucket_edges, b.gap_bucket_edges);
   ASSERT_EQ(a.curve.size(), b.curve.size());
@@ -220,6 +222,19 @@ TEST_F(H5IoTest, ResultsRoundTripEmptyRunWithoutExpansion) {
   expect_same(r, read_results(path("run2.h5")));
 }
 
+// A record without the zoology count (read from a file written before it existed) writes none
+// and reads back without one; it does not invent a number.
+TEST_F(H5IoTest, ResultsWithoutZoologyCountWriteNone) {
+  RunRecord r = full_record();
+  r.state.layer_zoology_state_scalars.clear();
+  write_results(path("old.h5"), r);
+  h5::Handle f = h5::open_file(path("old.h5"));
+  h5::Handle m = h5::open_group(f, "model");
+  EXPECT_FALSE(h5::has_attr(m, "zoology_state_scalars"));
+  EXPECT_FALSE(h5::exists(m, "layer_zoology_state_scalars"));
+  EXPECT_TRUE(read_results(path("old.h5")).state.layer_zoology_state_scalars.empty());
+}
+
 TEST_F(H5IoTest, ResultsLayoutSummaryAndUnits) {
   RunRecord r = full_record();
   write_results(path("run.h5"), r);
@@ -235,10 +250,15 @@ TEST_F(H5IoTest, ResultsLayoutSummaryAndUnits) {
   EXPECT_EQ(h5::read_attr_i64(m, "state_bytes"), 4 * 6144);
   EXPECT_EQ(h5::read_attr_i64(m, "conv_state_scalars"), 1153);
   EXPECT_EQ(h5::read_attr_i64(m, "conv_state_bytes"), 4 * 1153);
+  EXPECT_EQ(h5::read_attr_i64(m, "zoology_state_scalars"), 7681);
+  EXPECT_EQ(h5::read_attr_i64(m, "zoology_state_bytes"), 4 * 7681);
+  EXPECT_EQ(h5::read_dataset<int64_t>(m, "layer_zoology_state_bytes"),
+            (std::vector<int64_t>{4 * 1536, 4 * 4608, 4 * 1537}));
   EXPECT_EQ(h5::read_attr_str(m, "n_params_unit"), "scalars");
   EXPECT_EQ(h5::read_dataset<int64_t>(m, "layer_state_bytes"),
             (std::vector<int64_t>{4096, 16384, 4096}));
-  for (const char* d : {"layer_state_scalars", "layer_conv_state_scalars"})
+  for (const char* d : {"layer_state_scalars", "layer_conv_state_scalars",
+                        "layer_zoology_state_scalars"})
     EXPECT_EQ(h5::read_attr_str(h5::open_dataset(m, d), "unit"), "scalars") << d;
   EXPECT_EQ(h5::read_attr_str(h5::open_dataset(m, "layer_state_bytes"), "unit"), "bytes");
   h5::Handle e = h5::open_group(f, "eval");

@@ -212,7 +212,7 @@ TEST(StatexData, ErrorsNameTheOptionAndWriteNothing) {
                {"data.test", "outside the model vocabulary"});
 }
 
-// `statex info` gives both conventions: recurrent (ours) and recurrent+conv (Zoology's).
+// `statex info` gives the three conventions: recurrent, recurrent+conv and zoology.
 TEST(StateSize, InfoShowsRecurrentPlusConvTotals) {
   auto [code, out] = statex("info --model.d_model 16 --model.gate_low_rank 4 --model.n_layers 3 "
                             "--model.vocab_size 37");
@@ -221,13 +221,36 @@ TEST(StateSize, InfoShowsRecurrentPlusConvTotals) {
   const size_t at = out.find("\ntotal");
   ASSERT_NE(at, std::string::npos) << out;
   std::istringstream row(out.substr(at + 6));
-  long long state = 0, bytes = 0, conv = 0, both = 0, both_bytes = 0;
-  row >> state >> bytes >> conv >> both >> both_bytes;
+  long long state = 0, bytes = 0, conv = 0, both = 0, both_bytes = 0, zoo = 0, zoo_bytes = 0;
+  row >> state >> bytes >> conv >> both >> both_bytes >> zoo >> zoo_bytes;
   // GLA D 16: Dk 8, Dv 16, H 2 -> 64 recurrent scalars a layer; short conv 3*(2*8+16) = 96.
   EXPECT_EQ(state, 3 * 64);
   EXPECT_EQ(conv, 3 * 96);
   EXPECT_EQ(both, 3 * (64 + 96));
   EXPECT_EQ(both_bytes, 4 * 3 * (64 + 96));
+  // Zoology: key_dim * head_v_dim = 8 * 8, plus 4 x (8 + 8 + 16) for the three short convs.
+  EXPECT_NE(out.find("zoology scalars"), std::string::npos) << out;
+  EXPECT_EQ(zoo, 3 * (64 + 128));
+  EXPECT_EQ(zoo_bytes, 4 * 3 * (64 + 128));
+}
+
+// `statex info --state zoology` on the quickstart GLA: 3,072 scalars, 12,288 bytes (issue #29).
+TEST(StateSize, InfoZoologyQuickstart) {
+  const char* src = std::getenv("STATEX_SOURCE_DIR");
+  const std::string dir = src ? std::string(src) + "/" : std::string("../");
+  auto [code, out] = statex("info --config " + dir + "experiments/quickstart.ini --state zoology");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(out.find("recurrent+conv scalars"), std::string::npos) << out;  // only the one asked
+  const size_t at = out.find("\ntotal");
+  ASSERT_NE(at, std::string::npos) << out;
+  std::istringstream row(out.substr(at + 6));
+  long long zoo = 0, zoo_bytes = 0;
+  row >> zoo >> zoo_bytes;
+  EXPECT_EQ(zoo, 3072);
+  EXPECT_EQ(zoo_bytes, 12288);
+  auto [bad, msg] = statex("info --state zoo");
+  EXPECT_NE(bad, 0);
+  EXPECT_NE(msg.find("--state: unknown state-size convention 'zoo'"), std::string::npos) << msg;
 }
 
 TEST(StatexData, HelpStatesTheZoologyDefault) {

@@ -129,6 +129,8 @@ TEST(Trainer, TinyRunCompletes) {
   EXPECT_EQ(r.evals[0].step, 0);
   EXPECT_EQ(r.evals[2].step, 20);
   EXPECT_EQ(r.state.total_state_scalars(), compute_state_size(c.model).total_state_scalars());
+  EXPECT_EQ(r.state.layer_zoology_state_scalars,
+            compute_state_size(c.model).layer_zoology_state_scalars);
   EXPECT_EQ(r.tokens_seen, 20.0 * 4 * 16);
   EXPECT_FALSE(r.expansion.happened);
   Checkpoint ck = load_checkpoint(o.checkpoint_out);

@@ -173,9 +173,18 @@ void write_model(hid_t f, const RunRecord& r) {
   attr_with_unit(m, "state_bytes", state * kBytesPerScalar, "bytes");
   attr_with_unit(m, "conv_state_scalars", conv, "scalars");
   attr_with_unit(m, "conv_state_bytes", conv * kBytesPerScalar, "bytes");
-  // Zoology's convention counts the short-conv state too (docs/results_format.md).
+  // The recurrent+conv convention: both summed (docs/results_format.md).
   attr_with_unit(m, "state_with_conv_scalars", state + conv, "scalars");
   attr_with_unit(m, "state_with_conv_bytes", (state + conv) * kBytesPerScalar, "bytes");
+  // The zoology convention: Zoology's own state_size() per family (sim/model/state_size.h);
+  // zoology_state_bytes is the number Zoology logs as "state_size".
+  const auto& lz = r.state.layer_zoology_state_scalars;
+  const bool zoology = lz.size() == r.state.layer_state_scalars.size();
+  if (zoology) {
+    const int64_t zoo = r.state.total_zoology_state_scalars();
+    attr_with_unit(m, "zoology_state_scalars", zoo, "scalars");
+    attr_with_unit(m, "zoology_state_bytes", zoo * kBytesPerScalar, "bytes");
+  }
   // "recurrent", or "kv_cache" (attention: state_* is the KV cache at length kv_cache_len).
   h5::write_attr(m, "state_kind", std::string(r.state.is_kv_cache() ? "kv_cache" : "recurrent"));
   attr_with_unit(m, "kv_cache_len", r.state.kv_cache_len, "tokens");
@@ -186,6 +195,11 @@ void write_model(hid_t f, const RunRecord& r) {
   dataset_unit(h5::write_dataset(m, "layer_conv_state_scalars", lc), "scalars");
   dataset_unit(h5::write_dataset(m, "layer_conv_state_bytes", times(lc, kBytesPerScalar)),
                "bytes");
+  if (zoology) {
+    dataset_unit(h5::write_dataset(m, "layer_zoology_state_scalars", lz), "scalars");
+    dataset_unit(h5::write_dataset(m, "layer_zoology_state_bytes", times(lz, kBytesPerScalar)),
+                 "bytes");
+  }
 }
 
 void write_curves(hid_t f, const RunRecord& r) {
@@ -349,6 +363,8 @@ RunRecord read_all(hid_t f) {
   r.state.layer_state_scalars = h5::read_dataset<int64_t>(m, "layer_state_scalars");
   r.state.layer_conv_state_scalars = h5::read_dataset<int64_t>(m, "layer_conv_state_scalars");
   if (h5::has_attr(m, "kv_cache_len")) r.state.kv_cache_len = h5::read_attr_i64(m, "kv_cache_len");
+  if (h5::exists(m, "layer_zoology_state_scalars"))  // files from before it: left empty
+    r.state.layer_zoology_state_scalars = h5::read_dataset<int64_t>(m, "layer_zoology_state_scalars");
 
   h5::Handle c = h5::open_group(f, "curves");
   auto step = h5::read_dataset<int64_t>(c, "step");

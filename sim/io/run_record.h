@@ -35,16 +35,21 @@ struct EvalPoint {
 struct StateSize {
   std::vector<int64_t> layer_state_scalars;       // [L] recurrent state
   std::vector<int64_t> layer_conv_state_scalars;  // [L] conv state (short conv / Mamba2 conv)
+  // [L] Zoology's state_size() of each layer (sim/model/state_size.h: its own formula per
+  // family, not recurrent + conv); empty when read from a file written before it was recorded.
+  std::vector<int64_t> layer_zoology_state_scalars;
   // Attention: layer_state_scalars is the KV cache at this length T (2 T D per layer, it grows
   // with T); 0 for the recurrent models, whose state does not depend on T.
   int64_t kv_cache_len = 0;
   bool is_kv_cache() const { return kv_cache_len > 0; }
   int64_t total_state_scalars() const;
   int64_t total_conv_state_scalars() const;
-  // Zoology's convention: the short-conv state counted in the state size ("recurrent+conv").
+  // The "recurrent+conv" convention: recurrent state plus the (W-1) x channels conv state.
   int64_t total_state_with_conv_scalars() const {
     return total_state_scalars() + total_conv_state_scalars();
   }
+  // The "zoology" convention: what Zoology's state_size() counts (sum of the layers).
+  int64_t total_zoology_state_scalars() const;
 };
 
 // The StateX expansion event (issue 4); absent when no expansion happened.

@@ -18,7 +18,8 @@ def test_summary_rows_and_failed_marked(scaling_sweep, capsys):
     code, out, _ = summary(capsys, scaling_sweep)
     assert code == 0
     header = out.splitlines()[0].split()
-    assert header == ["run", "model", "d_model", "layers", "params", "state", "(bytes)", "lr",
+    assert header == ["run", "model", "d_model", "layers", "params", "recurrent", "state",
+                      "(bytes)", "lr",
                       "seed", "arm", "final_acc", "best_acc", "best_step", "escape_step",
                       "status"]
     rows = {line.split()[0]: line for line in out.splitlines()[2:] if line.strip()}
@@ -57,7 +58,7 @@ def test_summary_csv_where_and_units(scaling_sweep, capsys):
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     assert sorted(r["run"] for r in rows) == ["m32a", "m32b", "m32c"]
-    assert {r["state (scalars)"] for r in rows if r["run"] != "m32c"} == {"2048.0"}
+    assert {r["recurrent state (scalars)"] for r in rows if r["run"] != "m32c"} == {"2048.0"}
     assert [r["status"] for r in rows if r["run"] == "m32c"] == ["failed: out of memory"]
 
 

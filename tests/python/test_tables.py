@@ -156,7 +156,7 @@ def test_gap_and_segment_tables_use_best_eval(scaling_runs, scaling_records):
 
 def test_text_and_markdown_render(scaling_runs):
     text = tables.to_text(tables.summary_table(scaling_runs))
-    assert "failed: out of memory" in text and "state (bytes)" in text
+    assert "failed: out of memory" in text and "recurrent state (bytes)" in text
     md = tables.to_markdown(tables.failures_table(scaling_runs))
     assert md.startswith("| run | status |") and "non-finite loss at step 150" in md
 

@@ -41,7 +41,7 @@ def test_class_accuracies_and_both_state_conventions(tmp_path, capsys):
     assert row["state_with_conv_scalars"] == state + 384
 
     summary = tables.summary_table(tables.use_state_convention(runs, "recurrent"), "scalars")
-    assert summary["state (scalars)"].iloc[0] == state
+    assert summary["recurrent state (scalars)"].iloc[0] == state
     assert summary["acc_forgetting_updated"].iloc[0] == 0.25
     assert "acc_compositional_shared_first" not in summary  # no run has the class
 
