@@ -182,9 +182,12 @@ def test_files_without_the_zoology_attribute_get_it_from_the_config(trained, tmp
     for name, _, zoology, _ in RUNS:
         old = tmp_path / f"{name}.h5"
         old.write_bytes(trained[name].read_bytes())
-        with h5py.File(old, "a") as f:
+        with h5py.File(old, "a") as f:  # an older file: no zoology count, no integrity data
             for key in ("zoology_state_scalars", "zoology_state_bytes"):
                 del f["model"].attrs[key]
+            del f["attr_digests"]
+        with open(old, "r+b") as f:
+            f.write(b"\0" * 12)  # no "statex-crc32" magic: the user-block CRC is not checked
         runs = tables.use_state_convention(load_runs([old]), "zoology")
         assert math.isnan(runs.iloc[0]["zoology_state_scalars"])
         assert runs.iloc[0]["state_scalars"] == zoology, name
