@@ -11,8 +11,10 @@ namespace statex::cli {
 
 // Refuses a model / batch whose memory need (parameters, gradients, AdamW moments, activations
 // of `tokens_per_batch` tokens, label logits) exceeds this machine's memory or the 2^31-element
-// limit of one buffer; the message gives the estimate and the options to reduce.
-void check_memory(const ModelConfig& m, int64_t tokens_per_batch, bool with_optimizer);
+// limit of one buffer; the message gives the estimate and the options to reduce, naming
+// `batch_option` as what sets the batch (train.batch_size; --batch for eval).
+void check_memory(const ModelConfig& m, int64_t tokens_per_batch, bool with_optimizer,
+                  const std::string& batch_option = "train.batch_size");
 
 // statex.* options given explicitly (not defaulted in `vm`) that the model family ignores:
 // statex.gla_heads for Mamba2, statex.state_mult for GLA.

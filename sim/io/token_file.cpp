@@ -1,6 +1,11 @@
 // Token files and eval output files: layouts in docs/results_format.md.
 #include "sim/io/token_file.h"
 
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
 #include <stdexcept>
 
 #include "sim/core/config.h"
@@ -137,6 +142,37 @@ void write_token_file(const std::string& path, const TokenFile& tf) {
     }
     for (auto& [k, v] : tf.info) h5::write_attr(f, k, v);
   });
+}
+
+std::string token_file_digest(const TokenFile& tf) {
+  uLong crc = crc32(0L, Z_NULL, 0), adl = adler32(0L, Z_NULL, 0);
+  auto add = [&](const void* data, size_t bytes) {
+    const auto* p = static_cast<const Bytef*>(data);
+    while (bytes > 0) {  // zlib takes uInt lengths
+      const uInt n = static_cast<uInt>(std::min<size_t>(bytes, 1u << 30));
+      crc = crc32(crc, p, n);
+      adl = adler32(adl, p, n);
+      p += n;
+      bytes -= n;
+    }
+  };
+  const int64_t shape[2] = {tf.num_examples, tf.seq_len};
+  add(shape, sizeof shape);
+  const std::pair<const char*, const std::vector<int32_t>*> arrays[] = {
+      {"tokens", &tf.tokens}, {"labels", &tf.labels},     {"lengths", &tf.lengths},
+      {"segment", &tf.segment}, {"task", &tf.task},       {"distance", &tf.distance},
+      {"query_class", &tf.query_class}};
+  for (const auto& [name, v] : arrays) {
+    const int64_t n = static_cast<int64_t>(v->size());
+    add(name, std::strlen(name) + 1);
+    add(&n, sizeof n);
+    add(v->data(), v->size() * sizeof(int32_t));
+  }
+  for (const std::string& name : tf.segment_names) add(name.c_str(), name.size() + 1);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "crc32:%08lx adler32:%08lx n:%lld t:%lld", crc, adl,
+                static_cast<long long>(tf.num_examples), static_cast<long long>(tf.seq_len));
+  return buf;
 }
 
 void check_token_range(const TokenFile& tf, int vocab_size, const std::string& path) {
