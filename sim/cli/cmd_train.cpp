@@ -42,15 +42,17 @@ void check_resumed_results(const std::string& out, bool overwrite) {
                       "or choose another --out");
 }
 
-// Refuses an expansion (statex / scratch arm) that would change no layer's state size.
-void check_planned_expansion(const ExperimentConfig& cfg) {
+// Refuses an expansion (statex / scratch arm) that would change no layer's state size. Returns
+// the expanded model (the model itself when the run does not expand).
+ModelConfig check_planned_expansion(const ExperimentConfig& cfg) {
   validate(cfg.statex, cfg.model, cfg.train.steps);
   bool expands = cfg.statex.arm == "scratch" ||
                  (cfg.statex.arm != "control" && expansion_step(cfg.statex, cfg.train.steps) >= 0);
-  if (!expands) return;
+  if (!expands) return cfg.model;
   std::vector<int> layers = select_layers(cfg.statex, cfg.model.n_layers);
-  check_expansion_changes(cfg.model, expanded_config(cfg.model, cfg.statex, layers), layers,
-                          cfg.statex);
+  ModelConfig after = expanded_config(cfg.model, cfg.statex, layers);
+  check_expansion_changes(cfg.model, after, layers, cfg.statex);
+  return after;
 }
 
 }  // namespace
@@ -97,8 +99,10 @@ int cmd_train(int argc, char** argv) {
                         {"--checkpoint-out", opt.checkpoint_out, true}},
                        {{"--resume", "--checkpoint-out"}});
   check_statex_family(vm, cfg.model);
-  check_planned_expansion(cfg);
-  check_memory(cfg.model, int64_t(cfg.train.batch_size) * max_seq_len(cfg), /*with_optimizer=*/true);
+  const ModelConfig expanded = check_planned_expansion(cfg);
+  // Before and after a StateX expansion.
+  for (const ModelConfig* m : {static_cast<const ModelConfig*>(&cfg.model), &expanded})
+    check_memory(*m, int64_t(cfg.train.batch_size) * max_seq_len(cfg), /*with_optimizer=*/true);
   warn_schedule(cfg);
 
   const bool resuming = !opt.resume_path.empty();

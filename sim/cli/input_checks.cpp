@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "sim/core/memory_budget.h"
+#include "sim/core/options.h"
 
 
 namespace statex::cli {
@@ -51,8 +52,35 @@ void check_memory(const ModelConfig& m, int64_t tokens_per_batch, bool with_opti
   require_memory(need, "the model and batch", sizes, "reduce the larger of the two");
 }
 
+double token_set_bytes(double examples, double seq_len) {
+  return 16.0 * examples * seq_len + 12.0 * examples;
+}
+
+void check_set_memory(const std::vector<MqarSegment>& segs, const std::string& option,
+                      double extra_bytes_per_position) {
+  double n = 0, t = 0;
+  for (const MqarSegment& s : segs) {
+    n += double(s.count);
+    t = std::max(t, double(s.seq_len));
+  }
+  const double bytes = token_set_bytes(n, t) + extra_bytes_per_position * n * t;
+  char shape[96];
+  std::snprintf(shape, sizeof shape, "%.0f examples x %.0f positions", n, t);
+  require_memory(bytes, option + " (" + shape + ")", "",
+                 "lower the counts of " + option + "'s segments");
+}
+
 void check_statex_family(const boost::program_options::variables_map& vm, const ModelConfig& m) {
-  auto given = [&](const char* name) { return vm.count(name) && !vm[name].defaulted(); };
+  // An option the family ignores is refused when asked for on the command line, or set to a
+  // value other than its default in a config file: a resolved config (a results file's
+  // /config/ini, a token file's config_ini) lists every option at its default and is accepted.
+  const StatexConfig defaults;
+  auto given = [&](const char* name) {
+    if (!vm.count(name) || vm[name].defaulted()) return false;
+    if (given_on_command_line(name)) return true;
+    return std::string(name) == "statex.gla_heads" ? vm[name].as<int>() != defaults.gla_heads
+                                                   : vm[name].as<int>() != defaults.state_mult;
+  };
   if (m.model == "mamba2" && given("statex.gla_heads"))
     throw ConfigError("--statex.gla_heads applies to GLA models only; this model is mamba2 (its "
                       "expansion is set by statex.state_mult)");

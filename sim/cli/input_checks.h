@@ -16,6 +16,16 @@ namespace statex::cli {
 void check_memory(const ModelConfig& m, int64_t tokens_per_batch, bool with_optimizer,
                   const std::string& batch_option = "train.batch_size");
 
+// Bytes a set of `examples` rows of `seq_len` positions takes as a TokenFile in memory (tokens,
+// labels, distances and query classes [N, T], lengths / segment / task [N]; int32 each).
+double token_set_bytes(double examples, double seq_len);
+
+// The memory estimate of a generated set (statex data, statex eval's MQAR test set): refuses one
+// that would not fit, naming `option` (mqar.train / mqar.test / mqar.valid) and its count.
+// `extra_bytes_per_position` adds what the command keeps per position beyond the set.
+void check_set_memory(const std::vector<MqarSegment>& segs, const std::string& option,
+                      double extra_bytes_per_position = 0);
+
 // statex.* options given explicitly (not defaulted in `vm`) that the model family ignores:
 // statex.gla_heads for Mamba2, statex.state_mult for GLA.
 void check_statex_family(const boost::program_options::variables_map& vm, const ModelConfig& m);

@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 
 #include "sim/core/config.h"
+#include "sim/core/memory_budget.h"
 #include "sim/io/h5.h"
 
 namespace statex {
@@ -75,6 +77,28 @@ void read_optional_datasets(hid_t f, const std::vector<int64_t>& shape, TokenFil
   }
 }
 
+// The memory every dataset read_token_file reads would take, from the shapes the file declares,
+// checked before any of it is read (a file may declare [10^12, 10^6] without storing a byte).
+void check_token_file_size(hid_t f) {
+  if (!h5::exists(f, "tokens")) return;  // read_int_matrix names it
+  const std::vector<int64_t> shape = h5::dataset_shape(f, "tokens");
+  if (shape.size() != 2) return;
+  const double n = double(shape[0]) * double(shape[1]);
+  double bytes = 0;
+  for (const char* name : {"tokens", "labels", "distance", "query_class"})
+    if (h5::exists(f, name)) bytes += 4.0 * n;
+  for (const char* name : {"lengths", "segment", "task"})
+    if (h5::exists(f, name)) bytes += 4.0 * double(shape[0]);
+  require_memory(bytes, "reading it",
+                 "'/tokens' declares shape " + h5::shape_str(shape) + ", int32 per position for " +
+                     "tokens, labels and the optional per-position datasets",
+                 "use a smaller token file");
+  if (shape[0] > std::numeric_limits<int32_t>::max() ||
+      shape[1] > std::numeric_limits<int32_t>::max())
+    throw std::runtime_error("'/tokens' declares shape " + h5::shape_str(shape) + ": more than " +
+                             "2^31-1 examples or positions, which no statex command reads");
+}
+
 }  // namespace
 
 TokenFile read_token_file(const std::string& path) {
@@ -88,6 +112,7 @@ TokenFile read_token_file(const std::string& path) {
                                  kTokensFormat + "'");
     }
     TokenFile tf;
+    check_token_file_size(f);
     std::vector<int64_t> shape;
     tf.tokens = read_int_matrix(f, "tokens", &shape);
     tf.num_examples = shape[0];
