@@ -798,7 +798,8 @@ std::vector<T> read_dataset(hid_t parent, const std::string& name, std::vector<i
                 ", whose size overflows");
   require_memory(double(n) * sizeof(T), "dataset '" + where(parent, name) + "'",
                  "shape " + shape_str(sh) + " declared by the file",
-                 "is this the file you meant?");
+                 "the file declares more than this machine holds (damaged, or not a file "
+                 "statex can read here)");
   std::vector<T> v(static_cast<size_t>(n));
   read_dataset_into<T>(parent, name, v.data(), n);
   if (shape) *shape = sh;
