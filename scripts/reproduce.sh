@@ -23,31 +23,39 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-quick=0 out="" jobs=2 threads=1 only="" dir=""
+quick=0 out="" jobs=2 threads=1 only="" only_given=0 dir=""
 args="$*"
+die() { echo "reproduce.sh: $*" >&2; exit 2; }
+# Every option that takes a value must get a non-empty one (an option given last used to die on
+# an unbound variable; --only '' used to run everything).
+value() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) quick=1; shift ;;
-    --out) out="$2"; shift 2 ;;
-    --jobs) jobs="$2"; shift 2 ;;
-    --threads) threads="$2"; shift 2 ;;
-    --only) only="$2"; shift 2 ;;
-    --dir) dir="$2"; shift 2 ;;
+    --out) value "$@"; out="$2"; shift 2 ;;
+    --jobs) value "$@"; jobs="$2"; shift 2 ;;
+    --threads) value "$@"; threads="$2"; shift 2 ;;
+    --only) value "$@"; only="$2"; only_given=1; shift 2 ;;
+    --dir) value "$@"; dir="$2"; shift 2 ;;
     -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
-    *) echo "reproduce.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    *) die "unknown option '$1' (see --help)" ;;
   esac
 done
+[[ "$jobs" =~ ^[1-9][0-9]*$ ]] || die "--jobs must be a positive integer (got '$jobs')"
+[[ "$threads" =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer (got '$threads')"
 [[ -n "$out" ]] || out=$([[ $quick == 1 ]] && echo runs/reproduce_quick || echo runs/reproduce)
 label=$([[ $quick == 1 ]] && echo "QUICK (seeds 0-2)" || echo "full")
 
 canon=${dir:-${STATEX_CANONICAL_DIR:-experiments/canonical}}
 [[ -d "$canon" ]] || { echo "reproduce.sh: --dir: no folder $canon" >&2; exit 2; }
 files=("$canon"/*.ini)
-if [[ -n "$only" ]]; then
+if [[ $only_given == 1 ]]; then
   files=()
-  for name in ${only//,/ }; do
-    [[ -f "$canon/$name.ini" ]] || {
-      echo "reproduce.sh: --only: no $canon/$name.ini (names without .ini)" >&2; exit 2; }
+  [[ "$only" != ,* && "$only" != *, && "$only" != *,,* ]] ||
+    die "--only '$only': an empty name (names without .ini, separated by commas)"
+  IFS=, read -r -a names <<< "$only"
+  for name in "${names[@]}"; do
+    [[ -f "$canon/$name.ini" ]] || die "--only: no $canon/$name.ini (names without .ini)"
     files+=("$canon/$name.ini")
   done
 fi

@@ -15,6 +15,7 @@
 #include "sim/core/config.h"
 #include "sim/io/checkpoint.h"
 #include "sim/io/h5.h"
+#include "sim/io/output_guard.h"
 #include "sim/io/results_file.h"
 #include "sim/io/run_record.h"
 #include "sim/io/token_file.h"
@@ -822,6 +823,91 @@ TEST_F(H5IoTest, FilesAreReadableByH5dump) {
                     &status);
   EXPECT_EQ(status, 0) << out;
   EXPECT_CONTAINS(out, "( 8 )");
+}
+
+
+// ---- the overwrite / rollback protocol (output_guard.h), state by state ----
+// Each case starts from a state a SIGKILL can leave between two of the protocol's calls, and
+// checks that the last completed file survives what the next run does.
+
+void results_with(const std::string& path, const std::string& status, uint64_t seed) {
+  RunRecord r;
+  r.status = status;
+  r.param_seed = seed;
+  write_results(path, r);
+}
+
+uint64_t seed_at(const std::string& path) { return read_results(path).param_seed; }
+bool there(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
+
+TEST_F(H5IoTest, ProtocolKeptFileSurvivesAnUnfinishedRecordAndAFailure) {
+  const std::string p = path("r.h5"), prev = p + ".prev";
+  results_with(prev, "completed", 1);  // kept by an interrupted run ...
+  results_with(p, "interrupted", 2);   // ... whose record is here
+  ReplacedFile f(p, ReplacedFile::Mode::replace);
+  EXPECT_EQ(seed_at(prev), 1u) << "the unfinished record replaced the kept completed file";
+  results_with(p, "failed", 3);  // the new run fails
+  EXPECT_NE(f.fail().find("put back"), std::string::npos);
+  EXPECT_EQ(seed_at(p), 1u);
+  EXPECT_EQ(read_results(p).status, "completed");
+  EXPECT_EQ(seed_at(p + ".failed"), 3u);
+  EXPECT_FALSE(there(prev));
+}
+
+TEST_F(H5IoTest, ProtocolNewerCompletedFileReplacesTheKeptOne) {
+  // Killed after its final write, before dropping .prev: the file at r.h5 is the newest.
+  const std::string p = path("r.h5"), prev = p + ".prev";
+  results_with(prev, "completed", 1);
+  results_with(p, "completed", 2);
+  ReplacedFile f(p, ReplacedFile::Mode::replace);
+  EXPECT_EQ(seed_at(prev), 2u);
+  results_with(p, "failed", 3);
+  f.fail();
+  EXPECT_EQ(seed_at(p), 2u);
+}
+
+TEST_F(H5IoTest, ProtocolKilledInsideFailOrLink) {
+  // Killed between fail()'s two renames: nothing at r.h5, the completed file at .prev.
+  const std::string p = path("r.h5"), prev = p + ".prev";
+  results_with(prev, "completed", 1);
+  EXPECT_THROW(refuse_existing("--out", p, /*overwrite=*/false), ConfigError);
+  {
+    ReplacedFile f(p, ReplacedFile::Mode::replace);
+    EXPECT_TRUE(f.has_previous());
+    results_with(p, "failed", 2);
+    f.fail();
+    EXPECT_EQ(seed_at(p), 1u);
+  }
+  // Killed inside link_atomically: a stale .prev.tmp is replaced, .prev never half made.
+  ::unlink(prev.c_str());
+  results_with(prev + ".tmp", "running", 9);
+  ReplacedFile g(p, ReplacedFile::Mode::replace);
+  EXPECT_EQ(seed_at(prev), 1u);
+  EXPECT_FALSE(there(prev + ".tmp"));
+  results_with(p, "completed", 4);
+  g.complete();
+  EXPECT_FALSE(there(prev));
+  EXPECT_EQ(seed_at(p), 4u);
+}
+
+TEST_F(H5IoTest, ProtocolResumeKeepsTheKeptFileAndBacksUpACompletedOne) {
+  const std::string p = path("r.h5"), prev = p + ".prev";
+  results_with(prev, "completed", 1);
+  results_with(p, "interrupted", 2);  // the run being resumed
+  {
+    ReplacedFile f(p, ReplacedFile::Mode::continue_own);
+    EXPECT_EQ(seed_at(prev), 1u);
+    results_with(p, "failed", 2);
+    f.fail();
+    EXPECT_EQ(seed_at(p), 1u);
+  }
+  // A resume (with --overwrite) into a completed file: that file is kept until it completes.
+  ::unlink(prev.c_str());
+  ReplacedFile g(p, ReplacedFile::Mode::continue_own);
+  EXPECT_EQ(seed_at(prev), 1u);
+  results_with(p, "failed", 5);
+  g.fail();
+  EXPECT_EQ(seed_at(p), 1u);
 }
 
 }  // namespace

@@ -123,6 +123,33 @@ TEST(StatexConfigCheck, BadExpansionOptionsNameTheOption) {
   EXPECT_NO_THROW(validate(s, g, 10));
 }
 
+// A head count that does not divide the layer's heads cannot be mapped exactly (GLA: 6 -> 4
+// would split heads across merged heads and tile the norm weight out of step); a state_mult
+// whose d_state overflows the shapes is refused naming statex.state_mult (it used to wrap).
+TEST(StatexConfigCheck, InexactMappingsRefused) {
+  ModelConfig g = gla4();
+  g.d_model = 24;  // Dk 12, Dv 24: divisible by 4 and 6
+  g.heads = 6;
+  validate(g);
+  for (const char* mode : {"inherit", "reinit"}) {
+    StatexConfig s = sx_config(mode);
+    s.gla_heads = 4;
+    const std::string e =
+        error_of<ConfigError>([&] { expanded_config(g, s, select_layers(s, g.n_layers)); });
+    EXPECT_CONTAINS(e, "statex.gla_heads = 4");
+    EXPECT_CONTAINS(e, "1, 2, 3");
+    s.step = 2;
+    EXPECT_CONTAINS(error_of<ConfigError>([&] { plan_statex(s, g, 10); }), "statex.gla_heads");
+  }
+  StatexConfig m = sx_config("inherit");
+  m.state_mult = 1 << 30;  // 3 x 2^30 does not fit an int
+  const std::string e = error_of<ConfigError>(
+      [&] { expanded_config(mamba2_g2(), m, select_layers(m, mamba2_g2().n_layers)); });
+  EXPECT_CONTAINS(e, "statex.state_mult");
+  m.state_mult = 5;  // N 3 -> 15: exact
+  EXPECT_NO_THROW(expanded_config(mamba2_g2(), m, select_layers(m, mamba2_g2().n_layers)));
+}
+
 TEST(StatexConfigCheck, ExpansionStep) {
   StatexConfig s;
   EXPECT_EQ(expansion_step(s, 100), -1);

@@ -56,6 +56,32 @@ TEST(StatexGdnState, BadHeadCountNamesTheOption) {
   EXPECT_CONTAINS(error_of<ConfigError>([&] { expanded_config(g, s, {0}); }), "statex.gla_heads");
 }
 
+// 6 heads cannot be merged into 4 (each merged head takes H / H' whole heads); the old code
+// took r = 6 / 4 = 1 and silently dropped heads 4 and 5. Dk = 12 and Dv = 24 divide by 4 and 6,
+// so only the head mapping can refuse it: in expanded_config (train's plan, statex expand) and
+// in expand_model itself, for both modes, before any tensor is built.
+TEST(StatexGdnState, HeadCountThatDoesNotDivideTheHeadsRefused) {
+  ModelConfig g = gdn4();
+  g.d_model = 24;
+  g.heads = 6;
+  validate(g);
+  for (const char* mode : {"inherit", "reinit"}) {
+    SCOPED_TRACE(mode);
+    StatexConfig s = sx_config(mode, 1);
+    s.gla_heads = 4;
+    const std::string e = error_of<ConfigError>([&] { expanded_config(g, s, {0}); });
+    for (const char* w : {"statex.gla_heads = 4", "6 heads", "1, 2, 3"}) EXPECT_CONTAINS(e, w);
+    Surgery ok = expand(g, sx_config(mode, 1));  // 6 -> 1 is exact
+    std::vector<float> p = ok.params;
+    EXPECT_CONTAINS(error_of<ConfigError>([&] {
+                      expand_model(g, ok.table, p, s, {0}, 7);
+                    }),
+                    "statex.gla_heads");
+    s.gla_heads = 3;  // 6 -> 3: r = 2, exact
+    EXPECT_NO_THROW(expanded_config(g, s, {0}));
+  }
+}
+
 TEST(StatexGdnExpand, OutsideSelectedMixersBitIdentical) {
   for (const char* mode : {"reinit", "inherit"}) {
     SCOPED_TRACE(mode);

@@ -320,6 +320,55 @@ TEST(SweepProbe, DetectsMissingCorruptPartialAndFinished) {
   std::system(("rm -rf '" + d + "'").c_str());
 }
 
+// Damages a statex file the way a flipped bit on disk does, somewhere the old probe never read
+// (a unit attribute of /curves): "tokens/s" -> "tokenz/s". Returns false when not found.
+bool damage(const std::string& path) {
+  std::string bytes = read_file(path);
+  const size_t at = bytes.find("tokens/s");
+  if (at == std::string::npos) return false;
+  bytes[at + 5] = 'z';
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  return true;
+}
+
+// The probe goes through the integrity check of every statex reader: a damaged completed file
+// is not a finished trial (it used to be, since the probe read only the root attributes).
+TEST(SweepProbe, DamagedCompletedFileIsNotFinished) {
+  std::string d = make_temp_dir();
+  write_result(d + "/ok.h5", "completed", 0.75f);
+  ASSERT_EQ(probe_result(d + "/ok.h5").state, ResultProbe::State::completed);
+  ASSERT_TRUE(damage(d + "/ok.h5"));
+  ResultProbe p = probe_result(d + "/ok.h5");
+  EXPECT_EQ(p.state, ResultProbe::State::unreadable);
+  EXPECT_TRUE(p.damaged);
+  EXPECT_NE(p.detail.find("CRC"), std::string::npos) << p.detail;
+  std::system(("rm -rf '" + d + "'").c_str());
+}
+
+// Rerunning the sweep reruns the damaged trial (and only it), keeping the damaged file beside.
+TEST_F(SweepTest, RerunRedoesADamagedCompletedTrial) {
+  FakeTrainer fake(tmp);
+  std::string sweep = tmp + "/s.ini";
+  write_text(sweep, "[train]\nsteps = 1\n[sweep]\ngrid.train.seed = 0,1,2\n");
+  std::string out = tmp + "/out";
+  auto sweep_cmd = std::vector<std::string>{statex_bin(), "sweep", sweep, "--out", out, "--jobs",
+                                            "1", "--trainer-cmd", fake.script};
+  ASSERT_EQ(run_cmd(sweep_cmd, tmp + "/runner.log"), 0) << read_file(tmp + "/runner.log");
+  ASSERT_EQ(fake.runs().size(), 3u);
+  const std::string victim = fake.runs()[1];
+  ASSERT_TRUE(damage(out + "/trials/" + victim + ".h5"));
+  ASSERT_EQ(run_cmd(sweep_cmd, tmp + "/runner2.log"), 0) << read_file(tmp + "/runner2.log");
+  ASSERT_EQ(fake.runs().size(), 4u) << "the damaged trial was kept as completed";
+  EXPECT_EQ(fake.runs()[3], victim);
+  EXPECT_EQ(probe_result(out + "/trials/" + victim + ".h5").state, ResultProbe::State::completed);
+  EXPECT_TRUE(file_exists(out + "/trials/" + victim + ".h5.damaged"));
+  EXPECT_NE(read_file(tmp + "/runner2.log").find("damaged"), std::string::npos);
+  for (const std::string& line : lines_of(out + "/index.csv")) {
+    if (line.rfind("trial_id", 0) == 0) continue;
+    EXPECT_NE(line.find(",completed,"), std::string::npos) << line;
+  }
+}
+
 TEST_F(SweepTest, LocalRunIsolatesFailuresAndPicksBestLr) {
   FakeTrainer fake(tmp);
   std::string sweep = tmp + "/s.ini";

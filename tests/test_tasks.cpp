@@ -297,6 +297,30 @@ TEST(TaskConfig, BadSettingsNameTheOptionAndTheFix) {
   check("forgetting:64:4:10:updates=1", 64, {"model.vocab_size=64", "exceed T=64"});
 }
 
+// Every field of the segment syntax, for every kind: a field that does not apply to the task (even
+// at 0, which used to pass as "not given"), grid=0 (used to become the default grid), a repeated
+// field (the last used to win) and passes=0 are refused at parse time, naming the field.
+TEST(TaskConfig, ParseRefusesFieldsThatDoNotApplyOrRepeat) {
+  auto bad = [](const std::string& text, std::vector<std::string> words) {
+    SCOPED_TRACE(text);
+    words.push_back("mqar.test");
+    expect_config_error([&] { parse_segments(text, "mqar.test"); }, words);
+  };
+  bad("64:4:10:updates=0", {"updates=", "only the forgetting task"});
+  bad("mqar:64:4:10:grid=0", {"grid=", "only the compositional task"});
+  bad("compositional:64:4:10:updates=0", {"only the forgetting task"});
+  bad("forgetting:64:4:10:updates=1:grid=0", {"only the compositional task"});
+  bad("compositional:64:4:10:grid=0", {"grid=0", "omit grid="});
+  bad("forgetting:64:4:10:updates=1:updates=2", {"updates=", "twice"});
+  bad("compositional:64:4:10:grid=2:grid=3", {"grid=", "twice"});
+  bad("64:4:10:passes=2:passes=2", {"passes=", "twice"});
+  bad("64:4:10:passes=0", {"passes=0", ">= 1"});
+  // What applies is still accepted, the documented updates=0 of forgetting included.
+  EXPECT_NO_THROW(parse_segments("forgetting:64:5:10:updates=0,compositional:64:4:10:grid=2:passes=2,"
+                                 "64:4:10:passes=1",
+                                 "mqar.test"));
+}
+
 TEST(TaskConfig, ParseAndFormatRoundTrip) {
   const std::string text = "forgetting:64:4:100:updates=2,compositional:96:5:10:passes=2:grid=3,"
                            "64:4:7,64:4:7:passes=3";

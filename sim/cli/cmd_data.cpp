@@ -4,9 +4,11 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "sim/cli/commands.h"
+#include "sim/cli/input_checks.h"
 #include "sim/core/options.h"
 #include "sim/io/output_guard.h"
 #include "sim/io/results_file.h"
@@ -129,6 +131,13 @@ int cmd_data(int argc, char** argv) {
     locks.push_back(std::make_unique<OutputLock>(option, path));
     refuse_existing(option, path, overwrite);
   }
+
+  // Each set is generated whole before it is written: its memory is estimated first (a huge
+  // count used to end in std::bad_alloc or a size overflow).
+  for (auto [option, segs, path] : {std::tuple{"mqar.train", &cfg.mqar.train, train_out},
+                                    {"mqar.test", &cfg.mqar.test, test_out},
+                                    {"mqar.valid", &cfg.mqar.valid, valid_out}})
+    if (!path.empty()) check_set_memory(*segs, option, /*HDF5 write buffers=*/4.0);
 
   for (auto [split, path] : {std::pair{Split::train, train_out}, {Split::test, test_out},
                              {Split::valid, valid_out}}) {

@@ -9,6 +9,7 @@
 #include "sim/cli/commands.h"
 #include "sim/cli/input_checks.h"
 #include "sim/core/backend.h"
+#include "sim/core/memory_budget.h"
 #include "sim/core/options.h"
 #include "sim/io/checkpoint.h"
 #include "sim/io/output_guard.h"
@@ -75,10 +76,38 @@ int cmd_eval(int argc, char** argv) {
   // With --tokens the mqar.* options are unused: they are not checked against the vocabulary.
   if (tokens_path.empty()) finalize(cfg);
 
+  const int V = ck.model.vocab_size;
+  if (tokens_path.empty()) {
+    // The whole test set is generated at once, then scored with its outputs (predictions per
+    // position; logits per labelled position, or per position with --all-positions).
+    int64_t n = 0, labels = 0;
+    for (const MqarSegment& s : cfg.mqar.test) n += s.count, labels += s.count * s.num_kv;
+    double per_position = 4.0 * 4 + 4;  // the generated batch + predictions
+    if (all_positions) per_position += 4.0 * V;
+    check_set_memory(cfg.mqar.test, "mqar.test", per_position);
+    if (!all_positions)
+      require_memory(double(labels) * (4.0 * V + 36), "the logits of mqar.test's labelled queries",
+                     std::to_string(labels) + " queries x model.vocab_size " + std::to_string(V),
+                     "lower the counts of mqar.test's segments");
+    if (n > std::numeric_limits<int>::max())
+      throw ConfigError("mqar.test has " + std::to_string(n) + " examples; statex eval takes at " +
+                        "most 2^31-1: lower the counts of mqar.test's segments");
+  }
   TokenFile tf = tokens_path.empty() ? mqar_tokens(cfg) : read_token_file(tokens_path);
   check_token_range(tf, ck.model.vocab_size, tokens_path.empty() ? "mqar.test" : tokens_path);
-  const int T = int(tf.seq_len), V = ck.model.vocab_size;
-  check_memory(ck.model, int64_t(batch) * T, /*with_optimizer=*/false);
+  const int T = int(tf.seq_len);
+  int64_t labelled_rows = 0;
+  for (int32_t l : tf.labels) labelled_rows += l != kIgnoreLabel;
+  const double out_rows = all_positions ? double(tf.num_examples) * T : double(labelled_rows);
+  require_memory(out_rows * (4.0 * V + 16) + double(tf.num_examples) * T * 4,
+                 "the eval output (" + std::string(all_positions ? "logits at every position"
+                                                                 : "logits at the labelled positions") +
+                     ")",
+                 gib(out_rows * 4.0 * V) + " of logits: " + std::to_string(int64_t(out_rows)) +
+                     " rows x model.vocab_size " + std::to_string(V),
+                 all_positions ? "drop --all-positions, or evaluate fewer examples"
+                               : "evaluate fewer examples");
+  check_memory(ck.model, int64_t(batch) * T, /*with_optimizer=*/false, "--batch");
 
   auto be = make_backend(cfg.train.device);
   Model model(ck.model, *be, batch * T, cfg.train.gla_chunk, cfg.train.ssd_chunk);
@@ -95,6 +124,7 @@ int cmd_eval(int argc, char** argv) {
   res.has_labels = tf.has_labels;
   res.predictions.assign(tf.tokens.size(), 0);
   res.example_accuracy.assign(tf.num_examples, std::numeric_limits<float>::quiet_NaN());
+  res.logits.reserve(size_t(out_rows) * V);
   double loss_sum = 0, acc_sum = 0;
   int64_t correct = 0, labelled = 0, examples_with_labels = 0;
 

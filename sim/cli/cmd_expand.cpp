@@ -41,8 +41,9 @@ int cmd_expand(int argc, char** argv) {
   validate(cfg.statex, ck.model, /*total_steps=*/1);
   {
     std::vector<int> layers = select_layers(cfg.statex, ck.model.n_layers);
-    check_expansion_changes(ck.model, expanded_config(ck.model, cfg.statex, layers), layers,
-                            cfg.statex);
+    const ModelConfig after = expanded_config(ck.model, cfg.statex, layers);
+    check_expansion_changes(ck.model, after, layers, cfg.statex);
+    check_memory(after, /*tokens_per_batch=*/0, /*with_optimizer=*/false);
   }
   Expansion x = expand_model(ck.model, ck.table, ck.params, cfg.statex, cfg.train.seed + 0x5ca1ab1eull);
   Checkpoint outck;

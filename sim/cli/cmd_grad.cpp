@@ -73,6 +73,9 @@ int cmd_grad(int argc, char** argv) {
   if (!tf.has_labels)
     throw ConfigError("--tokens: token file '" + tokens_path +
                       "' has no /labels; the loss needs labelled positions");
+  // All examples form one batch: the model's memory for it is estimated first.
+  check_memory(ck.model, tf.num_examples * tf.seq_len, /*with_optimizer=*/false,
+               "the token file's examples (one batch)");
   const int B = int(tf.num_examples), T = int(tf.seq_len), V = ck.model.vocab_size;
 
   // One batch: every labelled position, in (example, position) order.

@@ -42,15 +42,17 @@ void check_resumed_results(const std::string& out, bool overwrite) {
                       "or choose another --out");
 }
 
-// Refuses an expansion (statex / scratch arm) that would change no layer's state size.
-void check_planned_expansion(const ExperimentConfig& cfg) {
+// Refuses an expansion (statex / scratch arm) that would change no layer's state size. Returns
+// the expanded model (the model itself when the run does not expand).
+ModelConfig check_planned_expansion(const ExperimentConfig& cfg) {
   validate(cfg.statex, cfg.model, cfg.train.steps);
   bool expands = cfg.statex.arm == "scratch" ||
                  (cfg.statex.arm != "control" && expansion_step(cfg.statex, cfg.train.steps) >= 0);
-  if (!expands) return;
+  if (!expands) return cfg.model;
   std::vector<int> layers = select_layers(cfg.statex, cfg.model.n_layers);
-  check_expansion_changes(cfg.model, expanded_config(cfg.model, cfg.statex, layers), layers,
-                          cfg.statex);
+  ModelConfig after = expanded_config(cfg.model, cfg.statex, layers);
+  check_expansion_changes(cfg.model, after, layers, cfg.statex);
+  return after;
 }
 
 }  // namespace
@@ -97,13 +99,19 @@ int cmd_train(int argc, char** argv) {
                         {"--checkpoint-out", opt.checkpoint_out, true}},
                        {{"--resume", "--checkpoint-out"}});
   check_statex_family(vm, cfg.model);
-  check_planned_expansion(cfg);
-  check_memory(cfg.model, int64_t(cfg.train.batch_size) * max_seq_len(cfg), /*with_optimizer=*/true);
+  const ModelConfig expanded = check_planned_expansion(cfg);
+  // Before and after a StateX expansion.
+  for (const ModelConfig* m : {static_cast<const ModelConfig*>(&cfg.model), &expanded})
+    check_memory(*m, int64_t(cfg.train.batch_size) * max_seq_len(cfg), /*with_optimizer=*/true);
   warn_schedule(cfg);
 
   const bool resuming = !opt.resume_path.empty();
   const bool ck_continues = resuming && !opt.checkpoint_out.empty() &&
                             resolve_path(opt.checkpoint_out) == resolve_path(opt.resume_path);
+  // Output paths first (a missing or read-only directory, a directory given as a file), then the
+  // locks, then what exists there.
+  check_output_path("--out", opt.out_path);
+  if (!opt.checkpoint_out.empty()) check_output_path("--checkpoint-out", opt.checkpoint_out);
   OutputLock out_lock("--out", opt.out_path);
   std::unique_ptr<OutputLock> ck_lock;
   if (!opt.checkpoint_out.empty())
@@ -115,17 +123,23 @@ int cmd_train(int argc, char** argv) {
   if (!opt.checkpoint_out.empty() && !ck_continues)
     refuse_existing("--checkpoint-out", opt.checkpoint_out, overwrite);
 
-  ReplacedFile old_out(opt.out_path, /*adopt_only=*/resuming);
+  Trainer trainer(cfg, opt);
+  trainer.prepare();  // every input check: a refusal (exit 2) leaves every file as it was
+
+  // The overwrite / rollback protocol (output_guard.h): from here on a completed file at --out
+  // or --checkpoint-out is never lost, whatever happens to this run.
+  using Mode = ReplacedFile::Mode;
+  ReplacedFile old_out(opt.out_path, resuming ? Mode::continue_own : Mode::replace);
   std::unique_ptr<ReplacedFile> old_ck;
   if (!opt.checkpoint_out.empty())
-    old_ck = std::make_unique<ReplacedFile>(opt.checkpoint_out, /*adopt_only=*/ck_continues);
+    old_ck = std::make_unique<ReplacedFile>(opt.checkpoint_out,
+                                            ck_continues ? Mode::continue_own : Mode::replace);
   auto put_back = [&] {
     for (const std::string& note : {old_out.fail(), old_ck ? old_ck->fail() : std::string()})
       if (!note.empty()) std::cerr << "statex train: " << note << "\n";
   };
   int rc;
   try {
-    Trainer trainer(cfg, opt);
     rc = trainer.run();
   } catch (...) {
     put_back();

@@ -1,5 +1,6 @@
 #include "sim/core/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -12,6 +13,41 @@ void require(bool ok, const std::string& msg) {
   if (!ok) throw ConfigError(msg);
 }
 std::string str(double v) { return format_float(v); }
+
+// The smallest float ratio r with truncated_dim(r, d) == dim and no fractional part left (what
+// `ratio` should be written as to get `dim`); 0 when none is found nearby.
+float ratio_for(int dim, int d) {
+  float r = float(double(dim) / double(d));
+  for (int i = 0; i < 64; ++i, r = std::nextafter(r, 2.0f * r + 1.0f)) {
+    const float p = r * d;  // the product truncated_dim takes
+    if (truncated_dim(r, d) == dim && p - float(dim) < 1e-6f * float(dim)) return r;
+  }
+  return 0.0f;
+}
+
+// model.expand_k / expand_v: the dimension the model is BUILT with is truncated_dim (the float
+// product, truncated: ModelConfig::key_dim / value_dim, and the Python package's key_dim), so
+// that is what is checked. A product just below an integer (0.3333333 x 48 = 15.999999) used
+// to pass a rounding check as Dk = 16 and then build Dk = 15.
+void check_head_dim_ratio(const char* option, float ratio, int d, const char* dim_name) {
+  require(std::isfinite(ratio) && ratio > 0,
+          std::string(option) + " must be a finite number > 0 (got " + str(ratio) + ")");
+  const float p = ratio * d;
+  const int built = truncated_dim(ratio, d);
+  const double frac = double(p) - double(built);
+  if (built >= 1 && frac < 1e-6 * std::max(1.0, double(built))) return;
+  const int want = std::max(1, int(std::lround(double(p))));
+  std::string fix;
+  for (int t : {want, built})
+    if (t >= 1)
+      if (float r = ratio_for(t, d); r > 0)
+        fix += std::string(fix.empty() ? "" : ", or ") + option + " = " + str(r) + " for " +
+               dim_name + " = " + std::to_string(t);
+  throw ConfigError(std::string(option) + " * model.d_model = " + str(ratio) + " x " +
+                    std::to_string(d) + " = " + str(p) + " is not a positive integer: the " +
+                    "model would be built with " + dim_name + " = " + std::to_string(built) +
+                    " (the float product, truncated)" + (fix.empty() ? "" : "; give " + fix));
+}
 }  // namespace
 
 MixerShape ModelConfig::default_shape() const {
@@ -57,11 +93,8 @@ void validate(const ModelConfig& m) {
     require(m.layers.empty(), "attention has no per-layer mixer shapes (StateX does not apply)");
   } else if (m.model == "gla" || m.model == "gated_deltanet") {  // both: H heads over Dk and Dv
     require(m.heads > 0, "model.heads must be > 0 (got " + std::to_string(m.heads) + ")");
-    double dk = m.expand_k * m.d_model, dv = m.expand_v * m.d_model;
-    require(dk >= 1 && std::fabs(dk - std::round(dk)) < 1e-6,
-            "model.expand_k * model.d_model must be a positive integer (got " + str(dk) + ")");
-    require(dv >= 1 && std::fabs(dv - std::round(dv)) < 1e-6,
-            "model.expand_v * model.d_model must be a positive integer (got " + str(dv) + ")");
+    check_head_dim_ratio("model.expand_k", m.expand_k, m.d_model, "Dk");
+    check_head_dim_ratio("model.expand_v", m.expand_v, m.d_model, "Dv");
     require(m.gate_low_rank > 0, "model.gate_low_rank must be > 0");
     require(m.gate_logit_normalizer > 0 && std::isfinite(m.gate_logit_normalizer),
             "model.gate_logit_normalizer must be a finite number > 0");

@@ -54,8 +54,10 @@ struct ModelConfig {
   // Per-layer mixer shapes; empty means every layer uses the defaults above. StateX fills it.
   std::vector<MixerShape> layers;  // (not a CLI option; stored in checkpoints)
 
-  int key_dim() const { return static_cast<int>(expand_k * d_model); }    // Dk
-  int value_dim() const { return static_cast<int>(expand_v * d_model); }  // Dv
+  // Dk, Dv: the float product, truncated (validate() refuses a product with a fractional part,
+  // so the dimension checked is the dimension built).
+  int key_dim() const;
+  int value_dim() const;
   int d_inner() const { return expand * d_model; }
   int hidden_mlp() const { return mlp_hidden > 0 ? mlp_hidden : ((8 * d_model / 3 + 7) / 8) * 8; }
   MixerShape default_shape() const;
@@ -142,6 +144,12 @@ struct ExperimentConfig {
   TrainConfig train;
   StatexConfig statex;
 };
+
+// expand * d_model as the model is built: the float product, truncated (the one definition of
+// Dk / Dv, also the Python package's checkpoint.key_dim).
+inline int truncated_dim(float ratio, int d_model) { return static_cast<int>(ratio * d_model); }
+inline int ModelConfig::key_dim() const { return truncated_dim(expand_k, d_model); }
+inline int ModelConfig::value_dim() const { return truncated_dim(expand_v, d_model); }
 
 // Model config <-> string map of "model.*" options (checkpoint attributes, results /config).
 std::map<std::string, std::string> to_map(const ModelConfig& m);

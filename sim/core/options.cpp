@@ -3,10 +3,13 @@
 #include "sim/core/backend.h"
 
 #include <cerrno>
+#include <cmath>
+#include <type_traits>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 namespace po = boost::program_options;
@@ -32,8 +35,15 @@ std::string to_text(T v) { return std::to_string(v); }
 
 template <class T>
 void OptionRegistry::add(const std::string& name, T* field, const std::string& help) {
-  desc_.add_options()(name.c_str(), po::value<T>(field)->default_value(*field, to_text(*field)),
-                      help.c_str());
+  auto* value = po::value<T>(field)->default_value(*field, to_text(*field));
+  // No option means inf or nan: every float option is refused non-finite, by name, whichever
+  // model or command reads it (model.rope_theta = inf used to pass).
+  if constexpr (std::is_floating_point_v<T>)
+    value->notifier([name](T v) {
+      if (!std::isfinite(v))
+        throw ConfigError(name + " must be a finite number (got " + to_text(v) + ")");
+    });
+  desc_.add_options()(name.c_str(), value, help.c_str());
   getters_.emplace_back(name, [field] { return to_text(*field); });
 }
 
@@ -184,6 +194,15 @@ std::vector<std::string> experiment_option_names() {
   return OptionRegistry(c).names();
 }
 
+namespace {
+std::set<std::string>& command_line_names() {
+  static std::set<std::string> names;
+  return names;
+}
+}  // namespace
+
+bool given_on_command_line(const std::string& name) { return command_line_names().count(name) > 0; }
+
 int command_line_style() {
   return po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
 }
@@ -270,6 +289,9 @@ po::variables_map parse_experiment(int argc, char** argv, ExperimentConfig& cfg,
     std::cout << usage << "\n" << help << "\n";
     return vm;
   }
+  command_line_names().clear();
+  for (const auto& [name, value] : vm)
+    if (!value.defaulted() && reg.has(name)) command_line_names().insert(name);
   for (const auto& [name, value] : vm)
     if (!value.defaulted() && reg.has(name) && !used_by(name, uses))
       throw ConfigError("--" + name + " is not used by statex " + command +

@@ -54,6 +54,11 @@ boost::program_options::variables_map parse_experiment(
     const boost::program_options::options_description& extra, const std::string& usage,
     const std::vector<std::string>& uses = {});
 
+// The experiment options the last parse_experiment call found on the command line (not in the
+// INI file): a check may treat an explicit request differently from a resolved config file,
+// which lists every option (a results file's /config/ini, a token file's config_ini).
+bool given_on_command_line(const std::string& name);
+
 // Boost's parsing style for every statex command: the defaults without abbreviations
 // (`--train.step` must not silently mean `--train.steps`).
 int command_line_style();

@@ -167,6 +167,14 @@ Checkpoint read_checkpoint(hid_t f, const ParamTable* expected) {
     s.statex_event_step = attr("statex_event_step", h5::read_attr_i64);
     s.wall_time_s = attr("wall_time_s", h5::read_attr_f64);
     s.tokens_seen = attr("tokens_seen", h5::read_attr_f64);
+    // Identity attributes: absent in checkpoints written before they existed.
+    auto optional = [&](const char* name) {
+      return h5::has_attr(t, name) ? attr(name, h5::read_attr_str) : std::string();
+    };
+    s.run_uid = optional("run_uid");
+    s.results_file = optional("results_file");
+    s.data_digests = optional("data_digests");
+    s.status = optional("status");
     ck.trainer = std::move(s);
   }
   if (h5::exists(f, "expansion")) {
@@ -231,6 +239,10 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck) {
       h5::write_attr(t, "statex_event_step", s.statex_event_step);
       h5::write_attr(t, "wall_time_s", s.wall_time_s);
       h5::write_attr(t, "tokens_seen", s.tokens_seen);
+      h5::write_attr(t, "run_uid", s.run_uid);
+      h5::write_attr(t, "results_file", s.results_file);
+      h5::write_attr(t, "data_digests", s.data_digests);
+      h5::write_attr(t, "status", s.status);
     }
     if (ck.expansion) {
       h5::Handle x = h5::create_group(f, "expansion");

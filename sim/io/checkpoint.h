@@ -22,11 +22,18 @@ struct TrainerState {
   int64_t statex_event_step = -1;      // step of the StateX event (expansion / restart); -1: none yet
   double wall_time_s = 0;              // wall time of the run up to the checkpoint
   double tokens_seen = 0;              // training tokens up to the checkpoint
+  // Identity of the run (docs/exit_codes.md, "Resume"; "" in files written before it existed):
+  std::string run_uid;        // random id of the run, kept across --resume; also in its results
+  std::string results_file;   // where the run writes its results (absolute path)
+  std::string data_digests;   // "data.train=<digest>" per token file the run reads, one a line
+  std::string status;         // running | interrupted | completed (the run's, at this checkpoint)
   bool operator==(const TrainerState& o) const {
     return config_ini == o.config_ini && schedule_start == o.schedule_start &&
            schedule_length == o.schedule_length && schedule_warmup == o.schedule_warmup &&
            tensor_steps == o.tensor_steps && statex_event_step == o.statex_event_step &&
-           wall_time_s == o.wall_time_s && tokens_seen == o.tokens_seen;
+           wall_time_s == o.wall_time_s && tokens_seen == o.tokens_seen &&
+           run_uid == o.run_uid && results_file == o.results_file &&
+           data_digests == o.data_digests && status == o.status;
   }
 };
 

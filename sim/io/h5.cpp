@@ -1,6 +1,8 @@
 // HDF5 RAII layer: see h5.h. Every H5 call is checked; failures throw h5::Error with context.
 #include "sim/io/h5.h"
 
+#include "sim/core/memory_budget.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -788,8 +790,18 @@ void verify_digests(hid_t file) {
 template <class T>
 std::vector<T> read_dataset(hid_t parent, const std::string& name, std::vector<int64_t>* shape) {
   std::vector<int64_t> sh = dataset_shape(parent, name);
-  std::vector<T> v(numel(sh));
-  read_dataset_into<T>(parent, name, v.data(), numel(sh));
+  // A file may declare any shape (a chunked dataset need not store its chunks): the size is
+  // checked before the allocation, not found out by std::bad_alloc.
+  const int64_t n = checked_numel(sh.data(), static_cast<int>(sh.size()));
+  if (n < 0)
+    throw Error("dataset '" + where(parent, name) + "' declares shape " + shape_str(sh) +
+                ", whose size overflows");
+  require_memory(double(n) * sizeof(T), "dataset '" + where(parent, name) + "'",
+                 "shape " + shape_str(sh) + " declared by the file",
+                 "the file declares more than this machine holds (damaged, or not a file "
+                 "statex can read here)");
+  std::vector<T> v(static_cast<size_t>(n));
+  read_dataset_into<T>(parent, name, v.data(), n);
   if (shape) *shape = sh;
   return v;
 }
@@ -811,8 +823,8 @@ std::string read_str_dataset(hid_t parent, const std::string& name) {
 }
 
 int64_t numel(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  const int64_t n = checked_numel(shape.data(), static_cast<int>(shape.size()));
+  if (n < 0) throw Error("shape " + shape_str(shape) + " has a size that overflows");
   return n;
 }
 

@@ -12,8 +12,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 
 #include "sim/core/config.h"
+#include "sim/io/h5.h"
 
 namespace statex {
 namespace {
@@ -70,9 +72,20 @@ void require_output_path(const std::string& option, const std::string& path) {
 }
 
 void refuse_existing(const std::string& option, const std::string& path, bool overwrite) {
-  if (overwrite || !path_exists(path)) return;
-  throw ConfigError(option + " '" + path + "' already exists; pass --overwrite to replace it, or " +
-                    "choose another path");
+  if (overwrite) return;
+  if (path_exists(path))
+    throw ConfigError(option + " '" + path + "' already exists; pass --overwrite to replace it, " +
+                      "or choose another path");
+  if (path_exists(path + ".prev"))
+    throw ConfigError(option + " '" + path + "': '" + path + ".prev' holds the file an " +
+                      "unfinished run replaced there (kept until a run at '" + path +
+                      "' completes); pass --overwrite to start a new run there (the kept file " +
+                      "stays until it completes), or choose another path");
+}
+
+void check_output_path(const std::string& option, const std::string& path) {
+  require_output_path(option, path);
+  check_writable(path, option);
 }
 
 OutputLock::OutputLock(const std::string& option, const std::string& path)
@@ -80,9 +93,12 @@ OutputLock::OutputLock(const std::string& option, const std::string& path)
   // Retry when the lock file was removed and recreated between our open and flock.
   for (int attempt = 0; attempt < 10; ++attempt) {
     int fd = ::open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
+    if (fd < 0) {
+      const int err = errno;
+      check_writable(path, option);  // names a missing or unwritable directory as such
       throw ConfigError(option + " '" + path + "': cannot create the lock file '" + lock_path_ +
-                        "': " + std::strerror(errno));
+                        "': " + std::strerror(err));
+    }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
       ::close(fd);
       throw ConfigError(option + " '" + path + "' is being written by another statex process " +
@@ -105,18 +121,55 @@ OutputLock::~OutputLock() {
   ::close(fd_);
 }
 
-ReplacedFile::ReplacedFile(const std::string& path, bool adopt_only)
-    : path_(path), prev_(path + ".prev") {
-  if (adopt_only) {
-    has_prev_ = path_exists(prev_);
-    return;
+namespace {
+
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat x {}, y {};
+  return stat(a.c_str(), &x) == 0 && stat(b.c_str(), &y) == 0 && x.st_ino == y.st_ino &&
+         x.st_dev == y.st_dev;
+}
+
+// Makes `to` a hard link of `from`, atomically: `to` names either its old file or `from`'s,
+// never nothing, whenever the process dies.
+void link_atomically(const std::string& from, const std::string& to) {
+  const std::string tmp = to + ".tmp";
+  ::unlink(tmp.c_str());
+  if (::link(from.c_str(), tmp.c_str()) != 0 || std::rename(tmp.c_str(), to.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("cannot keep a copy of '" + from + "' as '" + to + "' before " +
+                             "replacing it: " + std::strerror(err));
   }
-  if (!path_exists(path_)) return;
-  ::unlink(prev_.c_str());
-  if (::link(path_.c_str(), prev_.c_str()) != 0)
-    throw ConfigError("cannot keep a copy of '" + path_ + "' as '" + prev_ + "' before replacing " +
-                      "it: " + std::strerror(errno));
-  has_prev_ = true;
+}
+
+}  // namespace
+
+std::string recorded_status(const std::string& path) {
+  try {
+    h5::Handle f = h5::open_file(path);  // integrity checked: a damaged file records nothing
+    if (!h5::has_attr(f, "format")) return "";
+    const std::string format = h5::read_attr_str(f, "format");
+    if (format == "statex-sim results") return h5::read_attr_str(f, "status");
+    if (format == "statex-sim checkpoint" && h5::exists(f, "trainer")) {
+      h5::Handle t = h5::open_group(f, "trainer");
+      return h5::has_attr(t, "status") ? h5::read_attr_str(t, "status") : "";
+    }
+  } catch (const std::exception&) {
+  }
+  return "";
+}
+
+ReplacedFile::ReplacedFile(const std::string& path, Mode mode)
+    : path_(path), prev_(path + ".prev") {
+  const bool here = path_exists(path_), kept = path_exists(prev_);
+  if (here && !(kept && same_file(path_, prev_))) {
+    // The file at `path` becomes the kept one when it is completed (it is newer than any kept
+    // file), or, for a new run, when nothing is kept yet (the older file of any kind). A kept
+    // file next to an unfinished record stays: that record is what this run replaces.
+    const bool completed = recorded_status(path_) == "completed";
+    if (completed || (!kept && mode == Mode::replace)) link_atomically(path_, prev_);
+  }
+  has_prev_ = path_exists(prev_);
 }
 
 void ReplacedFile::complete() {
@@ -125,16 +178,14 @@ void ReplacedFile::complete() {
 }
 
 std::string ReplacedFile::fail() {
-  if (!has_prev_) return "";
-  struct stat a {}, b {};
-  if (stat(path_.c_str(), &a) == 0 && stat(prev_.c_str(), &b) == 0 && a.st_ino == b.st_ino &&
-      a.st_dev == b.st_dev) {  // the run failed before writing anything: the old file is in place
+  if (!has_prev_ || !path_exists(prev_)) return "";
+  if (same_file(path_, prev_)) {  // the run failed before writing anything: the file is in place
     ::unlink(prev_.c_str());
     has_prev_ = false;
     return "";
   }
-  std::string failed = path_ + ".failed";
-  bool moved = !path_exists(path_) || std::rename(path_.c_str(), failed.c_str()) == 0;
+  const std::string failed = path_ + ".failed";
+  const bool moved = !path_exists(path_) || std::rename(path_.c_str(), failed.c_str()) == 0;
   if (!moved || std::rename(prev_.c_str(), path_.c_str()) != 0)
     return "the earlier file is kept as '" + prev_ + "'";
   has_prev_ = false;

@@ -32,7 +32,8 @@ void check_distinct_paths(const std::vector<PathArg>& args,
 // Throws ConfigError for an output option given as "" (e.g. --out '').
 void require_output_path(const std::string& option, const std::string& path);
 
-// Throws ConfigError when `path` exists and `overwrite` is false.
+// Throws ConfigError when `path` (or "<path>.prev", the file an unfinished run replaced) exists
+// and `overwrite` is false.
 void refuse_existing(const std::string& option, const std::string& path, bool overwrite);
 
 // Exclusive lock on "<path>.lock" while the object lives (the kernel drops it when the process
@@ -56,16 +57,31 @@ std::unique_ptr<OutputLock> guard_output(std::vector<PathArg> inputs,
                                          const std::string& out_option, const std::string& out,
                                          bool overwrite);
 
-// Keeps the file that a new run replaces: the constructor hard-links an existing `path` to
-// "<path>.prev" (the atomic writers then replace `path` without touching that inode). complete()
-// drops the copy; fail() moves the failed run's file to "<path>.failed" and puts the old file
-// back. With adopt_only (a --resume), an existing "<path>.prev" from the interrupted run is kept
-// and nothing new is linked.
+// The overwrite / rollback protocol of `statex train` (docs/exit_codes.md, "A failed new run
+// never replaces an older file"). Invariant: **a completed file is never lost**, whatever
+// sequence of completed, failed, interrupted and killed (SIGKILL) runs writes `path`: after every
+// step, the most recently completed file written there is at `path` or at "<path>.prev".
+//   - "<path>.prev" (a hard link, no copy) holds the file a run in progress replaced; it is
+//     removed only when a run at `path` completes, and put back when one fails.
+//   - A run that starts while "<path>.prev" exists (an earlier run was interrupted or killed)
+//     keeps it, unless the file at `path` is itself completed (then that newer file becomes
+//     "<path>.prev"), so a chain of unfinished runs can never push the completed file out.
+//   - Every step is atomic on its own (link to a temporary name + rename), so a SIGKILL between
+//     any two system calls leaves one of the two names holding the completed file.
+// "Completed" is what the file records: status = completed (results), /trainer status =
+// completed (the final checkpoint of a completed run).
 class ReplacedFile {
  public:
-  ReplacedFile(const std::string& path, bool adopt_only);
+  enum class Mode {
+    replace,       // a new run: any file at `path` is an older record
+    continue_own,  // --resume: `path` holds this run's own unfinished record (or nothing)
+  };
+  // Call after every input check, just before the run writes anything.
+  ReplacedFile(const std::string& path, Mode mode);
+  // The run completed and `path` holds its completed file: the kept copy is dropped.
   void complete();
-  // Returns a sentence for stderr ("" when there was no earlier file).
+  // The run failed: its file moves to "<path>.failed" and the kept file is put back. Returns a
+  // sentence for stderr ("" when there was no kept file).
   std::string fail();
   bool has_previous() const { return has_prev_; }
 
@@ -73,5 +89,13 @@ class ReplacedFile {
   std::string path_, prev_;
   bool has_prev_ = false;
 };
+
+// The status a statex file records: the root attribute `status` of a results file, the /trainer
+// attribute `status` of a checkpoint; "" for anything else (missing, damaged, another format).
+std::string recorded_status(const std::string& path);
+
+// Throws ConfigError naming `option` when `path` cannot be written: the directory is missing,
+// not a directory or not writable, or `path` is a directory (sim/io/results_file.h).
+void check_output_path(const std::string& option, const std::string& path);
 
 }  // namespace statex

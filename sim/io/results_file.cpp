@@ -121,6 +121,8 @@ void write_root(hid_t f, const RunRecord& r) {
   h5::write_attr(f, "failure_reason", r.failure_reason);
   h5::write_attr(f, "resume_log", r.resume_log);
   h5::write_attr(f, "arm", r.arm);
+  h5::write_attr(f, "run_uid", r.run_uid);
+  h5::write_attr(f, "data_digests", r.data_digests);
   attr_with_unit(f, "wall_time_s", r.wall_time_s, "s");
   attr_with_unit(f, "steps_done", r.steps_done, "steps");
   attr_with_unit(f, "tokens_seen", r.tokens_seen, "tokens");
@@ -331,6 +333,8 @@ RunRecord read_all(hid_t f) {
   r.failure_reason = h5::read_attr_str(f, "failure_reason");
   if (h5::has_attr(f, "resume_log")) r.resume_log = h5::read_attr_str(f, "resume_log");
   r.arm = h5::read_attr_str(f, "arm");
+  if (h5::has_attr(f, "run_uid")) r.run_uid = h5::read_attr_str(f, "run_uid");
+  if (h5::has_attr(f, "data_digests")) r.data_digests = h5::read_attr_str(f, "data_digests");
   r.wall_time_s = h5::read_attr_f64(f, "wall_time_s");
   r.steps_done = h5::read_attr_i64(f, "steps_done");
   r.tokens_seen = h5::read_attr_f64(f, "tokens_seen");

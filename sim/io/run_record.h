@@ -69,6 +69,11 @@ struct RunRecord {
   // One line per --resume of this run: "resumed at step S from CK[; changed: opt a -> b, ...]".
   std::string resume_log;
   std::string arm;                   // StateX arm label ("" | statex | control | scratch)
+  // Identity (docs/results_format.md): a random id made when the run starts, kept across
+  // --resume and also stored in its checkpoints; the digest of each token file it reads
+  // ("data.train=<digest>", one a line). Both "" in files written before they existed.
+  std::string run_uid;
+  std::string data_digests;
   // Fully resolved config as option name -> value string (every option, defaults included),
   // and the same as INI text (round-trips through `statex train --config`).
   std::map<std::string, std::string> config;

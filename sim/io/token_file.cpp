@@ -1,9 +1,16 @@
 // Token files and eval output files: layouts in docs/results_format.md.
 #include "sim/io/token_file.h"
 
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <limits>
 #include <stdexcept>
 
 #include "sim/core/config.h"
+#include "sim/core/memory_budget.h"
 #include "sim/io/h5.h"
 
 namespace statex {
@@ -70,6 +77,28 @@ void read_optional_datasets(hid_t f, const std::vector<int64_t>& shape, TokenFil
   }
 }
 
+// The memory every dataset read_token_file reads would take, from the shapes the file declares,
+// checked before any of it is read (a file may declare [10^12, 10^6] without storing a byte).
+void check_token_file_size(hid_t f) {
+  if (!h5::exists(f, "tokens")) return;  // read_int_matrix names it
+  const std::vector<int64_t> shape = h5::dataset_shape(f, "tokens");
+  if (shape.size() != 2) return;
+  const double n = double(shape[0]) * double(shape[1]);
+  double bytes = 0;
+  for (const char* name : {"tokens", "labels", "distance", "query_class"})
+    if (h5::exists(f, name)) bytes += 4.0 * n;
+  for (const char* name : {"lengths", "segment", "task"})
+    if (h5::exists(f, name)) bytes += 4.0 * double(shape[0]);
+  require_memory(bytes, "reading it",
+                 "'/tokens' declares shape " + h5::shape_str(shape) + ", int32 per position for " +
+                     "tokens, labels and the optional per-position datasets",
+                 "use a smaller token file");
+  if (shape[0] > std::numeric_limits<int32_t>::max() ||
+      shape[1] > std::numeric_limits<int32_t>::max())
+    throw std::runtime_error("'/tokens' declares shape " + h5::shape_str(shape) + ": more than " +
+                             "2^31-1 examples or positions, which no statex command reads");
+}
+
 }  // namespace
 
 TokenFile read_token_file(const std::string& path) {
@@ -83,6 +112,7 @@ TokenFile read_token_file(const std::string& path) {
                                  kTokensFormat + "'");
     }
     TokenFile tf;
+    check_token_file_size(f);
     std::vector<int64_t> shape;
     tf.tokens = read_int_matrix(f, "tokens", &shape);
     tf.num_examples = shape[0];
@@ -137,6 +167,37 @@ void write_token_file(const std::string& path, const TokenFile& tf) {
     }
     for (auto& [k, v] : tf.info) h5::write_attr(f, k, v);
   });
+}
+
+std::string token_file_digest(const TokenFile& tf) {
+  uLong crc = crc32(0L, Z_NULL, 0), adl = adler32(0L, Z_NULL, 0);
+  auto add = [&](const void* data, size_t bytes) {
+    const auto* p = static_cast<const Bytef*>(data);
+    while (bytes > 0) {  // zlib takes uInt lengths
+      const uInt n = static_cast<uInt>(std::min<size_t>(bytes, 1u << 30));
+      crc = crc32(crc, p, n);
+      adl = adler32(adl, p, n);
+      p += n;
+      bytes -= n;
+    }
+  };
+  const int64_t shape[2] = {tf.num_examples, tf.seq_len};
+  add(shape, sizeof shape);
+  const std::pair<const char*, const std::vector<int32_t>*> arrays[] = {
+      {"tokens", &tf.tokens}, {"labels", &tf.labels},     {"lengths", &tf.lengths},
+      {"segment", &tf.segment}, {"task", &tf.task},       {"distance", &tf.distance},
+      {"query_class", &tf.query_class}};
+  for (const auto& [name, v] : arrays) {
+    const int64_t n = static_cast<int64_t>(v->size());
+    add(name, std::strlen(name) + 1);
+    add(&n, sizeof n);
+    add(v->data(), v->size() * sizeof(int32_t));
+  }
+  for (const std::string& name : tf.segment_names) add(name.c_str(), name.size() + 1);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "crc32:%08lx adler32:%08lx n:%lld t:%lld", crc, adl,
+                static_cast<long long>(tf.num_examples), static_cast<long long>(tf.seq_len));
+  return buf;
 }
 
 void check_token_range(const TokenFile& tf, int vocab_size, const std::string& path) {

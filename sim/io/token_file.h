@@ -34,6 +34,12 @@ struct TokenFile {
 TokenFile read_token_file(const std::string& path);
 // Atomic write of the same layout (tests, data preparation).
 void write_token_file(const std::string& path, const TokenFile& tf);
+// Digest of a token file's content (every array and the segment names; not its attributes or
+// HDF5 layout, so a file regenerated with the same content keeps it): "crc32:XXXXXXXX
+// adler32:XXXXXXXX n:N t:T". Recorded by `statex train` for each data.* file and checked on
+// --resume (docs/exit_codes.md, "Resume").
+std::string token_file_digest(const TokenFile& tf);
+
 // Throws ConfigError naming the first token / label outside [0, vocab_size) (labels may also be
 // kIgnoreLabel), with its example and position.
 void check_token_range(const TokenFile& tf, int vocab_size, const std::string& path);

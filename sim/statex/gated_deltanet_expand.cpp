@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <string>
 
 namespace statex {
 
@@ -11,6 +12,9 @@ bool inherit_gated_deltanet_tensor(const std::string& local, const ParamEntry& e
                                    int heads_old, int heads_new) {
   const bool per_head = local == "a_proj.weight" || local == "b_proj.weight" || local == "A_log" ||
                         local == "dt_bias";
+  if (heads_new < 1 || heads_old % heads_new != 0)
+    throw std::logic_error("StateX: " + std::to_string(heads_old) + " heads cannot be merged " +
+                           "into " + std::to_string(heads_new) + " exactly");
   if (per_head) {
     // [H, row] -> [H', row]: merged head m = mean of old heads m r .. m r + r - 1.
     const int r = heads_old / heads_new;

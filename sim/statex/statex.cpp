@@ -16,6 +16,17 @@ void require(bool ok, const std::string& msg) {
   if (!ok) throw ConfigError(msg);
 }
 
+// Largest Mamba2 state dim after an expansion (the shapes are ints; far above any real model).
+constexpr int64_t kMaxStateDim = 1 << 20;
+
+// "1, 2, 3" (the divisors of n below n).
+std::string divisors(int n) {
+  std::string out;
+  for (int d = 1; d < n; ++d)
+    if (n % d == 0) out += (out.empty() ? "" : ", ") + std::to_string(d);
+  return out.empty() ? "none below " + std::to_string(n) : out;
+}
+
 std::vector<int> parse_layer_list(const std::string& text, int L) {
   std::vector<int> v;
   std::stringstream ss(text);
@@ -91,6 +102,15 @@ ModelConfig expanded_config(const ModelConfig& cfg, const StatexConfig& sx,
               "statex.gla_heads = " + std::to_string(sx.gla_heads) +
                   " must be between 1 and the layer's current heads (" + std::to_string(s.heads) +
                   "): StateX merges heads");
+      // Merging maps r = H / H' whole old heads onto each new head; anything else would drop
+      // or split heads (6 -> 4 kept heads 0-3 and silently dropped 4 and 5).
+      require(s.heads % sx.gla_heads == 0,
+              "statex.gla_heads = " + std::to_string(sx.gla_heads) + " cannot merge layer " +
+                  std::to_string(l) + "'s " + std::to_string(s.heads) + " heads exactly: each " +
+                  "merged head takes H / statex.gla_heads whole heads, and " +
+                  std::to_string(s.heads) + " / " + std::to_string(sx.gla_heads) +
+                  " is not an integer; choose a divisor of " + std::to_string(s.heads) + " (" +
+                  divisors(s.heads) + ")");
       require(cfg.key_dim() % sx.gla_heads == 0 && cfg.value_dim() % sx.gla_heads == 0,
               "statex.gla_heads = " + std::to_string(sx.gla_heads) +
                   " does not divide Dk = " + std::to_string(cfg.key_dim()) + " and Dv = " +
@@ -99,7 +119,16 @@ ModelConfig expanded_config(const ModelConfig& cfg, const StatexConfig& sx,
     } else {
       require(sx.state_mult >= 1, "statex.state_mult must be >= 1 (got " +
                                       std::to_string(sx.state_mult) + ")");
-      s.d_state *= sx.state_mult;
+      // N grows to m N exactly (each new B / C row is one old row, tiled): the product must
+      // fit the int the shapes use.
+      const int64_t n = int64_t(s.d_state) * sx.state_mult;
+      require(n <= kMaxStateDim,
+              "statex.state_mult = " + std::to_string(sx.state_mult) + " makes layer " +
+                  std::to_string(l) + "'s d_state " + std::to_string(s.d_state) + " x " +
+                  std::to_string(sx.state_mult) + " = " + std::to_string(n) + ", above the " +
+                  "largest state dim " + std::to_string(kMaxStateDim) + "; choose a smaller " +
+                  "statex.state_mult");
+      s.d_state = int(n);
     }
   }
   validate(out);
@@ -181,6 +210,17 @@ Expansion expand_model(const ModelConfig& cfg, const ParamTable& table,
   Expansion x;
   x.layers = layers;
   x.cfg = expanded_config(cfg, sx, x.layers);
+  // The surgery maps old heads / state rows exactly or not at all (expanded_config refuses the
+  // rest; this guards callers that pass their own configs).
+  for (int l : x.layers) {
+    const MixerShape a = cfg.layer_shape(l), b = x.cfg.layer_shape(l);
+    const bool exact = cfg.model == "mamba2" ? b.d_state % a.d_state == 0 && b.heads == a.heads
+                                             : a.heads % b.heads == 0;
+    require(exact, "StateX cannot map layer " + std::to_string(l) + " exactly (heads " +
+                       std::to_string(a.heads) + " -> " + std::to_string(b.heads) +
+                       ", d_state " + std::to_string(a.d_state) + " -> " +
+                       std::to_string(b.d_state) + ")");
+  }
   x.table = build_param_table(x.cfg);
   x.params.assign(x.table.total(), 0.f);
   x.fresh.assign(x.table.entries().size(), false);

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <sstream>
@@ -94,9 +95,22 @@ int run_local(const SweepDir& dir, const std::vector<Trial>& trials,
   std::vector<TrialStatus> status(trials.size());
   std::vector<size_t> queue;
   for (size_t i = 0; i < trials.size(); ++i) {
-    ResultProbe p = probe_result(dir.result(trials[i].id));
-    if (p.state == ResultProbe::State::completed) status[i].status = "completed";
-    else queue.push_back(i);
+    const std::string result = dir.result(trials[i].id);
+    ResultProbe p = probe_result(result);
+    if (p.state == ResultProbe::State::completed) {
+      status[i].status = "completed";
+      continue;
+    }
+    queue.push_back(i);
+    if (p.damaged) {
+      // Not taken for a finished trial, and not deleted either: kept beside for inspection.
+      std::rename(result.c_str(), (result + ".damaged").c_str());
+      status[i].error = "results file was damaged (" + p.detail + "), kept as " +
+                        SweepDir::result_relpath(trials[i].id) + ".damaged; rerun";
+      if (!opt.quiet)
+        std::fprintf(stderr, "[sweep] trial %s: %s\n", trials[i].id.c_str(),
+                     status[i].error.c_str());
+    }
   }
   const size_t skipped = trials.size() - queue.size();
   dir.write_index(trials, swept, status);
@@ -120,6 +134,10 @@ int run_local(const SweepDir& dir, const std::vector<Trial>& trials,
     std::fprintf(stderr, "[sweep] %zu trials, %zu already completed, %zu to run (%d jobs x %d threads)\n",
                  trials.size(), skipped, queue.size(), jobs, threads);
 
+  // A runner that stops on an error (a full disk when it rewrites index.csv, a failed fork) must
+  // not leave rows saying "running" behind: its trainers are stopped (they would die with it
+  // anyway) and their rows go back to pending, written even on a full disk.
+  try {
   while (next < queue.size() || !running.empty()) {
     while (next < queue.size() && static_cast<int>(running.size()) < jobs) {
       size_t i = queue[next++];
@@ -160,6 +178,23 @@ int run_local(const SweepDir& dir, const std::vector<Trial>& trials,
     }
     dir.write_index(trials, swept, status);
     progress();
+  }
+  } catch (const std::exception& e) {
+    for (auto& [pid, what] : running) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      TrialStatus& st = status[what.first];
+      st.status = "pending";
+      st.error = std::string("stopped: the sweep runner failed (") + e.what() + "); rerun";
+    }
+    for (TrialStatus& st : status)
+      if (st.status == "running") st.status = "pending";
+    const std::string why = dir.write_index_last_resort(trials, swept, status);
+    if (!why.empty())
+      std::fprintf(stderr, "[sweep] warning: index.csv could not be updated (%s): rows may say "
+                   "running; the next statex sweep / --collect rebuilds it from the results\n",
+                   why.c_str());
+    throw;
   }
   return static_cast<int>(failed);
 }

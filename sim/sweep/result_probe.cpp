@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "sim/io/h5.h"
+
 namespace statex::sweep {
 namespace {
 
@@ -93,15 +95,18 @@ ResultProbe probe_result(const std::string& path) {
   if (stat(path.c_str(), &st) != 0) return p;  // missing
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // a corrupt file is expected here, not an error
   p.state = ResultProbe::State::unreadable;
-  if (H5Fis_hdf5(path.c_str()) <= 0) {
-    p.detail = "not an HDF5 file";
+  // The integrity check of every statex reader (file CRC-32, per-object digests: h5.h): a
+  // damaged file is never taken for a finished trial (the probe used to skip it and keep a
+  // corrupt completed trial as completed).
+  h5::Handle handle;
+  try {
+    handle = h5::open_file(path);
+  } catch (const std::exception& e) {
+    p.detail = e.what();
+    p.damaged = true;
     return p;
   }
-  hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (file < 0) {
-    p.detail = "HDF5 file cannot be opened (truncated?)";
-    return p;
-  }
+  const hid_t file = handle;
   std::string format, status;
   double version = 0;
   if (!read_string_attr(file, "format", format) || format != "statex-sim results") {
@@ -130,7 +135,6 @@ ResultProbe probe_result(const std::string& path) {
   } else {
     p.detail = "unknown status '" + status + "'";
   }
-  H5Fclose(file);
   return p;
 }
 

@@ -45,22 +45,30 @@ std::string read_file(const std::string& path) {
 
 void write_file_atomically(const std::string& path, const std::string& content) {
   std::string tmp = path + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw std::runtime_error("cannot write '" + tmp + "': " + std::strerror(errno));
+  // A full disk may show at write, fsync or close: each is checked, and the partial tmp file is
+  // removed, so `path` keeps its older content.
+  auto fail = [&](const char* what) {
+    const int err = errno;
+    if (fd >= 0) close(fd);
+    unlink(tmp.c_str());
+    throw std::runtime_error(std::string("cannot ") + what + " '" + tmp + "': " + std::strerror(err));
+  };
   size_t done = 0;
   while (done < content.size()) {
     ssize_t n = write(fd, content.data() + done, content.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      close(fd);
-      throw std::runtime_error("cannot write '" + tmp + "': " + std::strerror(errno));
+      fail("write");
     }
     done += static_cast<size_t>(n);
   }
-  fsync(fd);
-  close(fd);
-  if (rename(tmp.c_str(), path.c_str()) != 0)
-    throw std::runtime_error("cannot rename '" + tmp + "': " + std::strerror(errno));
+  if (fsync(fd) != 0) fail("sync");
+  const int closed = close(fd);
+  fd = -1;
+  if (closed != 0) fail("close");
+  if (rename(tmp.c_str(), path.c_str()) != 0) fail("rename");
 }
 
 std::string last_line(const std::string& path) {
@@ -150,18 +158,64 @@ void SweepDir::lock() const {
   // fd intentionally left open: the lock lives as long as the process.
 }
 
-void SweepDir::write_index(const std::vector<Trial>& trials, const std::vector<std::string>& swept,
-                           const std::vector<TrialStatus>& status) const {
+namespace {
+
+std::string index_text(const std::vector<Trial>& trials, const std::vector<std::string>& swept,
+                       const std::vector<TrialStatus>& status, size_t max_error) {
   std::string out = "trial_id,status,result_path,error";
   for (auto& o : swept) out += "," + csv_field(o);
   out += "\n";
   for (size_t i = 0; i < trials.size(); ++i) {
-    out += trials[i].id + "," + status[i].status + "," + result_relpath(trials[i].id) + "," +
-           csv_field(status[i].error);
+    std::string error = status[i].error;
+    if (error.size() > max_error) error = error.substr(0, max_error);
+    out += trials[i].id + "," + status[i].status + "," + SweepDir::result_relpath(trials[i].id) +
+           "," + csv_field(error);
     for (auto& sw : trials[i].swept) out += "," + csv_field(sw.second);
     out += "\n";
   }
-  write_file_atomically(root_ + "/index.csv", out);
+  return out;
+}
+
+// Overwrites `path` with `content` in place (no new file, no new blocks when it is not longer).
+std::string overwrite_in_place(const std::string& path, const std::string& content) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return std::strerror(errno);
+  size_t done = 0;
+  std::string why;
+  while (done < content.size() && why.empty()) {
+    ssize_t n = pwrite(fd, content.data() + done, content.size() - done, off_t(done));
+    if (n < 0 && errno != EINTR) why = std::strerror(errno);
+    if (n > 0) done += size_t(n);
+  }
+  if (why.empty() && ftruncate(fd, off_t(content.size())) != 0) why = std::strerror(errno);
+  if (why.empty() && fsync(fd) != 0) why = std::strerror(errno);
+  close(fd);
+  return why;
+}
+
+}  // namespace
+
+void SweepDir::write_index(const std::vector<Trial>& trials, const std::vector<std::string>& swept,
+                           const std::vector<TrialStatus>& status) const {
+  write_file_atomically(root_ + "/index.csv", index_text(trials, swept, status, std::string::npos));
+}
+
+std::string SweepDir::write_index_last_resort(const std::vector<Trial>& trials,
+                                              const std::vector<std::string>& swept,
+                                              const std::vector<TrialStatus>& status) const {
+  const std::string path = root_ + "/index.csv";
+  const std::string full = index_text(trials, swept, status, std::string::npos);
+  try {
+    write_file_atomically(path, full);
+    return "";
+  } catch (const std::exception&) {
+  }
+  struct stat st {};
+  const size_t old_size = stat(path.c_str(), &st) == 0 ? size_t(st.st_size) : 0;
+  std::string text = full;
+  for (size_t max_error : {size_t(80), size_t(20), size_t(0)})
+    if (text.size() > old_size) text = index_text(trials, swept, status, max_error);
+  return overwrite_in_place(path, text);
 }
 
 }  // namespace statex::sweep

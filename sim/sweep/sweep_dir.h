@@ -38,6 +38,13 @@ class SweepDir {
   // Rewrites index.csv atomically.
   void write_index(const std::vector<Trial>& trials, const std::vector<std::string>& swept,
                    const std::vector<TrialStatus>& status) const;
+  // The index a runner leaves when it stops on an error (a full disk): written atomically if
+  // possible, else over the existing index.csv in place (a full disk has no room for a new file
+  // but the old one's blocks are reused), with error texts shortened so it fits. Never throws;
+  // returns "" or why it could not be written.
+  std::string write_index_last_resort(const std::vector<Trial>& trials,
+                                      const std::vector<std::string>& swept,
+                                      const std::vector<TrialStatus>& status) const;
 
  private:
   std::string root_;

@@ -1,5 +1,6 @@
 // MqarConfig validation and the "[task:]T:K:count[:opt=v...][,...]" segment syntax
 // (sim/core/config.h, docs/tasks.md).
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <limits>
@@ -37,15 +38,37 @@ long parse_count(const std::string& field, long max_value, const std::string& co
   return v;
 }
 
-// "key=value" option of a segment: updates, passes or grid.
-void parse_segment_option(const std::string& field, MqarSegment& seg, const std::string& context) {
+// "key=value" option of a segment: updates (forgetting only), passes (every task) or grid
+// (compositional only). Every field is checked here, for every kind: one that does not apply to
+// the segment's task, a repeated one and a value out of range are errors naming the field (they
+// used to be accepted: updates=0 / grid=0 on plain MQAR, grid=0 meaning the default grid, the
+// last of two values winning).
+void parse_segment_option(const std::string& field, MqarSegment& seg, const std::string& context,
+                          std::vector<std::string>& seen) {
   const size_t eq = field.find('=');
   const std::string key = trim(field.substr(0, eq));
   if (eq == std::string::npos || (key != "updates" && key != "passes" && key != "grid"))
     throw ConfigError(context + ": '" + field + "' is not one of updates=U, passes=p, grid=g "
                       "(docs/tasks.md)");
+  for (const std::string& k : seen)
+    if (k == key)
+      throw ConfigError(context + ": " + key + "= is given twice; give each field once");
+  seen.push_back(key);
+  const std::string task = task_name(seg.task);
+  if (key == "updates" && seg.task != Task::forgetting)
+    throw ConfigError(context + " sets updates=, which only the forgetting task takes (this "
+                      "segment is " + task + "); drop it, or write forgetting:T:K:count:updates=U");
+  if (key == "grid" && seg.task != Task::compositional)
+    throw ConfigError(context + " sets grid=, which only the compositional task takes (this "
+                      "segment is " + task + "); drop it, or write compositional:T:K:count:grid=g");
   constexpr long int_max = std::numeric_limits<int>::max();
   const int v = static_cast<int>(parse_count(field.substr(eq + 1), int_max, context, key.c_str()));
+  if (key == "passes" && v < 1)
+    throw ConfigError(context + ": passes=" + std::to_string(v) + " must be >= 1 (1 = the "
+                      "context once, no repetition)");
+  if (key == "grid" && v < 1)
+    throw ConfigError(context + ": grid=" + std::to_string(v) + " must be >= 1 (a g x g grid "
+                      "with g*g >= K); omit grid= for Zoology's full grid g = sqrt(K)");
   (key == "updates" ? seg.updates : key == "passes" ? seg.passes : seg.grid) = v;
 }
 
@@ -81,8 +104,10 @@ MqarSegment parse_one_segment(const std::string& item, const std::string& contex
   seg.seq_len = static_cast<int>(parse_count(f[i], int_max, context, "T"));
   seg.num_kv = static_cast<int>(parse_count(f[i + 1], int_max, context, "K"));
   seg.count = parse_count(f[i + 2], std::numeric_limits<long>::max(), context, "count");
-  for (size_t j = i + 3; j < f.size(); ++j) parse_segment_option(f[j], seg, context);
-  if (seg.task == Task::forgetting && item.find("updates=") == std::string::npos)
+  std::vector<std::string> seen;
+  for (size_t j = i + 3; j < f.size(); ++j) parse_segment_option(f[j], seg, context, seen);
+  if (seg.task == Task::forgetting &&
+      std::find(seen.begin(), seen.end(), "updates") == seen.end())
     throw ConfigError(context + ": a forgetting segment needs updates=U (how many of the K keys "
                       "are reassigned), e.g. forgetting:64:4:20000:updates=2");
   return seg;

@@ -9,7 +9,8 @@
 namespace statex {
 
 TokenFileDataset::TokenFileDataset(const std::string& path, int vocab_size,
-                                   const std::string& option) {
+                                   const std::string& option)
+    : option_(option) {
   try {
     tf_ = read_token_file(path);
     check_token_range(tf_, vocab_size, path);

@@ -29,9 +29,11 @@ class TokenFileDataset : public Dataset {
   int seq_len(long index) const override;
   void example(long index, const ExampleRow& row) const override;
   const TokenFile& file() const { return tf_; }
+  const std::string& option() const { return option_; }  // data.train / data.test / data.valid
 
  private:
   TokenFile tf_;
+  std::string option_;
   std::vector<std::string> names_;
   int max_len_ = 0;
 };

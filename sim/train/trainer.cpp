@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <random>
 #include <sstream>
 
 #include "build_info.h"
@@ -18,6 +20,7 @@
 #include "sim/core/options.h"
 #include "sim/core/provenance.h"
 #include "sim/io/checkpoint.h"
+#include "sim/io/output_guard.h"
 #include "sim/io/results_file.h"
 #include "sim/model/model.h"
 #include "sim/model/param_layout.h"
@@ -56,6 +59,29 @@ std::string join(const std::vector<int>& v) {
 // Seed offset of the parameters StateX initialises afresh (reinit), so they differ from step 0's.
 constexpr uint64_t kStatexSeedOffset = 0x5ca1ab1eull;
 
+// A random id for a new run (16 hex digits); it never influences the computation.
+std::string new_run_uid() {
+  std::random_device rd;
+  const uint64_t x = (uint64_t(rd()) << 32) ^ uint64_t(rd()) ^
+                     uint64_t(std::chrono::system_clock::now().time_since_epoch().count()) ^
+                     (uint64_t(getpid()) << 17);
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(x));
+  return buf;
+}
+
+// "option=digest" lines -> map.
+std::map<std::string, std::string> digest_map(const std::string& text) {
+  std::map<std::string, std::string> m;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t eq = line.find('=');
+    if (eq != std::string::npos) m[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return m;
+}
+
 }  // namespace
 
 struct Trainer::Impl {
@@ -74,11 +100,17 @@ struct Trainer::Impl {
   int max_tokens = 0;
   Clock::time_point t0;
   double wall_before = 0;  // wall time of earlier segments (resume)
+  bool prepared = false;
+  std::string data_digests;   // "data.train=<digest>" per token file read (token_file_digest)
+  std::string run_uid;        // new, or the resumed run's
+  // --resume: the earlier results of the same run at --out (checked in check_resume_identity)
+  std::unique_ptr<RunRecord> earlier;
 
   Impl(ExperimentConfig c, TrainerOptions o) : cfg(std::move(c)), opt(std::move(o)) {}
 
   void setup();
   int loop();
+  void check_resume_identity(const Checkpoint& ck);
 
   void build_model(const ModelConfig& mc);
   void fill_record_header();
@@ -100,11 +132,17 @@ Trainer::Trainer(ExperimentConfig cfg, TrainerOptions opt)
 Trainer::~Trainer() = default;
 const RunRecord& Trainer::record() const { return impl_->rec; }
 
-int Trainer::run() {
+void Trainer::prepare() {
+  if (impl_->prepared) return;
   impl_->t0 = Clock::now();
   install_interrupt_handlers();
   impl_->setup();  // config / file errors throw before anything is written
+  impl_->prepared = true;
   if (!impl_->opt.quiet) print_run_header(impl_->rec, impl_->opt, impl_->step, stderr);
+}
+
+int Trainer::run() {
+  prepare();
   try {
     return impl_->loop();
   } catch (const ConfigError&) {
@@ -126,6 +164,9 @@ void Trainer::Impl::setup() {
   train_set = make_dataset(cfg.mqar, Split::train);
   test_set = make_dataset(cfg.mqar, Split::test);
   if (cfg.mqar.has_valid()) valid_set = make_dataset(cfg.mqar, Split::valid);
+  for (const auto* set : {train_set.get(), test_set.get(), valid_set.get()})
+    if (const auto* file = dynamic_cast<const TokenFileDataset*>(set))
+      data_digests += file->option() + "=" + token_file_digest(file->file()) + "\n";
   max_tokens = cfg.train.batch_size *
                std::max({train_set->max_seq_len(), test_set->max_seq_len(),
                          valid_set ? valid_set->max_seq_len() : 0});
@@ -133,8 +174,10 @@ void Trainer::Impl::setup() {
   schedule = Schedule{cfg.train.lr, cfg.train.min_lr_ratio, 0, cfg.train.steps,
                       cfg.train.warmup_steps};
 
+  run_uid = new_run_uid();
   if (!opt.resume_path.empty()) {
     Checkpoint ck = load_checkpoint(opt.resume_path);
+    check_resume_identity(ck);
     // A checkpoint written after an expanding event holds the expanded model.
     const bool after_event = ck.trainer && ck.trainer->statex_event_step >= 0;
     check_compatible(ck, after_event && plan.event_expands ? plan.after_event : plan.initial,
@@ -157,6 +200,72 @@ void Trainer::Impl::setup() {
     model->set_params(p);
   }
   fill_record_header();
+}
+
+// --resume: the checkpoint must hold a run (not weights only), and the results file at --out must
+// be that run's: the same run_uid (for files written before run ids, the same options). Reads
+// the earlier results once, for restore().
+void Trainer::Impl::check_resume_identity(const Checkpoint& ck) {
+  const std::string& ckp = opt.resume_path;
+  if (!ck.trainer) {
+    if (ck.expansion)
+      throw ConfigError("--resume: '" + ckp + "' was written by statex expand (from '" +
+                        ck.expansion->source + "'): it holds the expanded weights only, no run " +
+                        "to continue; train it with --init-from " + ckp + " instead (fresh " +
+                        "optimizer and schedule)");
+    throw ConfigError("--resume: checkpoint '" + ckp + "' has no trainer state (weights only); " +
+                      "start a run from its weights with --init-from " + ckp + " instead");
+  }
+  const TrainerState& ts = *ck.trainer;
+  if (!ts.run_uid.empty()) run_uid = ts.run_uid;
+  if (opt.out_path.empty() || access(opt.out_path.c_str(), F_OK) != 0) {
+    if (!opt.out_path.empty() && ck.step > 0)
+      std::fprintf(stderr, "statex train: note: --out '%s' does not exist: its curve starts at "
+                   "step %lld%s\n", opt.out_path.c_str(), static_cast<long long>(ck.step),
+                   ts.results_file.empty()
+                       ? ""
+                       : (" (the run's earlier results are in '" + ts.results_file + "')").c_str());
+    return;
+  }
+  RunRecord old;
+  try {
+    old = read_results(opt.out_path);
+  } catch (const std::exception& e) {  // cmd_train lets an unreadable --out through only with --overwrite
+    std::fprintf(stderr, "warning: could not read earlier results '%s' (%s); curve restarts\n",
+                 opt.out_path.c_str(), e.what());
+    return;
+  }
+  std::string differs;
+  if (!old.run_uid.empty() && !ts.run_uid.empty()) {
+    if (old.run_uid != ts.run_uid)
+      differs = "run_uid " + old.run_uid + " there, " + ts.run_uid + " in the checkpoint";
+  } else {  // written before run ids: the options that define the run must match
+    std::map<std::string, std::string> a, b;
+    try {
+      a = config_values_from_ini(old.config_ini);
+      b = config_values_from_ini(ts.config_ini);
+    } catch (const std::exception& e) {
+      differs = std::string("its options cannot be compared: ") + e.what();
+    }
+    const auto& may = options_resume_may_change();
+    for (const auto& [name, value] : b) {
+      if (std::find(may.begin(), may.end(), name) != may.end()) continue;
+      auto it = a.find(name);
+      if (it != a.end() && it->second != value) {
+        differs = name + " " + it->second + " there, " + value + " in the checkpoint";
+        break;
+      }
+    }
+  }
+  if (!differs.empty())
+    throw ConfigError(
+        "--resume: --out '" + opt.out_path + "' holds the results of another run than checkpoint '" +
+        ckp + "' (" + differs + ")" +
+        (ts.results_file.empty() ? "" : "; that run writes its results to '" + ts.results_file + "'") +
+        ". Resuming would merge two runs' curves: give --out the results file of the " +
+        "checkpoint's run, or a path that does not exist yet (its curve then starts at step " +
+        std::to_string(ck.step) + ")");
+  earlier = std::make_unique<RunRecord>(std::move(old));
 }
 
 // Train until train.steps (or the target accuracy), evaluating every train.eval_every steps.
@@ -309,25 +418,38 @@ void Trainer::Impl::restore(const Checkpoint& ck) {
   wall_before = ts.wall_time_s;
   rec.tokens_seen = ts.tokens_seen;
   const std::vector<std::string> changes = resume_changes(ts.config_ini, cfg, opt.resume_path);
+  // The token files must hold what the run was trained on (same path is not enough: a file
+  // regenerated there with other content would silently change the run).
+  const std::map<std::string, std::string> then = digest_map(ts.data_digests),
+                                           now = digest_map(data_digests);
+  for (const auto& [option, digest] : then) {
+    auto it = now.find(option);
+    if (it != now.end() && it->second == digest) continue;
+    const std::string file = option == "data.train"  ? cfg.mqar.train_file
+                             : option == "data.test" ? cfg.mqar.test_file
+                                                     : cfg.mqar.valid_file;
+    throw ConfigError("--resume: token file '" + file + "' (" + option + ") is not the file " +
+                      "the run in checkpoint '" + opt.resume_path + "' was trained on: its " +
+                      "content changed since (digest then " + digest + ", now " +
+                      (it == now.end() ? std::string("none") : it->second) +
+                      "). Put the original file back, or start a new run from the " +
+                      "checkpoint's weights with --init-from " + opt.resume_path);
+  }
   std::string note = "resumed at step " + std::to_string(step) + " from " + opt.resume_path;
   for (size_t i = 0; i < changes.size(); ++i) note += (i ? ", " : "; changed: ") + changes[i];
   std::fprintf(stderr, "statex train: %s\n", note.c_str());
-  // Keep the curve of the interrupted run up to the checkpoint, when its results file is there.
-  if (!opt.out_path.empty() && access(opt.out_path.c_str(), R_OK) == 0) {
-    try {
-      RunRecord old = read_results(opt.out_path);
-      for (auto& p : old.curve)
-        if (p.step <= step) rec.curve.push_back(p);
-      for (auto& e : old.evals)
-        if (e.step <= step) rec.evals.push_back(e);
-      for (auto& e : old.valid_evals)
-        if (e.step <= step) rec.valid_evals.push_back(e);
-      if (old.expansion.happened && old.expansion.step <= step) rec.expansion = old.expansion;
-      rec.resume_log = old.resume_log;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "warning: could not read earlier results '%s' (%s); curve restarts\n",
-                   opt.out_path.c_str(), e.what());
-    }
+  // Keep the curve of the interrupted run up to the checkpoint, when its results file is there
+  // (check_resume_identity read it and made sure it is this run's).
+  if (earlier) {
+    const RunRecord& old = *earlier;
+    for (auto& p : old.curve)
+      if (p.step <= step) rec.curve.push_back(p);
+    for (auto& e : old.evals)
+      if (e.step <= step) rec.evals.push_back(e);
+    for (auto& e : old.valid_evals)
+      if (e.step <= step) rec.valid_evals.push_back(e);
+    if (old.expansion.happened && old.expansion.step <= step) rec.expansion = old.expansion;
+    rec.resume_log = old.resume_log;
   }
   rec.resume_log += (rec.resume_log.empty() ? "" : "\n") + note;
 }
@@ -351,6 +473,10 @@ void Trainer::Impl::save_checkpoint_file(const std::string& path) {
   ts.statex_event_step = rec.expansion.happened ? rec.expansion.step : -1;
   ts.wall_time_s = wall_time();
   ts.tokens_seen = rec.tokens_seen;
+  ts.run_uid = run_uid;
+  ts.results_file = opt.out_path.empty() ? "" : resolve_path(opt.out_path);
+  ts.data_digests = data_digests;
+  ts.status = rec.status;
   ck.trainer = std::move(ts);
   save_checkpoint(path, ck);
 }
@@ -360,6 +486,8 @@ void Trainer::Impl::fill_record_header() {
   rec.config = reg.values();
   rec.config_ini = reg.to_ini();
   rec.arm = cfg.statex.arm;
+  rec.run_uid = run_uid;
+  rec.data_digests = data_digests;
   rec.git_commit = STATEX_GIT_COMMIT;
   rec.compiler = STATEX_CXX_COMPILER;
   rec.cxx_flags = STATEX_CXX_FLAGS;

@@ -34,6 +34,10 @@ class Trainer {
  public:
   Trainer(ExperimentConfig cfg, TrainerOptions opt);
   ~Trainer();
+  // Every input check (options, data, checkpoints, the identity of a resumed run's files) and
+  // every allocation, before anything is written; throws ConfigError (exit 2). run() calls it
+  // when it has not been called.
+  void prepare();
   int run();  // returns an exit code; the results file records the outcome
   const RunRecord& record() const;
 

@@ -67,6 +67,36 @@ TEST_F(Attack, NoOpExpansionRefused) {
           2, {"statex.gla_heads"});
 }
 
+// StateX merges r = H / H' whole heads into each new head: 6 -> 4 heads (Dk, Dv divisible by
+// both) used to be accepted, and Gated DeltaNet inherit dropped heads 4 and 5. Refused by name,
+// in `statex expand` and in-run alike, before anything is written, for every family.
+TEST_F(Attack, StatexHeadCountThatCannotBeMappedRefused) {
+  for (const char* model : {"gla", "gated_deltanet"}) {
+    SCOPED_TRACE(model);
+    std::map<std::string, std::string> six = {
+        {"model.model", model}, {"model.d_model", "24"}, {"model.heads", "6"}};
+    std::string ck = checkpoint(std::string(model) + ".h5", six);
+    for (const char* mode : {"inherit", "reinit"})
+      refused({"expand", "--checkpoint", ck, "--out", path("x.h5"), "--statex.gla_heads", "4",
+               "--statex.mode", mode},
+              2, {"statex.gla_heads = 4", "6 heads", "1, 2, 3"});
+    auto in_run = six;
+    in_run["statex.step"] = "2";
+    in_run["statex.gla_heads"] = "4";
+    refused(train_with(in_run, path("r.h5")), 2, {"statex.gla_heads = 4", "6 heads"});
+    in_run["statex.arm"] = "scratch";
+    in_run.erase("statex.step");
+    refused(train_with(in_run, path("r.h5")), 2, {"statex.gla_heads = 4"});
+    Outcome ok = run({"expand", "--checkpoint", ck, "--out", path("x3.h5"), "--statex.gla_heads",
+                      "3", "--statex.mode", "inherit"});
+    EXPECT_EQ(ok.code, 0) << ok.out;
+    ::unlink(path("x3.h5").c_str());
+  }
+  std::string m2 = checkpoint("m2.h5", {{"model.model", "mamba2"}, {"model.gate_low_rank", "<unset>"}});
+  refused({"expand", "--checkpoint", m2, "--out", path("x.h5"), "--statex.state_mult", "1073741824"},
+          2, {"statex.state_mult"});
+}
+
 TEST_F(Attack, EvalTokensOnSmallVocabulary) {
   // V = 12 cannot hold the default MQAR test set (T = 64), which eval with --tokens never uses.
   std::string ck = checkpoint("v12.h5", {{"model.vocab_size", "12"}, {"mqar.train", "8:2:40"},

@@ -171,5 +171,44 @@ TEST_F(Attack, FullDiskIsAnErrorNotACrash) {
   EXPECT_FALSE(exists(path("r.h5.tmp")));
 }
 
+
+// A missing or read-only output directory is named as such by every command that writes (it
+// used to surface as "cannot create the lock file"), and a directory given as --out is refused
+// before anything happens (with --overwrite it used to end in EPERM on '<dir>.prev').
+TEST_F(Attack, MissingOutputDirectoryNamed) {
+  std::string ck = checkpoint();
+  const std::string out = path("no/such/dir/r.h5");
+  refused(std::vector<std::string>{"train"} + tiny() + V{"--out", out}, 2,
+          {"--out", "directory", "does not exist"});
+  refused(std::vector<std::string>{"train"} + tiny() + V{"--out", path("r.h5"), "--checkpoint-out", out},
+          2, {"--checkpoint-out", "does not exist"});
+  refused({"eval", "--checkpoint", ck, "--out", out, "--mqar.test", "16:2:8"}, 2,
+          {"--out", "does not exist"});
+  refused({"expand", "--checkpoint", ck, "--out", out}, 2, {"--out", "does not exist"});
+  refused({"data", "--mqar.train", "16:2:8", "--model.vocab_size", "37", "--train-out", out}, 2,
+          {"--train-out", "does not exist"});
+  for (const auto& r : {run(std::vector<std::string>{"train"} + tiny() + V{"--out", out})})
+    EXPECT_EQ(r.out.find("lock file"), std::string::npos) << r.out;
+}
+
+TEST_F(Attack, ReadOnlyOutputDirectoryNamed) {
+  if (geteuid() == 0) GTEST_SKIP() << "root writes into read-only directories";
+  ASSERT_EQ(mkdir(path("ro").c_str(), 0555), 0);
+  Outcome r = refused(std::vector<std::string>{"train"} + tiny() + V{"--out", path("ro/r.h5")}, 2,
+                      {"--out", "not writable"});
+  EXPECT_EQ(r.out.find("lock file"), std::string::npos) << r.out;
+}
+
+TEST_F(Attack, DirectoryAsOutRefused) {
+  ASSERT_EQ(mkdir(path("d.h5").c_str(), 0755), 0);
+  for (bool overwrite : {false, true}) {
+    V extra = {"--out", path("d.h5")};
+    if (overwrite) extra.push_back("--overwrite");
+    Outcome r = refused(std::vector<std::string>{"train"} + tiny() + extra, 2, {"--out", "is a directory"});
+    EXPECT_EQ(r.out.find(".prev"), std::string::npos) << r.out;
+  }
+  EXPECT_FALSE(exists(path("d.h5.prev")));
+}
+
 }  // namespace
 }  // namespace statex::cli_test

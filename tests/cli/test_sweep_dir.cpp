@@ -1,5 +1,7 @@
 // Attack: a different sweep file run into an existing sweep directory must not drop the first
 // sweep's finished trials from index.csv: it is refused (exit 2), and nothing changes.
+#include <sys/stat.h>
+
 #include <algorithm>
 
 #include "tests/cli/cli_harness.h"
@@ -40,6 +42,31 @@ TEST_F(Attack, SweepFileThatKeepsEveryTrialMayGrow) {
   EXPECT_EQ(b.code, 0) << b.out;
   std::string index = read_bytes(out + "/index.csv");
   EXPECT_EQ(std::count(index.begin(), index.end(), '\n'), 3) << index;  // header + 2 trials
+}
+
+
+// A full disk while the runner rewrites index.csv (simulated with RLIMIT_FSIZE: index.csv can
+// not grow past 256 bytes, as on a disk with no room left) used to stop the runner with the
+// trial's row still saying "running", though nothing ran any more. Now the runner stops its
+// trainers, and the index it leaves (rewritten in place when no new file fits) has no running
+// row.
+TEST_F(Attack, FullDiskLeavesNoStaleRunningRow) {
+  const std::string script = path("trainer.sh");
+  {
+    std::ofstream(script) << "#!/bin/sh\necho " << std::string(300, 'x') << "\nexit 3\n";
+  }
+  chmod(script.c_str(), 0755);
+  std::ofstream(path("s.ini")) << "[sweep]\nname = s\ngrid.train.seed = 0, 1\n";
+  const std::string out = path("sw");
+  Outcome r = run({"sweep", path("s.ini"), "--out", out, "--jobs", "1", "--trainer-cmd", script,
+                   "--quiet"},
+                  RunOptions{"", 256});
+  EXPECT_FALSE(r.signaled) << r.out;
+  EXPECT_EQ(r.code, 1) << r.out;
+  const std::string index = read_bytes(out + "/index.csv");
+  EXPECT_EQ(index.find(",running,"), std::string::npos) << index;
+  EXPECT_NE(index.find(",failed,"), std::string::npos) << index;
+  EXPECT_FALSE(exists(out + "/index.csv.tmp"));
 }
 
 }  // namespace

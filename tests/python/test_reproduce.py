@@ -116,6 +116,27 @@ def test_only_names_an_unknown_file(tmp_path, canon):
     assert not (tmp_path / "out" / "runs" / "tiny_recall").exists()  # refused before running
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--only"], "--only needs a value"),             # used to die on an unbound variable
+    (["--only", ""], "--only needs a value"),         # used to run every file
+    (["--only", ","], "an empty name"),               # used to run none, then fail in the analysis
+    (["--only", "tiny_recall,"], "an empty name"),
+    (["--only", "tiny_recall,,tiny_arms"], "an empty name"),
+    (["--out"], "--out needs a value"),
+    (["--jobs", "0"], "--jobs must be a positive integer"),
+    (["--threads", "x"], "--threads must be a positive integer"),
+])
+def test_bad_arguments_refused_before_anything_runs(tmp_path, canon, args, message):
+    """Refused with exit 2 and one line naming the option, before any folder is made. The binary
+    is /bin/false, so a wrongly accepted argument shows as another exit code, fast."""
+    env = dict(os.environ, STATEX_BIN="/bin/false", STATEX_CANONICAL_DIR=str(canon))
+    r = subprocess.run(["bash", "scripts/reproduce.sh", "--out", str(tmp_path / "out"), *args],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert message in r.stderr and "unbound variable" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_dir_reads_another_folder_of_sweep_files(tmp_path, canon):
     """--dir (e.g. experiments/lr_window) replaces experiments/canonical and wins over
     STATEX_CANONICAL_DIR; a folder that does not exist is refused before anything runs."""
