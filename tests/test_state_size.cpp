@@ -44,12 +44,8 @@ ModelConfig gdn(int D, int heads, int layers, bool conv) {
 }
 
 ModelConfig attention(int D, int heads, int layers, bool conv) {
-  ModelConfig c;
+  ModelConfig c = gla(D, heads, layers, conv);
   c.model = "attention";
-  c.d_model = D;
-  c.heads = heads;
-  c.n_layers = layers;
-  c.use_short_conv = conv;
   validate(c);
   return c;
 }

@@ -100,19 +100,22 @@ std::string cpu_model_name() {
   return "unknown";
 }
 
+std::string eigen_version() {
+  return "eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) +
+         "." + std::to_string(EIGEN_MINOR_VERSION);
+}
+
 std::string blas() {
 #ifdef STATEX_HAVE_OPENBLAS
   // OpenBLAS picks its kernel from the CPU at load time: the kernel is what makes bits differ.
   return std::string(openblas_get_config()) + "; kernel " + openblas_get_corename();
 #else
-  return "eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) +
-         "." + std::to_string(EIGEN_MINOR_VERSION) + " GEMM (no BLAS library)";
+  return eigen_version() + " GEMM (no BLAS library)";
 #endif
 }
 
 std::string eigen() {
-  return "eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) +
-         "." + std::to_string(EIGEN_MINOR_VERSION) + "; simd " + Eigen::SimdInstructionSetsInUse() +
+  return eigen_version() + "; simd " + Eigen::SimdInstructionSetsInUse() +
          "; gemm cache sizes " + std::to_string(Eigen::l1CacheSize()) + "/" +
          std::to_string(Eigen::l2CacheSize()) + "/" + std::to_string(Eigen::l3CacheSize()) +
          (std::string(STATEX_FLAVOUR) == "portable" ? " (pinned)" : " (from cpuid)");
